@@ -1,0 +1,77 @@
+"""Plain data that the Bitbucket client hands to the rest of the pipeline.
+
+These are the contract between extraction and the evidence store: the store keeps
+`RawPage`s verbatim and re-derives observations from them (`tasks.normalise`), so nothing
+here may carry a credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Listing = Literal["members", "permissions"]
+RunStatus = Literal["complete", "incomplete", "failed"]
+
+MEMBERS: Listing = "members"
+PERMISSIONS: Listing = "permissions"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """One HTTP response exactly as received (failed attempts included, in order).
+
+    `url` never contains credentials; `body` is the undecoded response body.
+    """
+
+    listing: Listing
+    url: str
+    status_code: int
+    fetched_at: datetime  # timezone-aware UTC
+    body: bytes
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            object.__setattr__(self, "sha256", sha256_hex(self.body))
+
+
+@dataclass(slots=True)
+class ListingResult:
+    """Outcome of walking one paginated listing to its end (or failing to)."""
+
+    listing: Listing
+    complete: bool
+    reason: str | None = None  # why incomplete: loop, duplicate member, size mismatch, HTTP error…
+    reported_size: int | None = None  # the `size` field of the first page, when present
+    values_read: int = 0
+
+
+@dataclass(slots=True)
+class WorkspaceExtract:
+    """Everything one collection of one workspace produced.
+
+    `status` is `complete` only when both listings ran to the end with no anomaly.
+    `failed` means nothing usable arrived (auth error, not found, budget exhausted before
+    the first page); `incomplete` means some pages arrived but the population is not whole.
+    """
+
+    workspace: str
+    source: str  # API base URL, e.g. https://api.bitbucket.org/2.0 (no credentials)
+    started_at: datetime
+    finished_at: datetime
+    status: RunStatus
+    pages: list[RawPage] = field(default_factory=list)
+    listings: list[ListingResult] = field(default_factory=list)
+    request_count: int = 0
+    error: str | None = None
+    # What kind of failure, so callers can decide without parsing messages:
+    # auth | permission | not_found | bad_request | transient | rate_limited | anomaly | None
+    error_kind: str | None = None
+    emulated: bool = False  # True when the server identified itself as the bb2sv emulator
