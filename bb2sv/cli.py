@@ -1,2 +1,207 @@
+"""`bb2sv`: collect, verify, query and report Bitbucket 2SV evidence.
+
+Exit codes: 0 all complete; 1 unexpected error; 2 bad options; 3 bad configuration; 4 auth;
+5 incomplete collection; 6 integrity failure; 7 evidence file locked, corrupt or too new.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bb2sv import __version__
+from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
+
+app = typer.Typer(
+    help="Tamper-evident evidence that every Bitbucket Cloud member uses two-step verification.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+emulator_app = typer.Typer(help="The local Bitbucket Cloud emulator.", no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
+
+out = Console()
+err = Console(stderr=True)
+STATE = {"debug": False}
+
+DbOption = Annotated[str, typer.Option("--db", help="Evidence file (DuckDB).")]
+ReportsOption = Annotated[str, typer.Option("--reports-dir", help="Root of dated reports.")]
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    """One clear paragraph on stderr (the traceback only with --debug), and the exit code."""
+    code = classify(exc)
+    if STATE["debug"]:
+        err.print_exception()
+    message = str(exc) or type(exc).__name__
+    if code is ExitCode.ERROR:
+        message = f"Unexpected error ({type(exc).__name__}): {message}. Rerun with --debug."
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(int(code))
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    STATE["debug"] = debug
+    if version:
+        out.print(f"bb2sv {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def collect(
+    workspace: Annotated[list[str], typer.Option("--workspace", "-w", help="Slug; repeatable.")],
+    db: DbOption = "evidence.duckdb",
+    reports_dir: ReportsOption = "reports",
+    policy: Annotated[str | None, typer.Option("--policy", help="Policy YAML.")] = None,
+    max_concurrent: Annotated[int, typer.Option(help="Workspaces read at once.")] = 4,
+    retry_delay: Annotated[float, typer.Option(help="Seconds before a transient retry.")] = 30.0,
+) -> None:
+    """Run the collection flow once. Exit 0 only if every workspace produced a complete run."""
+    from bb2sv.runner import preflight_collect, run_collect_flow
+
+    try:
+        preflight_collect(db, reports_dir, policy)
+        with err.status(f"Collecting {len(workspace)} workspace(s)…"):
+            outcomes = run_collect_flow(
+                workspaces=workspace,
+                db_path=db,
+                reports_dir=reports_dir,
+                policy_path=policy,
+                max_concurrent_workspaces=max_concurrent,
+                retry_delay_seconds=retry_delay,
+            )
+    except Exception as exc:
+        raise fail(exc) from None
+    print_outcomes(outcomes)
+    code = exit_code_for_outcomes(outcomes)
+    for outcome in outcomes:
+        if outcome["status"] != "complete":
+            err.print(f"[bold red]{outcome['workspace']}:[/] {outcome['error']}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def print_outcomes(outcomes: list[dict]) -> None:
+    table = Table("workspace", "status", "members", "report", "run_id")
+    for o in outcomes:
+        style = "green" if o["status"] == "complete" else "red"
+        table.add_row(
+            o["workspace"],
+            f"[{style}]{o['status']}[/]",
+            str(o["member_count"]),
+            str(o.get("report_status") or ""),
+            o["run_id"],
+        )
+    out.print(table)
+
+
+@app.command("audit-report")
+def audit_report(
+    workspace: Annotated[list[str], typer.Option("--workspace", "-w", help="Slug; repeatable.")],
+    from_: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (UTC).")],
+    to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (UTC).")],
+    db: DbOption = "evidence.duckdb",
+    reports_dir: ReportsOption = "reports",
+) -> None:
+    """Write the audit-period report from the evidence file alone."""
+    from bb2sv.runner import parse_day, run_audit_flow
+
+    try:
+        start, end = parse_day(from_, "--from"), parse_day(to, "--to")
+        results = run_audit_flow(workspace, start, end, db, reports_dir)
+    except Exception as exc:
+        raise fail(exc) from None
+    for result in results:
+        out.print(f"{result['workspace']}: {result['status']}")
+        for path in result["files"].values():
+            out.print(f"  {path}")
+
+
+@app.command()
+def verify(db: DbOption = "evidence.duckdb") -> None:
+    """Recompute every hash and the chain; exit 6 naming the first run that does not match."""
+    from tasks.evidence.integrity import verify_chain
+
+    try:
+        result = verify_chain(db)
+    except Exception as exc:
+        raise fail(exc) from None
+    if result.ok:
+        out.print(f"[green]OK[/]: {result.runs_checked} runs verified, chain intact.")
+        raise typer.Exit(0)
+    err.print(f"[bold red]INTEGRITY FAILURE[/]: {result.describe()}", highlight=False)
+    raise typer.Exit(int(ExitCode.INTEGRITY))
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run read-only on the evidence file.")],
+    db: DbOption = "evidence.duckdb",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Read-only SQL on the evidence file."""
+    from tasks.evidence.query import run_query
+
+    if fmt not in ("table", "csv", "json"):
+        err.print("error: --format must be table, csv or json")
+        raise typer.Exit(int(ExitCode.USAGE))
+    try:
+        frame = run_query(db, sql)
+    except Exception as exc:
+        raise fail(exc) from None
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        table = Table(*[str(c) for c in frame.columns])
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+
+
+@app.command()
+def demo(
+    directory: Annotated[str, typer.Option("--dir", help="Where the demo writes.")] = "bb2sv-demo",
+    days: Annotated[int, typer.Option(help="Simulated days of history.")] = 90,
+    members: Annotated[int, typer.Option(help="Members per workspace.")] = 300,
+) -> None:
+    """Emulator → 90 days of collections → evidence file → reports, all on this machine."""
+    from bb2sv.demo import run_demo
+
+    try:
+        summary = run_demo(Path(directory), days=days, members=members, console=err)
+    except Exception as exc:
+        raise fail(exc) from None
+    out.print(summary)
+
+
+@emulator_app.command("serve")
+def emulator_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    members: Annotated[int, typer.Option(help="Members in the workspace.")] = 250,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 1,
+    token: Annotated[str, typer.Option(help="Admin Bearer token to accept.")] = "emu-admin-token",  # noqa: S107 (a fake token for the emulator)
+    workspace: Annotated[str, typer.Option(help="Workspace slug.")] = "acme",
+    latency: Annotated[float, typer.Option(help="Added seconds per request.")] = 0.0,
+) -> None:
+    """Run the emulator by itself until Ctrl-C."""
+    from emulator import serve
+
+    serve(
+        port=port, members=members, seed=seed, token=token, workspace=workspace, latency_s=latency
+    )
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    app()

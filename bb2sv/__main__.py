@@ -1,0 +1,3 @@
+from bb2sv.cli import main
+
+main()

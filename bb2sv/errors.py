@@ -1,0 +1,43 @@
+"""Exit codes and the one place that turns known failures into a clear paragraph."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1  # unexpected: rerun with --debug and report it
+    USAGE = 2  # typer/click's own code for bad options
+    CONFIG = 3  # bad or missing configuration: token, policy, workspace slug, reports dir
+    AUTH = 4  # the API refused the credentials or their scopes
+    INCOMPLETE = 5  # a workspace could not be read whole: no compliance claimed
+    INTEGRITY = 6  # the evidence file's hash chain does not verify
+    EVIDENCE = 7  # the evidence file is locked, corrupt, too new or not an evidence file
+
+
+def classify(exc: BaseException) -> ExitCode:
+    """Exit code for an exception raised by the library, by its type."""
+    from tasks.bitbucket.exceptions import ConfigError
+    from tasks.evidence.errors import EvidenceError, IntegrityError
+    from tasks.policy import PolicyError
+
+    if isinstance(exc, ConfigError | PolicyError):
+        return ExitCode.CONFIG
+    if isinstance(exc, IntegrityError):
+        return ExitCode.INTEGRITY
+    if isinstance(exc, EvidenceError):
+        return ExitCode.EVIDENCE
+    return ExitCode.ERROR
+
+
+def exit_code_for_outcomes(outcomes: list[dict]) -> ExitCode:
+    """The collection's exit code: the most actionable problem among the workspaces."""
+    kinds = {o.get("error_kind") for o in outcomes if o["status"] != "complete"}
+    if not kinds:
+        return ExitCode.OK
+    if kinds & {"auth", "permission"}:
+        return ExitCode.AUTH
+    if kinds & {"not_found", "bad_request"}:
+        return ExitCode.CONFIG
+    return ExitCode.INCOMPLETE

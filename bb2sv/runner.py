@@ -1,0 +1,65 @@
+"""Running the flows from the command line: preflight checks, then a real Prefect flow run."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tasks.bitbucket.exceptions import ConfigError
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2026-11-27, got {text!r}.") from None
+
+
+def preflight_collect(db_path: str, reports_dir: str, policy_path: str | None) -> None:
+    """Fail on bad configuration before Prefect starts or any request is sent."""
+    from tasks.evidence.store import EvidenceStore
+
+    from tasks.credentials import resolve_settings
+    from tasks.policy import load_policy
+    from tasks.preflight import check_reports_dir
+
+    load_policy(policy_path)
+    resolve_settings()
+    check_reports_dir(reports_dir)
+    with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
+        pass
+
+
+def run_collect_flow(**parameters) -> list[dict]:
+    """Run `collect-bitbucket-2sv` and return one outcome per workspace, whatever its state."""
+    from flows.collect import collect_bitbucket_2sv
+
+    state = collect_bitbucket_2sv(**parameters, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def run_audit_flow(
+    workspaces: list[str], start: date, end: date, db_path: str, reports_dir: str
+) -> list[dict]:
+    from tasks.evidence.store import EvidenceStore
+
+    from flows.audit_report import bitbucket_2sv_audit_report
+
+    if end < start:
+        raise ConfigError(f"--to ({end}) is before --from ({start}).")
+    with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here
+        pass
+    state = bitbucket_2sv_audit_report(
+        workspaces=workspaces,
+        start=start,
+        end=end,
+        db_path=db_path,
+        reports_dir=reports_dir,
+        return_state=True,
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -1,0 +1,132 @@
+"""Flow `collect-bitbucket-2sv`: read every member's 2SV state, store it as evidence, report.
+
+Per workspace: extract → store → assess (views) → report. Workspaces are read concurrently,
+bounded by the `bitbucket-api` tag concurrency limit; the evidence file has one writer, this
+flow's main thread, which stores each workspace as soon as its extraction ends.
+
+Run it ad hoc::
+
+    from flows.collect import collect_bitbucket_2sv
+    collect_bitbucket_2sv(workspaces=["acme"], db_path="evidence.duckdb")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.bitbucket.models import WorkspaceExtract
+from tasks.credentials import resolve_settings
+from tasks.policy import load_policy
+from tasks.preflight import check_reports_dir, ensure_api_concurrency_limit
+from tasks.steps import (
+    ExtractionError,
+    daily_report_task,
+    emit_violation_events_task,
+    extract_workspace_task,
+    publish_artifacts_task,
+    record_run_task,
+)
+
+FLOW_NAME = "collect-bitbucket-2sv"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceOutcome:
+    workspace: str
+    status: str
+    run_id: str
+    member_count: int
+    error: str | None
+    error_kind: str | None
+    report_status: str | None
+    report_dir: str | None
+
+
+@flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
+def collect_bitbucket_2sv(
+    workspaces: list[str],
+    db_path: str = "evidence.duckdb",
+    reports_dir: str = "reports",
+    policy_path: str | None = None,
+    secret_blocks: dict[str, str] | None = None,
+    max_concurrent_workspaces: int = 4,
+    retry_delay_seconds: float = 30.0,
+) -> list[dict]:
+    """Collect 2SV evidence for each workspace; the run ends Failed if any is incomplete.
+
+    Args:
+        workspaces: workspace slugs (or `{uuid}`s) to read.
+        db_path: the evidence file (created on first use).
+        reports_dir: root of the dated report folders.
+        policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
+        secret_blocks: credential variable → Prefect Secret block name, e.g.
+            `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
+        max_concurrent_workspaces: the `bitbucket-api` tag limit created when none exists.
+        retry_delay_seconds: wait before re-reading a workspace after a transient fault.
+    """
+    logger = get_run_logger()
+    policy = load_policy(policy_path)
+    settings = resolve_settings(secret_blocks)
+    check_reports_dir(reports_dir)
+    ensure_api_concurrency_limit(max_concurrent_workspaces)
+    flow_run_id = str(get_run_context().flow_run.id)
+
+    extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
+    futures = {extract_task.submit(settings, ws): ws for ws in dict.fromkeys(workspaces)}
+    outcomes: list[WorkspaceOutcome] = []
+    for future in as_completed(list(futures)):
+        extract = finished_extract(future, futures[future])
+        stored = record_run_task(extract, db_path, policy, flow_run_id)
+        bundle = daily_report_task(stored, db_path, reports_dir)
+        if stored.status == "complete":
+            emit_violation_events_task(stored, db_path)
+        publish_artifacts_task(stored, bundle)
+        outcomes.append(
+            WorkspaceOutcome(
+                workspace=stored.workspace,
+                status=stored.status,
+                run_id=stored.run_id,
+                member_count=stored.member_count,
+                error=extract.error,
+                error_kind=extract.error_kind,
+                report_status=bundle.status,
+                report_dir=str(bundle.directory),
+            )
+        )
+        logger.info("%s: %s, %d members", stored.workspace, stored.status, stored.member_count)
+
+    results = sorted((asdict(o) for o in outcomes), key=lambda o: o["workspace"])
+    not_complete = [o for o in results if o["status"] != "complete"]
+    if not_complete:
+        reasons = "; ".join(f"{o['workspace']}: {o['status']} ({o['error']})" for o in not_complete)
+        return Failed(message=f"Not every workspace was read whole. {reasons}", data=results)
+    return results
+
+
+def finished_extract(future: PrefectFuture, workspace: str) -> WorkspaceExtract:
+    """The extraction's result, or the attempt carried by its failure, or a failed placeholder.
+
+    Whatever happened, something is stored: a gap in the evidence must be on the record.
+    """
+    outcome = future.result(raise_on_failure=False)
+    if isinstance(outcome, WorkspaceExtract):
+        return outcome
+    if isinstance(outcome, ExtractionError):
+        return outcome.extract
+    now = datetime.now(UTC)
+    return WorkspaceExtract(
+        workspace=workspace,
+        source="",
+        started_at=now,
+        finished_at=now,
+        status="failed",
+        error=f"extraction crashed: {type(outcome).__name__}: {outcome}",
+        error_kind="crash",
+    )

@@ -1,0 +1,168 @@
+"""Thin Prefect task wrappers around the plain functions of each step.
+
+The business logic lives in `tasks.bitbucket`, `tasks.evidence` and `tasks.report`; these
+wrappers only add what Prefect is good at: names, retries for transient faults, tags for the
+API concurrency limit, artifacts and events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from bb2sv import __version__
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.extract import extract_workspace
+from tasks.bitbucket.models import WorkspaceExtract
+from tasks.evidence.store import EvidenceStore, StoredRun
+from tasks.policy import Policy
+from tasks.preflight import API_TAG
+from tasks.report import ReportBundle, violation_changes, write_daily_report, write_period_report
+
+# Worth reading again: the server or network hiccupped, or the population moved mid-read.
+TRANSIENT_ERROR_KINDS = frozenset({"transient", "rate_limited", "anomaly"})
+
+
+class ExtractionError(RuntimeError):
+    """The workspace could not be read whole; carries the attempt so the gap is still stored."""
+
+    def __init__(self, extract: WorkspaceExtract) -> None:
+        super().__init__(extract.error or f"workspace {extract.workspace!r}: {extract.status}")
+        self.extract = extract
+
+
+class TransientExtractionError(ExtractionError):
+    """Worth another attempt: Prefect retries the task for this one only."""
+
+
+def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefect's signature)
+    """`retry_condition_fn`: auth, permission and not-found failures are final at once."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:
+        return False
+    return isinstance(exc, TransientExtractionError)
+
+
+@task(
+    name="extract-workspace",
+    task_run_name="extract-{workspace}",
+    tags=[API_TAG],  # the tag concurrency limit bounds concurrent API reads
+    retries=2,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,  # inputs hold credentials: never hash or persist them
+    persist_result=False,
+)
+def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> WorkspaceExtract:
+    extract = extract_workspace(settings, workspace)
+    if extract.status == "complete":
+        return extract
+    if extract.error_kind in TRANSIENT_ERROR_KINDS:
+        raise TransientExtractionError(extract)
+    raise ExtractionError(extract)
+
+
+@task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
+def record_run_task(
+    extract: WorkspaceExtract, db_path: str, policy: Policy, flow_run_id: str | None
+) -> StoredRun:
+    with EvidenceStore.open(db_path) as store:
+        return store.record_run(
+            extract, policy=policy, prefect_flow_run_id=flow_run_id, tool_version=__version__
+        )
+
+
+@task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
+def daily_report_task(stored: StoredRun, db_path: str, reports_dir: str) -> ReportBundle:
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        return write_daily_report(store.conn, stored.run_id, Path(reports_dir))
+
+
+@task(name="write-period-report", task_run_name="audit-{workspace}", cache_policy=NO_CACHE)
+def period_report_task(
+    workspace: str, start: date, end: date, db_path: str, reports_dir: str
+) -> ReportBundle:
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        return write_period_report(store.conn, workspace, start, end, Path(reports_dir))
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationEvents:
+    opened: int
+    resolved: int
+
+
+@task(name="emit-violation-events", cache_policy=NO_CACHE)
+def emit_violation_events_task(stored: StoredRun, db_path: str) -> ViolationEvents:
+    """One Prefect event per member whose violation opened or closed since the last complete run.
+
+    Automations (Slack, e-mail, PagerDuty) can trigger on these without code.
+    """
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        opened, resolved = violation_changes(store.conn, stored.run_id)
+    for name, frame in (("opened", opened), ("resolved", resolved)):
+        for member in frame.to_dict("records"):
+            key = member.get("account_id") or member.get("member_key") or member.get("uuid")
+            emit_event(
+                event=f"bitbucket.2sv.violation.{name}",
+                resource={
+                    "prefect.resource.id": f"bitbucket.workspace.{stored.workspace}.member.{key}",
+                    "prefect.resource.name": str(member.get("nickname") or key),
+                },
+                related=[
+                    {
+                        "prefect.resource.id": f"bb2sv.run.{stored.run_id}",
+                        "prefect.resource.role": "evidence",
+                    }
+                ],
+                payload={k: _jsonable(v) for k, v in member.items()},
+            )
+    return ViolationEvents(opened=len(opened), resolved=len(resolved))
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def artifact_key(prefix: str, workspace: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{workspace}".lower()).strip("-")
+
+
+@task(name="publish-artifacts", task_run_name="artifacts-{stored.workspace}", cache_policy=NO_CACHE)
+def publish_artifacts_task(stored: StoredRun, bundle: ReportBundle | None) -> None:
+    files = {} if bundle is None else bundle.files
+    links = "\n".join(
+        f"- {kind}: [{path.name}]({path.resolve().as_uri()})" for kind, path in files.items()
+    )
+    summary = bundle.summary_markdown if bundle else f"Run {stored.run_id}: {stored.status}"
+    create_markdown_artifact(
+        markdown=f"{summary}\n\n### Files\n{links}\n",
+        key=artifact_key("bb2sv-daily", stored.workspace),
+        description=f"2SV compliance for {stored.workspace}",
+    )
+    create_table_artifact(
+        table=[
+            {
+                "workspace": stored.workspace,
+                "status": stored.status,
+                "report_status": bundle.status if bundle else "not written",
+                "members": stored.member_count,
+                "run_id": stored.run_id,
+                "run_hash": stored.run_hash,
+                "report_dir": str(bundle.directory) if bundle else "",
+            }
+        ],
+        key=artifact_key("bb2sv-run", stored.workspace),
+        description="Evidence run recorded for this workspace",
+    )

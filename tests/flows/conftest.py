@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from emulator import WorkspaceSpec, run_emulator
+
+WORKSPACES = [
+    WorkspaceSpec("alpha", members=120, seed=11),
+    WorkspaceSpec("beta", members=230, seed=12),
+]
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with run_emulator(WORKSPACES, day=date(2026, 11, 20)) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bitbucket_env(emu, monkeypatch):
+    """Point the client at the emulator, with retries short enough for tests."""
+    from emulator import Scenario
+
+    emu.set_scenario(Scenario())
+    monkeypatch.setenv("BITBUCKET_API_URL", emu.base_url)
+    monkeypatch.setenv("BITBUCKET_TOKEN", emu.admin_token)
+    monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "3")
+    monkeypatch.setenv("BITBUCKET_BACKOFF_BASE", "0.01")
+    monkeypatch.setenv("BITBUCKET_BACKOFF_CAP", "0.05")
+    return emu

@@ -1,0 +1,159 @@
+"""The collection and audit-report flows, as real Prefect runs against the emulator."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from prefect.events.clients import AssertingEventsClient
+from prefect.events.worker import EventsWorker
+
+from emulator import Scenario
+from flows.audit_report import bitbucket_2sv_audit_report
+from flows.collect import collect_bitbucket_2sv
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def run_collect(tmp_path, workspaces, **extra):
+    return collect_bitbucket_2sv(
+        workspaces=workspaces,
+        db_path=str(tmp_path / "evidence.duckdb"),
+        reports_dir=str(tmp_path / "reports"),
+        retry_delay_seconds=0,
+        return_state=True,
+        **extra,
+    )
+
+
+def runs(tmp_path):
+    with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            "select workspace, status, member_count, prefect_flow_run_id, error, error_kind "
+            "from collection_runs order by workspace"
+        ).fetchall()
+
+
+def test_every_workspace_complete(tmp_path, bitbucket_env):
+    emu = bitbucket_env
+    state = run_collect(tmp_path, ["alpha", "beta"])
+
+    assert state.is_completed(), state.message
+    outcomes = state.result()
+    assert [o["workspace"] for o in outcomes] == ["alpha", "beta"]
+    flow_run_id = str(state.state_details.flow_run_id)
+    stored = runs(tmp_path)
+    assert [(w, s) for w, s, *_ in stored] == [("alpha", "complete"), ("beta", "complete")]
+    for workspace, _status, member_count, run_flow_id, _error, _kind in stored:
+        assert member_count == len(emu.expected_members(workspace))
+        assert run_flow_id == flow_run_id
+    for outcome in outcomes:
+        report_dir = tmp_path / "reports" / "2026-11-20" / outcome["workspace"]
+        assert outcome["report_dir"] == str(report_dir)
+        assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
+
+
+def test_artifacts_and_concurrency_limit(tmp_path, bitbucket_env):
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+
+    state = run_collect(tmp_path, ["alpha"])
+    assert state.is_completed(), state.message
+    summary = Artifact.get("bb2sv-daily-alpha")
+    assert summary is not None and "alpha" in summary.data
+    table = Artifact.get("bb2sv-run-alpha")
+    assert table is not None and state.result()[0]["run_id"] in table.data
+    with get_client(sync_client=True) as client:
+        assert client.read_concurrency_limit_by_tag("bitbucket-api").concurrency_limit >= 1
+
+
+def test_incomplete_workspace_fails_the_run_and_keeps_the_good_one(tmp_path, bitbucket_env):
+    bitbucket_env.set_scenario(Scenario(next_loop=True, fault_workspace="beta"))
+    state = run_collect(tmp_path, ["alpha", "beta"])
+
+    assert state.is_failed()
+    assert "beta" in state.message and "alpha" not in state.message
+    assert "loop" in state.message
+    stored = {w: (s, kind) for w, s, _n, _f, _e, kind in runs(tmp_path)}
+    assert stored == {"alpha": ("complete", None), "beta": ("incomplete", "anomaly")}
+    with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
+        fed = conn.execute("select distinct workspace from daily_compliance").fetchall()
+    assert fed == [("alpha",)], "an incomplete run never feeds daily_compliance"
+
+
+def test_auth_failure_is_not_retried_and_is_stored(tmp_path, bitbucket_env, monkeypatch):
+    emu = bitbucket_env
+    monkeypatch.setenv("BITBUCKET_TOKEN", "wrong-token-value-123")
+    before = emu.request_count
+    state = run_collect(tmp_path, ["alpha"])
+
+    assert state.is_failed()
+    assert emu.request_count - before == 1, "a 401 is final: one request, no task retry"
+    ((_w, status, _n, _f, error, kind),) = runs(tmp_path)
+    assert (status, kind) == ("failed", "auth")
+    assert "wrong-token-value-123" not in error
+    assert "wrong-token-value-123" not in state.message
+
+
+def test_unknown_workspace_is_named(tmp_path, bitbucket_env):
+    state = run_collect(tmp_path, ["alpha", "no-such-ws"])
+    assert state.is_failed()
+    assert "no-such-ws" in state.message
+    stored = {w: (s, kind) for w, s, _n, _f, _e, kind in runs(tmp_path)}
+    assert stored == {"alpha": ("complete", None), "no-such-ws": ("failed", "not_found")}
+
+
+def test_violation_events_follow_the_evidence(tmp_path, bitbucket_env, monkeypatch):
+    emu = bitbucket_env
+    worker = EventsWorker.instance(AssertingEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+    try:
+        emu.set_day(date(2026, 11, 1))
+        assert run_collect(tmp_path, ["beta"]).is_completed()
+        emu.set_day(date(2026, 11, 20))
+        assert run_collect(tmp_path, ["beta"]).is_completed()
+    finally:
+        worker.drain()
+        emu.set_day(date(2026, 11, 20))
+    events = [e for client in AssertingEventsClient.all for e in client.events]
+    opened = {e.resource.id for e in events if e.event == "bitbucket.2sv.violation.opened"}
+    resolved = {e.resource.id for e in events if e.event == "bitbucket.2sv.violation.resolved"}
+
+    from tasks.evidence.store import EvidenceStore
+
+    from tasks.report import violation_changes
+
+    with EvidenceStore.open(str(tmp_path / "evidence.duckdb"), read_only=True) as store:
+        first, second = [
+            r[0]
+            for r in store.conn.execute(
+                "select run_id from collection_runs order by seq"
+            ).fetchall()
+        ]
+        expected_opened, expected_resolved = set(), set()
+        for run_id in (first, second):
+            o, r = violation_changes(store.conn, run_id)
+            expected_opened |= {f"bitbucket.workspace.beta.member.{k}" for k in o["account_id"]}
+            expected_resolved |= {f"bitbucket.workspace.beta.member.{k}" for k in r["account_id"]}
+    assert opened == expected_opened and opened, "the first run opens every current violation"
+    assert resolved == expected_resolved
+
+
+def test_audit_report_flow_reads_only_the_evidence(tmp_path, bitbucket_env):
+    assert run_collect(tmp_path, ["alpha"]).is_completed()
+    bitbucket_env.set_scenario(Scenario(hourly_budget=1))  # the API is now unusable
+    results = bitbucket_2sv_audit_report(
+        workspaces=["alpha"],
+        start=date(2026, 11, 1),
+        end=date(2026, 11, 20),
+        db_path=str(tmp_path / "evidence.duckdb"),
+        reports_dir=str(tmp_path / "reports"),
+    )
+    (result,) = results
+    assert result["workspace"] == "alpha"
+    for path in result["files"].values():
+        assert path.startswith(str(tmp_path / "reports" / "2026-11-20" / "alpha"))
+    html = Path(result["files"]["html"]).read_text(encoding="utf-8")
+    assert "EMULATOR DATA" in html
