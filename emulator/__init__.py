@@ -1,0 +1,23 @@
+"""A local stand-in for the Bitbucket Cloud REST API (synthetic data, fault injection).
+
+    from emulator import Scenario, WorkspaceSpec, run_emulator
+    with run_emulator([WorkspaceSpec("acme", members=250, seed=1)]) as emu:
+        emu.base_url, emu.admin_token, emu.expected_members("acme")
+
+Every response carries `X-Bb2sv-Emulator: 1`. See docs/CONTRACTS.md ("Emulator").
+"""
+
+from emulator.auth import Credentials
+from emulator.scenario import Scenario
+from emulator.server import Emulator, run_emulator, serve
+from emulator.world import WorkspaceSpec, population
+
+__all__ = [
+    "Credentials",
+    "Emulator",
+    "Scenario",
+    "WorkspaceSpec",
+    "population",
+    "run_emulator",
+    "serve",
+]

@@ -1,0 +1,198 @@
+"""Run the emulator: in a background thread for tests, or blocking for the CLI.
+
+with run_emulator([WorkspaceSpec("acme", members=250, seed=1)], day=date(2026, 11, 27)) as emu:
+    httpx.get(f"{emu.base_url}/workspaces/acme/members",
+              headers={"Authorization": f"Bearer {emu.admin_token}"})
+
+serve(port=8765, members=250, seed=1, token="my-token", workspace="acme")   # blocks
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import uvicorn
+
+from emulator.app import create_app
+from emulator.auth import DEFAULT_CREDENTIALS, Credentials
+from emulator.scenario import Scenario
+from emulator.state import EmulatorState
+from emulator.world import WorkspaceSpec
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Emulator:
+    """A running emulator (see docs/CONTRACTS.md). Credentials are fake but never in the repr."""
+
+    base_url: str  # "http://127.0.0.1:<port>/2.0"
+    token_url: str  # "http://127.0.0.1:<port>/site/oauth2/access_token"
+    port: int
+    state: EmulatorState = field(repr=False)
+
+    @property
+    def admin_token(self) -> str:
+        """Bearer token of a workspace admin: sees `has_2fa_enabled` when asked."""
+        return self.state.auth.creds.admin_token
+
+    @property
+    def member_token(self) -> str:
+        """Bearer token of a plain member: `has_2fa_enabled` is absent."""
+        return self.state.auth.creds.member_token
+
+    @property
+    def scopeless_token(self) -> str:
+        """Bearer token without read:workspace:bitbucket: 403 with granted/required."""
+        return self.state.auth.creds.scopeless_token
+
+    @property
+    def email(self) -> str:
+        """Basic-auth user (with `api_token`): an admin."""
+        return self.state.auth.creds.email
+
+    @property
+    def api_token(self) -> str:
+        return self.state.auth.creds.api_token
+
+    @property
+    def oauth_client_id(self) -> str:
+        """OAuth consumer for client credentials at `token_url`: tokens act as an admin."""
+        return self.state.auth.creds.oauth_client_id
+
+    @property
+    def oauth_client_secret(self) -> str:
+        return self.state.auth.creds.oauth_client_secret
+
+    @property
+    def day(self) -> date:
+        return self.state.day
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.state.scenario
+
+    @property
+    def request_count(self) -> int:
+        """Requests served so far, all endpoints (including rejected ones)."""
+        return self.state.request_count
+
+    def set_day(self, day: date) -> None:
+        """Move the simulated clock: the world as of that UTC day."""
+        self.state.set_day(day)
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        """Install fault injection; takes effect at once and resets fault counters/budgets."""
+        self.state.set_scenario(scenario)
+
+    def expected_members(self, slug: str) -> list[dict[str, object]]:
+        """Ground truth for the current day, in listing order: dicts with account_id, uuid,
+        nickname, display_name, permission, has_2fa_enabled (True/False/None)."""
+        return self.state.expected_members(slug)
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # older uvicorn; newer checks the thread itself
+        pass
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {HOST}:{port} ({exc.strerror}); pick another --port"
+        ) from None
+    return sock
+
+
+@contextmanager
+def run_emulator(
+    workspaces: list[WorkspaceSpec],
+    *,
+    day: date | None = None,
+    scenario: Scenario | None = None,
+    port: int = 0,
+    admin_token: str = DEFAULT_CREDENTIALS.admin_token,
+    member_token: str = DEFAULT_CREDENTIALS.member_token,
+    scopeless_token: str = DEFAULT_CREDENTIALS.scopeless_token,
+    email: str = DEFAULT_CREDENTIALS.email,
+    api_token: str = DEFAULT_CREDENTIALS.api_token,
+    oauth_client_id: str = DEFAULT_CREDENTIALS.oauth_client_id,
+    oauth_client_secret: str = DEFAULT_CREDENTIALS.oauth_client_secret,
+) -> Iterator[Emulator]:
+    """Serve `workspaces` on 127.0.0.1 (port 0 = a free port) in a background thread.
+
+    `day` defaults to today (UTC). Stops the server and joins the thread on exit.
+    """
+    creds = Credentials(
+        admin_token,
+        member_token,
+        scopeless_token,
+        email,
+        api_token,
+        oauth_client_id,
+        oauth_client_secret,
+    )
+    state = EmulatorState(
+        list(workspaces), day=day or datetime.now(UTC).date(), scenario=scenario, credentials=creds
+    )
+    sock = _bind(port)
+    config = uvicorn.Config(
+        create_app(state),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = _ThreadedServer(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="bb2sv-emulator", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the emulator did not start; see the log above")
+        time.sleep(0.005)
+    bound = sock.getsockname()[1]
+    origin = f"http://{HOST}:{bound}"
+    try:
+        yield Emulator(f"{origin}/2.0", f"{origin}/site/oauth2/access_token", bound, state)
+    finally:
+        state.stopping.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def serve(
+    port: int, members: int, seed: int, token: str, workspace: str, latency_s: float = 0.0
+) -> None:
+    """Run one emulated workspace until Ctrl+C. `token` is the admin Bearer token."""
+    spec = WorkspaceSpec(workspace, members=members, seed=seed)
+    with run_emulator(
+        [spec], port=port, admin_token=token, scenario=Scenario(latency_s=latency_s)
+    ) as emu:
+        print(f"bb2sv emulator (fake data) serving workspace '{workspace}' with {members} members")
+        print(f"  API base URL: {emu.base_url}")
+        print("Point the collector at it:")
+        print(f"  export BITBUCKET_API_URL={emu.base_url}")
+        print("  export BITBUCKET_TOKEN=<the token you passed with --token>")
+        print("Press Ctrl+C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("stopping the emulator")
