@@ -1,0 +1,282 @@
+"""One HTTP client per collection run: pacing, retries, raw-page recording.
+
+`BitbucketClient.fetch` returns a parsed page or raises a `BitbucketError`:
+
+- 429, 5xx, connection errors, timeouts and a 200 whose body is not a whole JSON page are
+  retried, honouring `Retry-After` (seconds or HTTP-date), else exponential backoff with
+  full jitter, all inside one deadline per workspace (`settings.retry_deadline`);
+- 400/401/403/404 (and other 4xx) raise `ApiStatusError` at once, except one retry after
+  a 401 with a fresh OAuth token;
+- every response, failed attempts included, is appended to `pages` as a `RawPage`.
+
+Usage::
+
+    with BitbucketClient(settings, "acme") as bb:
+        fetched = bb.fetch(url, "members")
+        fetched.document["values"], bb.pages, bb.request_count, bb.emulated
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+import orjson
+
+from bb2sv import __version__
+from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted
+from tasks.bitbucket.messages import error_summary, status_error
+from tasks.bitbucket.models import Listing, RawPage
+from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
+from tasks.bitbucket.retry import Deadline, backoff_delay, is_retryable_status, retry_after_seconds
+
+logger = logging.getLogger("bb2sv.bitbucket")
+
+EMULATOR_HEADER = "X-Bb2sv-Emulator"
+MIN_ATTEMPT_TIMEOUT = 0.05
+# Query parameters that can carry a credential (Bitbucket accepts ?access_token=).
+_SECRET_PARAMS = ("access_token", "token", "client_secret")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    page: RawPage
+    document: dict
+
+
+def public_url(url: httpx.URL) -> str:
+    """The URL as stored in evidence: no userinfo, no credential-bearing query parameters."""
+    url = url.copy_with(username=None, password=None) if url.userinfo else url
+    for name in _SECRET_PARAMS:
+        if name in url.params:
+            url = url.copy_remove_param(name)
+    return str(url)
+
+
+def parse_envelope(body: bytes) -> dict | None:
+    """The page document, or None when the body is not a whole JSON page (truncated, HTML)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(document, dict) and isinstance(document.get("values"), list):
+        return document
+    return None
+
+
+class BitbucketClient:
+    def __init__(
+        self,
+        settings: BitbucketSettings,
+        workspace: str,
+        *,
+        http: httpx.Client | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        pacer: RequestPacer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.workspace = workspace
+        self._clock = clock
+        self._pacer = pacer or pacer_for(settings)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._owns_http = http is None
+        self._http = http or httpx.Client(
+            timeout=settings.timeout,
+            # HTTP/1.1 keep-alive: pages are fetched one after another on one connection.
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+            headers={"User-Agent": f"bb2sv/{__version__}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self.deadline = Deadline(clock, settings.retry_deadline)
+        self.pages: list[RawPage] = []
+        self.request_count = 0  # API requests sent, retries included; OAuth token requests not
+        self.successful_pages = 0
+        self.emulated = False
+
+    def __enter__(self) -> BitbucketClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def fetch(self, url: str, listing: Listing) -> FetchedPage:
+        """GET one page, retrying what can be retried. Raises a BitbucketError otherwise."""
+        attempt = 0
+        refreshed = False
+        while True:
+            self._wait_for_slot(listing)
+            attempt += 1
+            retry_after: float | None = None
+            rate_limited = False
+            timeout = self._attempt_timeout(listing, attempt)
+            request = self._http.build_request("GET", url, timeout=timeout)
+            try:
+                response = self._send(request)
+            except OAuthTokenError as exc:
+                if not exc.retryable:
+                    raise ApiStatusError(
+                        f"Could not get an OAuth token to read workspace '{self.workspace}': "
+                        f"{exc.message}. Check {self.settings.auth.env_hint}"
+                        " (and BITBUCKET_OAUTH_TOKEN_URL if set).",
+                        status_code=exc.status_code or 0,
+                        kind="auth",
+                    ) from None
+                problem, rate_limited = exc.message, exc.status_code == 429
+            except httpx.TimeoutException as exc:
+                problem = f"no response within {timeout.read:.3g} s ({type(exc).__name__})"
+            except httpx.RequestError as exc:  # connection refused/reset, bad encoding, …
+                problem = f"request failed ({type(exc).__name__})"
+            else:
+                page = self._record(response, listing)
+                status = response.status_code
+                if status == 200:
+                    document = parse_envelope(response.content)
+                    if document is not None:
+                        self.successful_pages += 1
+                        return FetchedPage(page, document)
+                    problem = "HTTP 200 but the body is not a whole JSON page (truncated?)"
+                elif status == 401 and not refreshed and self.settings.auth.invalidate(request):
+                    refreshed = True
+                    logger.warning(
+                        "%s %s: HTTP 401, fetching a new OAuth token and retrying once",
+                        self.workspace,
+                        listing,
+                    )
+                    continue
+                elif not is_retryable_status(status):
+                    raise status_error(
+                        status,
+                        response.content,
+                        workspace=self.workspace,
+                        listing=listing,
+                        api_url=self.settings.api_url,
+                        env_hint=self.settings.auth.env_hint,
+                    )
+                else:
+                    problem = f"HTTP {status} ({error_summary(response.content)[0]})"
+                    rate_limited = status == 429
+                    retry_after = retry_after_seconds(
+                        response.headers.get("Retry-After"), self._clock.now()
+                    )
+            self._back_off(listing, attempt, problem, retry_after, rate_limited)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._http.send(request, auth=self.settings.auth)
+        finally:
+            # The auth flow sets Authorization just before the API request goes out; without
+            # it only the OAuth token request was attempted, and that one is not counted.
+            if "Authorization" in request.headers:
+                self.request_count += 1
+
+    def _back_off(
+        self,
+        listing: Listing,
+        attempt: int,
+        problem: str,
+        retry_after: float | None,
+        rate_limited: bool,
+    ) -> None:
+        settings = self.settings
+        if retry_after is not None:
+            delay, why = retry_after, "as Retry-After asks"
+        else:
+            delay = backoff_delay(
+                attempt, base=settings.backoff_base, cap=settings.backoff_cap, rng=self._rng
+            )
+            why = "backoff"
+        remaining = self.deadline.remaining()
+        if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
+            raise RetryBudgetExhausted(
+                f"gave up reading {listing} of workspace '{self.workspace}' after {attempt} "
+                f"attempt(s): last {problem}; waiting {delay:.3g} s ({why}) would pass "
+                f"the {settings.retry_deadline:.3g} s retry deadline "
+                "(BITBUCKET_RETRY_DEADLINE). Run again later or raise the deadline.",
+                kind="rate_limited" if rate_limited else "transient",
+            )
+        logger.warning(
+            "%s %s: %s; retry %d in %.3g s (%s, %.3g s of deadline left)",
+            self.workspace,
+            listing,
+            problem,
+            attempt,
+            delay,
+            why,
+            remaining,
+        )
+        self._clock.sleep(delay)
+
+    def _wait_for_slot(self, listing: Listing) -> None:
+        wait = self._pacer.reserve(self._clock.monotonic())
+        remaining = self.deadline.remaining()
+        if wait >= remaining:
+            raise RetryBudgetExhausted(
+                f"stopped reading {listing} of workspace '{self.workspace}': the client-side "
+                f"budget of {self.settings.max_requests_per_hour} requests per hour "
+                f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees a slot only in {wait:.3g} s, after "
+                f"the retry deadline. Run again later.",
+                kind="rate_limited",
+            )
+        if wait > 0:
+            logger.debug("%s %s: pacing, waiting %.3g s", self.workspace, listing, wait)
+            self._clock.sleep(wait)
+
+    def _attempt_timeout(self, listing: Listing, attempt: int) -> httpx.Timeout:
+        # No single attempt may outlive the workspace deadline.
+        remaining = self.deadline.remaining()
+        if remaining < MIN_ATTEMPT_TIMEOUT:
+            raise RetryBudgetExhausted(
+                f"the {self.settings.retry_deadline:.3g} s retry deadline "
+                f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {listing} "
+                f"of workspace '{self.workspace}'",
+                kind="transient",
+            )
+        read = min(self.settings.read_timeout, remaining)
+        connect = min(self.settings.connect_timeout, remaining)
+        return httpx.Timeout(read, connect=connect)
+
+    def _record(self, response: httpx.Response, listing: Listing) -> RawPage:
+        page = RawPage(
+            listing=listing,
+            url=public_url(response.request.url),
+            status_code=response.status_code,
+            fetched_at=self._clock.now(),
+            body=response.content,
+        )
+        self.pages.append(page)
+        headers = response.headers
+        if headers.get(EMULATOR_HEADER) == "1":
+            self.emulated = True
+        self._note_rate_headers(headers)
+        return page
+
+    def _note_rate_headers(self, headers: httpx.Headers) -> None:
+        near = headers.get("X-RateLimit-NearLimit")
+        if near is None:
+            return  # only access-token callers get these headers: keep the current pace
+        if near.strip().lower() == "true":
+            if not self._pacer.slowed:
+                interval = 3600.0 / self.settings.max_requests_per_hour
+                logger.warning(
+                    "%s: Bitbucket reports the rate limit is near; spacing requests %.3g s apart",
+                    self.workspace,
+                    interval,
+                )
+                self._pacer.slow_down(interval)
+        elif self._pacer.slowed:
+            self._pacer.relax()

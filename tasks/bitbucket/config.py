@@ -1,0 +1,178 @@
+"""Client settings, read from the environment.
+
+Usage::
+
+    settings = settings_from_env()                       # os.environ
+    settings = settings_from_env({"BITBUCKET_TOKEN": "…", "BITBUCKET_RETRY_DEADLINE": "5"})
+    settings = BitbucketSettings(api_url="http://127.0.0.1:8080/2.0", auth=BearerToken("…"))
+    repr(settings)   # credentials show as ***
+
+Exactly one auth mode must be configured:
+
+=========================================================  ==============================
+variables                                                  mode
+=========================================================  ==============================
+``BITBUCKET_TOKEN``                                        Bearer (workspace access token)
+``BITBUCKET_EMAIL`` + ``BITBUCKET_API_TOKEN``              Basic (Atlassian API token)
+``BITBUCKET_OAUTH_CLIENT_ID`` + ``…_CLIENT_SECRET``        OAuth client credentials
+=========================================================  ==============================
+
+Tuning: ``BITBUCKET_API_URL``, ``BITBUCKET_OAUTH_TOKEN_URL``, ``BITBUCKET_CONNECT_TIMEOUT``,
+``BITBUCKET_READ_TIMEOUT`` (seconds per attempt), ``BITBUCKET_RETRY_DEADLINE`` (seconds in
+total per workspace), ``BITBUCKET_BACKOFF_BASE`` / ``BITBUCKET_BACKOFF_CAP`` (seconds),
+``BITBUCKET_MAX_REQUESTS_PER_HOUR`` (client-side pacing budget per credential).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from tasks.bitbucket.auth import (
+    DEFAULT_OAUTH_TOKEN_URL,
+    ApiTokenBasic,
+    BearerToken,
+    BitbucketAuth,
+    OAuthClientCredentials,
+)
+from tasks.bitbucket.exceptions import ConfigError
+
+__all__ = [
+    "ApiTokenBasic",
+    "BearerToken",
+    "BitbucketSettings",
+    "OAuthClientCredentials",
+    "settings_from_env",
+]
+
+DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
+DEFAULT_MAX_REQUESTS_PER_HOUR = 1000
+PAGELEN = 100  # Bitbucket's maximum page size
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+_AUTH_MODES = {
+    "bearer": ("BITBUCKET_TOKEN",),
+    "basic": ("BITBUCKET_EMAIL", "BITBUCKET_API_TOKEN"),
+    "oauth": ("BITBUCKET_OAUTH_CLIENT_ID", "BITBUCKET_OAUTH_CLIENT_SECRET"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BitbucketSettings:
+    """Everything one collection needs to talk to Bitbucket. Safe to share between threads."""
+
+    auth: BitbucketAuth
+    api_url: str = DEFAULT_API_URL
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retry_deadline: float = 900.0  # total seconds per workspace, retries and pacing included
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+    max_requests_per_hour: int = DEFAULT_MAX_REQUESTS_PER_HOUR
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_url", check_api_url(self.api_url, "api_url"))
+        for name in ("connect_timeout", "read_timeout", "retry_deadline", "backoff_cap"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds")
+        if self.backoff_base < 0:
+            raise ConfigError("backoff_base must not be negative")
+        if self.max_requests_per_hour < 1:
+            raise ConfigError("max_requests_per_hour must be at least 1")
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
+
+
+def check_api_url(url: str, variable: str) -> str:
+    """An https URL, or http on loopback only (the emulator): a token never crosses a
+    network in clear text."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigError(f"{variable} is not a valid URL: {url!r}") from exc
+    if parsed.userinfo:
+        raise ConfigError(f"{variable} must not contain credentials; use the auth variables")
+    if parsed.scheme == "https" and parsed.host:
+        return str(parsed).rstrip("/")
+    if parsed.scheme == "http" and parsed.host in _LOOPBACK_HOSTS:
+        return str(parsed).rstrip("/")
+    raise ConfigError(
+        f"{variable} must be an https:// URL (http:// is allowed only for 127.0.0.1/localhost), "
+        f"got {str(parsed)!r}"
+    )
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> BitbucketSettings:
+    """Build settings from environment variables; raise ConfigError naming what to set."""
+    env = os.environ if env is None else env
+    values = {name: value.strip() for name, value in env.items() if name.startswith("BITBUCKET_")}
+    values = {name: value for name, value in values.items() if value}
+    api_url = check_api_url(values.get("BITBUCKET_API_URL", DEFAULT_API_URL), "BITBUCKET_API_URL")
+    return BitbucketSettings(
+        auth=_auth_from_env(values),
+        api_url=api_url,
+        connect_timeout=_number(values, "BITBUCKET_CONNECT_TIMEOUT", 10.0),
+        read_timeout=_number(values, "BITBUCKET_READ_TIMEOUT", 30.0),
+        retry_deadline=_number(values, "BITBUCKET_RETRY_DEADLINE", 900.0),
+        backoff_base=_number(values, "BITBUCKET_BACKOFF_BASE", 1.0, allow_zero=True),
+        backoff_cap=_number(values, "BITBUCKET_BACKOFF_CAP", 30.0),
+        max_requests_per_hour=int(
+            _number(values, "BITBUCKET_MAX_REQUESTS_PER_HOUR", DEFAULT_MAX_REQUESTS_PER_HOUR)
+        ),
+    )
+
+
+def _auth_from_env(values: Mapping[str, str]) -> BitbucketAuth:
+    present = {mode: [n for n in names if n in values] for mode, names in _AUTH_MODES.items()}
+    chosen = [mode for mode, names in present.items() if names]
+    if not chosen:
+        raise ConfigError(
+            "no Bitbucket credentials: set BITBUCKET_TOKEN (access token), or BITBUCKET_EMAIL "
+            "and BITBUCKET_API_TOKEN (API token), or BITBUCKET_OAUTH_CLIENT_ID and "
+            "BITBUCKET_OAUTH_CLIENT_SECRET (OAuth consumer)"
+        )
+    if len(chosen) > 1:
+        named = ", ".join(name for mode in chosen for name in present[mode])
+        raise ConfigError(
+            f"ambiguous Bitbucket credentials: {named} are all set; set the variables of "
+            "exactly one auth mode and unset the others"
+        )
+    mode = chosen[0]
+    missing = [name for name in _AUTH_MODES[mode] if name not in values]
+    if missing:
+        raise ConfigError(
+            f"incomplete Bitbucket credentials: {', '.join(present[mode])} is set but "
+            f"{', '.join(missing)} is missing"
+        )
+    if mode == "bearer":
+        return BearerToken(values["BITBUCKET_TOKEN"])
+    if mode == "basic":
+        return ApiTokenBasic(values["BITBUCKET_EMAIL"], values["BITBUCKET_API_TOKEN"])
+    token_url = check_api_url(
+        values.get("BITBUCKET_OAUTH_TOKEN_URL", DEFAULT_OAUTH_TOKEN_URL),
+        "BITBUCKET_OAUTH_TOKEN_URL",
+    )
+    return OAuthClientCredentials(
+        values["BITBUCKET_OAUTH_CLIENT_ID"], values["BITBUCKET_OAUTH_CLIENT_SECRET"], token_url
+    )
+
+
+def _number(
+    values: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False
+) -> float:
+    raw = values.get(name)
+    if raw is None:
+        return float(default)
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if number < 0 or (number == 0 and not allow_zero) or number != number:
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return number

@@ -1,0 +1,66 @@
+"""Errors of the Bitbucket client.
+
+`ConfigError` is raised to the caller (bad or missing settings: nothing was sent). The
+`BitbucketError` family is raised inside the client and turned into a `WorkspaceExtract`
+with `status` and `error_kind` by `extract_workspace`, which never raises for API faults.
+No message here ever contains a secret: they are built from status codes, server error
+messages (scrubbed) and variable names only.
+
+Usage::
+
+    try:
+        settings = settings_from_env()
+    except ConfigError as exc:
+        raise SystemExit(str(exc))
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """The environment or settings are missing, partial, ambiguous or invalid."""
+
+
+class BitbucketError(Exception):
+    """Base of every API fault. `kind` is the `WorkspaceExtract.error_kind` it maps to."""
+
+    kind: str = "transient"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ApiStatusError(BitbucketError):
+    """A non-retryable HTTP status (400/401/403/404 and other 4xx).
+
+    `kind` is auth | permission | not_found | bad_request.
+    """
+
+    def __init__(self, message: str, *, status_code: int, kind: str) -> None:
+        super().__init__(message, kind=kind)
+        self.status_code = status_code
+
+
+class RetryBudgetExhausted(BitbucketError):
+    """The per-workspace deadline ran out while retrying. `kind` is transient | rate_limited."""
+
+
+class PaginationAnomaly(BitbucketError):
+    """The listing cannot be trusted to be whole: next-link loop, foreign next host, …"""
+
+    kind = "anomaly"
+
+
+class OAuthTokenError(BitbucketError):
+    """The OAuth token endpoint refused or failed. `retryable` for 429/5xx/network faults."""
+
+    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
+        super().__init__(message, kind="transient" if retryable else "auth")
+        self.retryable = retryable
+        self.status_code = status_code

@@ -1,0 +1,256 @@
+"""Collect one workspace: both listings, every raw page, a verdict on completeness.
+
+Usage::
+
+    from tasks.bitbucket.config import settings_from_env
+    from tasks.bitbucket.extract import extract_workspace
+
+    extract = extract_workspace(settings_from_env(), "acme")
+    extract.status        # complete | incomplete | failed
+    extract.error_kind    # auth | permission | not_found | bad_request | transient |
+                          # rate_limited | anomaly | None
+    extract.error         # what went wrong and what to do (never a secret)
+
+`extract_workspace` never raises for API faults. A listing is incomplete when its `next`
+links loop, a member appears twice (the membership changed while paging), a member has
+neither account_id nor uuid, or the first page's `size` disagrees with the distinct
+members read.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httpx
+
+from tasks.bitbucket.client import BitbucketClient
+from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
+from tasks.bitbucket.config import PAGELEN, BitbucketSettings
+from tasks.bitbucket.exceptions import BitbucketError, PaginationAnomaly
+from tasks.bitbucket.models import MEMBERS, PERMISSIONS, Listing, ListingResult, WorkspaceExtract
+from tasks.bitbucket.paginator import NextLinkPaginator
+from tasks.bitbucket.ratelimit import RequestPacer
+from tasks.bitbucket.secret import scrub
+from tasks.normalise import member_key
+
+logger = logging.getLogger("bb2sv.bitbucket")
+
+# `+` must reach the server as %2B, or it decodes to a space and the field is not added.
+MEMBERS_QUERY = f"pagelen={PAGELEN}&fields=%2Bvalues.user.has_2fa_enabled"
+PERMISSIONS_QUERY = f"pagelen={PAGELEN}"
+
+
+def listing_url(api_url: str, workspace: str, listing: Listing) -> str:
+    """First-page URL of a listing; the slug (or {uuid}) is percent-encoded.
+
+    >>> listing_url("https://api.bitbucket.org/2.0", "acme", "members")
+    'https://api.bitbucket.org/2.0/workspaces/acme/members?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled'
+    """
+    query = MEMBERS_QUERY if listing == MEMBERS else PERMISSIONS_QUERY
+    return f"{api_url}/workspaces/{quote(workspace, safe='')}/{listing}?{query}"
+
+
+@dataclass(slots=True)
+class ListingWalk:
+    """What walking one listing produced: the result, and the fault that stopped it, if any."""
+
+    result: ListingResult
+    error: BitbucketError | None = None
+    with_2fa_field: int = 0  # members whose user object carries has_2fa_enabled at all
+    problems: list[str] = field(default_factory=list)
+    # (member key, page first seen, page seen again) for members listed twice
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def reason(self) -> str | None:
+        """One precise sentence (or a few) on why the listing is not whole; None if it is."""
+        reasons = list(self.problems)
+        if self.duplicates:
+            key, first, again = self.duplicates[0]
+            count = len(self.duplicates)
+            reasons.append(
+                f"{count} member{'s were' if count > 1 else ' was'} listed twice (first: {key} "
+                f"on pages {first} and {again}): the membership changed during pagination"
+            )
+        if not reasons:
+            return None
+        text = "; ".join(reasons[:3])
+        return text + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+
+
+def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
+    """Follow one listing to its end, checking that the population is whole."""
+    paginator = NextLinkPaginator(listing_url(bb.settings.api_url, bb.workspace, listing))
+    walk = ListingWalk(ListingResult(listing=listing, complete=False))
+    seen: dict[str, int] = {}  # member key → page it was first seen on
+    page_signatures: dict[tuple[str | None, ...], int] = {}
+    url: str | None = paginator.first_url
+    page_number = 0
+    try:
+        while url is not None:
+            fetched = bb.fetch(url, listing)
+            page_number += 1
+            document = fetched.document
+            values = document["values"]
+            if page_number == 1 and _is_count(document.get("size")):
+                walk.result.reported_size = document["size"]
+            logger.debug(
+                "%s %s page %d: %d values, HTTP %d, %d bytes",
+                bb.workspace,
+                listing,
+                page_number,
+                len(values),
+                fetched.page.status_code,
+                len(fetched.page.body),
+            )
+            users = [value.get("user") if isinstance(value, dict) else None for value in values]
+            keys = [member_key(user) if isinstance(user, dict) else None for user in users]
+            _check_not_a_repeat(tuple(keys), page_number, page_signatures, url)
+            for user, key in zip(users, keys, strict=True):
+                _check_member(user, key, page_number, seen, walk)
+            url = paginator.next_url(document)
+    except PaginationAnomaly as exc:
+        walk.problems.insert(0, exc.message)
+    except BitbucketError as exc:
+        walk.error = exc
+    walk.result.values_read = len(seen)
+    size = walk.result.reported_size
+    if walk.error is None and walk.reason() is None and size is not None and size != len(seen):
+        walk.problems.append(
+            f"the first page reported size {size} but {len(seen)} distinct members were read"
+        )
+    if walk.error is not None:
+        walk.result.reason = walk.error.message
+    else:
+        walk.result.reason = walk.reason()
+        walk.result.complete = walk.result.reason is None
+    return walk
+
+
+def _check_not_a_repeat(
+    signature: tuple[str | None, ...],
+    page_number: int,
+    page_signatures: dict[tuple[str | None, ...], int],
+    url: str,
+) -> None:
+    # A `next` that leads back to an earlier page under a different URL (e.g. page=1 added)
+    # shows up as a page with exactly the same members in the same order.
+    if not signature:
+        return
+    earlier = page_signatures.setdefault(signature, page_number)
+    if earlier != page_number:
+        raise PaginationAnomaly(
+            f"next-link loop: page {page_number} ({url}) repeats page {earlier} exactly"
+        )
+
+
+def _check_member(
+    user: object, key: str | None, page_number: int, seen: dict[str, int], walk: ListingWalk
+) -> None:
+    if not isinstance(user, dict):
+        walk.problems.append(f"page {page_number} has an entry without a user object")
+        return
+    if key is None:
+        walk.problems.append(f"page {page_number} has a member with neither account_id nor uuid")
+        return
+    if key in seen:
+        walk.duplicates.append((key, seen[key], page_number))
+        return
+    seen[key] = page_number
+    if "has_2fa_enabled" in user:
+        walk.with_2fa_field += 1
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def extract_workspace(
+    settings: BitbucketSettings,
+    workspace: str,
+    *,
+    client: httpx.Client | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    pacer: RequestPacer | None = None,
+    rng: random.Random | None = None,
+) -> WorkspaceExtract:
+    """Read members and permissions of one workspace. Never raises for API faults.
+
+    `client` lets a caller supply its own httpx.Client (it is not closed); `clock`, `pacer`
+    and `rng` exist for tests and for sharing one pacer explicitly.
+    """
+    started_at = clock.now()
+    walks: list[ListingWalk] = []
+    with BitbucketClient(settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng) as bb:
+        for listing in (MEMBERS, PERMISSIONS):
+            walk = walk_listing(bb, listing)
+            walks.append(walk)
+            if walk.error is not None:
+                break
+    status, error, error_kind = _verdict(workspace, walks, bb.successful_pages)
+    _warn_if_2fa_hidden(workspace, walks[0])
+    if error is not None:
+        error = scrub(error, settings.auth.secret_values())
+        log = logger.error if status == "failed" else logger.warning
+        log("%s: %s (%s)", workspace, status, error)
+    else:
+        logger.info(
+            "%s: complete, %d members, %d requests",
+            workspace,
+            walks[0].result.values_read,
+            bb.request_count,
+        )
+    return WorkspaceExtract(
+        workspace=workspace,
+        source=settings.api_url,
+        started_at=started_at,
+        finished_at=clock.now(),
+        status=status,
+        pages=bb.pages,
+        listings=[walk.result for walk in walks],
+        request_count=bb.request_count,
+        error=error,
+        error_kind=error_kind,
+        emulated=bb.emulated,
+    )
+
+
+def _verdict(
+    workspace: str, walks: list[ListingWalk], successful_pages: int
+) -> tuple[str, str | None, str | None]:
+    """(status, error, error_kind) from the walks."""
+    stopped = next((walk for walk in walks if walk.error is not None), None)
+    if stopped is not None:
+        assert stopped.error is not None
+        status = "incomplete" if successful_pages else "failed"
+        return status, stopped.error.message, stopped.error.kind
+    broken = [walk.result for walk in walks if not walk.result.complete]
+    if broken:
+        reasons = "; ".join(f"{result.listing} listing: {result.reason}" for result in broken)
+        error = (
+            f"workspace '{workspace}' was not read whole: {reasons}. Run the collection again; "
+            "if it repeats, the API's pagination is at fault."
+        )
+        return "incomplete", error, "anomaly"
+    return "complete", None, None
+
+
+def _warn_if_2fa_hidden(workspace: str, members: ListingWalk) -> None:
+    read = members.result.values_read
+    if read and members.with_2fa_field == 0:
+        logger.warning(
+            "%s: Bitbucket returned no has_2fa_enabled for any of the %d members: the "
+            "credentials are probably not a workspace admin's, so every member's 2SV state "
+            "is 'unknown'. Use an admin's token to prove 2SV.",
+            workspace,
+            read,
+        )
+    elif members.with_2fa_field < read:
+        logger.warning(
+            "%s: %d of %d members came without has_2fa_enabled; they count as 'unknown'",
+            workspace,
+            read - members.with_2fa_field,
+            read,
+        )

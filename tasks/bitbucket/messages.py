@@ -1,0 +1,91 @@
+"""Turn a non-retryable HTTP answer into a message that says what to fix.
+
+Usage::
+
+    error = status_error(403, response.content, workspace="acme", listing="members",
+                         api_url=settings.api_url, env_hint=settings.auth.env_hint)
+    error.kind     # 'permission'
+    str(error)     # "The credentials may not read members of workspace 'acme' (HTTP 403: …).
+                   #  Granted scopes: …; required: read:workspace:bitbucket. …"
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from tasks.bitbucket.exceptions import ApiStatusError
+
+_MAX_DETAIL = 300
+
+
+def error_summary(body: bytes) -> tuple[str, list[str] | None, list[str] | None]:
+    """(message, granted scopes, required scopes) from a Bitbucket error body, any shape."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:120].decode("utf-8", "replace").strip()
+        looks_html = text.lower().startswith(("<!doctype", "<html"))
+        return ("an HTML page" if looks_html else "a non-JSON body"), None, None
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict):
+        error = document if isinstance(document, dict) else {}
+    message = str(error.get("message") or "").strip()[:_MAX_DETAIL]
+    detail = error.get("detail")
+    granted = required = None
+    for source in (detail, error.get("data"), error):
+        if isinstance(source, dict) and ("granted" in source or "required" in source):
+            granted = _scopes(source.get("granted"))
+            required = _scopes(source.get("required"))
+            break
+    if not message and isinstance(detail, str):
+        message = detail.strip()[:_MAX_DETAIL]
+    return message or "no message", granted, required
+
+
+def _scopes(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    return []
+
+
+def status_error(
+    status: int, body: bytes, *, workspace: str, listing: str, api_url: str, env_hint: str
+) -> ApiStatusError:
+    """The ApiStatusError (with kind) for a 4xx answer that retrying cannot fix."""
+    message, granted, required = error_summary(body)
+    where = f"{listing} of workspace '{workspace}'"
+    if status == 401:
+        text = (
+            f"Bitbucket rejected the credentials while reading {where} (HTTP 401: {message}). "
+            f"The token is invalid, expired, revoked or not valid for this endpoint: "
+            f"check {env_hint}."
+        )
+        return ApiStatusError(text, status_code=status, kind="auth")
+    if status == 403:
+        scopes = ""
+        if granted is not None or required is not None:
+            scopes = (
+                f" Granted scopes: {', '.join(granted or []) or 'none'}; "
+                f"required: {', '.join(required or []) or 'not stated'}."
+            )
+        text = (
+            f"The credentials may not read {where} (HTTP 403: {message}).{scopes} "
+            "Use a token with the read:workspace:bitbucket scope (OAuth consumers: 'account'), "
+            "belonging to a workspace admin: only admins can see members' two-step "
+            f"verification status. Check {env_hint}."
+        )
+        return ApiStatusError(text, status_code=status, kind="permission")
+    if status == 404:
+        text = (
+            f"No workspace '{workspace}' at {api_url} (HTTP 404: {message}). Check the workspace "
+            "slug (the name after bitbucket.org/ in its URL) or give its {uuid}, and that the "
+            "credentials belong to a member of it."
+        )
+        return ApiStatusError(text, status_code=status, kind="not_found")
+    text = (
+        f"Bitbucket refused the request for {where} (HTTP {status}: {message}). Retrying will "
+        "not help; check the workspace name and BITBUCKET_API_URL, or report this as a bb2sv bug."
+    )
+    return ApiStatusError(text, status_code=status, kind="bad_request")

@@ -1,0 +1,72 @@
+"""When to retry and how long to wait.
+
+Usage::
+
+    deadline = Deadline(clock, seconds=900)
+    delay = retry_after_seconds(response.headers.get("Retry-After"), clock.now())
+    if delay is None:
+        delay = backoff_delay(attempt, base=1.0, cap=30.0, rng=random.Random())
+    if delay > deadline.remaining(): give up
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from tasks.bitbucket.clock import Clock
+
+# 400/401/403/404 (and any other 4xx but 429) are the caller's problem: retrying cannot help.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def is_retryable_status(status_code: int) -> bool:
+    return status_code in RETRYABLE_STATUSES or status_code >= 500
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
+
+    >>> retry_after_seconds("7", datetime(2026, 1, 1, tzinfo=UTC))
+    7.0
+    >>> retry_after_seconds("Thu, 01 Jan 2026 00:00:09 GMT", datetime(2026, 1, 1, tzinfo=UTC))
+    9.0
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
+    ceiling = min(cap, base * (2 ** min(attempt - 1, 30)))
+    return rng.uniform(0.0, ceiling)
+
+
+class Deadline:
+    """A total time budget, measured on the injected monotonic clock."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock = clock
+        self.seconds = seconds
+        self._ends_at = clock.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._ends_at - self._clock.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0

@@ -1,0 +1,216 @@
+"""Each fault the emulator can inject: retried to a complete run, or reported with a reason.
+
+Waits go through FakeClock (see conftest): `clock.sleeps` is what the client chose to wait.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from emulator import Scenario
+
+STATUSES_OK = [200] * 6  # acme: 250 members → 3 pages per listing
+
+
+def statuses(extract):
+    return [page.status_code for page in extract.pages]
+
+
+@pytest.mark.parametrize("wait", [1, 7])
+def test_429_storm_with_retry_after_seconds(
+    emu, make_settings, collect, member_keys, expected_keys, clock, wait
+):
+    emu.set_scenario(Scenario(rate_limit_storm=3, retry_after="seconds", retry_after_s=wait))
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert clock.sleeps == [float(wait)] * 3
+    assert statuses(extract) == [429, 429, 429, *STATUSES_OK]
+    assert extract.request_count == 9
+    assert member_keys(extract) == expected_keys("acme")
+
+
+def test_429_storm_with_retry_after_http_date(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(rate_limit_storm=2, retry_after="http-date", retry_after_s=30))
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert len(clock.sleeps) == 2
+    assert all(28.0 <= wait <= 31.0 for wait in clock.sleeps), clock.sleeps  # 1 s date resolution
+    assert extract.request_count == 8
+
+
+def test_429_storm_without_retry_after_backs_off_with_jitter(
+    emu, make_settings, collect, clock, caplog
+):
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
+    emu.set_scenario(Scenario(rate_limit_storm=4, retry_after="none"))
+    extract = collect(make_settings(backoff_base=0.5, backoff_cap=1.5), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert len(clock.sleeps) == 4
+    ceilings = [0.5, 1.0, 1.5, 1.5]  # base * 2**(attempt-1), capped
+    assert all(0 <= wait <= top for wait, top in zip(clock.sleeps, ceilings, strict=True))
+    assert len(set(clock.sleeps)) == 4  # jittered, not a fixed schedule
+    retries = [r for r in caplog.records if r.levelno == logging.WARNING and "retry" in r.message]
+    assert len(retries) == 4 and "HTTP 429" in retries[0].message
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_html_5xx_pages_are_retried_without_traceback(
+    emu, make_settings, collect, clock, caplog, status
+):
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
+    emu.set_scenario(
+        Scenario(
+            html_errors=2, html_error_status=status, fault_listing="permissions", fault_after=1
+        )
+    )
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert statuses(extract) == [200, 200, 200, 200, status, status, 200, 200]
+    assert extract.pages[4].body.startswith(b"<html>") and extract.pages[4].listing == "permissions"
+    assert f"HTTP {status} (an HTML page)" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_slow_response_beyond_read_timeout_is_retried(emu, make_settings, collect, clock, caplog):
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
+    emu.set_scenario(Scenario(slow_responses=1, slow_s=3.0, fault_listing="members", fault_after=1))
+    extract = collect(make_settings(read_timeout=0.3), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert extract.request_count == 7  # the timed-out attempt counts…
+    assert statuses(extract) == STATUSES_OK  # …but produced no response to keep
+    assert "no response within 0.3 s (ReadTimeout)" in caplog.text
+
+
+def test_truncated_json_is_retried_and_kept_as_evidence(
+    emu, make_settings, collect, member_keys, expected_keys, clock
+):
+    emu.set_scenario(Scenario(truncated_json=2, fault_listing="members"))
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert statuses(extract) == [200] * 8
+    assert extract.request_count == 8 and len(clock.sleeps) == 2
+    first = extract.pages[0].body
+    assert first.startswith(b"{") and not first.rstrip().endswith(b"}")
+    assert member_keys(extract) == expected_keys("acme")
+
+
+def test_next_link_loop_is_incomplete(emu, make_settings, collect):
+    emu.set_scenario(Scenario(next_loop=True, fault_listing="members"))
+    extract = collect(make_settings(), "acme")
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    members, permissions = extract.listings
+    assert not members.complete and "next-link loop" in members.reason
+    assert "page 4" in members.reason and "repeats page 1 exactly" in members.reason
+    assert "listed twice" not in members.reason  # the loop is named, not its symptoms
+    assert permissions.complete
+    assert "workspace 'acme'" in extract.error and "members listing" in extract.error
+    assert extract.request_count == 7  # stopped as soon as page 1 came back
+
+
+def test_member_joining_during_pagination_is_a_duplicate(emu, make_settings, collect):
+    emu.set_scenario(Scenario(members_join=3, fault_listing="members"))
+    extract = collect(make_settings(), "acme")
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    reason = extract.listings[0].reason
+    assert reason.startswith("3 members were listed twice (first: 557058:")
+    assert "on pages 1 and 2" in reason and "membership changed" in reason
+    assert extract.listings[1].complete
+
+
+def test_member_leaving_during_pagination_is_a_size_mismatch(emu, make_settings, collect):
+    emu.set_scenario(Scenario(members_leave=3, fault_listing="members"))
+    extract = collect(make_settings(), "acme")
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    assert extract.listings[0].reason == (
+        "the first page reported size 250 but 247 distinct members were read"
+    )
+
+
+@pytest.mark.parametrize("offset", [3, -1])
+def test_size_mismatch_is_incomplete(emu, make_settings, collect, offset):
+    emu.set_scenario(Scenario(size_offset=offset))
+    extract = collect(make_settings(), "acme")
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    for listing in extract.listings:
+        assert listing.reported_size == 250 + offset and listing.values_read == 250
+        assert f"reported size {250 + offset} but 250 distinct" in listing.reason
+
+
+def test_size_absent_is_still_complete(emu, make_settings, collect, member_keys, expected_keys):
+    emu.set_scenario(Scenario(omit_size=True))
+    extract = collect(make_settings(), "acme")
+    assert extract.status == "complete", extract.error
+    assert [listing.reported_size for listing in extract.listings] == [None, None]
+    assert member_keys(extract) == expected_keys("acme")
+
+
+def test_server_budget_exhausted_midway_is_incomplete_rate_limited(
+    emu, make_settings, collect, clock
+):
+    emu.set_scenario(Scenario(hourly_budget=4))  # Retry-After ≈ 3600 s, beyond the deadline
+    extract = collect(make_settings(retry_deadline=20), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == ("incomplete", "rate_limited")
+    assert statuses(extract) == [200, 200, 200, 200, 429]
+    # Gave up at once instead of sleeping past the deadline (NearLimit pacing is ~4 ms here).
+    assert sum(clock.sleeps) < 0.1
+    assert "workspace 'acme'" in extract.error and "BITBUCKET_RETRY_DEADLINE" in extract.error
+    assert extract.listings[0].complete and not extract.listings[1].complete
+
+
+def test_rate_limited_before_any_page_is_failed(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(rate_limit_storm=50, retry_after_s=3))
+    extract = collect(make_settings(retry_deadline=10), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == ("failed", "rate_limited")
+    assert clock.sleeps == [3.0, 3.0, 3.0]  # the 4th wait would pass the 10 s deadline
+    assert set(statuses(extract)) == {429}
+
+
+@pytest.mark.parametrize(("fault_after", "status"), [(0, "failed"), (1, "incomplete")])
+def test_transient_deadline(emu, make_settings, collect, clock, fault_after, status):
+    emu.set_scenario(Scenario(html_errors=1000, fault_listing="members", fault_after=fault_after))
+    extract = collect(
+        make_settings(retry_deadline=3, backoff_base=1, backoff_cap=2), "acme", clock=clock
+    )
+    assert (extract.status, extract.error_kind) == (status, "transient")
+    assert "gave up reading members of workspace 'acme'" in extract.error
+    assert "HTTP 502 (an HTML page)" in extract.error
+    assert sum(clock.sleeps) <= 3
+
+
+def test_client_paces_before_the_server_says_429(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(hourly_budget=100))
+    settings = make_settings(max_requests_per_hour=4, retry_deadline=10_000)
+    extract = collect(settings, "acme", clock=clock)
+    assert extract.status == "complete", extract.error
+    assert statuses(extract) == STATUSES_OK  # never a 429
+    # Requests 1-4 go at once; the 5th waits until the 1st leaves the rolling hour.
+    assert 3590 <= clock.sleeps[0] <= 3600
+    assert sum(clock.sleeps) <= 3601
+
+
+def test_client_budget_beyond_the_deadline_stops_without_a_request(
+    emu, make_settings, collect, clock
+):
+    settings = make_settings(max_requests_per_hour=2, retry_deadline=60)
+    extract = collect(settings, "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == ("incomplete", "rate_limited")
+    assert extract.request_count == 2 and statuses(extract) == [200, 200]
+    assert "BITBUCKET_MAX_REQUESTS_PER_HOUR" in extract.error
+
+
+def test_near_limit_header_slows_the_pace(emu, make_settings, collect, clock):
+    from tasks.bitbucket.ratelimit import RequestPacer
+
+    emu.set_scenario(Scenario(hourly_budget=12))  # NearLimit from the 10th request (80%)
+    settings = make_settings(max_requests_per_hour=3600)  # slowed pace: 1 request per second
+    pacer = RequestPacer(settings.max_requests_per_hour)
+    first = collect(settings, "acme", clock=clock, pacer=pacer)
+    assert first.status == "complete" and not pacer.slowed and clock.sleeps == []
+    second = collect(settings, "acme", clock=clock, pacer=pacer)
+    assert second.status == "complete", second.error
+    assert pacer.slowed
+    assert len(clock.sleeps) == 2  # requests 11 and 12 are spaced 1 s apart
+    assert all(0.5 <= wait <= 1.0 for wait in clock.sleeps), clock.sleeps
+    assert 429 not in statuses(second)

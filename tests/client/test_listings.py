@@ -1,0 +1,112 @@
+"""Whole listings against the emulator: every member read, in the minimum number of requests."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from emulator import Scenario
+from tasks.bitbucket.auth import BearerToken
+from tasks.normalise import observations_from_pages, two_step_state
+
+
+def minimum_requests(members: int) -> int:
+    return 2 * max(1, math.ceil(members / 100))
+
+
+@pytest.mark.parametrize(
+    ("workspace", "members"), [("empty", 0), ("solo", 1), ("hundred", 100), ("hundred-one", 101)]
+)
+def test_complete_listing(
+    emu, make_settings, collect, member_keys, expected_keys, workspace, members
+):
+    extract = collect(make_settings(), workspace)
+    assert extract.status == "complete", extract.error
+    assert extract.error is None and extract.error_kind is None
+    assert extract.emulated is True
+    assert extract.request_count == minimum_requests(members)
+    assert member_keys(extract) == expected_keys(workspace)
+    assert [(r.listing, r.complete, r.reported_size, r.values_read) for r in extract.listings] == [
+        ("members", True, members, members),
+        ("permissions", True, members, members),
+    ]
+    assert all(page.status_code == 200 for page in extract.pages)
+    assert extract.pages[0].url.startswith(emu.base_url + f"/workspaces/{workspace}/members?")
+    assert extract.started_at <= extract.pages[0].fetched_at <= extract.finished_at
+    frame = observations_from_pages(workspace, extract.pages)
+    truth = {m["account_id"]: m for m in emu.expected_members(workspace)}
+    for row in frame.itertuples():
+        assert row.two_step_state == two_step_state(truth[row.account_id]["has_2fa_enabled"])
+        assert row.permission == truth[row.account_id]["permission"]
+
+
+@pytest.mark.slow
+def test_ten_thousand_members_minimum_requests_and_wall_time(
+    make_settings, collect, member_keys, expected_keys
+):
+    settings = make_settings()
+    started = time.perf_counter()
+    extract = collect(settings, "big")
+    seconds = time.perf_counter() - started
+    print(
+        f"\n10,000 members: {extract.request_count} requests, {seconds:.2f} s wall time "
+        f"({extract.request_count / seconds:.0f} requests/s against the emulator)"
+    )
+    assert extract.status == "complete", extract.error
+    assert extract.request_count == 200
+    assert member_keys(extract) == expected_keys("big")
+
+
+def test_opaque_cursor_is_followed_as_given(
+    emu, make_settings, collect, member_keys, expected_keys
+):
+    emu.set_scenario(Scenario(opaque_cursor=True))
+    extract = collect(make_settings(), "acme")
+    assert extract.status == "complete", extract.error
+    assert extract.request_count == 6
+    assert member_keys(extract) == expected_keys("acme")
+
+
+def test_non_admin_token_is_whole_but_every_state_unknown(emu, make_settings, collect, caplog):
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
+    extract = collect(make_settings(BearerToken(emu.member_token)), "acme")
+    assert extract.status == "complete"
+    frame = observations_from_pages("acme", extract.pages)
+    assert len(frame) == 250
+    assert set(frame["two_step_state"]) == {"unknown"}
+    assert "no has_2fa_enabled for any of the 250 members" in caplog.text
+    assert "workspace admin" in caplog.text
+
+
+def test_concurrent_workspaces_share_one_settings(
+    make_settings, collect, member_keys, expected_keys
+):
+    settings = make_settings()
+    workspaces = ["acme", "hundred", "hundred-one", "solo", "empty"]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        extracts = list(pool.map(lambda ws: collect(settings, ws), workspaces))
+    for workspace, extract in zip(workspaces, extracts, strict=True):
+        assert extract.status == "complete", extract.error
+        assert member_keys(extract) == expected_keys(workspace)
+
+
+def test_plus_goes_on_the_wire_as_2b_over_one_kept_alive_connection(
+    settings_at, collect, canned_server
+):
+    server = canned_server(200, b'{"pagelen": 100, "size": 0, "values": []}')
+    extract = collect(settings_at(server.base_url, "t-wire-1"), "acme")
+    assert extract.status == "complete", extract.error
+    assert extract.emulated is False  # no X-Bb2sv-Emulator header from this server
+    request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
+    assert request_lines == [
+        b"GET /2.0/workspaces/acme/members?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled"
+        b" HTTP/1.1",
+        b"GET /2.0/workspaces/acme/permissions?pagelen=100 HTTP/1.1",
+    ]
+    assert server.connections == 1  # HTTP/1.1 keep-alive: both pages on one connection
+    assert b"\r\nAuthorization: Bearer t-wire-1" in server.heads[0]
+    assert b"Connection: keep-alive" in server.heads[0]

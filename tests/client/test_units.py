@@ -1,0 +1,80 @@
+"""Pure pieces of the client: Retry-After parsing, backoff, pacing window, next-link rules."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tasks.bitbucket.client import public_url
+from tasks.bitbucket.exceptions import PaginationAnomaly
+from tasks.bitbucket.extract import listing_url
+from tasks.bitbucket.paginator import NextLinkPaginator
+from tasks.bitbucket.ratelimit import RequestPacer
+from tasks.bitbucket.retry import backoff_delay, retry_after_seconds
+
+NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 0 ", 0.0),
+        ("Fri, 27 Nov 2026 12:00:30 GMT", 30.0),
+        ("Fri, 27 Nov 2026 11:59:00 GMT", 0.0),  # in the past: go now
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after(value, seconds):
+    assert retry_after_seconds(value, NOW) == seconds
+
+
+def test_backoff_is_full_jitter_and_capped():
+    rng = random.Random(5)
+    first = [backoff_delay(1, base=1.0, cap=30.0, rng=rng) for _ in range(200)]
+    late = [backoff_delay(12, base=1.0, cap=30.0, rng=rng) for _ in range(200)]
+    assert all(0 <= d <= 1.0 for d in first)
+    assert all(0 <= d <= 30.0 for d in late) and max(late) > 20  # reaches up to the cap
+    assert min(late) < 10  # full jitter: may be short
+
+
+def test_pacer_sliding_window_and_slow_down():
+    pacer = RequestPacer(3, window=100.0)
+    assert [pacer.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert pacer.reserve(10.0) == 90.0  # fourth waits for the first to leave the window
+    assert pacer.reserve(150.0) == 0.0
+    pacer.slow_down(5.0)
+    assert pacer.slowed and pacer.reserve(150.0) == 5.0
+    pacer.relax()
+    assert not pacer.slowed
+
+
+def test_paginator_follows_opaque_links_and_refuses_loops_and_other_hosts():
+    first = "https://api.example.com/2.0/workspaces/a/members?pagelen=100"
+    paginator = NextLinkPaginator(first)
+    second = "https://api.example.com/2.0/workspaces/a/members?cursor=zz%2Bq"
+    assert paginator.next_url({"values": [], "next": second}) == second  # exactly as given
+    with pytest.raises(PaginationAnomaly, match="loop"):
+        paginator.next_url({"values": [], "next": first})
+    assert NextLinkPaginator(first).next_url({"values": []}) is None
+    with pytest.raises(PaginationAnomaly, match="another host"):
+        NextLinkPaginator(first).next_url({"next": "https://evil.example/2.0/x"})
+
+
+def test_public_url_drops_credentials():
+    url = httpx.URL("https://u:p@api.example.com/2.0/x?page=2&access_token=abc")
+    assert public_url(url) == "https://api.example.com/2.0/x?page=2"
+
+
+def test_listing_url_encodes_plus_and_uuid_slug():
+    url = listing_url("https://api.example.com/2.0", "{1234-ab}", "members")
+    assert url == (
+        "https://api.example.com/2.0/workspaces/%7B1234-ab%7D/members"
+        "?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled"
+    )
+    assert httpx.Request("GET", url).url.raw_path.endswith(b"fields=%2Bvalues.user.has_2fa_enabled")
