@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
 
 DEFAULT_GRACE_DAYS = 7
 DEFAULT_SLA_DAYS = 14
@@ -48,3 +51,194 @@ class Policy:
 
 
 DEFAULT_POLICY = Policy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a policy file
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_POLICY_PATH = Path("policy.yaml")
+"""Where the CLI looks when no `--policy` is given. A missing file there means DEFAULT_POLICY."""
+
+_TOP_LEVEL_KEYS = ("grace_days", "sla_days", "exceptions")
+_EXCEPTION_REQUIRED = ("workspace", "reason", "approved_by", "ticket", "expires_on")
+_EXCEPTION_IDENTITY = ("account_id", "nickname")
+_EXCEPTION_KEYS = _EXCEPTION_REQUIRED + _EXCEPTION_IDENTITY
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used. The message names the file, the field and the line.
+
+    >>> str(err)  # doctest: +SKIP
+    "policy.yaml line 7: exceptions[0].expires_on: '2026-13-01' is not a date (YYYY-MM-DD)..."
+    """
+
+    def __init__(self, path: str, message: str, field: str | None = None, line: int | None = None):
+        self.path = path
+        self.field = field
+        self.line = line
+        where = f"{path} line {line}" if line is not None else path
+        subject = f"{field}: " if field else ""
+        super().__init__(f"policy file {where}: {subject}{message}")
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a YAML policy file; keep its exact text and SHA-256.
+
+    Usage::
+
+        policy = load_policy("policy.yaml")      # PolicyError if the file is bad
+        policy = load_policy(None)               # the built-in DEFAULT_POLICY
+
+    `None`, or the default path when that file does not exist, gives DEFAULT_POLICY. Any
+    other missing or unreadable file is an error: a mistyped `--policy` must not silently
+    drop every approved exception.
+    """
+    if path is None:
+        return DEFAULT_POLICY
+    file = Path(path)
+    if file == DEFAULT_POLICY_PATH and not file.exists():
+        return DEFAULT_POLICY
+    name = str(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PolicyError(name, f"cannot read the file ({reason}); check the path") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(name, "the file is not UTF-8 text; save it as UTF-8") from None
+    return parse_policy(text, name)
+
+
+def parse_policy(text: str, source_path: str | None = None) -> Policy:
+    """Validate policy YAML text (see `load_policy`). `source_path` is used in messages."""
+    name = source_path or "<policy>"
+    root = _compose(text, name)
+    reader = _NodeReader(name)
+    grace_days, sla_days, exceptions = DEFAULT_GRACE_DAYS, DEFAULT_SLA_DAYS, ()
+    if root is not None:
+        fields = reader.mapping(root, "policy", _TOP_LEVEL_KEYS, ())
+        if "grace_days" in fields:
+            grace_days = reader.days(fields["grace_days"], "grace_days")
+        if "sla_days" in fields:
+            sla_days = reader.days(fields["sla_days"], "sla_days")
+        if "exceptions" in fields:
+            exceptions = reader.exceptions(fields["exceptions"])
+    return Policy(
+        grace_days=grace_days,
+        sla_days=sla_days,
+        exceptions=exceptions,
+        source_text=text,
+        source_path=source_path,
+    )
+
+
+def _compose(text: str, name: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise PolicyError(name, f"not valid YAML ({problem})", line=line) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(name, f"not valid YAML ({type(exc).__name__})") from None
+
+
+class _NodeReader:
+    """Walks composed YAML nodes so every complaint can name the line it is about."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, node: yaml.Node, field: str, message: str) -> PolicyError:
+        return PolicyError(self.name, message, field=field, line=node.start_mark.line + 1)
+
+    def scalar(self, node: yaml.Node, field: str) -> object:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, field, "expected a single value, not a list or mapping")
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise self.fail(node, field, f"cannot read the value {node.value!r} ({exc})") from None
+        finally:
+            loader.dispose()
+
+    def mapping(
+        self, node: yaml.Node, field: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, field, "expected a mapping of key: value")
+        fields: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            label = key if field == "policy" else f"{field}.{key}"
+            if key not in allowed:
+                known = ", ".join(allowed)
+                raise self.fail(key_node, str(label), f"unknown key; allowed keys are: {known}")
+            if key in fields:
+                raise self.fail(key_node, str(label), "key given twice")
+            fields[key] = value_node
+        for key in required:
+            if key not in fields:
+                raise self.fail(node, f"{field}.{key}", "required field is missing")
+        return fields
+
+    def days(self, node: yaml.Node, field: str) -> int:
+        value = self.scalar(node, field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(node, field, f"expected a whole number of days, got {node.value!r}")
+        if value < 0:
+            raise self.fail(node, field, f"must be 0 or more days, got {value}")
+        return value
+
+    def text(self, node: yaml.Node, field: str) -> str:
+        value = self.scalar(node, field)
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.fail(node, field, f"expected text, got {node.value!r}")
+        value = str(value).strip()
+        if not value:
+            raise self.fail(node, field, "must not be empty")
+        return value
+
+    def day(self, node: yaml.Node, field: str) -> date:
+        try:
+            value = self.scalar(node, field)
+        except PolicyError:
+            value = None  # e.g. 2026-13-01 looks like a timestamp but is no real date
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                if len(value) == 10:
+                    return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.fail(node, field, f"{node.value!r} is not a date; write it as YYYY-MM-DD")
+
+    def exceptions(self, node: yaml.Node) -> tuple[PolicyException, ...]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "exceptions", "expected a list of exceptions (- account_id: ...)")
+        result = []
+        for index, item in enumerate(node.value):
+            label = f"exceptions[{index}]"
+            fields = self.mapping(item, label, _EXCEPTION_KEYS, _EXCEPTION_REQUIRED)
+            identity = {
+                key: self.text(fields[key], f"{label}.{key}")
+                for key in _EXCEPTION_IDENTITY
+                if key in fields
+            }
+            if not identity:
+                raise self.fail(item, label, "needs account_id or nickname to name the member")
+            values = {
+                key: self.text(fields[key], f"{label}.{key}")
+                for key in ("workspace", "reason", "approved_by", "ticket")
+            }
+            expires_on = self.day(fields["expires_on"], f"{label}.expires_on")
+            result.append(PolicyException(expires_on=expires_on, **values, **identity))
+        return tuple(result)

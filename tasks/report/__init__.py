@@ -1,0 +1,141 @@
+"""Compliance reports built from the evidence file alone.
+
+    from tasks.report import write_daily_report, write_period_report, violation_changes
+    bundle = write_daily_report(store.conn, run_id, "reports")
+    bundle.files["html"], bundle.manifest_path, bundle.status
+    bundle = write_period_report(store.conn, "acme", date(2026, 9, 1), date(2026, 11, 30), "out")
+    opened, resolved = violation_changes(store.conn, run_id)
+
+Files go to `reports_dir/<YYYY-MM-DD>/<workspace>/` and are never overwritten: writing the
+same report again leaves identical files alone, and a different file under the same name
+raises `ReportConflict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from tasks.report.daily import load_daily, violation_changes
+from tasks.report.daily_formats import daily_files
+from tasks.report.formatting import pct
+from tasks.report.manifest import manifest_bytes
+from tasks.report.model import ReportBundle
+from tasks.report.output import (
+    ReportConflict,
+    ReportError,
+    report_directory,
+    stamp,
+    write_files,
+)
+from tasks.report.period import load_period
+from tasks.report.period_formats import period_files
+
+__all__ = [
+    "ReportBundle",
+    "ReportConflict",
+    "ReportError",
+    "violation_changes",
+    "write_daily_report",
+    "write_period_report",
+]
+
+
+def _run_suffix(run_id: str) -> str:
+    """Short, stable tag of the run, so two runs started in the same second never collide."""
+    tail = run_id.rsplit("-", 1)[-1]
+    if re.fullmatch(r"[0-9a-f]{8}", tail):
+        return tail
+    return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:8]
+
+
+def _by_format(directory: Path, names: list[str]) -> dict[str, Path]:
+    return {name.rsplit(".", 1)[-1]: directory / name for name in names}
+
+
+def write_daily_report(
+    conn: duckdb.DuckDBPyConnection, run_id: str, reports_dir: str | Path
+) -> ReportBundle:
+    """Write the daily report of one run (any status) and its manifest."""
+    report = load_daily(conn, run_id)
+    run = report.run
+    base = f"daily-{stamp(run.started_at)}-{_run_suffix(run.run_id)}"
+    files = daily_files(report, base)
+    manifest_name = f"{base}.manifest.json"
+    manifest = manifest_bytes(
+        "daily",
+        run.workspace,
+        files,
+        run_id=run.run_id,
+        run_hash=run.run_hash,
+        emulated=run.emulated,
+        extra={"status": report.status},
+    )
+    directory = report_directory(reports_dir, report.day, run.workspace)
+    write_files(directory, {**files, manifest_name: manifest})
+    summary = (
+        f"**{run.workspace}** {report.status}: compliance {pct(report.compliance_pct)}, "
+        f"{report.counts.members} members, {report.counts.violations} without 2SV "
+        f"({len(report.opened)} new, {len(report.resolved)} resolved), run `{run.run_id}`"
+    )
+    if run.emulated:
+        summary = f"**EMULATOR DATA.** {summary}"
+    return ReportBundle(
+        directory=directory,
+        files=_by_format(directory, sorted(files)),
+        manifest_path=directory / manifest_name,
+        status=report.status,
+        summary_markdown=summary,
+    )
+
+
+def write_period_report(
+    conn: duckdb.DuckDBPyConnection,
+    workspace: str,
+    start: date,
+    end: date,
+    reports_dir: str | Path,
+) -> ReportBundle:
+    """Write the audit-period report for `start`..`end` (UTC days, inclusive)."""
+    report = load_period(conn, workspace, start, end)
+    last = report.last_run
+    # The last run covered is in the name: the same evidence rebuilds the same files, and a
+    # window that gained evidence since (one that ends today) gets new files beside the old.
+    covered = f"asof-{stamp(last.started_at)}-{_run_suffix(last.run_id)}" if last else "no-runs"
+    base = f"audit-{start.isoformat()}_{end.isoformat()}-{covered}"
+    files = period_files(report, base)
+    manifest_name = f"{base}.manifest.json"
+    manifest = manifest_bytes(
+        "period",
+        workspace,
+        files,
+        run_id=last.run_id if last else None,
+        run_hash=last.run_hash if last else None,
+        emulated=report.emulated,
+        extra={
+            "status": report.status,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "run_ids": report.runs["run_id"].tolist(),
+        },
+    )
+    directory = report_directory(reports_dir, end, workspace)
+    write_files(directory, {**files, manifest_name: manifest})
+    summary = (
+        f"**{workspace}** {start.isoformat()} to {end.isoformat()}: {report.status}, "
+        f"complete evidence on {report.days_with_evidence} of {report.days_in_window} days, "
+        f"{len(report.findings)} findings"
+    )
+    if report.emulated:
+        summary = f"**EMULATOR DATA.** {summary}"
+    return ReportBundle(
+        directory=directory,
+        files=_by_format(directory, sorted(files)),
+        manifest_path=directory / manifest_name,
+        status=report.status,
+        summary_markdown=summary,
+    )

@@ -1,0 +1,197 @@
+"""Loading one run's daily report from the evidence file (see `model.DailyReport`).
+
+    report = load_daily(conn, "20261127T060000Z-acme-1f3a9c2e")
+    report.status, report.counts.violations, report.findings.head()
+    opened, resolved = violation_changes(conn, run_id)
+
+Everything is computed as of the run itself, so a report rebuilt after later runs were
+added says the same thing (severity is the severity at this run, SLA is judged at this run).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import pandas as pd
+
+from tasks.report.controls import SEVERITY_ORDER
+from tasks.report.model import (
+    COMPLIANT,
+    INCOMPLETE,
+    NON_COMPLIANT,
+    Counts,
+    DailyReport,
+    PolicyInfo,
+    RunInfo,
+)
+from tasks.report.output import ReportError
+from tasks.report.queries import first_row, frame
+
+EXPIRY_WARNING_DAYS = 14
+
+FINDING_COLUMNS = [
+    "finding_id", "member_key", "account_id", "uuid", "nickname", "display_name", "permission",
+    "two_step_state", "severity", "first_seen", "first_observed", "due_at", "in_grace",
+    "days_open", "sla_breached",
+]  # fmt: skip
+CHANGE_COLUMNS = [
+    "finding_id", "member_key", "account_id", "uuid", "nickname", "display_name", "permission",
+    "two_step_state", "severity", "first_seen", "due_at", "resolution",
+]  # fmt: skip
+
+
+def load_run(conn: duckdb.DuckDBPyConnection, run_id: str) -> tuple[RunInfo, PolicyInfo]:
+    row = first_row(conn, "run", run_id=run_id)
+    if row is None:
+        raise ReportError(
+            f"No collection run {run_id!r} in the evidence file. List the runs with: "
+            'bb2sv query "SELECT run_id, workspace, started_at, status FROM collection_runs"'
+        )
+    run = RunInfo(**{name: row[name] for name in RunInfo.__slots__})
+    policy = PolicyInfo(
+        sha256=row["policy_sha256"],
+        grace_days=row["grace_days"],
+        sla_days=row["sla_days"],
+        source_path=row["source_path"],
+    )
+    return run, policy
+
+
+def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
+    run, policy = load_run(conn, run_id)
+    members = frame(conn, "run_members", run_id=run_id)
+    previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
+    previous_run = load_run(conn, previous_id["run_id"])[0] if previous_id else None
+    complete = run.status == "complete"
+    if complete:
+        findings, opened, resolved = _findings_at(conn, run, members, previous_id)
+    else:
+        # Findings are only ever judged on a whole population.
+        findings = pd.DataFrame(columns=FINDING_COLUMNS)
+        opened = pd.DataFrame(columns=CHANGE_COLUMNS)
+        resolved = pd.DataFrame(columns=CHANGE_COLUMNS)
+    members = _with_finding_columns(members, findings)
+    counts = _counts(members)
+    if not complete:
+        status = INCOMPLETE
+    elif counts.violations:
+        status = NON_COMPLIANT
+    else:
+        status = COMPLIANT
+    exceptions = frame(conn, "run_exceptions", run_id=run_id)
+    warn_before = pd.Timestamp(run.started_at.date() + timedelta(days=EXPIRY_WARNING_DAYS + 1))
+    exceptions["expiring"] = pd.to_datetime(exceptions["expires_on"]) < warn_before
+    return DailyReport(
+        run=run,
+        status=status,
+        policy=policy,
+        counts=counts,
+        previous_run=previous_run,
+        members=members,
+        findings=findings,
+        opened=opened,
+        resolved=resolved,
+        exceptions=exceptions,
+        expiring=exceptions[exceptions["expiring"]].reset_index(drop=True),
+        raw_pages=frame(conn, "raw_pages", run_id=run_id),
+    )
+
+
+def violation_changes(
+    conn: duckdb.DuckDBPyConnection, run_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Violations opened and resolved by a complete run, versus the previous complete run.
+
+    Both frames are empty for an incomplete or failed run (it proves nothing either way).
+    `resolved.resolution` is `fixed`, `excepted` or `left`.
+    """
+    run, _policy = load_run(conn, run_id)
+    if run.status != "complete":
+        return pd.DataFrame(columns=CHANGE_COLUMNS), pd.DataFrame(columns=CHANGE_COLUMNS)
+    members = frame(conn, "run_members", run_id=run_id)
+    previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
+    _findings, opened, resolved = _findings_at(conn, run, members, previous_id)
+    return opened, resolved
+
+
+def _findings_at(
+    conn: duckdb.DuckDBPyConnection,
+    run: RunInfo,
+    members: pd.DataFrame,
+    previous: dict | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    # Only members without compliance now or at the previous complete run can have a finding
+    # open or resolved at this run.
+    keys = set(members.loc[members["assessment"] == "non-compliant", "member_key"])
+    if previous is not None:
+        before = frame(conn, "run_members", run_id=previous["run_id"])
+        keys |= set(before.loc[before["assessment"] == "non-compliant", "member_key"])
+    rows = frame(
+        conn,
+        "run_findings",
+        workspace=run.workspace,
+        started_at=run.started_at,
+        member_keys=sorted(keys),
+    )
+    at_run = pd.Timestamp(run.started_at)
+    resolved = rows[rows["resolved_run_id"] == run.run_id]
+    open_rows = rows[rows["resolved_run_id"] != run.run_id].copy()
+    # Severity and state as this run saw them (the view's severity is the worst of the whole
+    # period, which later runs could still change).
+    current = members.loc[
+        members["assessment"] == "non-compliant",
+        ["member_key", "severity", "two_step_state", "permission", "nickname", "display_name"],
+    ]
+    open_rows = open_rows.drop(
+        columns=["two_step_state", "permission", "nickname", "display_name"]
+    ).merge(current, on="member_key", how="inner", validate="one_to_one")
+    open_rows["days_open"] = ((at_run - open_rows["first_seen"]).dt.days).astype("int64")
+    open_rows["sla_breached"] = at_run > open_rows["due_at"]
+    grace_end = open_rows["first_observed"] + pd.to_timedelta(open_rows["grace_days"], unit="D")
+    open_rows["in_grace"] = at_run < grace_end
+    findings = sort_findings(open_rows)[FINDING_COLUMNS].reset_index(drop=True)
+    opened = findings[findings["first_seen"] == at_run].copy()
+    opened["resolution"] = None
+    resolved = resolved.rename(columns={"worst_severity": "severity"})
+    return (
+        findings,
+        opened[CHANGE_COLUMNS].reset_index(drop=True),
+        sort_findings(resolved)[CHANGE_COLUMNS].reset_index(drop=True),
+    )
+
+
+def sort_findings(rows: pd.DataFrame) -> pd.DataFrame:
+    """Severity first, owners first within a severity, then oldest first, then by member."""
+    if rows.empty:
+        return rows
+    keyed = rows.assign(
+        _sev=rows["severity"].map(SEVERITY_ORDER).fillna(len(SEVERITY_ORDER)),
+        _owner=(rows["permission"] != "owner").astype("int8"),
+    )
+    keyed = keyed.sort_values(
+        ["_sev", "_owner", "first_seen", "member_key"], kind="mergesort", na_position="last"
+    )
+    return keyed.drop(columns=["_sev", "_owner"])
+
+
+def _with_finding_columns(members: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    extra = findings[
+        ["member_key", "first_seen", "due_at", "days_open", "in_grace", "sla_breached"]
+    ]
+    return members.merge(extra, on="member_key", how="left", validate="one_to_one")
+
+
+def _counts(members: pd.DataFrame) -> Counts:
+    states = members["two_step_state"].value_counts()
+    assessments = members["assessment"].value_counts()
+    in_grace = members["in_grace"].fillna(False).astype(bool)
+    return Counts(
+        members=len(members),
+        enabled=int(states.get("enabled", 0)),
+        disabled=int(states.get("disabled", 0)),
+        unknown=int(states.get("unknown", 0)),
+        excepted=int(assessments.get("excepted", 0)),
+        in_grace=int(in_grace.sum()),
+        violations=int(assessments.get("non-compliant", 0)),
+    )

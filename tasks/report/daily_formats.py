@@ -1,0 +1,193 @@
+"""A `DailyReport` in each format: Markdown, HTML, CSV (member rows) and JSON.
+
+files = daily_files(report, base="daily-20261127T060000Z-1f3a9c2e")
+files["daily-...md"]  # bytes
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+
+from tasks.report.controls import (
+    EMULATOR_NOTICE,
+    GUIDANCE_STEPS,
+    GUIDANCE_TITLE,
+    controls_rows,
+)
+from tasks.report.daily import EXPIRY_WARNING_DAYS
+from tasks.report.formatting import (
+    display_utc,
+    display_utc_series,
+    iso_day,
+    iso_utc,
+    iso_utc_series,
+    pct,
+    text,
+    utc_day_series,
+)
+from tasks.report.model import DailyReport, RunInfo
+from tasks.report.render import (
+    MAX_TABLE_ROWS,
+    records,
+    render_csv,
+    render_html,
+    render_json,
+    render_markdown,
+)
+
+DAILY_SCHEMA = "bb2sv.daily-report/1"
+RAW_PAGES_SHOWN = 5
+
+MEMBER_CSV_COLUMNS = [
+    "workspace", "run_id", "run_started_at", "member_key", "account_id", "uuid", "nickname",
+    "display_name", "permission", "has_2fa_enabled", "two_step_state", "assessment", "severity",
+    "exception_ticket", "exception_expires_on", "first_seen", "due_at", "days_open", "in_grace",
+    "sla_breached", "notice",
+]  # fmt: skip
+TIME_COLUMNS = ("first_seen", "due_at", "first_observed", "observed_at", "fetched_at")
+
+
+def daily_files(report: DailyReport, base: str) -> dict[str, bytes]:
+    context = daily_context(report)
+    return {
+        f"{base}.md": render_markdown("daily.md.j2", context),
+        f"{base}.html": render_html("daily.html.j2", context),
+        f"{base}.csv": render_csv(member_rows(report, for_csv=True)),
+        f"{base}.json": render_json(daily_document(report, members_csv=f"{base}.csv")),
+    }
+
+
+def run_fields(run: RunInfo) -> dict[str, Any]:
+    fields = asdict(run)
+    fields["started_at"] = iso_utc(run.started_at)
+    fields["finished_at"] = iso_utc(run.finished_at)
+    return fields
+
+
+def _display_run(run: RunInfo) -> dict[str, str]:
+    fields = {key: text(value) for key, value in asdict(run).items()}
+    fields["started_at"] = display_utc(run.started_at)
+    fields["finished_at"] = display_utc(run.finished_at)
+    return fields
+
+
+def _display_rows(rows: pd.DataFrame, limit: int | None = None) -> list[dict[str, Any]]:
+    shown = rows.head(limit) if limit is not None else rows
+    shown = shown.copy()
+    for column in shown.columns:
+        if column in ("first_seen", "due_at"):
+            shown[column] = utc_day_series(shown[column])
+        elif column == "fetched_at":
+            shown[column] = display_utc_series(shown[column])
+        elif column == "expires_on":
+            shown[column] = utc_day_series(shown[column])
+    shown = shown.astype("object").where(shown.notna(), "")
+    return shown.to_dict(orient="records")
+
+
+def _member_label(rows: pd.DataFrame) -> pd.Series:
+    """How an exception names its member: the nickname when given, else the account id."""
+    return rows["nickname"].where(rows["nickname"].notna(), rows["account_id"]).fillna("")
+
+
+def daily_context(report: DailyReport) -> dict[str, Any]:
+    run_started = report.run.started_at
+    findings = report.findings.copy()
+    findings["sla"] = findings["sla_breached"].map({True: "breached", False: "within SLA"})
+    findings.loc[findings["in_grace"].fillna(False).astype(bool), "sla"] = "grace period"
+    exceptions = report.exceptions.assign(member=_member_label(report.exceptions))
+    expiring = report.expiring.assign(member=_member_label(report.expiring))
+    return {
+        "emulated": report.run.emulated,
+        "notice": EMULATOR_NOTICE,
+        "title": f"2SV compliance: {report.run.workspace}, {display_utc(run_started)} UTC",
+        "tool_version": text(report.run.tool_version),
+        "workspace": report.run.workspace,
+        "status": report.status,
+        "compliance_pct": pct(report.compliance_pct),
+        "counts": asdict(report.counts),
+        "policy": {key: text(value) for key, value in asdict(report.policy).items()},
+        "run": _display_run(report.run),
+        "previous_run": _display_run(report.previous_run) if report.previous_run else None,
+        "findings": _display_rows(findings, MAX_TABLE_ROWS),
+        "findings_total": len(findings),
+        "opened": _display_rows(report.opened),
+        "resolved": _display_rows(report.resolved),
+        "exceptions": _display_rows(exceptions),
+        "expiring": _display_rows(expiring),
+        "expiry_days": EXPIRY_WARNING_DAYS,
+        "raw_pages": _display_rows(report.raw_pages, RAW_PAGES_SHOWN),
+        "raw_pages_total": len(report.raw_pages),
+        "guidance_title": GUIDANCE_TITLE,
+        "guidance_steps": GUIDANCE_STEPS,
+        "controls": controls_rows(),
+    }
+
+
+def member_rows(report: DailyReport, *, for_csv: bool) -> pd.DataFrame:
+    """One row per member of the run, with its assessment and open finding, if any."""
+    rows = report.members.copy()
+    rows.insert(0, "workspace", report.run.workspace)
+    rows.insert(1, "run_id", report.run.run_id)
+    rows.insert(2, "run_started_at", iso_utc(report.run.started_at))
+    for column in ("first_seen", "due_at"):
+        rows[column] = iso_utc_series(rows[column]).where(rows[column].notna(), None)
+    rows["exception_expires_on"] = utc_day_series(rows["exception_expires_on"]).replace("", None)
+    rows["days_open"] = rows["days_open"].astype("Int64")
+    for column in ("in_grace", "sla_breached", "has_2fa_enabled"):
+        rows[column] = rows[column].astype("boolean")
+    rows["notice"] = EMULATOR_NOTICE if report.run.emulated else None
+    rows = rows[MEMBER_CSV_COLUMNS]
+    if not for_csv:
+        rows = rows.drop(columns=["workspace", "run_id", "run_started_at", "notice"])
+    return rows
+
+
+def _json_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    converted = rows.copy()
+    for column in converted.columns:
+        if column in TIME_COLUMNS:
+            converted[column] = iso_utc_series(converted[column])
+        elif column == "expires_on":
+            converted[column] = utc_day_series(converted[column])
+    return records(converted)
+
+
+def daily_document(report: DailyReport, members_csv: str) -> dict[str, Any]:
+    """The report as data. Member rows stay in the CSV beside it (named by `members_csv`):
+    at 100,000 members they would make this document ten times larger and slower to build.
+    """
+    run = report.run
+    previous = report.previous_run
+    pct_value = report.compliance_pct
+    return {
+        "schema": DAILY_SCHEMA,
+        "notice": EMULATOR_NOTICE if run.emulated else None,
+        "emulated": run.emulated,
+        "workspace": run.workspace,
+        "day": iso_day(run.started_at),
+        "status": report.status,
+        "compliance_pct": None if pct_value is None else round(pct_value, 4),
+        "counts": asdict(report.counts),
+        "policy": asdict(report.policy),
+        "run": run_fields(run),
+        "previous_complete_run": None
+        if previous is None
+        else {
+            "run_id": previous.run_id,
+            "started_at": iso_utc(previous.started_at),
+            "run_hash": previous.run_hash,
+        },
+        "findings": _json_rows(report.findings),
+        "opened": _json_rows(report.opened),
+        "resolved": _json_rows(report.resolved),
+        "exceptions_in_force": _json_rows(report.exceptions),
+        "exceptions_expiring": _json_rows(report.expiring),
+        "raw_pages": _json_rows(report.raw_pages),
+        "members_csv": members_csv,
+        "controls": controls_rows(),
+        "remediation": {"title": GUIDANCE_TITLE, "steps": list(GUIDANCE_STEPS)},
+    }

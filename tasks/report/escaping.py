@@ -1,0 +1,53 @@
+"""Making untrusted values (display names, nicknames, tickets) safe in each output format.
+
+HTML escaping is done by Jinja2 autoescape; this module covers Markdown and CSV.
+
+Usage::
+
+    md_escape("<script>|x")        # '\\<script\\>\\|x'
+    neutralise_csv_cell("=SUM(A1)")  # "'=SUM(A1)"
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+# Characters that start a formula in Excel, LibreOffice and Google Sheets (OWASP CSV injection).
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_FORMULA_PATTERN = r"^[=+\-@\t\r]"
+
+# Values only ever appear inside a line (table cells, after a label), never at its start, so
+# escaping these is enough to stop a value opening HTML, a link, emphasis, code, an entity or
+# a new table cell (CommonMark lets any ASCII punctuation be backslash-escaped).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def md_escape(value: object) -> str:
+    """A value as literal Markdown text, safe inside a table cell."""
+    if value is None:
+        return ""
+    text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def neutralise_csv_cell(value: object) -> object:
+    """Prefix a single quote to text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def neutralise_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Vectorised `neutralise_csv_cell` over every text column (numbers are left alone)."""
+    safe = frame.copy()
+    for column in safe.columns:
+        series = safe[column]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = series.astype("string")
+        risky = text.str.contains(_CSV_FORMULA_PATTERN, regex=True, na=False)
+        if risky.any():
+            safe[column] = text.where(~risky, "'" + text)
+    return safe

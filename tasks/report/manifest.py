@@ -1,0 +1,40 @@
+"""The manifest written beside each report: every file's SHA-256 and the runs it covers.
+
+manifest = manifest_bytes("daily", "acme", files, runs=[...], last_run_hash="…")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.report.output import sha256_hex
+from tasks.report.render import render_json
+
+MANIFEST_SCHEMA = "bb2sv.report-manifest/1"
+
+
+def manifest_bytes(
+    kind: str,
+    workspace: str,
+    files: dict[str, bytes],
+    *,
+    run_id: str | None,
+    run_hash: str | None,
+    emulated: bool,
+    extra: dict[str, Any] | None = None,
+) -> bytes:
+    """Files are listed by name (sorted) with size and SHA-256, so the bytes are reproducible."""
+    document: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "kind": kind,
+        "workspace": workspace,
+        "run_id": run_id,
+        "run_hash": run_hash,
+        "emulated": emulated,
+        **(extra or {}),
+        "files": [
+            {"name": name, "bytes": len(data), "sha256": sha256_hex(data)}
+            for name, data in sorted(files.items())
+        ],
+    }
+    return render_json(document)

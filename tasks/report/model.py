@@ -1,0 +1,125 @@
+"""Report data: what a daily or period report says, before any format is chosen.
+
+Loaders (`daily.py`, `period.py`) fill these from the evidence file; renderers (`render.py`)
+turn them into Markdown, HTML, CSV and JSON. Frames are already in display order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+COMPLIANT = "COMPLIANT"
+NON_COMPLIANT = "NON-COMPLIANT"
+INCOMPLETE = "INCOMPLETE"
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One row of `collection_runs`, as an auditor needs to see it."""
+
+    run_id: str
+    workspace: str
+    source: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    member_count: int | None
+    request_count: int | None
+    tool_version: str | None
+    prefect_flow_run_id: str | None
+    raw_sha256: str | None
+    prev_run_hash: str | None
+    run_hash: str | None
+    error: str | None
+    emulated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    sha256: str | None
+    grace_days: int | None
+    sla_days: int | None
+    source_path: str | None
+
+
+@dataclass(slots=True)
+class Counts:
+    members: int
+    enabled: int
+    disabled: int
+    unknown: int
+    excepted: int
+    in_grace: int
+    violations: int
+
+    @property
+    def compliance_pct(self) -> float:
+        """Share of members with 2SV or a valid exception, as `daily_compliance` defines it
+        (100 for an empty workspace). Displays round it DOWN (see formatting.pct)."""
+        if self.members == 0:
+            return 100.0
+        return (self.enabled + self.excepted) * 100.0 / self.members
+
+
+@dataclass(slots=True)
+class DailyReport:
+    run: RunInfo
+    status: str
+    policy: PolicyInfo
+    counts: Counts
+    previous_run: RunInfo | None
+    members: pd.DataFrame  # every observed member of this run, classified
+    findings: pd.DataFrame  # violations open at this run: severity, owners first
+    opened: pd.DataFrame
+    resolved: pd.DataFrame
+    exceptions: pd.DataFrame  # in force at this run
+    expiring: pd.DataFrame  # in force and ending within EXPIRY_WARNING_DAYS
+    raw_pages: pd.DataFrame
+
+    @property
+    def day(self) -> date:
+        return self.run.started_at.date()
+
+    @property
+    def compliance_pct(self) -> float | None:
+        # An incomplete run never shows a percentage that could pass for a result.
+        return None if self.status == INCOMPLETE else self.counts.compliance_pct
+
+
+@dataclass(slots=True)
+class PeriodReport:
+    workspace: str
+    start: date
+    end: date
+    status: str
+    days_in_window: int
+    days_with_evidence: int
+    gaps: list[tuple[date, date]]  # inclusive ranges of days without a complete run
+    trend: pd.DataFrame  # day, has_evidence, members, enabled, ..., compliance_pct
+    findings: pd.DataFrame  # every finding open at some point in the window
+    exceptions: pd.DataFrame  # exceptions in force on some day of the window
+    runs: pd.DataFrame  # the complete runs the window's evidence comes from
+    end_counts: dict[str, int] | None  # CIS-style counts from the last complete run
+    last_run: RunInfo | None
+    emulated: bool
+    incomplete_runs: int = 0
+    policy_sha256s: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportBundle:
+    """What `write_daily_report` / `write_period_report` produced.
+
+    `files` maps a format (`md`, `html`, `csv`, `json`, `svg`) to its path; `manifest_path`
+    lists every file's SHA-256. `summary_markdown` is a few lines for a Prefect artifact.
+    """
+
+    directory: Path
+    files: dict[str, Path]
+    manifest_path: Path
+    status: str
+    summary_markdown: str

@@ -1,0 +1,6 @@
+-- Every raw API page of a run, in the order received (bodies stay in the evidence file).
+-- $run_id
+SELECT seq, listing, url, status_code, fetched_at, sha256
+FROM raw_api_pages
+WHERE run_id = $run_id
+ORDER BY seq

@@ -1,0 +1,9 @@
+-- One collection run with the policy stored for it.  $run_id
+SELECT r.run_id, r.workspace, r.source, r.started_at, r.finished_at, r.status, r.member_count,
+       r.request_count, r.tool_version, r.prefect_flow_run_id, r.raw_sha256, r.prev_run_hash,
+       r.run_hash, r.error, r.emulated,
+       coalesce(p.policy_sha256, r.policy_sha256) AS policy_sha256,
+       p.grace_days, p.sla_days, p.source_path
+FROM collection_runs AS r
+LEFT JOIN run_policies AS p USING (run_id)
+WHERE r.run_id = $run_id

@@ -1,0 +1,148 @@
+"""Hostile values, self-contained HTML, write-once files and byte-identical rebuilds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from datetime import date
+
+import pytest
+
+from tasks.evidence.store import EvidenceStore
+from tasks.report import ReportConflict, write_daily_report, write_period_report
+
+PAYLOADS = {
+    "xss": "<script>alert(1)</script>",
+    "hyperlink": '=HYPERLINK("http://evil.example/x","click")',
+    "plus": "+cmd|' /C calc'!A0",
+    "at": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "minus": "-2+3",
+    "tab": "\tleading tab",
+    "cr": "\rleading cr",
+    "md": "**bold** | [link](http://evil.example) `code`",
+}
+NETWORK_REF = re.compile(
+    r"<(?:link|script|img|iframe|source|video|audio|object|embed)\b[^>]*"
+    r"\b(?:src|href|data)\s*=\s*[\"']?\s*(?:https?:)?//",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory, build):
+    path = tmp_path_factory.mktemp("safety") / "evidence.duckdb"
+    hostile = [build.member(f"user-{name}", False, display_name=value)
+               for name, value in PAYLOADS.items()]  # fmt: skip
+    people = [build.member("alice", True, "owner"), *hostile]
+    with EvidenceStore.open(path) as store:
+        ids = [
+            build.record(store, "acme", date(2026, 11, 26), people),
+            build.record(store, "acme", date(2026, 11, 27), people, hour=6),
+            build.record(store, "acme", date(2026, 11, 27), people, hour=18),  # same day
+        ]
+    with EvidenceStore.open(path, read_only=True) as reader:
+        yield reader.conn, ids
+
+
+def snapshot(directory) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_html_escapes_every_hostile_value(evidence, tmp_path):
+    conn, ids = evidence
+    html = write_daily_report(conn, ids[1], tmp_path).files["html"].read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "=HYPERLINK(&#34;http://evil.example/x&#34;,&#34;click&#34;)" in html
+    assert "[link](http://evil.example)" in html  # shown as text, not a link
+    assert 'href="http://evil.example' not in html
+
+
+def test_csv_neutralises_formula_cells(evidence, tmp_path):
+    conn, ids = evidence
+    bundle = write_daily_report(conn, ids[1], tmp_path)
+    rows = list(csv.DictReader(io.StringIO(bundle.files["csv"].read_bytes().decode(), newline="")))
+    names = {row["nickname"]: row["display_name"] for row in rows}
+    for key in ("hyperlink", "plus", "at", "minus", "tab", "cr"):
+        assert names[f"user-{key}"] == "'" + PAYLOADS[key], key
+    assert names["user-xss"] == PAYLOADS["xss"]  # not a formula: kept as is
+    assert names["alice"] == "Alice"
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+    # Numbers are numbers: days_open is not quoted.
+    assert {row["days_open"] for row in rows if row["nickname"] != "alice"} == {"1"}
+
+
+def test_markdown_escapes_hostile_values(evidence, tmp_path):
+    conn, ids = evidence
+    md = write_daily_report(conn, ids[1], tmp_path).files["md"].read_text()
+    assert "<script>" not in md and r"\<script\>alert(1)\</script\>" in md
+    assert r"\*\*bold\*\* \| \[link\](http://evil.example) \`code\`" in md
+    # Every findings row keeps exactly 10 cells despite the pipe in a display name.
+    rows = [line for line in md.splitlines() if line.startswith("| high |")]
+    assert len(rows) == len(PAYLOADS)
+    assert all(len(re.findall(r"(?<!\\)\|", row)) == 11 for row in rows)
+
+
+def test_html_loads_nothing_from_the_network(evidence, tmp_path):
+    conn, ids = evidence
+    daily = write_daily_report(conn, ids[1], tmp_path).files["html"].read_text()
+    period = (
+        write_period_report(conn, "acme", date(2026, 11, 1), date(2026, 11, 27), tmp_path)
+        .files["html"]
+        .read_text()
+    )
+    for html in (daily, period):
+        assert not NETWORK_REF.search(html)
+        assert not re.search(r"<link\b|<script\b|@import|url\(", html, re.IGNORECASE)
+        assert "<style>" in html and "@media print" in html
+    assert "<svg" in period
+
+
+def test_same_day_rerun_adds_files_and_changes_none(evidence, tmp_path):
+    conn, ids = evidence
+    morning = write_daily_report(conn, ids[1], tmp_path)
+    before = snapshot(tmp_path)
+    evening = write_daily_report(conn, ids[2], tmp_path)
+    after = snapshot(tmp_path)
+    assert morning.directory == evening.directory == tmp_path / "2026-11-27" / "acme"
+    assert {k: after[k] for k in before} == before
+    assert len(after) == len(before) * 2
+    assert morning.files["md"].name.startswith("daily-20261127T060000Z")
+    assert evening.files["md"].name.startswith("daily-20261127T180000Z")
+
+
+def test_rebuild_is_byte_identical(evidence, tmp_path):
+    conn, ids = evidence
+
+    def write_all():
+        for run_id in ids:
+            write_daily_report(conn, run_id, tmp_path)
+        write_period_report(conn, "acme", date(2026, 11, 20), date(2026, 11, 27), tmp_path)
+        return snapshot(tmp_path)
+
+    first = write_all()
+    assert write_all() == first  # identical files are left alone
+    shutil.rmtree(tmp_path)
+    assert write_all() == first
+    (manifest_path,) = (tmp_path / "2026-11-27/acme").glob(
+        "audit-2026-11-20_2026-11-27-*.manifest.json"
+    )
+    manifest = json.loads(manifest_path.read_bytes())
+    assert len(manifest["files"]) == 5
+
+
+def test_different_content_is_never_overwritten(evidence, tmp_path):
+    conn, ids = evidence
+    bundle = write_daily_report(conn, ids[0], tmp_path)
+    bundle.files["html"].write_text("tampered")
+    bundle.files["csv"].unlink()
+    with pytest.raises(ReportConflict, match="already exists with different content"):
+        write_daily_report(conn, ids[0], tmp_path)
+    assert bundle.files["html"].read_text() == "tampered"
+    assert not bundle.files["csv"].exists()  # nothing written when any file conflicts
