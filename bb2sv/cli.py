@@ -6,6 +6,7 @@ Exit codes: 0 all complete; 1 unexpected error; 2 bad options; 3 bad configurati
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +28,7 @@ emulator_app = typer.Typer(help="The local Bitbucket Cloud emulator.", no_args_i
 app.add_typer(emulator_app, name="emulator")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one greppable paragraph
 STATE = {"debug": False}
 
 DbOption = Annotated[str, typer.Option("--db", help="Evidence file (DuckDB).")]
@@ -138,7 +139,7 @@ def verify(db: DbOption = "evidence.duckdb") -> None:
     if result.ok:
         out.print(f"[green]OK[/]: {result.runs_checked} runs verified, chain intact.")
         raise typer.Exit(0)
-    err.print(f"[bold red]INTEGRITY FAILURE[/]: {result.describe()}", highlight=False)
+    err.print(f"[bold red]INTEGRITY FAILURE[/] {result.summary()}", highlight=False)
     raise typer.Exit(int(ExitCode.INTEGRITY))
 
 
@@ -183,7 +184,7 @@ def demo(
         summary = run_demo(Path(directory), days=days, members=members, console=err)
     except Exception as exc:
         raise fail(exc) from None
-    out.print(summary)
+    typer.echo(summary)
 
 
 @emulator_app.command("serve")
@@ -204,4 +205,7 @@ def emulator_serve(
 
 
 def main() -> None:
+    # Nothing leaves the machine unasked: Prefect's anonymous usage telemetry is off.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     app()

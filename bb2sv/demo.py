@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -17,6 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tasks.bitbucket.clock import SystemClock
+
+DEMO_REQUESTS_PER_HOUR = 1_000_000
 DEMO_WORKSPACES = (("acme-eng", 1), ("acme-data", 2), ("acme-ops", 3))
 
 QUERIES = (
@@ -29,11 +32,18 @@ QUERIES = (
 )
 
 
-def simulated_clock(day: date) -> Callable[[], datetime]:
-    """06:00 UTC on `day`, advancing with real time, so fetch times keep their order."""
-    start = datetime.combine(day, clock_time(6, 0), tzinfo=UTC)
-    origin = time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+class SimulatedDayClock(SystemClock):
+    """06:00 UTC on a simulated day, advancing with real time, so fetch times keep their order.
+
+    Only `now` is simulated: waits and retry deadlines still use real time.
+    """
+
+    def __init__(self, day: date) -> None:
+        self.start = datetime.combine(day, clock_time(6, 0), tzinfo=UTC)
+        self.origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.origin)
 
 
 @contextmanager
@@ -66,14 +76,13 @@ def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: dat
 
 
 def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Console) -> str:
-    from tasks.evidence.store import EvidenceStore
-
     from emulator import WorkspaceSpec, run_emulator
     from flows.audit_report import bitbucket_2sv_audit_report
     from flows.collect import collect_bitbucket_2sv
     from tasks.bitbucket.auth import BearerToken
     from tasks.bitbucket.config import BitbucketSettings
     from tasks.bitbucket.extract import extract_workspace
+    from tasks.evidence.store import EvidenceStore
     from tasks.policy import load_policy
 
     started = time.monotonic()
@@ -104,13 +113,19 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
         # day at a time and recording one collection per day with the plain functions (the
         # same extraction and store the flow uses). Real deployments never do this: they
         # collect once a day, as the scheduled flow below does for today.
-        settings = BitbucketSettings(api_url=emu.base_url, auth=BearerToken(emu.admin_token))
+        # The emulator has no hourly limit; the default client-side budget (1,000 requests an
+        # hour, Bitbucket's) would otherwise make a 90-day backfill wait for an hour.
+        settings = BitbucketSettings(
+            api_url=emu.base_url,
+            auth=BearerToken(emu.admin_token),
+            max_requests_per_hour=DEMO_REQUESTS_PER_HOUR,
+        )
         with EvidenceStore.open(db_path) as store:
             for offset in range(days - 1):
                 day = first_day + timedelta(days=offset)
                 emu.set_day(day)
                 for slug in slugs:
-                    extract = extract_workspace(settings, slug, clock=simulated_clock(day))
+                    extract = extract_workspace(settings, slug, clock=SimulatedDayClock(day))
                     store.record_run(extract, policy=policy)
                 if offset % 10 == 0:
                     console.print(f"backfilled {day} ({offset + 1}/{days - 1} days)")
@@ -119,7 +134,11 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
         # Today: the real Prefect flow, exactly as the daily deployment runs it.
         emu.set_day(today)
         console.print("running the collect-bitbucket-2sv flow for today…")
-        credentials = {"BITBUCKET_API_URL": emu.base_url, "BITBUCKET_TOKEN": emu.admin_token}
+        credentials = {
+            "BITBUCKET_API_URL": emu.base_url,
+            "BITBUCKET_TOKEN": emu.admin_token,
+            "BITBUCKET_MAX_REQUESTS_PER_HOUR": str(DEMO_REQUESTS_PER_HOUR),
+        }
         with environment(credentials):
             collect_state = collect_bitbucket_2sv(
                 workspaces=slugs,

@@ -16,9 +16,8 @@ def parse_day(text: str, option: str) -> date:
 
 def preflight_collect(db_path: str, reports_dir: str, policy_path: str | None) -> None:
     """Fail on bad configuration before Prefect starts or any request is sent."""
-    from tasks.evidence.store import EvidenceStore
-
     from tasks.credentials import resolve_settings
+    from tasks.evidence.store import EvidenceStore
     from tasks.policy import load_policy
     from tasks.preflight import check_reports_dir
 
@@ -43,9 +42,8 @@ def run_collect_flow(**parameters) -> list[dict]:
 def run_audit_flow(
     workspaces: list[str], start: date, end: date, db_path: str, reports_dir: str
 ) -> list[dict]:
-    from tasks.evidence.store import EvidenceStore
-
     from flows.audit_report import bitbucket_2sv_audit_report
+    from tasks.evidence.store import EvidenceStore
 
     if end < start:
         raise ConfigError(f"--to ({end}) is before --from ({start}).")

@@ -25,6 +25,16 @@ def emu():
         yield emulator
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_prefect_api(prefect_harness):
+    """Subprocesses use the session's test Prefect server instead of each starting their own."""
+    from prefect.settings import PREFECT_API_URL
+
+    os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    yield
+    os.environ.pop("PREFECT_API_URL", None)
+
+
 def bb2sv(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("BITBUCKET_")}
     return subprocess.run(

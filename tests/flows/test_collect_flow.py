@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -28,6 +28,10 @@ def run_collect(tmp_path, workspaces, **extra):
     )
 
 
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 def runs(tmp_path):
     with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
         return conn.execute(
@@ -50,7 +54,8 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
         assert member_count == len(emu.expected_members(workspace))
         assert run_flow_id == flow_run_id
     for outcome in outcomes:
-        report_dir = tmp_path / "reports" / "2026-11-20" / outcome["workspace"]
+        # Reports are dated by when the run happened (UTC), not by the emulator's world.
+        report_dir = tmp_path / "reports" / str(utc_today()) / outcome["workspace"]
         assert outcome["report_dir"] == str(report_dir)
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
@@ -122,7 +127,6 @@ def test_violation_events_follow_the_evidence(tmp_path, bitbucket_env, monkeypat
     resolved = {e.resource.id for e in events if e.event == "bitbucket.2sv.violation.resolved"}
 
     from tasks.evidence.store import EvidenceStore
-
     from tasks.report import violation_changes
 
     with EvidenceStore.open(str(tmp_path / "evidence.duckdb"), read_only=True) as store:
@@ -146,14 +150,45 @@ def test_audit_report_flow_reads_only_the_evidence(tmp_path, bitbucket_env):
     bitbucket_env.set_scenario(Scenario(hourly_budget=1))  # the API is now unusable
     results = bitbucket_2sv_audit_report(
         workspaces=["alpha"],
-        start=date(2026, 11, 1),
-        end=date(2026, 11, 20),
+        start=utc_today() - timedelta(days=30),
+        end=utc_today(),
         db_path=str(tmp_path / "evidence.duckdb"),
         reports_dir=str(tmp_path / "reports"),
     )
     (result,) = results
     assert result["workspace"] == "alpha"
     for path in result["files"].values():
-        assert path.startswith(str(tmp_path / "reports" / "2026-11-20" / "alpha"))
+        assert path.startswith(str(tmp_path / "reports" / str(utc_today()) / "alpha"))
     html = Path(result["files"]["html"]).read_text(encoding="utf-8")
     assert "EMULATOR DATA" in html
+
+
+def test_credentials_from_a_secret_block_never_logged(tmp_path, bitbucket_env, monkeypatch, caplog):
+    from prefect.blocks.system import Secret
+
+    emu = bitbucket_env
+    Secret(value=emu.admin_token).save("bb2sv-test-token", overwrite=True)
+    monkeypatch.delenv("BITBUCKET_TOKEN")
+    caplog.set_level("DEBUG")
+    state = run_collect(tmp_path, ["alpha"], secret_blocks={"BITBUCKET_TOKEN": "bb2sv-test-token"})
+
+    assert state.is_completed(), state.message
+    assert emu.admin_token not in caplog.text
+    with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
+        for table in ("collection_runs", "raw_api_pages", "member_2sv_observations"):
+            dump = conn.execute(f"select * from {table}").fetchall()
+            assert emu.admin_token not in repr(dump)
+    for path in (tmp_path / "reports").rglob("*"):
+        if path.is_file():
+            assert emu.admin_token.encode() not in path.read_bytes()
+
+
+def test_missing_secret_block_is_a_clear_config_error(tmp_path, bitbucket_env, monkeypatch):
+    from tasks.bitbucket.exceptions import ConfigError
+
+    monkeypatch.delenv("BITBUCKET_TOKEN")
+    monkeypatch.setenv("BITBUCKET_TOKEN_BLOCK", "no-such-block")
+    state = run_collect(tmp_path, ["alpha"])
+    assert state.is_failed()
+    with pytest.raises(ConfigError, match="no-such-block"):
+        state.result()

@@ -1,0 +1,58 @@
+"""`bb2sv collect` end to end in a subprocess, and what Prefect's own start costs.
+
+python benchmarks/cli_once.py 1000    → one JSON line of figures
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import TOKEN, emulator_process
+
+EMPTY_FLOW = "from prefect import flow\nflow(lambda: None, name='empty')()\n"
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main(members: int) -> dict:
+    bb2sv = str(Path(sys.executable).with_name("bb2sv"))
+    with emulator_process(members, 0.0) as base_url, tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(Path(tmp) / "prefect"),
+            "BITBUCKET_API_URL": base_url,
+            "BITBUCKET_TOKEN": TOKEN,
+        }
+        cold_s = timed([sys.executable, "-c", EMPTY_FLOW], env)  # creates Prefect's database
+        prefect_start_s = timed([sys.executable, "-c", EMPTY_FLOW], env)
+        collect = [
+            bb2sv,
+            "collect",
+            "-w",
+            "bench",
+            "--db",
+            f"{tmp}/e.duckdb",
+            "--reports-dir",
+            f"{tmp}/reports",
+        ]
+        collect_s = timed(collect, env)
+        return {
+            "members": members,
+            "prefect_first_start_s": cold_s,
+            "prefect_start_s": prefect_start_s,
+            "collect_s": collect_s,
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]))))

@@ -1,0 +1,52 @@
+"""One collection of N members against an emulator process: extract, load, daily report.
+
+python benchmarks/collect_once.py 100000 0.05    → one JSON line of figures
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from common import TOKEN, Timer, emulator_process, peak_rss_mib
+
+from tasks.bitbucket.auth import BearerToken
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.extract import extract_workspace
+from tasks.evidence.store import EvidenceStore
+from tasks.normalise import observations_from_pages
+from tasks.policy import DEFAULT_POLICY
+from tasks.report import write_daily_report
+
+
+def main(members: int, latency_s: float) -> dict:
+    with emulator_process(members, latency_s) as base_url, tempfile.TemporaryDirectory() as tmp:
+        # A budget above what the run needs: the pacer must not slow a benchmark of latency.
+        settings = BitbucketSettings(
+            api_url=base_url, auth=BearerToken(TOKEN), max_requests_per_hour=100_000
+        )
+        with Timer() as extract_t:
+            extract = extract_workspace(settings, "bench")
+        assert extract.status == "complete", extract.error
+        with Timer() as normalise_t:
+            observations = observations_from_pages("bench", extract.pages)
+        db = Path(tmp) / "evidence.duckdb"
+        with EvidenceStore.open(db) as store, Timer() as load_t:
+            stored = store.record_run(extract, policy=DEFAULT_POLICY)
+        with EvidenceStore.open(db, read_only=True) as store, Timer() as report_t:
+            write_daily_report(store.conn, stored.run_id, Path(tmp) / "reports")
+        return {
+            "members": len(observations),
+            "requests": extract.request_count,
+            "extract_s": extract_t.seconds,
+            "normalise_s": normalise_t.seconds,
+            "load_s": load_t.seconds,
+            "report_s": report_t.seconds,
+            "peak_rss_mib": peak_rss_mib(),
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]), float(sys.argv[2]))))

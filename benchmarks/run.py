@@ -1,0 +1,144 @@
+"""Benchmarks against the emulator: requests, wall time, load speed, report speed, memory.
+
+    make bench          # 1k and 10k members, the year of 10k-member history, concurrency
+    make bench-full     # adds the 100,000-member case (about 2 minutes more at 50 ms latency)
+
+Prints one Markdown table (paste it into benchmarks/README.md) and writes it, with the raw
+figures as JSON, to benchmarks/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+LATENCY_S = 0.050
+
+
+def child(script: str, *args: str) -> dict:
+    """Run a measurement in a fresh process, so its peak RSS is its own."""
+    result = subprocess.run(
+        [sys.executable, str(HERE / script), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{script} {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="include 100,000 members")
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="seconds per request")
+    parser.add_argument("--year-members", type=int, default=10_000)
+    parser.add_argument("--year-days", type=int, default=365)
+    args = parser.parse_args()
+
+    sizes = [1_000, 10_000] + ([100_000] if args.full else [])
+    rows: list[tuple[str, str, str]] = []
+    figures: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
+
+    for members in sizes:
+        print(f"collection at {members:,} members…", file=sys.stderr, flush=True)
+        run = child("collect_once.py", str(members), str(args.latency))
+        figures[f"collect_{members}"] = run
+        minimum = 2 * math.ceil(members / 100)
+        bound = run["requests"] * args.latency
+        rows += [
+            (f"{members:,}: requests (minimum)", f"{run['requests']} ({minimum})", "= minimum"),
+            (
+                f"{members:,}: extraction wall time (latency bound)",
+                f"{run['extract_s']:.2f} s ({bound:.2f} s, ×{run['extract_s'] / bound:.2f})",
+                "≤ 1.2× bound",
+            ),
+            (
+                f"{members:,}: load one run",
+                f"{run['load_s']:.3f} s, {run['members'] / run['load_s']:,.0f} rows/s",
+                "< 1 s at 100k",
+            ),
+            (f"{members:,}: daily report", f"{run['report_s']:.2f} s", "< 5 s at 100k"),
+            (
+                f"{members:,}: peak RSS of the collection",
+                f"{run['peak_rss_mib']:.0f} MiB",
+                "< 1 GiB",
+            ),
+        ]
+
+    print(f"a year of {args.year_members:,}-member history…", file=sys.stderr, flush=True)
+    year = child("year.py", str(args.year_members), str(args.year_days))
+    figures["year"] = year
+    n = f"{args.year_days} days × {args.year_members:,}"
+    rows += [
+        (f"build {n} (load only)", f"{year['load_s']:.1f} s", ""),
+        ("`daily_compliance` over the year", f"{year['daily_compliance_s']:.3f} s", "< 1 s"),
+        ('"as of date" member state', f"{year['as_of_s']:.3f} s", ""),
+        ("`findings` over the year", f"{year['findings_s']:.3f} s", ""),
+        ("audit-period report over the year", f"{year['period_report_s']:.2f} s", ""),
+        ("`bb2sv verify` over the year", f"{year['verify_s']:.1f} s", ""),
+        ("evidence file bytes per observation row", f"{year['bytes_per_row']:.1f}", ""),
+    ]
+
+    print("bb2sv collect end to end, and Prefect's share…", file=sys.stderr, flush=True)
+    cli = child("cli_once.py", "1000")
+    figures["cli"] = cli
+    rows += [
+        ("`bb2sv collect` 1,000 members, wall time", f"{cli['collect_s']:.1f} s", ""),
+        ("  of which Prefect start (empty flow run)", f"{cli['prefect_start_s']:.1f} s", ""),
+    ]
+
+    print("concurrency across workspaces…", file=sys.stderr, flush=True)
+    conc = child("concurrency.py", "10", "1000", str(args.latency))
+    figures["concurrency"] = conc
+    rows += [
+        (
+            "10 workspaces × 1,000: flow wall time (1 workspace)",
+            f"{conc['many_s']:.1f} s ({conc['one_s']:.1f} s, "
+            f"×{conc['many_s'] / conc['one_s']:.1f})",
+            "well under ×10",
+        ),
+        (
+            "10 workspaces: requests (budget)",
+            f"{conc['requests']} ({conc['budget']}), 429s: {conc['rate_limited']}",
+            "≤ budget",
+        ),
+    ]
+
+    table = "\n".join(
+        ["| measure | result | target |", "|---|---|---|"]
+        + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    )
+    header = (
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {figures['machine']}; "
+        f"emulator latency {args.latency * 1000:.0f} ms per request."
+    )
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(f"{header}\n\n{table}\n", encoding="utf-8")
+    (out / "latest.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+    print(f"\n{header}\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A year of daily runs of one workspace, then the queries, the period report and verify.
+
+    python benchmarks/year.py 10000 365    → one JSON line of figures
+
+The history is collected with the real client from the real emulator app, in process
+(Starlette's TestClient is an httpx.Client), so the pages are what Bitbucket would send.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import Timer
+from starlette.testclient import TestClient
+
+from bb2sv.demo import SimulatedDayClock
+from emulator.app import create_app
+from emulator.auth import DEFAULT_CREDENTIALS
+from emulator.state import EmulatorState
+from emulator.world import WorkspaceSpec
+from tasks.bitbucket.auth import BearerToken
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.extract import extract_workspace
+from tasks.evidence.integrity import verify_chain
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import DEFAULT_POLICY
+from tasks.report import write_period_report
+
+
+def main(members: int, days: int) -> dict:
+    end = datetime.now(UTC).date()
+    start = end - timedelta(days=days - 1)
+    state = EmulatorState(
+        [WorkspaceSpec("year", members=members, seed=7)], day=start, credentials=DEFAULT_CREDENTIALS
+    )
+    settings = BitbucketSettings(
+        api_url="http://127.0.0.1/2.0",
+        auth=BearerToken(DEFAULT_CREDENTIALS.admin_token),
+        max_requests_per_hour=10_000_000,
+    )
+    load_s = 0.0
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        TestClient(create_app(state), base_url="http://127.0.0.1") as client,
+    ):
+        db = Path(tmp) / "evidence.duckdb"
+        with EvidenceStore.open(db) as store:
+            for offset in range(days):
+                day = start + timedelta(days=offset)
+                state.set_day(day)
+                extract = extract_workspace(
+                    settings, "year", client=client, clock=SimulatedDayClock(day)
+                )
+                assert extract.status == "complete", extract.error
+                with Timer() as t:
+                    store.record_run(extract, policy=DEFAULT_POLICY)
+                load_s += t.seconds
+        with EvidenceStore.open(db, read_only=True) as store:
+            conn = store.conn
+            with Timer() as daily_t:
+                conn.execute("select * from daily_compliance").fetchall()
+            middle = start + timedelta(days=days // 2)
+            with Timer() as as_of_t:
+                conn.execute("select * from member_state_as_of(?)", [middle]).fetchall()
+            with Timer() as findings_t:
+                conn.execute("select * from findings").fetchall()
+            with Timer() as period_t:
+                write_period_report(conn, "year", start, end, Path(tmp) / "reports")
+            rows = conn.execute("select count(*) from member_2sv_observations").fetchone()[0]
+        with Timer() as verify_t:
+            result = verify_chain(db)
+        assert result.ok, result
+        return {
+            "runs": days,
+            "observation_rows": rows,
+            "load_s": load_s,
+            "daily_compliance_s": daily_t.seconds,
+            "as_of_s": as_of_t.seconds,
+            "findings_s": findings_t.seconds,
+            "period_report_s": period_t.seconds,
+            "verify_s": verify_t.seconds,
+            "bytes_per_row": db.stat().st_size / rows,
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2])), default=str))
