@@ -2,8 +2,8 @@
 
     python benchmarks/year.py 10000 365    → one JSON line of figures
 
-The history is collected with the real client from the real emulator app, in process
-(Starlette's TestClient is an httpx.Client), so the pages are what Bitbucket would send.
+The history's pages are built by the emulator's own world and payload code (`synth.py`),
+without HTTP, so that the figures are bb2sv's, not the emulator's.
 """
 
 from __future__ import annotations
@@ -15,16 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common import Timer
-from starlette.testclient import TestClient
+from synth import synthetic_extract
 
-from bb2sv.demo import SimulatedDayClock
-from emulator.app import create_app
-from emulator.auth import DEFAULT_CREDENTIALS
-from emulator.state import EmulatorState
 from emulator.world import WorkspaceSpec
-from tasks.bitbucket.auth import BearerToken
-from tasks.bitbucket.config import BitbucketSettings
-from tasks.bitbucket.extract import extract_workspace
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
@@ -34,31 +27,18 @@ from tasks.report import write_period_report
 def main(members: int, days: int) -> dict:
     end = datetime.now(UTC).date()
     start = end - timedelta(days=days - 1)
-    state = EmulatorState(
-        [WorkspaceSpec("year", members=members, seed=7)], day=start, credentials=DEFAULT_CREDENTIALS
-    )
-    settings = BitbucketSettings(
-        api_url="http://127.0.0.1/2.0",
-        auth=BearerToken(DEFAULT_CREDENTIALS.admin_token),
-        max_requests_per_hour=10_000_000,
-    )
-    load_s = 0.0
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        TestClient(create_app(state), base_url="http://127.0.0.1") as client,
-    ):
+    spec = WorkspaceSpec("year", members=members, seed=7)
+    load_s = build_s = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "evidence.duckdb"
         with EvidenceStore.open(db) as store:
             for offset in range(days):
-                day = start + timedelta(days=offset)
-                state.set_day(day)
-                extract = extract_workspace(
-                    settings, "year", client=client, clock=SimulatedDayClock(day)
-                )
-                assert extract.status == "complete", extract.error
-                with Timer() as t:
+                with Timer() as built:
+                    extract = synthetic_extract(spec, start + timedelta(days=offset))
+                with Timer() as loaded:
                     store.record_run(extract, policy=DEFAULT_POLICY)
-                load_s += t.seconds
+                build_s += built.seconds
+                load_s += loaded.seconds
         with EvidenceStore.open(db, read_only=True) as store:
             conn = store.conn
             with Timer() as daily_t:
@@ -77,6 +57,7 @@ def main(members: int, days: int) -> dict:
         return {
             "runs": days,
             "observation_rows": rows,
+            "build_pages_s": build_s,
             "load_s": load_s,
             "daily_compliance_s": daily_t.seconds,
             "as_of_s": as_of_t.seconds,

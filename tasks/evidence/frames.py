@@ -1,0 +1,128 @@
+"""Arrow tables for bulk loading: one per target table, registered and INSERT … SELECTed.
+
+Built column-wise (one Python list per column over pages, never per observation row), so a
+100,000-member run is a handful of Arrow buffers::
+
+    pages = pages_table(run_id, extract.pages)
+    conn.register("_pages", pages)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from tasks.bitbucket.models import RawPage
+from tasks.evidence import hashing
+from tasks.normalise import OBSERVATION_COLUMNS
+from tasks.policy import (
+    SEVERITY_MEMBER_WITHOUT_2SV,
+    SEVERITY_OWNER_WITHOUT_2SV,
+    SEVERITY_UNKNOWN,
+    Policy,
+)
+
+SEVERITIES = (SEVERITY_OWNER_WITHOUT_2SV, SEVERITY_MEMBER_WITHOUT_2SV, SEVERITY_UNKNOWN)
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+PAGES_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("seq", pa.int32()),
+        ("listing", pa.string()),
+        ("url", pa.string()),
+        ("status_code", pa.int32()),
+        ("fetched_at", _UTC_US),
+        ("body", pa.binary()),
+        ("sha256", pa.string()),
+    ]
+)
+
+EXCEPTIONS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("workspace", pa.string()),
+        ("account_id", pa.string()),
+        ("nickname", pa.string()),
+        ("reason", pa.string()),
+        ("approved_by", pa.string()),
+        ("ticket", pa.string()),
+        ("expires_on", pa.date32()),
+    ]
+)
+
+
+def pages_table(run_id: str, pages: list[RawPage]) -> pa.Table:
+    """raw_api_pages rows; seq is the order received, starting at 1."""
+    columns = {
+        "run_id": [run_id] * len(pages),
+        "seq": list(range(1, len(pages) + 1)),
+        "listing": [page.listing for page in pages],
+        "url": [page.url for page in pages],
+        "status_code": [page.status_code for page in pages],
+        "fetched_at": [page.fetched_at for page in pages],
+        "body": [page.body for page in pages],
+        "sha256": [page.sha256 for page in pages],
+    }
+    return pa.table(columns, schema=PAGES_SCHEMA)
+
+
+def observations_table(run_id: str, observations: pd.DataFrame) -> pa.Table:
+    """member_2sv_observations rows: the normalised frame plus run_id, typed for DuckDB."""
+    table = pa.Table.from_pandas(
+        observations[OBSERVATION_COLUMNS], preserve_index=False, safe=False
+    )
+    table = table.set_column(
+        table.schema.get_field_index("observed_at"),
+        "observed_at",
+        table["observed_at"].cast(_UTC_US),
+    )
+    return table.add_column(0, "run_id", pa.repeat(run_id, table.num_rows).cast(pa.string()))
+
+
+def policy_tables(run_id: str, policy: Policy) -> tuple[pa.Table, pa.Table]:
+    """(run_policies row, policy_exceptions rows) for one run."""
+    row = pa.table(
+        {
+            "run_id": [run_id],
+            "policy_sha256": [policy.sha256],
+            "policy_text": [policy.source_text],
+            "source_path": pa.array([policy.source_path], pa.string()),
+            "grace_days": pa.array([policy.grace_days], pa.int32()),
+            "sla_days": pa.array([policy.sla_days], pa.int32()),
+            "severity_owner": [SEVERITIES[0]],
+            "severity_member": [SEVERITIES[1]],
+            "severity_unknown": [SEVERITIES[2]],
+        }
+    )
+    items = exception_rows(policy)
+    exceptions = pa.Table.from_pylist(
+        [{"run_id": run_id, **item} for item in items], schema=EXCEPTIONS_SCHEMA
+    )
+    return row, exceptions
+
+
+def exception_rows(policy: Policy) -> list[dict[str, Any]]:
+    return [
+        {
+            "workspace": item.workspace,
+            "account_id": item.account_id,
+            "nickname": item.nickname,
+            "reason": item.reason,
+            "approved_by": item.approved_by,
+            "ticket": item.ticket,
+            "expires_on": item.expires_on,
+        }
+        for item in policy.exceptions
+    ]
+
+
+def policy_record_of(policy: Policy) -> dict[str, Any]:
+    return hashing.policy_record(
+        grace_days=policy.grace_days,
+        sla_days=policy.sla_days,
+        severities=SEVERITIES,
+        exceptions=exception_rows(policy),
+    )

@@ -1,0 +1,242 @@
+"""verify: recompute every hash and the chain, and re-derive observations from raw pages.
+
+    result = verify_chain("evidence.duckdb")
+    if not result.ok:
+        print(result.first_bad_run_id, result.summary())   # names the FIRST bad run
+    diff = rederive(store.conn, run_id)                    # stored vs re-derived observations
+
+A run is bad when any of these fails (checked for every run, in chain order):
+page body vs its sha256; raw_sha256 vs the pages; stored observations vs
+observations_sha256; observations re-derived from the raw pages vs observations_sha256;
+sha256(policy_text) vs policy_sha256; run_hash vs the record; prev_run_hash vs the previous
+run's run_hash (and seq continuity). Rows whose run_id has no run are reported last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tasks.bitbucket.models import RawPage
+from tasks.evidence import frames, hashing
+from tasks.evidence.connection import translate
+from tasks.evidence.errors import IntegrityError
+from tasks.evidence.store import EvidenceStore
+from tasks.normalise import OBSERVATION_COLUMNS, observations_from_pages
+
+
+@dataclass(frozen=True, slots=True)
+class RunProblem:
+    run_id: str
+    seq: int | None  # None for rows that belong to no run
+    what: str
+
+
+@dataclass(slots=True)
+class ChainVerification:
+    runs_checked: int = 0
+    problems: list[RunProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_run_id(self) -> str | None:
+        return self.problems[0].run_id if self.problems else None
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"OK: {self.runs_checked} runs, every hash and link verified."
+        first = self.problems[0]
+        same = [p.what for p in self.problems if p.run_id == first.run_id]
+        where = f"seq {first.seq}" if first.seq is not None else "no such run"
+        return (
+            f"FAILED: first bad run {first.run_id} ({where}): " + "; ".join(same) + f". "
+            f"{len(self.problems)} problem(s) in total over {self.runs_checked} runs."
+        )
+
+    def raise_for_problems(self) -> None:
+        if not self.ok:
+            raise IntegrityError(self.summary())
+
+
+@dataclass(frozen=True, slots=True)
+class Rederivation:
+    run_id: str
+    digest: str
+    missing: pd.DataFrame  # derived from pages but not stored
+    unexpected: pd.DataFrame  # stored but not derivable from pages
+
+    @property
+    def matches(self) -> bool:
+        return self.missing.empty and self.unexpected.empty
+
+
+def verify_chain(path: str | PathLike[str], *, lock_timeout_s: float = 30.0) -> ChainVerification:
+    """Recompute everything for every run, read-only; never raises for tampering."""
+    with EvidenceStore.open(Path(path), read_only=True, lock_timeout_s=lock_timeout_s) as store:
+        try:
+            return _verify(store.conn)
+        except duckdb.Error as exc:
+            raise translate(exc, Path(path), action="verify") from None
+
+
+def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
+    """Re-run normalise on the run's stored raw pages and compare with the stored rows."""
+    sql = "SELECT workspace FROM collection_runs WHERE run_id = ?"
+    rows = conn.execute(sql, [run_id]).fetchall()
+    run = rows[0] if rows else None
+    if run is None:
+        raise IntegrityError(f"No run {run_id} in the evidence file.")
+    frame = observations_from_pages(run[0], _stored_pages(conn, run_id))
+    conn.register("_bb2sv_rederived", frames.observations_table(run_id, frame))
+    try:
+        digest = hashing.digests(conn, "observations", "_bb2sv_rederived")
+        columns = ", ".join(OBSERVATION_COLUMNS)
+        stored = f"(SELECT {columns} FROM member_2sv_observations WHERE run_id = ?)"
+        derived = f"(SELECT {columns} FROM _bb2sv_rederived)"
+        missing = conn.execute(f"{derived} EXCEPT ALL {stored}", [run_id]).df()
+        unexpected = conn.execute(f"{stored} EXCEPT ALL {derived}", [run_id]).df()
+    finally:
+        conn.unregister("_bb2sv_rederived")
+    return Rederivation(run_id, digest.get(run_id, hashing.EMPTY_SHA256), missing, unexpected)
+
+
+def _stored_pages(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[RawPage]:
+    result = conn.execute(
+        "SELECT listing, url, status_code, fetched_at, body, sha256 FROM raw_api_pages "
+        "WHERE run_id = ? ORDER BY seq",
+        [run_id],
+    )
+    pages: list[RawPage] = []
+    # fetchmany: one fetchall of ~100 MB of bodies is pathologically slow in duckdb 2.0.1.
+    while chunk := result.fetchmany(256):
+        pages.extend(RawPage(*row) for row in chunk)
+    return pages
+
+
+def _verify(conn: duckdb.DuckDBPyConnection) -> ChainVerification:
+    runs = conn.execute("SELECT * FROM collection_runs ORDER BY seq").df()
+    result = ChainVerification(runs_checked=len(runs))
+    bad_bodies = _group(
+        conn.execute(
+            "SELECT run_id, seq FROM raw_api_pages WHERE sha256(body) <> sha256 ORDER BY seq"
+        ).fetchall()
+    )
+    raw = hashing.digests(conn, "raw", "raw_api_pages")
+    stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
+    policies = _policies(conn)
+
+    prev_hash, prev_seq = hashing.GENESIS_HASH, 0
+    for run in runs.to_dict("records"):
+        run = {key: (None if _is_null(value) else value) for key, value in run.items()}
+        run_id, seq = run["run_id"], int(run["seq"])
+        problems: list[str] = []
+        if run["prev_run_hash"] != prev_hash or seq != prev_seq + 1:
+            problems.append(
+                f"chain broken: prev_run_hash/seq do not follow the run at seq {prev_seq} "
+                "(a run was deleted, inserted or reordered before this one)"
+            )
+        for page_seq in bad_bodies.get(run_id, []):
+            problems.append(f"raw page {page_seq}: body does not match its sha256 (edited)")
+        if raw.get(run_id, hashing.EMPTY_SHA256) != run["raw_sha256"]:
+            problems.append(
+                "raw_sha256 does not match the stored pages (page deleted, "
+                "added, reordered or its metadata edited)"
+            )
+        if stored_obs.get(run_id, hashing.EMPTY_SHA256) != run["observations_sha256"]:
+            problems.append(
+                "stored observations do not match observations_sha256 (edited, "
+                "deleted or added rows)"
+            )
+        if rederive(conn, run_id).digest != run["observations_sha256"]:
+            problems.append(
+                "observations re-derived from the raw pages differ from observations_sha256"
+            )
+        policy = policies.get(run_id)
+        if policy is None:
+            problems.append("no run_policies row")
+        else:
+            text_sha = hashlib.sha256(policy["text"].encode("utf-8")).hexdigest()
+            if text_sha != run["policy_sha256"] or policy["sha"] != run["policy_sha256"]:
+                problems.append("policy text does not match policy_sha256")
+            record = hashing.run_record(run, policy["record"])
+            expected = hashing.run_hash(
+                run["prev_run_hash"],
+                record,
+                run["raw_sha256"],
+                run["observations_sha256"],
+                run["policy_sha256"],
+            )
+            if expected != run["run_hash"]:
+                problems.append(
+                    "run_hash does not match the run record, digests and policy "
+                    "(a run field or stored policy was edited)"
+                )
+        result.problems.extend(RunProblem(run_id, seq, what) for what in problems)
+        prev_hash, prev_seq = run["run_hash"], seq
+    result.problems.extend(_orphans(conn))
+    return result
+
+
+def _policies(conn: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    exceptions: dict[str, list[dict]] = {}
+    for item in conn.execute("SELECT * FROM policy_exceptions").df().to_dict("records"):
+        item = {key: (None if _is_null(value) else value) for key, value in item.items()}
+        exceptions.setdefault(item.pop("run_id"), []).append(item)
+    out = {}
+    for row in conn.execute("SELECT * FROM run_policies").df().to_dict("records"):
+        record = hashing.policy_record(
+            grace_days=row["grace_days"],
+            sla_days=row["sla_days"],
+            severities=(row["severity_owner"], row["severity_member"], row["severity_unknown"]),
+            exceptions=exceptions.get(row["run_id"], []),
+        )
+        out[row["run_id"]] = {
+            "text": row["policy_text"],
+            "sha": row["policy_sha256"],
+            "record": record,
+        }
+    return out
+
+
+def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
+    rows = conn.execute(
+        """
+        SELECT DISTINCT run_id, 'raw pages' AS kind FROM raw_api_pages
+        WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
+        UNION ALL
+        SELECT DISTINCT run_id, 'observations' FROM member_2sv_observations
+        WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
+        ORDER BY 1, 2
+        """
+    ).fetchall()
+    return [
+        RunProblem(
+            run_id,
+            None,
+            f"{kind} stored for run {run_id}, which is not in "
+            "collection_runs (its run record was deleted)",
+        )
+        for run_id, kind in rows
+    ]
+
+
+def _group(rows: list[tuple[str, int]]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for run_id, seq in rows:
+        grouped.setdefault(run_id, []).append(seq)
+    return grouped
+
+
+def _is_null(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,91 @@
+"""Schema versioning: numbered migrations and views, applied in one transaction.
+
+    version = schema_version(conn)   # 0 for an empty database
+    migrate(conn)                    # pending migrations + views, all or nothing
+
+Migrations live in migrations/NNNN_name.sql and run in number order; views and table macros
+in views/*.sql are re-created (CREATE OR REPLACE) on every writable open (they hold no data, and
+re-creating them lets a new bb2sv fix a view without a migration).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+_HERE = Path(__file__).parent
+_MIGRATION_NAME = re.compile(r"^(?P<number>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    found = []
+    for path in sorted((_HERE / "migrations").glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise RuntimeError(f"migration file name must look like 0001_name.sql: {path.name}")
+        found.append(Migration(int(match["number"]), match["name"], path.read_text("utf-8")))
+    numbers = [migration.version for migration in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, got {numbers}")
+    return tuple(found)
+
+
+LATEST_VERSION = len(migrations())
+
+
+def view_files() -> list[Path]:
+    return sorted((_HERE / "views").glob("*.sql"))
+
+
+def user_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def schema_version(conn: duckdb.DuckDBPyConnection) -> int | None:
+    """Highest applied migration; 0 for an empty database; None if it has foreign tables."""
+    tables = user_tables(conn)
+    if "schema_version" not in tables:
+        return 0 if not tables else None
+    (version,) = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0]
+    return int(version)
+
+
+def migrate(conn: duckdb.DuckDBPyConnection, *, target: int = LATEST_VERSION) -> int:
+    """Apply pending migrations up to `target`, then (re)create views, in ONE transaction."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        current = schema_version(conn) or 0
+        for migration in migrations():
+            if current < migration.version <= target:
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, now())",
+                    [migration.version, migration.name],
+                )
+        if target == LATEST_VERSION:
+            create_views(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(current, target)
+
+
+def create_views(conn: duckdb.DuckDBPyConnection) -> None:
+    for path in view_files():
+        conn.execute(path.read_text("utf-8"))

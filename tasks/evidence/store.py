@@ -1,0 +1,298 @@
+"""The evidence store: one DuckDB file, one writer, one transaction per collection run.
+
+Usage::
+
+    with EvidenceStore.open("evidence.duckdb") as store:            # the one writer
+        stored = store.record_run(extract, policy=policy)
+        stored.run_id, stored.run_hash, stored.status, stored.member_count
+    with EvidenceStore.open("evidence.duckdb", read_only=True) as store:
+        store.conn.sql("SELECT * FROM daily_compliance").df()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import Self
+
+import duckdb
+import pandas as pd
+
+import bb2sv
+from tasks.bitbucket.models import WorkspaceExtract
+from tasks.evidence import frames, hashing
+from tasks.evidence.connection import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    connect,
+    has_duckdb_header,
+    translate,
+)
+from tasks.evidence.errors import (
+    EvidenceCorrupt,
+    EvidenceError,
+    NotAnEvidenceFile,
+    SchemaTooNew,
+)
+from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
+from tasks.normalise import observations_from_pages
+from tasks.policy import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    run_id: str
+    workspace: str
+    status: str
+    member_count: int
+    run_hash: str
+    started_at: datetime
+    finished_at: datetime
+    emulated: bool
+
+
+class EvidenceStore:
+    """An open evidence file. Use `EvidenceStore.open`, not the constructor."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path, *, read_only: bool):
+        self.conn = conn
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(
+        cls,
+        path: str | PathLike[str],
+        *,
+        read_only: bool = False,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> EvidenceStore:
+        """Open (or create, when writable) an evidence file, migrating an older schema.
+
+        A file that is not DuckDB, not bb2sv's, damaged, or newer than this bb2sv raises
+        before anything is written, so the file stays byte-identical.
+        """
+        path = Path(path)
+        deadline = time.monotonic() + lock_timeout_s
+        if path.exists():
+            version = _inspect(path, lock_timeout_s)
+            if read_only and version < LATEST_VERSION:
+                raise EvidenceError(
+                    f"Evidence file {path} has schema version {version}, older than this "
+                    f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
+                    "upgrade it, then query it."
+                )
+        elif read_only:
+            raise EvidenceError(
+                f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) first, "
+                "or pass --db with the right path."
+            )
+        remaining = max(0.0, deadline - time.monotonic())
+        conn = connect(path, read_only=read_only, lock_timeout_s=remaining)
+        if not read_only:
+            try:
+                migrate(conn)
+            except duckdb.Error as exc:
+                conn.close()
+                raise translate(exc, path, action="upgrade the schema of") from None
+        return cls(conn, path, read_only=read_only)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def record_run(
+        self,
+        extract: WorkspaceExtract,
+        *,
+        policy: Policy,
+        prefect_flow_run_id: str | None = None,
+        tool_version: str = bb2sv.__version__,
+    ) -> StoredRun:
+        """Store one collection run (any status) with its pages and observations, atomically."""
+        observations = observations_from_pages(extract.workspace, extract.pages)
+        return self._write_run(
+            extract,
+            observations,
+            policy=policy,
+            prefect_flow_run_id=prefect_flow_run_id,
+            tool_version=tool_version,
+        )
+
+    def _write_run(
+        self,
+        extract: WorkspaceExtract,
+        observations: pd.DataFrame,
+        *,
+        policy: Policy,
+        prefect_flow_run_id: str | None,
+        tool_version: str,
+    ) -> StoredRun:
+        if self.read_only:
+            raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
+        started = time.perf_counter()
+        run_id = new_run_id(extract)
+        pages = frames.pages_table(run_id, extract.pages)
+        obs = frames.observations_table(run_id, observations)
+        policy_row, exceptions = frames.policy_tables(run_id, policy)
+        views = {"_bb2sv_pages": pages, "_bb2sv_obs": obs, "_bb2sv_policy": policy_row}
+        views["_bb2sv_exceptions"] = exceptions
+        try:
+            for name, table in views.items():
+                self.conn.register(name, table)
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                run = self._run_row(extract, run_id, len(observations), policy, tool_version)
+                run["prefect_flow_run_id"] = prefect_flow_run_id
+                self._insert(run, policy)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        except duckdb.Error as exc:
+            action = f"record the {extract.workspace} run in"
+            raise translate(exc, self.path, action=action) from None
+        finally:
+            for name in views:
+                self.conn.unregister(name)
+        log.info(
+            "stored run %s (%s, %d members, %d pages) in %.3f s",
+            run_id,
+            run["status"],
+            run["member_count"],
+            len(extract.pages),
+            time.perf_counter() - started,
+        )
+        return StoredRun(
+            run_id=run_id,
+            workspace=run["workspace"],
+            status=run["status"],
+            member_count=run["member_count"],
+            run_hash=run["run_hash"],
+            started_at=run["started_at"],
+            finished_at=run["finished_at"],
+            emulated=run["emulated"],
+        )
+
+    def _run_row(
+        self,
+        extract: WorkspaceExtract,
+        run_id: str,
+        member_count: int,
+        policy: Policy,
+        tool_version: str,
+    ) -> dict:
+        """The collection_runs row, chained to the current head (inside the transaction)."""
+        # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
+        head = self.conn.execute(
+            "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
+        ).fetchall()
+        seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
+        run = {
+            "run_id": run_id,
+            "seq": seq,
+            "workspace": extract.workspace,
+            "source": extract.source,
+            "started_at": _utc(extract.started_at),
+            "finished_at": _utc(extract.finished_at),
+            "status": extract.status,
+            "member_count": member_count,
+            "request_count": extract.request_count,
+            "tool_version": tool_version,
+            "prefect_flow_run_id": None,
+            "error": extract.error,
+            "error_kind": extract.error_kind,
+            "emulated": bool(extract.emulated),
+            "policy_sha256": policy.sha256,
+            "prev_run_hash": prev,
+        }
+        raw = hashing.digests(self.conn, "raw", "_bb2sv_pages")
+        obs = hashing.digests(self.conn, "observations", "_bb2sv_obs")
+        run["raw_sha256"] = raw.get(run_id, hashing.EMPTY_SHA256)
+        run["observations_sha256"] = obs.get(run_id, hashing.EMPTY_SHA256)
+        return run
+
+    def _insert(self, run: dict, policy: Policy) -> None:
+        record = hashing.run_record(run, frames.policy_record_of(policy))
+        run["run_hash"] = hashing.run_hash(
+            run["prev_run_hash"],
+            record,
+            run["raw_sha256"],
+            run["observations_sha256"],
+            run["policy_sha256"],
+        )
+        columns = list(run)
+        self.conn.execute(
+            f"INSERT INTO collection_runs ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            [run[column] for column in columns],
+        )
+        self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
+        self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
+        self.conn.execute("INSERT INTO raw_api_pages BY NAME SELECT * FROM _bb2sv_pages")
+        self.conn.execute("INSERT INTO member_2sv_observations BY NAME SELECT * FROM _bb2sv_obs")
+
+
+def new_run_id(extract: WorkspaceExtract) -> str:
+    """Readable and time-ordered: `20261127T020000Z-acme-1f3a9c2e`."""
+    stamp = _utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _inspect(path: Path, lock_timeout_s: float) -> int:
+    """Schema version of an existing file, read without writing anything."""
+    if not has_duckdb_header(path):
+        raise NotAnEvidenceFile(
+            f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv evidence "
+            "file. Check --db; the file was left unchanged."
+        )
+    conn = connect(path, read_only=True, lock_timeout_s=lock_timeout_s)
+    try:
+        version = schema_version(conn)
+        block_size, blocks = conn.execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size()"
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise EvidenceCorrupt(
+            f"Evidence file {path} could not be read ({str(exc).splitlines()[0]}). Restore "
+            "it from a backup; the file was left unchanged."
+        ) from None
+    finally:
+        conn.close()
+    # DuckDB reads data blocks lazily, so a truncated file opens fine; its header says
+    # how many blocks follow the three 4 KiB header blocks.
+    if path.stat().st_size < 3 * 4096 + blocks * block_size:
+        raise EvidenceCorrupt(
+            f"Evidence file {path} is truncated: its header lists {blocks} blocks of "
+            f"{block_size} bytes but the file is only {path.stat().st_size} bytes. Restore it "
+            "from a backup; the file was left unchanged."
+        )
+    if version is None:
+        raise NotAnEvidenceFile(
+            f"{path} is a DuckDB database but not a bb2sv evidence file (it has tables but no "
+            "schema_version). Pass a new path with --db; the file was left unchanged."
+        )
+    if version > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"Evidence file {path} has schema version {version}, but this bb2sv "
+            f"({bb2sv.__version__}) knows up to {LATEST_VERSION}. Upgrade bb2sv to read or "
+            "write it; the file was left unchanged.",
+            found=version,
+            supported=LATEST_VERSION,
+        )
+    return version

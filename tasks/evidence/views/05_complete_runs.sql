@@ -1,0 +1,12 @@
+-- Helper view: complete runs numbered per workspace (run_no 1, 2, …), with the next complete
+-- run of the same workspace. History and findings step from one complete run to the next,
+-- so a member missing from run n+1 has left (or was not seen) at that run.
+CREATE OR REPLACE VIEW complete_runs AS
+SELECT
+    run_id, seq, workspace, started_at,
+    row_number() OVER w AS run_no,
+    lead(run_id) OVER w AS next_run_id,
+    lead(started_at) OVER w AS next_started_at
+FROM collection_runs
+WHERE status = 'complete'
+WINDOW w AS (PARTITION BY workspace ORDER BY seq);

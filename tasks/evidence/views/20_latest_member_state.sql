@@ -1,0 +1,14 @@
+-- Each workspace's members as seen by its last COMPLETE run.
+CREATE OR REPLACE VIEW latest_member_state AS
+WITH last_run AS (
+    SELECT workspace, arg_max(run_id, seq) AS run_id
+    FROM collection_runs
+    WHERE status = 'complete'
+    GROUP BY workspace
+)
+SELECT
+    m.workspace, m.run_id, m.started_at AS run_started_at, m.observed_at,
+    m.member_key, m.account_id, m.uuid, m.nickname, m.display_name, m.permission,
+    m.has_2fa_enabled, m.two_step_state, m.excepted, m.exception_ticket, m.compliant
+FROM complete_run_members AS m
+JOIN last_run AS l ON l.run_id = m.run_id;

@@ -1,0 +1,192 @@
+"""verify_chain and rederive: every kind of tampering names the first bad run."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from tasks.bitbucket.models import RawPage
+from tasks.evidence.errors import IntegrityError
+from tasks.evidence.integrity import rederive, verify_chain
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
+
+TABLES = [
+    "collection_runs",
+    "raw_api_pages",
+    "member_2sv_observations",
+    "run_policies",
+    "policy_exceptions",
+]
+
+
+@pytest.fixture
+def chain(db_path, synth) -> list[str]:
+    """Five runs: complete days 1-3 (with an exception policy), incomplete, failed."""
+    policy = Policy(
+        exceptions=(
+            PolicyException(
+                "acme", "contractor", "ciso", "SEC-9", date(2026, 4, 1), nickname="user10"
+            ),
+        ),
+        source_text="exceptions: [...]\n",
+    )
+    members = synth.synthetic_members(150) + [synth.member(900, account_id=None)]
+    ids = []
+    with EvidenceStore.open(db_path) as store:
+        for day in (1, 2, 3):
+            extract = synth.make_extract("acme", members, day=date(2026, 3, day))
+            ids.append(store.record_run(extract, policy=policy).run_id)
+        partial = synth.make_extract("acme", members, day=date(2026, 3, 4), status="incomplete")
+        partial.pages = partial.pages[:1]
+        ids.append(store.record_run(partial, policy=DEFAULT_POLICY).run_id)
+        error = RawPage(
+            "members",
+            "https://x/2.0/workspaces/acme/members",
+            503,
+            partial.started_at,
+            b"<html>503</html>",
+        )
+        failed = synth.make_extract(
+            "acme",
+            [],
+            day=date(2026, 3, 5),
+            status="failed",
+            pages=[error],
+            error="budget exhausted",
+        )
+        ids.append(store.record_run(failed, policy=DEFAULT_POLICY).run_id)
+    return ids
+
+
+def tamper(db_path, synth, *statements: str) -> None:
+    conn = synth.plain_connect(db_path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.close()
+
+
+def drop_constraints(db_path, synth) -> None:
+    """What a determined editor does: rebuild the tables without keys, then edit freely."""
+    conn = synth.plain_connect(db_path)
+    for table in TABLES:
+        conn.execute(f"CREATE TABLE copy_{table} AS SELECT * FROM {table}")
+    for table in reversed(TABLES):
+        conn.execute(f"DROP TABLE {table}")
+    for table in TABLES:
+        conn.execute(f"ALTER TABLE copy_{table} RENAME TO {table}")
+    conn.close()
+
+
+def assert_first_bad(db_path, run_id: str, fragment: str) -> None:
+    result = verify_chain(db_path)
+    assert not result.ok
+    assert result.first_bad_run_id == run_id, result.summary()
+    assert fragment in result.summary()
+    with pytest.raises(IntegrityError, match=run_id):
+        result.raise_for_problems()
+
+
+def test_untouched_chain_verifies(db_path, chain):
+    result = verify_chain(db_path)
+    assert result.ok, result.summary()
+    assert result.runs_checked == 5 and "OK: 5 runs" in result.summary()
+
+
+def test_rederive_matches_untouched_runs_and_shows_edits(db_path, synth, chain):
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        assert all(rederive(store.conn, run_id).matches for run_id in chain)
+    tamper(
+        db_path,
+        synth,
+        "UPDATE member_2sv_observations SET display_name = 'Someone Else' WHERE nickname = 'user7'",
+    )
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        diff = rederive(store.conn, chain[0])
+    assert not diff.matches
+    assert list(diff.unexpected["display_name"]) == ["Someone Else"]
+    assert list(diff.missing["display_name"]) == ["User Number 7"]
+
+
+def test_edited_observation(db_path, synth, chain):
+    tamper(
+        db_path,
+        synth,
+        "UPDATE member_2sv_observations SET has_2fa_enabled = true, "
+        f"two_step_state = 'enabled' WHERE nickname = 'user20' AND run_id = '{chain[1]}'",
+    )
+    assert_first_bad(db_path, chain[1], "stored observations do not match")
+
+
+def test_deleted_raw_page(db_path, synth, chain):
+    tamper(db_path, synth, f"DELETE FROM raw_api_pages WHERE run_id = '{chain[2]}' AND seq = 2")
+    assert_first_bad(db_path, chain[2], "raw_sha256 does not match")
+
+
+def test_edited_raw_page_body(db_path, synth, chain):
+    tamper(
+        db_path,
+        synth,
+        "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
+        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
+        f"WHERE run_id = '{chain[1]}' AND seq = 1",
+    )
+    result = verify_chain(db_path)
+    assert result.first_bad_run_id == chain[1]
+    assert "raw page 1: body does not match its sha256" in result.summary()
+    assert "re-derived from the raw pages differ" in result.summary()
+
+
+def test_deleted_run_in_the_middle(db_path, synth, chain):
+    victim = chain[1]
+    tamper(
+        db_path, synth, *[f"DELETE FROM {t} WHERE run_id = '{victim}'" for t in reversed(TABLES)]
+    )
+    assert_first_bad(db_path, chain[2], "chain broken")
+
+
+def test_reordered_runs(db_path, synth, chain):
+    drop_constraints(db_path, synth)
+    tamper(
+        db_path,
+        synth,
+        "UPDATE collection_runs SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END WHERE seq IN (2, 3)",
+    )
+    assert_first_bad(db_path, chain[2], "chain broken")  # chain[2] now sits at seq 2
+
+
+def test_reordered_raw_pages(db_path, synth, chain):
+    drop_constraints(db_path, synth)
+    tamper(
+        db_path,
+        synth,
+        "UPDATE raw_api_pages SET seq = CASE seq WHEN 1 THEN 2 ELSE 1 END "
+        f"WHERE run_id = '{chain[2]}' AND seq IN (1, 2)",
+    )
+    assert_first_bad(db_path, chain[2], "raw_sha256 does not match")
+
+
+def test_edited_run_status(db_path, synth, chain):
+    sql = f"UPDATE collection_runs SET status = 'complete' WHERE run_id = '{chain[3]}'"
+    tamper(db_path, synth, sql)
+    assert_first_bad(db_path, chain[3], "run_hash does not match")
+
+
+def test_edited_policy(db_path, synth, chain):
+    tamper(
+        db_path,
+        synth,
+        f"UPDATE policy_exceptions SET expires_on = DATE '2030-01-01' WHERE run_id = '{chain[0]}'",
+    )
+    assert_first_bad(db_path, chain[0], "run_hash does not match")
+
+
+def test_rows_left_behind_by_a_deleted_run_are_reported(db_path, synth, chain):
+    drop_constraints(db_path, synth)
+    tamper(db_path, synth, f"DELETE FROM collection_runs WHERE run_id = '{chain[4]}'")
+    result = verify_chain(db_path)
+    assert not result.ok
+    assert any(
+        p.run_id == chain[4] and p.seq is None and "raw pages" in p.what for p in result.problems
+    )

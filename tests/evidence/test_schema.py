@@ -1,0 +1,174 @@
+"""Schema: migrations in one transaction, versioning, and refusing files we must not touch."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tasks.evidence.connection import connect
+from tasks.evidence.errors import (
+    EvidenceCorrupt,
+    EvidenceError,
+    NotAnEvidenceFile,
+    SchemaTooNew,
+)
+from tasks.evidence.schema import LATEST_VERSION, migrate, view_files
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import DEFAULT_POLICY
+
+PUBLIC = {
+    "collection_runs",
+    "raw_api_pages",
+    "member_2sv_observations",
+    "run_policies",
+    "policy_exceptions",
+    "latest_member_state",
+    "daily_compliance",
+    "member_state_history",
+    "findings",
+    "evidence_coverage",
+}
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stored_file(db_path: Path, synth) -> Path:
+    extract = synth.make_extract("acme", synth.synthetic_members(120), day=date(2026, 3, 1))
+    with EvidenceStore.open(db_path) as store:
+        store.record_run(extract, policy=DEFAULT_POLICY)
+    return db_path
+
+
+def test_new_file_has_schema_settings_and_duckdb_14_storage(db_path):
+    with EvidenceStore.open(db_path) as store:
+        versions = store.conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        names = {
+            name
+            for (name,) in store.conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+        settings = store.conn.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions'), current_setting('TimeZone')"
+        ).fetchall()[0]
+    assert [v for (v,) in versions] == list(range(1, LATEST_VERSION + 1))
+    assert names >= PUBLIC
+    assert settings == (False, False, "UTC")
+    # storage version 67 is DuckDB 1.4's format; 2.0's default (999) is unreadable by 1.4
+    (storage_version,) = struct.unpack("<Q", db_path.read_bytes()[12:20])
+    assert storage_version == 67
+
+
+def test_check_constraints_reject_unknown_states(synth, db_path):
+    EvidenceStore.open(db_path).close()
+    conn = synth.plain_connect(db_path)
+    with pytest.raises(duckdb.ConstraintException):
+        conn.execute(
+            "INSERT INTO member_2sv_observations VALUES ('r', 'acme', now(), 'a', NULL, 'n', "
+            "'N', 'member', NULL, 'maybe')"
+        )
+    with pytest.raises(duckdb.ConstraintException):  # state must agree with has_2fa_enabled
+        conn.execute(
+            "INSERT INTO member_2sv_observations VALUES ('r', 'acme', now(), 'a', NULL, 'n', "
+            "'N', 'member', false, 'enabled')"
+        )
+    with pytest.raises(duckdb.ConstraintException):
+        conn.execute(
+            "INSERT INTO collection_runs VALUES ('r', 1, 'acme', 's', now(), now(), 'done', 0, "
+            "0, 'v', NULL, '', '', '', NULL, NULL, false, '', '')"
+        )
+    conn.close()
+
+
+def test_older_schema_is_migrated_on_open(db_path):
+    conn = connect(db_path, read_only=False)
+    migrate(conn, target=1)
+    conn.close()
+    with EvidenceStore.open(db_path) as store:
+        (version,) = store.conn.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+        store.conn.execute("SELECT count(*) FROM run_policies").fetchall()[0]
+        store.conn.execute("SELECT count(*) FROM findings").fetchall()[0]
+    assert version == LATEST_VERSION
+
+
+def test_read_only_open_of_older_schema_asks_for_an_upgrade(db_path):
+    conn = connect(db_path, read_only=False)
+    migrate(conn, target=1)
+    conn.close()
+    before = file_hash(db_path)
+    with pytest.raises(EvidenceError, match="older than"):
+        EvidenceStore.open(db_path, read_only=True)
+    assert file_hash(db_path) == before
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_newer_schema_is_refused_and_file_untouched(synth, db_path, read_only):
+    stored_file(db_path, synth)
+    conn = synth.plain_connect(db_path)
+    conn.execute("INSERT INTO schema_version VALUES (99, 'from_the_future', now())")
+    conn.close()
+    before = file_hash(db_path)
+    with pytest.raises(SchemaTooNew, match="schema version 99") as caught:
+        EvidenceStore.open(db_path, read_only=read_only)
+    assert (caught.value.found, caught.value.supported) == (99, LATEST_VERSION)
+    assert file_hash(db_path) == before
+
+
+@pytest.mark.parametrize("damage", ["header", "truncate"])
+def test_corrupt_file_is_refused_and_file_untouched(synth, db_path, damage):
+    stored_file(db_path, synth)
+    data = bytearray(db_path.read_bytes())
+    if damage == "header":
+        data[4096 + 100 : 4096 + 300] = b"\xff" * 200
+    else:
+        data = data[: len(data) // 2]
+    db_path.write_bytes(bytes(data))
+    before = file_hash(db_path)
+    with pytest.raises(EvidenceCorrupt, match="backup"):
+        EvidenceStore.open(db_path)
+    assert file_hash(db_path) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"name,email\nalice,a@example.com\n" * 500])
+def test_non_duckdb_file_is_refused_and_file_untouched(db_path, content):
+    db_path.write_bytes(content)
+    with pytest.raises(NotAnEvidenceFile, match="not a DuckDB file"):
+        EvidenceStore.open(db_path)
+    assert db_path.read_bytes() == content
+
+
+def test_foreign_duckdb_database_is_refused_and_file_untouched(synth, db_path):
+    conn = synth.plain_connect(db_path)
+    conn.execute("CREATE TABLE invoices AS SELECT 1 AS id")
+    conn.close()
+    before = file_hash(db_path)
+    with pytest.raises(NotAnEvidenceFile, match="not a bb2sv evidence file"):
+        EvidenceStore.open(db_path)
+    assert file_hash(db_path) == before
+
+
+def test_views_are_recreated_from_sql_files(synth, db_path):
+    EvidenceStore.open(db_path).close()
+    conn = synth.plain_connect(db_path)
+    conn.execute("DROP VIEW findings")
+    conn.execute("CREATE OR REPLACE VIEW daily_compliance AS SELECT 'stale' AS day")
+    conn.close()
+    with EvidenceStore.open(db_path) as store:
+        columns = [c[0] for c in store.conn.execute("SELECT * FROM daily_compliance").description]
+        store.conn.execute("SELECT * FROM findings").fetchall()
+    assert "compliance_pct" in columns
+    assert len(view_files()) >= 6
+
+
+def test_read_only_open_of_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(EvidenceError, match="bb2sv collect"):
+        EvidenceStore.open(tmp_path / "nope.duckdb", read_only=True)
+    assert not (tmp_path / "nope.duckdb").exists()
