@@ -265,7 +265,7 @@ def _inspect(path: Path, lock_timeout_s: float) -> int:
     try:
         version = schema_version(conn)
         block_size, blocks = conn.execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size()"
+            "SELECT block_size, used_blocks FROM pragma_database_size()"
         ).fetchall()[0]
     except duckdb.Error as exc:
         raise EvidenceCorrupt(
@@ -274,11 +274,12 @@ def _inspect(path: Path, lock_timeout_s: float) -> int:
         ) from None
     finally:
         conn.close()
-    # DuckDB reads data blocks lazily, so a truncated file opens fine; its header says
-    # how many blocks follow the three 4 KiB header blocks.
+    # DuckDB reads data blocks lazily, so a truncated file opens fine. The file must hold
+    # at least its used blocks after the three 4 KiB header blocks (total_blocks is no
+    # bound: free blocks at the end are cut off the file).
     if path.stat().st_size < 3 * 4096 + blocks * block_size:
         raise EvidenceCorrupt(
-            f"Evidence file {path} is truncated: its header lists {blocks} blocks of "
+            f"Evidence file {path} is truncated: its header lists {blocks} used blocks of "
             f"{block_size} bytes but the file is only {path.stat().st_size} bytes. Restore it "
             "from a backup; the file was left unchanged."
         )
