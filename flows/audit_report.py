@@ -13,8 +13,8 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from tasks.evidence.store import EvidenceStore
 
+from tasks.evidence.store import EvidenceStore
 from tasks.period import previous_month
 from tasks.steps import artifact_key, period_report_task
 

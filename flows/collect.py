@@ -1,8 +1,8 @@
 """Flow `collect-bitbucket-2sv`: read every member's 2SV state, store it as evidence, report.
 
 Per workspace: extract → store → assess (views) → report. Workspaces are read concurrently,
-bounded by the `bitbucket-api` tag concurrency limit; the evidence file has one writer, this
-flow's main thread, which stores each workspace as soon as its extraction ends.
+at most `max_concurrent_workspaces` at a time; the evidence file has one writer, this flow's
+main thread, which stores each workspace as soon as its extraction ends.
 
 Run it ad hoc::
 
@@ -21,10 +21,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.credentials import resolve_settings
 from tasks.policy import load_policy
-from tasks.preflight import check_reports_dir, ensure_api_concurrency_limit
+from tasks.preflight import check_reports_dir
 from tasks.steps import (
     ExtractionError,
     daily_report_task,
@@ -68,21 +69,38 @@ def collect_bitbucket_2sv(
         policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
             `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
-        max_concurrent_workspaces: the `bitbucket-api` tag limit created when none exists.
+        max_concurrent_workspaces: extractions running at once in this flow run. To bound
+            API use across flow runs too, add a Prefect tag concurrency limit on the
+            `bitbucket-api` tag that the extraction tasks carry.
         retry_delay_seconds: wait before re-reading a workspace after a transient fault.
     """
     logger = get_run_logger()
     policy = load_policy(policy_path)
     settings = resolve_settings(secret_blocks)
     check_reports_dir(reports_dir)
-    ensure_api_concurrency_limit(max_concurrent_workspaces)
+    if max_concurrent_workspaces < 1:
+        raise ConfigError("max_concurrent_workspaces must be at least 1.")
     flow_run_id = str(get_run_context().flow_run.id)
 
     extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
-    futures = {extract_task.submit(settings, ws): ws for ws in dict.fromkeys(workspaces)}
+    pending = iter(dict.fromkeys(workspaces))
+    running: dict[PrefectFuture, str] = {}
+
+    def start_next_extraction() -> None:
+        workspace = next(pending, None)
+        if workspace is not None:
+            running[extract_task.submit(settings, workspace)] = workspace
+
+    # At most `max_concurrent_workspaces` extractions run at once: a sliding window, so a
+    # slot is refilled as soon as one finishes. Storing stays on this one thread: one writer.
+    for _ in range(max_concurrent_workspaces):
+        start_next_extraction()
     outcomes: list[WorkspaceOutcome] = []
-    for future in as_completed(list(futures)):
-        extract = finished_extract(future, futures[future])
+    while running:
+        future = next(as_completed(list(running)))
+        workspace = running.pop(future)
+        start_next_extraction()
+        extract = finished_extract(future, workspace)
         stored = record_run_task(extract, db_path, policy, flow_run_id)
         bundle = daily_report_task(stored, db_path, reports_dir)
         if stored.status == "complete":

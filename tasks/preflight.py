@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from tasks.bitbucket.exceptions import ConfigError
 
-log = logging.getLogger("bb2sv.preflight")
-
+# Extraction tasks carry this tag, so operators can bound API use across flow runs with a
+# Prefect tag concurrency limit (`prefect concurrency-limit create bitbucket-api 4`).
 API_TAG = "bitbucket-api"
 
 
@@ -29,21 +28,3 @@ def check_reports_dir(reports_dir: str | os.PathLike) -> Path:
             "Choose another with --reports-dir or fix its permissions."
         )
     return path
-
-
-def ensure_api_concurrency_limit(limit: int, tag: str = API_TAG) -> None:
-    """Create the tag concurrency limit that bounds concurrent API reads, unless one exists.
-
-    An existing limit is the operator's choice and is left as it is.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    if limit < 1:
-        raise ConfigError(f"max_concurrent_workspaces must be at least 1, got {limit}.")
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_concurrency_limit_by_tag(tag)
-        except ObjectNotFound:
-            client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
-            log.info("Created Prefect tag concurrency limit %r = %d", tag, limit)

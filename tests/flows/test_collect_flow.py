@@ -60,9 +60,8 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
 
-def test_artifacts_and_concurrency_limit(tmp_path, bitbucket_env):
+def test_artifacts_link_the_run(tmp_path, bitbucket_env):
     from prefect.artifacts import Artifact
-    from prefect.client.orchestration import get_client
 
     state = run_collect(tmp_path, ["alpha"])
     assert state.is_completed(), state.message
@@ -70,8 +69,6 @@ def test_artifacts_and_concurrency_limit(tmp_path, bitbucket_env):
     assert summary is not None and "alpha" in summary.data
     table = Artifact.get("bb2sv-run-alpha")
     assert table is not None and state.result()[0]["run_id"] in table.data
-    with get_client(sync_client=True) as client:
-        assert client.read_concurrency_limit_by_tag("bitbucket-api").concurrency_limit >= 1
 
 
 def test_incomplete_workspace_fails_the_run_and_keeps_the_good_one(tmp_path, bitbucket_env):
@@ -192,3 +189,27 @@ def test_missing_secret_block_is_a_clear_config_error(tmp_path, bitbucket_env, m
     assert state.is_failed()
     with pytest.raises(ConfigError, match="no-such-block"):
         state.result()
+
+
+def extraction_windows(state) -> list[tuple]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    return sorted(
+        (run.start_time, run.end_time) for run in task_runs if run.name.startswith("extract-")
+    )
+
+
+@pytest.mark.parametrize("limit, overlap", [(1, False), (2, True)])
+def test_extractions_are_bounded(tmp_path, bitbucket_env, limit, overlap):
+    bitbucket_env.set_scenario(Scenario(latency_s=0.25))  # each extraction takes over a second
+    state = run_collect(tmp_path, ["alpha", "beta"], max_concurrent_workspaces=limit)
+    assert state.is_completed(), state.message
+    (first_start, first_end), (second_start, _second_end) = extraction_windows(state)
+    assert (second_start < first_end) is overlap
