@@ -75,21 +75,14 @@ def write_daily_report(
         emulated=run.emulated,
         extra={"status": report.status},
     )
-    directory = report_directory(reports_dir, report.day, run.workspace)
-    write_files(directory, {**files, manifest_name: manifest})
     summary = (
         f"**{run.workspace}** {report.status}: compliance {pct(report.compliance_pct)}, "
         f"{report.counts.members} members, {report.counts.violations} without 2SV "
         f"({len(report.opened)} new, {len(report.resolved)} resolved), run `{run.run_id}`"
     )
-    if run.emulated:
-        summary = f"**EMULATOR DATA.** {summary}"
-    return ReportBundle(
-        directory=directory,
-        files=_by_format(directory, sorted(files)),
-        manifest_path=directory / manifest_name,
-        status=report.status,
-        summary_markdown=summary,
+    directory = report_directory(reports_dir, report.day, run.workspace)
+    return _write_bundle(
+        directory, files, manifest_name, manifest, report.status, summary, run.emulated
     )
 
 
@@ -123,19 +116,32 @@ def write_period_report(
             "run_ids": report.runs["run_id"].tolist(),
         },
     )
-    directory = report_directory(reports_dir, end, workspace)
-    write_files(directory, {**files, manifest_name: manifest})
     summary = (
         f"**{workspace}** {start.isoformat()} to {end.isoformat()}: {report.status}, "
         f"complete evidence on {report.days_with_evidence} of {report.days_in_window} days, "
         f"{len(report.findings)} findings"
     )
-    if report.emulated:
-        summary = f"**EMULATOR DATA.** {summary}"
+    directory = report_directory(reports_dir, end, workspace)
+    return _write_bundle(
+        directory, files, manifest_name, manifest, report.status, summary, report.emulated
+    )
+
+
+def _write_bundle(
+    directory: Path,
+    files: dict[str, bytes],
+    manifest_name: str,
+    manifest: bytes,
+    status: str,
+    summary: str,
+    emulated: bool,
+) -> ReportBundle:
+    """Write the files and their manifest (never overwriting) and describe what was written."""
+    write_files(directory, {**files, manifest_name: manifest})
     return ReportBundle(
         directory=directory,
         files=_by_format(directory, sorted(files)),
         manifest_path=directory / manifest_name,
-        status=report.status,
-        summary_markdown=summary,
+        status=status,
+        summary_markdown=f"**EMULATOR DATA.** {summary}" if emulated else summary,
     )

@@ -55,6 +55,14 @@ def emulator_env(emu, token: str = SECRET) -> dict[str, str]:
     }
 
 
+def collect(tmp_path, workspace: str, *options: str, env: dict[str, str] | None = None):
+    """`bb2sv collect` of one workspace into tmp_path, with extra options."""
+    return bb2sv(
+        "collect", "--workspace", workspace, "--db", str(tmp_path / "e.duckdb"),
+        "--reports-dir", str(tmp_path / "r"), *options, env=env,
+    )  # fmt: skip
+
+
 def test_collect_verify_query_end_to_end(tmp_path, emu):
     db = str(tmp_path / "e.duckdb")
     collected = bb2sv(
@@ -98,16 +106,7 @@ def test_collect_verify_query_end_to_end(tmp_path, emu):
 
 
 def test_unknown_workspace_is_a_config_error(tmp_path, emu):
-    result = bb2sv(
-        "collect",
-        "--workspace",
-        "nope-ws",
-        "--db",
-        str(tmp_path / "e.duckdb"),
-        "--reports-dir",
-        str(tmp_path / "r"),
-        env=emulator_env(emu),
-    )
+    result = collect(tmp_path, "nope-ws", env=emulator_env(emu))
     assert result.returncode == 3, result.stderr
     assert "nope-ws" in result.stderr
 
@@ -121,15 +120,8 @@ def test_no_token_is_a_config_error(tmp_path):
 
 
 def test_unreadable_policy_is_a_config_error(tmp_path, emu):
-    result = bb2sv(
-        "collect",
-        "--workspace",
-        "acme",
-        "--db",
-        str(tmp_path / "e.duckdb"),
-        "--policy",
-        str(tmp_path / "missing.yaml"),
-        env=emulator_env(emu),
+    result = collect(
+        tmp_path, "acme", "--policy", str(tmp_path / "missing.yaml"), env=emulator_env(emu)
     )
     assert result.returncode == 3
     assert "missing.yaml" in result.stderr
@@ -138,16 +130,7 @@ def test_unreadable_policy_is_a_config_error(tmp_path, emu):
 def test_bad_policy_names_the_line(tmp_path, emu):
     policy = tmp_path / "policy.yaml"
     policy.write_text("grace_days: 7\nsla_days: soon\n", encoding="utf-8")
-    result = bb2sv(
-        "collect",
-        "--workspace",
-        "acme",
-        "--db",
-        str(tmp_path / "e.duckdb"),
-        "--policy",
-        str(policy),
-        env=emulator_env(emu),
-    )
+    result = collect(tmp_path, "acme", "--policy", str(policy), env=emulator_env(emu))
     assert result.returncode == 3
     assert "sla_days" in result.stderr and "line 2" in result.stderr
 
@@ -155,15 +138,8 @@ def test_bad_policy_names_the_line(tmp_path, emu):
 def test_unwritable_reports_dir_is_a_config_error(tmp_path, emu):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the reports directory should be")
-    result = bb2sv(
-        "collect",
-        "--workspace",
-        "acme",
-        "--db",
-        str(tmp_path / "e.duckdb"),
-        "--reports-dir",
-        str(blocker / "reports"),
-        env=emulator_env(emu),
+    result = collect(
+        tmp_path, "acme", "--reports-dir", str(blocker / "reports"), env=emulator_env(emu)
     )
     assert result.returncode == 3
     assert "reports directory" in result.stderr
@@ -171,16 +147,7 @@ def test_unwritable_reports_dir_is_a_config_error(tmp_path, emu):
 
 def test_wrong_token_is_an_auth_error_and_never_printed(tmp_path, emu):
     wrong = "definitely-wrong-token-0xDEADBEEF"
-    result = bb2sv(
-        "collect",
-        "--workspace",
-        "acme",
-        "--db",
-        str(tmp_path / "e.duckdb"),
-        "--reports-dir",
-        str(tmp_path / "r"),
-        env=emulator_env(emu, token=wrong),
-    )
+    result = collect(tmp_path, "acme", env=emulator_env(emu, token=wrong))
     assert result.returncode == 4, result.stderr
     assert wrong not in result.stdout + result.stderr
 
