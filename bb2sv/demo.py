@@ -20,6 +20,7 @@ from rich.console import Console
 from tasks.bitbucket.clock import SystemClock
 
 DEMO_REQUESTS_PER_HOUR = 1_000_000
+OUTAGE_DAYS = (40, 41)  # simulated days (from the first) on which one workspace is unreadable
 DEMO_WORKSPACES = (("acme-eng", 1), ("acme-data", 2), ("acme-ops", 3))
 
 QUERIES = (
@@ -76,7 +77,7 @@ def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: dat
 
 
 def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Console) -> str:
-    from emulator import WorkspaceSpec, run_emulator
+    from emulator import Scenario, WorkspaceSpec, run_emulator
     from flows.audit_report import bitbucket_2sv_audit_report
     from flows.collect import collect_bitbucket_2sv
     from tasks.bitbucket.auth import BearerToken
@@ -124,6 +125,12 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
             for offset in range(days - 1):
                 day = first_day + timedelta(days=offset)
                 emu.set_day(day)
+                # Two days of API trouble for one workspace: the runs are stored as
+                # incomplete and show up as gaps in the audit-period report.
+                outage = offset in OUTAGE_DAYS
+                emu.set_scenario(
+                    Scenario(next_loop=True, fault_workspace=slugs[0]) if outage else Scenario()
+                )
                 for slug in slugs:
                     extract = extract_workspace(settings, slug, clock=SimulatedDayClock(day))
                     store.record_run(extract, policy=policy)
@@ -133,6 +140,7 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
 
         # Today: the real Prefect flow, exactly as the daily deployment runs it.
         emu.set_day(today)
+        emu.set_scenario(Scenario())
         console.print("running the collect-bitbucket-2sv flow for today…")
         credentials = {
             "BITBUCKET_API_URL": emu.base_url,
