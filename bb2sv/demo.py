@@ -20,7 +20,6 @@ from rich.console import Console
 from tasks.bitbucket.clock import SystemClock
 
 DEMO_REQUESTS_PER_HOUR = 1_000_000
-OUTAGE_DAYS = (40, 41)  # simulated days (from the first) on which one workspace is unreadable
 DEMO_WORKSPACES = (("acme-eng", 1), ("acme-data", 2), ("acme-ops", 3))
 
 QUERIES = (
@@ -61,6 +60,19 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def new_run_dir(directory: Path) -> Path:
+    """A fresh folder per demo run, so a rerun never touches an earlier run's files."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1, 100):
+        run_dir = directory / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Too many demo runs in {directory} this second; try again.")
+
+
 def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: date) -> str:
     return (
         "# Demo policy: one approved exception that expires half-way through the window.\n"
@@ -82,13 +94,15 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
     from flows.collect import collect_bitbucket_2sv
     from tasks.bitbucket.auth import BearerToken
     from tasks.bitbucket.config import BitbucketSettings
+    from tasks.bitbucket.exceptions import ConfigError
     from tasks.bitbucket.extract import extract_workspace
     from tasks.evidence.store import EvidenceStore
     from tasks.policy import load_policy
 
+    if days < 1 or members < 1:
+        raise ConfigError("--days and --members must be at least 1.")
     started = time.monotonic()
-    run_dir = directory / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = new_run_dir(directory)
     db_path, reports_dir, policy_path = (
         run_dir / "evidence.duckdb",
         run_dir / "reports",
@@ -127,7 +141,7 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
                 emu.set_day(day)
                 # Two days of API trouble for one workspace: the runs are stored as
                 # incomplete and show up as gaps in the audit-period report.
-                outage = offset in OUTAGE_DAYS
+                outage = offset in (days // 2, days // 2 + 1)
                 emu.set_scenario(
                     Scenario(next_loop=True, fault_workspace=slugs[0]) if outage else Scenario()
                 )
