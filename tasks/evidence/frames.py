@@ -69,19 +69,26 @@ def body_column(bodies: list[bytes]) -> pa.Array:
     )
 
 
-def pages_table(run_id: str, pages: list[RawPage]) -> pa.Table:
-    """raw_api_pages rows; seq is the order received, starting at 1."""
+def pages_table(
+    run_id: str, pages: list[RawPage], *, first_seq: int = 1, with_body: bool = True
+) -> pa.Table:
+    """raw_api_pages rows; seq is the order received, starting at `first_seq`.
+
+    Without bodies it is the small table the raw digest is computed from.
+    """
     columns = {
         "run_id": [run_id] * len(pages),
-        "seq": list(range(1, len(pages) + 1)),
+        "seq": list(range(first_seq, first_seq + len(pages))),
         "listing": [page.listing for page in pages],
         "url": [page.url for page in pages],
         "status_code": [page.status_code for page in pages],
         "fetched_at": [page.fetched_at for page in pages],
-        "body": body_column([page.body for page in pages]),
         "sha256": [page.sha256 for page in pages],
     }
-    return pa.table(columns, schema=PAGES_SCHEMA)
+    if not with_body:
+        return pa.table(columns, schema=PAGES_SCHEMA.remove(PAGES_SCHEMA.get_field_index("body")))
+    columns["body"] = body_column([page.body for page in pages])
+    return pa.table({name: columns[name] for name in PAGES_SCHEMA.names}, schema=PAGES_SCHEMA)
 
 
 def observations_table(run_id: str, observations: pd.DataFrame) -> pa.Table:

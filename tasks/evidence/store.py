@@ -11,9 +11,11 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -143,7 +145,7 @@ class EvidenceStore:
             raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
         started = time.perf_counter()
         run_id = new_run_id(extract)
-        pages = frames.pages_table(run_id, extract.pages)
+        pages = frames.pages_table(run_id, extract.pages, with_body=False)
         obs = frames.observations_table(run_id, observations)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
         views = {"_bb2sv_pages": pages, "_bb2sv_obs": obs, "_bb2sv_policy": policy_row}
@@ -151,15 +153,14 @@ class EvidenceStore:
         try:
             for name, table in views.items():
                 self.conn.register(name, table)
-            self.conn.execute("BEGIN TRANSACTION")
+            args = (extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id)
             try:
-                run = self._run_row(extract, run_id, len(observations), policy, tool_version)
-                run["prefect_flow_run_id"] = prefect_flow_run_id
-                self._insert(run, policy)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+                with memory_capped(self.conn, LOAD_MEMORY_LIMIT):
+                    run = self._commit_run(*args)
+            except duckdb.OutOfMemoryException:
+                # The cap keeps a large load's peak memory down; a run too big for it is
+                # still stored, with DuckDB's usual limit (nothing was committed above).
+                run = self._commit_run(*args)
         except duckdb.Error as exc:
             action = f"record the {extract.workspace} run in"
             raise translate(exc, self.path, action=action) from None
@@ -184,6 +185,27 @@ class EvidenceStore:
             finished_at=run["finished_at"],
             emulated=run["emulated"],
         )
+
+    def _commit_run(
+        self,
+        extract: WorkspaceExtract,
+        run_id: str,
+        member_count: int,
+        policy: Policy,
+        tool_version: str,
+        prefect_flow_run_id: str | None,
+    ) -> dict:
+        """The run, its pages and observations in one transaction: all of it or nothing."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            run = self._run_row(extract, run_id, member_count, policy, tool_version)
+            run["prefect_flow_run_id"] = prefect_flow_run_id
+            self._insert(run, policy, extract)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return run
 
     def _run_row(
         self,
@@ -223,7 +245,7 @@ class EvidenceStore:
         run["observations_sha256"] = obs.get(run_id, hashing.EMPTY_SHA256)
         return run
 
-    def _insert(self, run: dict, policy: Policy) -> None:
+    def _insert(self, run: dict, policy: Policy, extract: WorkspaceExtract) -> None:
         record = hashing.run_record(run, frames.policy_record_of(policy))
         run["run_hash"] = hashing.run_hash(
             run["prev_run_hash"],
@@ -240,8 +262,35 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
-        self.conn.execute("INSERT INTO raw_api_pages BY NAME SELECT * FROM _bb2sv_pages")
+        # Bodies go in slices, so only one slice at a time is copied into Arrow (a
+        # 100,000-member run carries about 190 MB of JSON).
+        for start in range(0, len(extract.pages), PAGES_PER_INSERT):
+            chunk = extract.pages[start : start + PAGES_PER_INSERT]
+            table = frames.pages_table(run["run_id"], chunk, first_seq=start + 1)
+            self.conn.register("_bb2sv_page_slice", table)
+            try:
+                self.conn.execute(
+                    "INSERT INTO raw_api_pages BY NAME SELECT * FROM _bb2sv_page_slice"
+                )
+            finally:
+                self.conn.unregister("_bb2sv_page_slice")
         self.conn.execute("INSERT INTO member_2sv_observations BY NAME SELECT * FROM _bb2sv_obs")
+
+
+PAGES_PER_INSERT = 200
+# DuckDB's buffer pool during a load; by default it may grow to 80% of RAM, which at 100,000
+# members (about 190 MB of page bodies) took the collection's peak memory past 1 GiB.
+LOAD_MEMORY_LIMIT = "400MB"
+
+
+@contextlib.contextmanager
+def memory_capped(conn: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """Cap DuckDB's memory for a while, then return to its default (bb2sv sets no other)."""
+    conn.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        conn.execute("RESET memory_limit")
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:
