@@ -32,6 +32,7 @@ OBSERVATION_COLUMNS = [
 ]
 
 TWO_STEP_STATES = ("enabled", "disabled", "unknown")
+_STATE_OF = {True: "enabled", False: "disabled", None: "unknown"}
 
 
 def two_step_state(has_2fa_enabled: object) -> str:
@@ -48,8 +49,8 @@ def member_key(user: dict) -> str | None:
     return user.get("account_id") or user.get("uuid")
 
 
-def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPage, dict]]:
-    """Yield (page, value) for every membership in successful, parseable pages of a listing.
+def usable_pages(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPage, list]]:
+    """Yield (page, values) for successful, parseable pages of a listing.
 
     Failed attempts (429, 5xx, truncated JSON) are kept as evidence but carry no members.
     """
@@ -60,11 +61,13 @@ def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawP
             document = orjson.loads(page.body)
         except orjson.JSONDecodeError:
             continue
-        if not isinstance(document, dict):
-            continue
-        values = document.get("values")
-        if not isinstance(values, list):
-            continue
+        if isinstance(document, dict) and isinstance(values := document.get("values"), list):
+            yield page, values
+
+
+def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPage, dict]]:
+    """Yield (page, value) for every membership (a dict with a `user` dict) in usable pages."""
+    for page, values in usable_pages(pages, listing):
         for value in values:
             if isinstance(value, dict) and isinstance(value.get("user"), dict):
                 yield page, value
@@ -72,10 +75,19 @@ def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawP
 
 def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
     roles: dict[str, str] = {}
-    for _page, value in usable_values(pages, PERMISSIONS):
-        key = member_key(value["user"])
-        if key and key not in roles and isinstance(value.get("permission"), str):
-            roles[key] = value["permission"]
+    for _page, values in usable_pages(pages, PERMISSIONS):
+        # Inlined (not usable_values/member_key): this loop runs once per member per run.
+        for value in values:
+            if not isinstance(value, dict):
+                continue
+            user = value.get("user")
+            if not isinstance(user, dict):
+                continue
+            key = user.get("account_id") or user.get("uuid")
+            if key and key not in roles:
+                permission = value.get("permission")
+                if isinstance(permission, str):
+                    roles[key] = permission
     return roles
 
 
@@ -83,24 +95,48 @@ def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFram
     """One row per distinct member (first sighting wins), roles joined from `/permissions`."""
     roles = permissions_by_member(pages)
     seen: set[str] = set()
-    rows: dict[str, list] = {column: [] for column in OBSERVATION_COLUMNS}
-    for page, value in usable_values(pages, MEMBERS):
-        user = value["user"]
-        key = member_key(user)
-        if key is None or key in seen:
-            continue
-        seen.add(key)
-        has_2fa = user.get("has_2fa_enabled")
-        has_2fa = has_2fa if isinstance(has_2fa, bool) else None
-        rows["workspace"].append(workspace)
-        rows["observed_at"].append(page.fetched_at)
-        rows["account_id"].append(user.get("account_id"))
-        rows["uuid"].append(user.get("uuid"))
-        rows["nickname"].append(user.get("nickname"))
-        rows["display_name"].append(user.get("display_name"))
-        rows["permission"].append(roles.get(key))
-        rows["has_2fa_enabled"].append(has_2fa)
-        rows["two_step_state"].append(two_step_state(has_2fa))
+    observed_at: list = []
+    account_ids: list = []
+    uuids: list = []
+    nicknames: list = []
+    display_names: list = []
+    permissions: list = []
+    has_2fa_values: list = []
+    # One pass, inlined (not usable_values/member_key/two_step_state): this loop runs once
+    # per member per run, at load and again in verify, so per-call overhead matters.
+    for page, values in usable_pages(pages, MEMBERS):
+        fetched_at = page.fetched_at
+        for value in values:
+            if not isinstance(value, dict):
+                continue
+            user = value.get("user")
+            if not isinstance(user, dict):
+                continue
+            account_id = user.get("account_id")
+            uuid = user.get("uuid")
+            key = account_id or uuid
+            if key is None or key in seen:
+                continue
+            seen.add(key)
+            has_2fa = user.get("has_2fa_enabled")
+            observed_at.append(fetched_at)
+            account_ids.append(account_id)
+            uuids.append(uuid)
+            nicknames.append(user.get("nickname"))
+            display_names.append(user.get("display_name"))
+            permissions.append(roles.get(key))
+            has_2fa_values.append(has_2fa if has_2fa is True or has_2fa is False else None)
+    rows = {
+        "workspace": [workspace] * len(observed_at),
+        "observed_at": observed_at,
+        "account_id": account_ids,
+        "uuid": uuids,
+        "nickname": nicknames,
+        "display_name": display_names,
+        "permission": permissions,
+        "has_2fa_enabled": has_2fa_values,
+        "two_step_state": [_STATE_OF[value] for value in has_2fa_values],
+    }
     frame = pd.DataFrame(rows, columns=OBSERVATION_COLUMNS)
     frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
     frame["has_2fa_enabled"] = frame["has_2fa_enabled"].astype("boolean")

@@ -22,8 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tasks.bitbucket.models import RawPage
-from tasks.evidence import frames, hashing
+from tasks.evidence import frames, hashing, page_checks, page_pool
 from tasks.evidence.connection import translate
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.store import EvidenceStore
@@ -78,23 +77,29 @@ class Rederivation:
         return self.missing.empty and self.unexpected.empty
 
 
-def verify_chain(path: str | PathLike[str], *, lock_timeout_s: float = 30.0) -> ChainVerification:
-    """Recompute everything for every run, read-only; never raises for tampering."""
-    with EvidenceStore.open(Path(path), read_only=True, lock_timeout_s=lock_timeout_s) as store:
+def verify_chain(
+    path: str | PathLike[str], *, lock_timeout_s: float = 30.0, workers: int | None = None
+) -> ChainVerification:
+    """Recompute everything for every run, read-only; never raises for tampering.
+
+    `workers`: processes that re-hash and re-derive the pages (default: one per CPU when
+    the file is big, else none).
+    """
+    path = Path(path)
+    with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:
         try:
-            return _verify(store.conn)
+            return _verify(store.conn, path, workers)
         except duckdb.Error as exc:
-            raise translate(exc, Path(path), action="verify") from None
+            raise translate(exc, path, action="verify") from None
 
 
 def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     """Re-run normalise on the run's stored raw pages and compare with the stored rows."""
-    sql = "SELECT workspace FROM collection_runs WHERE run_id = ?"
-    rows = conn.execute(sql, [run_id]).fetchall()
-    run = rows[0] if rows else None
-    if run is None:
+    located = [run for run in page_checks.run_locations(conn) if run.run_id == run_id]
+    if not located:
         raise IntegrityError(f"No run {run_id} in the evidence file.")
-    frame = observations_from_pages(run[0], _stored_pages(conn, run_id))
+    pages = [stored.page for stored in page_checks.stored_pages(conn, located[0])]
+    frame = observations_from_pages(located[0].workspace, pages)
     conn.register("_bb2sv_rederived", frames.observations_table(run_id, frame))
     try:
         digest = hashing.digests(conn, "observations", "_bb2sv_rederived")
@@ -108,30 +113,16 @@ def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     return Rederivation(run_id, digest.get(run_id, hashing.EMPTY_SHA256), missing, unexpected)
 
 
-def _stored_pages(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[RawPage]:
-    result = conn.execute(
-        "SELECT listing, url, status_code, fetched_at, body, sha256 FROM raw_api_pages "
-        "WHERE run_id = ? ORDER BY seq",
-        [run_id],
-    )
-    pages: list[RawPage] = []
-    # fetchmany: one fetchall of ~100 MB of bodies is pathologically slow in duckdb 2.0.1.
-    while chunk := result.fetchmany(256):
-        pages.extend(RawPage(*row) for row in chunk)
-    return pages
-
-
-def _verify(conn: duckdb.DuckDBPyConnection) -> ChainVerification:
+def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) -> ChainVerification:
     runs = conn.execute("SELECT * FROM collection_runs ORDER BY seq").df()
     result = ChainVerification(runs_checked=len(runs))
-    bad_bodies = _group(
-        conn.execute(
-            "SELECT run_id, seq FROM raw_api_pages WHERE sha256(body) <> sha256 ORDER BY seq"
-        ).fetchall()
-    )
-    raw = hashing.digests(conn, "raw", "raw_api_pages")
-    stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
-    policies = _policies(conn)
+    locations = page_checks.run_locations(conn)
+    with page_pool.checking_pages(conn, path, locations, workers=workers) as page_results:
+        # Whole-table digests in this process while the workers read the page bodies.
+        raw = hashing.digests(conn, "raw", "raw_api_pages")
+        stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
+        policies = _policies(conn)
+        checked = page_results()
 
     prev_hash, prev_seq = hashing.GENESIS_HASH, 0
     for run in runs.to_dict("records"):
@@ -143,7 +134,8 @@ def _verify(conn: duckdb.DuckDBPyConnection) -> ChainVerification:
                 f"chain broken: prev_run_hash/seq do not follow the run at seq {prev_seq} "
                 "(a run was deleted, inserted or reordered before this one)"
             )
-        for page_seq in bad_bodies.get(run_id, []):
+        pages = checked[run_id]
+        for page_seq in pages.bad_body_seqs:
             problems.append(f"raw page {page_seq}: body does not match its sha256 (edited)")
         if raw.get(run_id, hashing.EMPTY_SHA256) != run["raw_sha256"]:
             problems.append(
@@ -155,7 +147,7 @@ def _verify(conn: duckdb.DuckDBPyConnection) -> ChainVerification:
                 "stored observations do not match observations_sha256 (edited, "
                 "deleted or added rows)"
             )
-        if rederive(conn, run_id).digest != run["observations_sha256"]:
+        if pages.rederived_sha256 != run["observations_sha256"]:
             problems.append(
                 "observations re-derived from the raw pages differ from observations_sha256"
             )
@@ -226,13 +218,6 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
         )
         for run_id, kind in rows
     ]
-
-
-def _group(rows: list[tuple[str, int]]) -> dict[str, list[int]]:
-    grouped: dict[str, list[int]] = {}
-    for run_id, seq in rows:
-        grouped.setdefault(run_id, []).append(seq)
-    return grouped
 
 
 def _is_null(value: object) -> bool:

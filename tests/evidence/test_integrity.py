@@ -190,3 +190,39 @@ def test_rows_left_behind_by_a_deleted_run_are_reported(db_path, synth, chain):
     assert any(
         p.run_id == chain[4] and p.seq is None and "raw pages" in p.what for p in result.problems
     )
+
+
+def test_worker_processes_find_the_same_problems(db_path, synth, chain):
+    tamper(
+        db_path,
+        synth,
+        "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
+        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
+        f"WHERE run_id = '{chain[1]}' AND seq = 1",
+        f"DELETE FROM member_2sv_observations WHERE run_id = '{chain[2]}' AND nickname = 'user3'",
+    )
+    in_process = verify_chain(db_path, workers=0)
+    in_workers = verify_chain(db_path, workers=2)
+    assert in_workers.problems == in_process.problems
+    assert in_workers.first_bad_run_id == chain[1]
+    assert {p.run_id for p in in_workers.problems} == {chain[1], chain[2]}
+
+
+def test_a_page_stored_out_of_place_still_counts_for_its_run(db_path, synth, chain):
+    # Re-inserting an identical page moves it to the end of the table (a new rowid):
+    # its run's pages are no longer together, and must still all be read.
+    drop_constraints(db_path, synth)
+    page = f"run_id = '{chain[0]}' AND seq = 2"
+    tamper(
+        db_path,
+        synth,
+        f"CREATE TABLE moved AS SELECT * FROM raw_api_pages WHERE {page}",
+        f"DELETE FROM raw_api_pages WHERE {page}",
+        "INSERT INTO raw_api_pages SELECT * FROM moved",
+        "DROP TABLE moved",
+    )
+    for workers in (0, 2):
+        result = verify_chain(db_path, workers=workers)
+        assert result.ok, result.summary()
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        assert rederive(store.conn, chain[0]).matches

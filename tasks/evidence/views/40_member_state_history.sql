@@ -9,20 +9,14 @@ WITH obs AS (
     FROM complete_run_members AS m
     JOIN complete_runs AS r ON r.run_id = m.run_id
 ),
-marked AS (
-    SELECT *,
-        CASE WHEN lag(run_no) OVER w = run_no - 1
-              AND lag(two_step_state) OVER w = two_step_state
-              AND lag(permission) OVER w IS NOT DISTINCT FROM permission
-             THEN 0 ELSE 1 END AS starts_interval
-    FROM obs
-    WINDOW w AS (PARTITION BY workspace, member_key ORDER BY run_no)
-),
+-- Islands: along a member's runs with one (two_step_state, permission), run_no minus the
+-- row number is constant exactly while the runs are consecutive (one window, one sort).
 numbered AS (
     SELECT *,
-        sum(starts_interval) OVER (PARTITION BY workspace, member_key ORDER BY run_no
-                                   ROWS UNBOUNDED PRECEDING) AS interval_no
-    FROM marked
+        run_no - row_number() OVER (PARTITION BY workspace, member_key, two_step_state,
+                                                 permission
+                                    ORDER BY run_no) AS interval_no
+    FROM obs
 ),
 intervals AS (
     SELECT
@@ -31,15 +25,15 @@ intervals AS (
         arg_max(uuid, run_no) AS uuid,
         arg_max(nickname, run_no) AS nickname,
         arg_max(display_name, run_no) AS display_name,
-        any_value(two_step_state) AS two_step_state,
-        any_value(permission) AS permission,
+        two_step_state,
+        permission,
         min(started_at) AS valid_from,
         max(started_at) AS last_seen,
         arg_min(run_id, run_no) AS first_run_id,
         arg_max(run_id, run_no) AS last_run_id,
         count(*) AS runs
     FROM numbered
-    GROUP BY workspace, member_key, interval_no
+    GROUP BY workspace, member_key, two_step_state, permission, interval_no
 )
 SELECT
     i.workspace, i.account_id, i.member_key, i.uuid, i.nickname, i.display_name,
