@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -153,14 +152,9 @@ class EvidenceStore:
         try:
             for name, table in views.items():
                 self.conn.register(name, table)
-            args = (extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id)
-            try:
-                with memory_capped(self.conn, LOAD_MEMORY_LIMIT):
-                    run = self._commit_run(*args)
-            except duckdb.OutOfMemoryException:
-                # The cap keeps a large load's peak memory down; a run too big for it is
-                # still stored, with DuckDB's usual limit (nothing was committed above).
-                run = self._commit_run(*args)
+            run = self._commit_run(
+                extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id
+            )
         except duckdb.Error as exc:
             action = f"record the {extract.workspace} run in"
             raise translate(exc, self.path, action=action) from None
@@ -203,7 +197,9 @@ class EvidenceStore:
             self._insert(run, policy, extract)
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # A failed COMMIT has already rolled back; keep the original error, not this one.
+            with contextlib.suppress(duckdb.TransactionException):
+                self.conn.execute("ROLLBACK")
             raise
         return run
 
@@ -278,19 +274,6 @@ class EvidenceStore:
 
 
 PAGES_PER_INSERT = 200
-# DuckDB's buffer pool during a load; by default it may grow to 80% of RAM, which at 100,000
-# members (about 190 MB of page bodies) took the collection's peak memory past 1 GiB.
-LOAD_MEMORY_LIMIT = "400MB"
-
-
-@contextlib.contextmanager
-def memory_capped(conn: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """Cap DuckDB's memory for a while, then return to its default (bb2sv sets no other)."""
-    conn.execute(f"SET memory_limit = '{limit}'")
-    try:
-        yield
-    finally:
-        conn.execute("RESET memory_limit")
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:
