@@ -89,6 +89,7 @@ def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: dat
 
 
 def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Console) -> str:
+    from bb2sv.runner import flow_result
     from emulator import Scenario, WorkspaceSpec, run_emulator
     from flows.audit_report import bitbucket_2sv_audit_report
     from flows.collect import collect_bitbucket_2sv
@@ -169,9 +170,7 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
                 policy_path=str(policy_path),
                 return_state=True,
             )
-    collected = collect_state.result(raise_on_failure=False)
-    if isinstance(collected, BaseException):
-        raise collected
+    collected = flow_result(collect_state)
 
     console.print("running the bitbucket-2sv-audit-report flow for the whole window…")
     audited = bitbucket_2sv_audit_report(

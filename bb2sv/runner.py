@@ -32,11 +32,7 @@ def run_collect_flow(**parameters) -> list[dict]:
     """Run `collect-bitbucket-2sv` and return one outcome per workspace, whatever its state."""
     from flows.collect import collect_bitbucket_2sv
 
-    state = collect_bitbucket_2sv(**parameters, return_state=True)
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return flow_result(collect_bitbucket_2sv(**parameters, return_state=True))
 
 
 def run_audit_flow(
@@ -57,6 +53,15 @@ def run_audit_flow(
         reports_dir=reports_dir,
         return_state=True,
     )
+    return flow_result(state)
+
+
+def flow_result(state) -> list[dict]:
+    """What a finished flow run returned, Failed or not; an exception it raised is re-raised.
+
+    The collection flow ends Failed *with* its per-workspace outcomes when a workspace is
+    incomplete: the caller still needs them to report and pick the exit code.
+    """
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

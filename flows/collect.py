@@ -12,6 +12,7 @@ Run it ad hoc::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -21,10 +22,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.credentials import resolve_settings
-from tasks.policy import load_policy
+from tasks.policy import Policy, load_policy
 from tasks.preflight import check_reports_dir
 from tasks.steps import (
     ExtractionError,
@@ -82,43 +84,14 @@ def collect_bitbucket_2sv(
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     flow_run_id = str(get_run_context().flow_run.id)
 
-    extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
-    pending = iter(dict.fromkeys(workspaces))
-    running: dict[PrefectFuture, str] = {}
-
-    def start_next_extraction() -> None:
-        workspace = next(pending, None)
-        if workspace is not None:
-            running[extract_task.submit(settings, workspace)] = workspace
-
-    # At most `max_concurrent_workspaces` extractions run at once: a sliding window, so a
-    # slot is refilled as soon as one finishes. Storing stays on this one thread: one writer.
-    for _ in range(max_concurrent_workspaces):
-        start_next_extraction()
-    outcomes: list[WorkspaceOutcome] = []
-    while running:
-        future = next(as_completed(list(running)))
-        workspace = running.pop(future)
-        start_next_extraction()
-        extract = finished_extract(future, workspace)
-        stored = record_run_task(extract, db_path, policy, flow_run_id)
-        bundle = daily_report_task(stored, db_path, reports_dir)
-        if stored.status == "complete":
-            emit_violation_events_task(stored, db_path)
-        publish_artifacts_task(stored, bundle)
-        outcomes.append(
-            WorkspaceOutcome(
-                workspace=stored.workspace,
-                status=stored.status,
-                run_id=stored.run_id,
-                member_count=stored.member_count,
-                error=extract.error,
-                error_kind=extract.error_kind,
-                report_status=bundle.status,
-                report_dir=str(bundle.directory),
-            )
+    outcomes = [
+        store_and_report(extract, db_path, reports_dir, policy, flow_run_id)
+        for extract in extractions(
+            settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
         )
-        logger.info("%s: %s, %d members", stored.workspace, stored.status, stored.member_count)
+    ]
+    for outcome in outcomes:
+        logger.info("%s: %s, %d members", outcome.workspace, outcome.status, outcome.member_count)
 
     results = sorted((asdict(o) for o in outcomes), key=lambda o: o["workspace"])
     not_complete = [o for o in results if o["status"] != "complete"]
@@ -126,6 +99,53 @@ def collect_bitbucket_2sv(
         reasons = "; ".join(f"{o['workspace']}: {o['status']} ({o['error']})" for o in not_complete)
         return Failed(message=f"Not every workspace was read whole. {reasons}", data=results)
     return results
+
+
+def extractions(
+    settings: BitbucketSettings, workspaces: list[str], limit: int, retry_delay_seconds: float
+) -> Iterator[WorkspaceExtract]:
+    """Each workspace's extraction as it finishes, at most `limit` running at once.
+
+    A sliding window: a slot is refilled as soon as one extraction ends, while the caller
+    stores the finished one on this thread (the evidence file's one writer).
+    """
+    extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
+    pending = iter(dict.fromkeys(workspaces))
+    running: dict[PrefectFuture, str] = {}
+
+    def start_next() -> None:
+        workspace = next(pending, None)
+        if workspace is not None:
+            running[extract_task.submit(settings, workspace)] = workspace
+
+    for _ in range(limit):
+        start_next()
+    while running:
+        future = next(as_completed(list(running)))
+        workspace = running.pop(future)
+        start_next()
+        yield finished_extract(future, workspace)
+
+
+def store_and_report(
+    extract: WorkspaceExtract, db_path: str, reports_dir: str, policy: Policy, flow_run_id: str
+) -> WorkspaceOutcome:
+    """Store the run (whatever its status), write its daily report, announce what changed."""
+    stored = record_run_task(extract, db_path, policy, flow_run_id)
+    bundle = daily_report_task(stored, db_path, reports_dir)
+    if stored.status == "complete":
+        emit_violation_events_task(stored, db_path)
+    publish_artifacts_task(stored, bundle)
+    return WorkspaceOutcome(
+        workspace=stored.workspace,
+        status=stored.status,
+        run_id=stored.run_id,
+        member_count=stored.member_count,
+        error=extract.error,
+        error_kind=extract.error_kind,
+        report_status=bundle.status,
+        report_dir=str(bundle.directory),
+    )
 
 
 def finished_extract(future: PrefectFuture, workspace: str) -> WorkspaceExtract:
