@@ -199,7 +199,11 @@ def demo_summary(run_dir, db_path, collected, audited, backfill_s, started) -> s
     for result in audited:
         html = result["files"].get("html", "")
         lines.append(f"  {result['workspace']:<10} audit report: {html}")
-    lines += ["", "Try these:", f"  bb2sv verify --db {db_path}"]
+    lines += [
+        "",
+        "Try these (after `source .venv/bin/activate`, or prefix .venv/bin/):",
+        f"  bb2sv verify --db {db_path}",
+    ]
     for sql in QUERIES:
         lines.append(f'  bb2sv query --db {db_path} "{" ".join(sql.split())}"')
     return "\n".join(lines)
