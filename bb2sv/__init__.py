@@ -1,3 +1,5 @@
-"""bb2sv: Bitbucket Cloud two-step verification evidence."""
+"""bb2sv: Bitbucket Cloud two-step verification evidence (the command line and the demo)."""
 
-__version__ = "0.1.0"
+from tasks.version import __version__
+
+__all__ = ["__version__"]

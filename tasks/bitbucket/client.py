@@ -26,7 +26,7 @@ from types import TracebackType
 import httpx
 import orjson
 
-from bb2sv import __version__
+from tasks.version import __version__
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted

@@ -24,7 +24,7 @@ from typing import Self
 import duckdb
 import pandas as pd
 
-import bb2sv
+from tasks.version import __version__
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.evidence import frames, hashing
 from tasks.evidence.connection import (
@@ -119,7 +119,7 @@ class EvidenceStore:
         *,
         policy: Policy,
         prefect_flow_run_id: str | None = None,
-        tool_version: str = bb2sv.__version__,
+        tool_version: str = __version__,
     ) -> StoredRun:
         """Store one collection run (any status) with its pages and observations, atomically."""
         observations = observations_from_pages(extract.workspace, extract.pages)
@@ -323,7 +323,7 @@ def _inspect(path: Path, lock_timeout_s: float) -> int:
     if version > LATEST_VERSION:
         raise SchemaTooNew(
             f"Evidence file {path} has schema version {version}, but this bb2sv "
-            f"({bb2sv.__version__}) knows up to {LATEST_VERSION}. Upgrade bb2sv to read or "
+            f"({__version__}) knows up to {LATEST_VERSION}. Upgrade bb2sv to read or "
             "write it; the file was left unchanged.",
             found=version,
             supported=LATEST_VERSION,
