@@ -14,7 +14,8 @@ import orjson
 
 from emulator.payloads import membership, workspace_ref
 from emulator.world import WorkspaceSpec, population
-from tasks.bitbucket.models import MEMBERS, PERMISSIONS, RawPage, WorkspaceExtract
+from tasks.bitbucket.models import RawPage, WorkspaceExtract
+from tasks.vocabulary import Listing
 
 ORIGIN = "https://api.bitbucket.org"
 PAGELEN = 100
@@ -25,7 +26,7 @@ def listing_pages(spec: WorkspaceSpec, day: date, listing: str, at: datetime) ->
     order = np.arange(spec.members, dtype=np.int64)
     ws = workspace_ref(spec, ORIGIN)
     path = f"{ORIGIN}/2.0/workspaces/{spec.slug}/{listing}?pagelen={PAGELEN}"
-    if listing == MEMBERS:
+    if listing == Listing.MEMBERS:
         path += "&fields=%2Bvalues.user.has_2fa_enabled"
     pages = []
     last = max(1, -(-len(order) // PAGELEN))
@@ -38,8 +39,8 @@ def listing_pages(spec: WorkspaceSpec, day: date, listing: str, at: datetime) ->
                 slug=spec.slug,
                 origin=ORIGIN,
                 ws=ws,
-                with_2fa=listing == MEMBERS,
-                with_permission=listing == PERMISSIONS,
+                with_2fa=listing == Listing.MEMBERS,
+                with_permission=listing == Listing.PERMISSIONS,
             )
             for user in rows
         ]
@@ -53,7 +54,9 @@ def listing_pages(spec: WorkspaceSpec, day: date, listing: str, at: datetime) ->
 
 def synthetic_extract(spec: WorkspaceSpec, day: date) -> WorkspaceExtract:
     at = datetime.combine(day, time(6, 0), tzinfo=UTC)
-    pages = listing_pages(spec, day, MEMBERS, at) + listing_pages(spec, day, PERMISSIONS, at)
+    pages = listing_pages(spec, day, Listing.MEMBERS, at) + listing_pages(
+        spec, day, Listing.PERMISSIONS, at
+    )
     return WorkspaceExtract(
         workspace=spec.slug,
         source=f"{ORIGIN}/2.0",

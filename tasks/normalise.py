@@ -17,7 +17,8 @@ from collections.abc import Iterable
 import orjson
 import pandas as pd
 
-from tasks.bitbucket.models import MEMBERS, PERMISSIONS, RawPage
+from tasks.bitbucket.models import RawPage
+from tasks.vocabulary import Listing
 
 OBSERVATION_COLUMNS = [
     "workspace",
@@ -75,7 +76,7 @@ def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawP
 
 def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
     roles: dict[str, str] = {}
-    for _page, values in usable_pages(pages, PERMISSIONS):
+    for _page, values in usable_pages(pages, Listing.PERMISSIONS):
         # Inlined (not usable_values/member_key): this loop runs once per member per run.
         for value in values:
             if not isinstance(value, dict):
@@ -104,7 +105,7 @@ def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFram
     has_2fa_values: list = []
     # One pass, inlined (not usable_values/member_key/two_step_state): this loop runs once
     # per member per run, at load and again in verify, so per-call overhead matters.
-    for page, values in usable_pages(pages, MEMBERS):
+    for page, values in usable_pages(pages, Listing.MEMBERS):
         fetched_at = page.fetched_at
         for value in values:
             if not isinstance(value, dict):

@@ -17,7 +17,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from tasks.version import __version__
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
@@ -25,6 +24,7 @@ from tasks.evidence.store import EvidenceStore, StoredRun
 from tasks.policy import Policy
 from tasks.preflight import API_TAG
 from tasks.report import ReportBundle, violation_changes, write_daily_report, write_period_report
+from tasks.version import __version__
 
 # Worth reading again: the server or network hiccupped, or the population moved mid-read.
 TRANSIENT_ERROR_KINDS = frozenset({"transient", "rate_limited", "anomaly"})

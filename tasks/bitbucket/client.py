@@ -26,14 +26,15 @@ from types import TracebackType
 import httpx
 import orjson
 
-from tasks.version import __version__
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted
 from tasks.bitbucket.messages import error_summary, status_error
-from tasks.bitbucket.models import Listing, RawPage
+from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay, is_retryable_status, retry_after_seconds
+from tasks.version import __version__
+from tasks.vocabulary import Listing
 
 logger = logging.getLogger("bb2sv.bitbucket")
 

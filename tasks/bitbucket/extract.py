@@ -30,11 +30,12 @@ from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import PAGELEN, BitbucketSettings
 from tasks.bitbucket.exceptions import BitbucketError, PaginationAnomaly
-from tasks.bitbucket.models import MEMBERS, PERMISSIONS, Listing, ListingResult, WorkspaceExtract
+from tasks.bitbucket.models import ListingResult, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer
 from tasks.bitbucket.secret import scrub
 from tasks.normalise import member_key
+from tasks.vocabulary import Listing
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
@@ -49,7 +50,7 @@ def listing_url(api_url: str, workspace: str, listing: Listing) -> str:
     >>> listing_url("https://api.bitbucket.org/2.0", "acme", "members")
     'https://api.bitbucket.org/2.0/workspaces/acme/members?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled'
     """
-    query = MEMBERS_QUERY if listing == MEMBERS else PERMISSIONS_QUERY
+    query = MEMBERS_QUERY if listing == Listing.MEMBERS else PERMISSIONS_QUERY
     return f"{api_url}/workspaces/{quote(workspace, safe='')}/{listing}?{query}"
 
 
@@ -184,7 +185,7 @@ def extract_workspace(
     started_at = clock.now()
     walks: list[ListingWalk] = []
     with BitbucketClient(settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng) as bb:
-        for listing in (MEMBERS, PERMISSIONS):
+        for listing in Listing:
             walk = walk_listing(bb, listing)
             walks.append(walk)
             if walk.error is not None:

@@ -7,20 +7,11 @@ here may carry a credential.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-Listing = Literal["members", "permissions"]
-RunStatus = Literal["complete", "incomplete", "failed"]
-
-MEMBERS: Listing = "members"
-PERMISSIONS: Listing = "permissions"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tasks.canonical import sha256_hex
+from tasks.vocabulary import ErrorKind, Listing, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +62,5 @@ class WorkspaceExtract:
     listings: list[ListingResult] = field(default_factory=list)
     request_count: int = 0
     error: str | None = None
-    # What kind of failure, so callers can decide without parsing messages:
-    # auth | permission | not_found | bad_request | transient | rate_limited | anomaly | None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None  # why it is not complete, without parsing `error`
     emulated: bool = False  # True when the server identified itself as the bb2sv emulator

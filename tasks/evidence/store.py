@@ -24,7 +24,6 @@ from typing import Self
 import duckdb
 import pandas as pd
 
-from tasks.version import __version__
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.evidence import frames, hashing
 from tasks.evidence.connection import (
@@ -42,6 +41,7 @@ from tasks.evidence.errors import (
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.normalise import observations_from_pages
 from tasks.policy import Policy
+from tasks.version import __version__
 
 log = logging.getLogger(__name__)
 
