@@ -6,12 +6,13 @@ can be rebuilt from the evidence file alone.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import yaml
+
+from tasks.canonical import sha256_hex
 
 DEFAULT_GRACE_DAYS = 7
 DEFAULT_SLA_DAYS = 14
@@ -46,8 +47,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         if not self.sha256:
-            digest = hashlib.sha256(self.source_text.encode("utf-8")).hexdigest()
-            object.__setattr__(self, "sha256", digest)
+            object.__setattr__(self, "sha256", sha256_hex(self.source_text))
 
 
 DEFAULT_POLICY = Policy()

@@ -14,7 +14,6 @@ run's run_hash (and seq continuity). Rows whose run_id has no run are reported l
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -22,9 +21,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing, page_checks, page_pool
 from tasks.evidence.connection import translate
 from tasks.evidence.errors import IntegrityError
+from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.normalise import OBSERVATION_COLUMNS, observations_from_pages
 
@@ -155,18 +156,12 @@ def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) ->
         if policy is None:
             problems.append("no run_policies row")
         else:
-            text_sha = hashlib.sha256(policy["text"].encode("utf-8")).hexdigest()
-            if text_sha != run["policy_sha256"] or policy["sha"] != run["policy_sha256"]:
+            if sha256_hex(policy["text"]) != run["policy_sha256"] or (
+                policy["sha"] != run["policy_sha256"]
+            ):
                 problems.append("policy text does not match policy_sha256")
-            record = hashing.run_record(run, policy["record"])
-            expected = hashing.run_hash(
-                run["prev_run_hash"],
-                record,
-                run["raw_sha256"],
-                run["observations_sha256"],
-                run["policy_sha256"],
-            )
-            if expected != run["run_hash"]:
+            record = RunRecord.from_row(run, policy["record"])
+            if record.expected_hash() != record.run_hash:
                 problems.append(
                     "run_hash does not match the run record, digests and policy "
                     "(a run field or stored policy was edited)"

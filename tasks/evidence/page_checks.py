@@ -15,7 +15,6 @@ scans the whole table: one query per run made verify quadratic in the history::
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from tasks.bitbucket.models import RawPage
+from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing
 from tasks.normalise import observations_from_pages
 
@@ -125,7 +125,7 @@ def check_pages(
     conn: duckdb.DuckDBPyConnection, run: RunPages, pages: list[StoredPage]
 ) -> PageCheck:
     bad = tuple(
-        page.seq for page in pages if hashlib.sha256(page.page.body).hexdigest() != page.sha256
+        page.seq for page in pages if sha256_hex(page.page.body) != page.sha256
     )
     frame = observations_from_pages(run.workspace, [page.page for page in pages])
     return PageCheck(run.run_id, bad, rederived_digest(conn, run.run_id, frame))

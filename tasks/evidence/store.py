@@ -3,8 +3,8 @@
 Usage::
 
     with EvidenceStore.open("evidence.duckdb") as store:            # the one writer
-        stored = store.record_run(extract, policy=policy)
-        stored.run_id, stored.run_hash, stored.status, stored.member_count
+        record = store.record_run(extract, policy=policy)       # a RunRecord
+        record.run_id, record.run_hash, record.status, record.member_count
     with EvidenceStore.open("evidence.duckdb", read_only=True) as store:
         store.conn.sql("SELECT * FROM daily_compliance").df()
 """
@@ -15,16 +15,14 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import Self
 
 import duckdb
-import pandas as pd
 
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
@@ -38,24 +36,14 @@ from tasks.evidence.errors import (
     NotAnEvidenceFile,
     SchemaTooNew,
 )
+from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.normalise import observations_from_pages
 from tasks.policy import Policy
 from tasks.version import __version__
+from tasks.vocabulary import ErrorKind, RunStatus
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    run_id: str
-    workspace: str
-    status: str
-    member_count: int
-    run_hash: str
-    started_at: datetime
-    finished_at: datetime
-    emulated: bool
 
 
 class EvidenceStore:
@@ -120,41 +108,35 @@ class EvidenceStore:
         policy: Policy,
         prefect_flow_run_id: str | None = None,
         tool_version: str = __version__,
-    ) -> StoredRun:
+    ) -> RunRecord:
         """Store one collection run (any status) with its pages and observations, atomically."""
-        observations = observations_from_pages(extract.workspace, extract.pages)
-        return self._write_run(
-            extract,
-            observations,
-            policy=policy,
-            prefect_flow_run_id=prefect_flow_run_id,
-            tool_version=tool_version,
-        )
-
-    def _write_run(
-        self,
-        extract: WorkspaceExtract,
-        observations: pd.DataFrame,
-        *,
-        policy: Policy,
-        prefect_flow_run_id: str | None,
-        tool_version: str,
-    ) -> StoredRun:
         if self.read_only:
             raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
         started = time.perf_counter()
+        observations = observations_from_pages(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
-        pages = frames.pages_table(run_id, extract.pages, with_body=False)
-        obs = frames.observations_table(run_id, observations)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
-        views = {"_bb2sv_pages": pages, "_bb2sv_obs": obs, "_bb2sv_policy": policy_row}
-        views["_bb2sv_exceptions"] = exceptions
+        views = {
+            "_bb2sv_pages": frames.pages_table(run_id, extract.pages, with_body=False),
+            "_bb2sv_obs": frames.observations_table(run_id, observations),
+            "_bb2sv_policy": policy_row,
+            "_bb2sv_exceptions": exceptions,
+        }
         try:
             for name, table in views.items():
                 self.conn.register(name, table)
-            run = self._commit_run(
-                extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id
-            )
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                record = self._seal(
+                    extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id
+                )
+                self._insert(record, extract)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT has already rolled back; keep the original error.
+                with contextlib.suppress(duckdb.TransactionException):
+                    self.conn.execute("ROLLBACK")
+                raise
         except duckdb.Error as exc:
             action = f"record the {extract.workspace} run in"
             raise translate(exc, self.path, action=action) from None
@@ -164,23 +146,14 @@ class EvidenceStore:
         log.info(
             "stored run %s (%s, %d members, %d pages) in %.3f s",
             run_id,
-            run["status"],
-            run["member_count"],
+            record.status,
+            record.member_count,
             len(extract.pages),
             time.perf_counter() - started,
         )
-        return StoredRun(
-            run_id=run_id,
-            workspace=run["workspace"],
-            status=run["status"],
-            member_count=run["member_count"],
-            run_hash=run["run_hash"],
-            started_at=run["started_at"],
-            finished_at=run["finished_at"],
-            emulated=run["emulated"],
-        )
+        return record
 
-    def _commit_run(
+    def _seal(
         self,
         extract: WorkspaceExtract,
         run_id: str,
@@ -188,73 +161,42 @@ class EvidenceStore:
         policy: Policy,
         tool_version: str,
         prefect_flow_run_id: str | None,
-    ) -> dict:
-        """The run, its pages and observations in one transaction: all of it or nothing."""
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            run = self._run_row(extract, run_id, member_count, policy, tool_version)
-            run["prefect_flow_run_id"] = prefect_flow_run_id
-            self._insert(run, policy, extract)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT has already rolled back; keep the original error, not this one.
-            with contextlib.suppress(duckdb.TransactionException):
-                self.conn.execute("ROLLBACK")
-            raise
-        return run
-
-    def _run_row(
-        self,
-        extract: WorkspaceExtract,
-        run_id: str,
-        member_count: int,
-        policy: Policy,
-        tool_version: str,
-    ) -> dict:
-        """The collection_runs row, chained to the current head (inside the transaction)."""
+    ) -> RunRecord:
+        """The run's record, chained to the current head (inside the transaction)."""
         # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
         head = self.conn.execute(
             "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
         ).fetchall()
         seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
-        run = {
-            "run_id": run_id,
-            "seq": seq,
-            "workspace": extract.workspace,
-            "source": extract.source,
-            "started_at": _utc(extract.started_at),
-            "finished_at": _utc(extract.finished_at),
-            "status": extract.status,
-            "member_count": member_count,
-            "request_count": extract.request_count,
-            "tool_version": tool_version,
-            "prefect_flow_run_id": None,
-            "error": extract.error,
-            "error_kind": extract.error_kind,
-            "emulated": bool(extract.emulated),
-            "policy_sha256": policy.sha256,
-            "prev_run_hash": prev,
-        }
         raw = hashing.digests(self.conn, "raw", "_bb2sv_pages")
         obs = hashing.digests(self.conn, "observations", "_bb2sv_obs")
-        run["raw_sha256"] = raw.get(run_id, hashing.EMPTY_SHA256)
-        run["observations_sha256"] = obs.get(run_id, hashing.EMPTY_SHA256)
-        return run
-
-    def _insert(self, run: dict, policy: Policy, extract: WorkspaceExtract) -> None:
-        record = hashing.run_record(run, frames.policy_record_of(policy))
-        run["run_hash"] = hashing.run_hash(
-            run["prev_run_hash"],
-            record,
-            run["raw_sha256"],
-            run["observations_sha256"],
-            run["policy_sha256"],
+        return RunRecord.sealed(
+            run_id=run_id,
+            seq=seq,
+            workspace=extract.workspace,
+            source=extract.source,
+            started_at=as_utc(extract.started_at),
+            finished_at=as_utc(extract.finished_at),
+            status=RunStatus(extract.status),
+            member_count=member_count,
+            request_count=extract.request_count,
+            tool_version=tool_version,
+            prefect_flow_run_id=prefect_flow_run_id,
+            error=extract.error,
+            error_kind=None if extract.error_kind is None else ErrorKind(extract.error_kind),
+            emulated=bool(extract.emulated),
+            policy_sha256=policy.sha256,
+            policy=frames.policy_record_of(policy),
+            prev_run_hash=prev,
+            raw_sha256=raw.get(run_id, hashing.EMPTY_SHA256),
+            observations_sha256=obs.get(run_id, hashing.EMPTY_SHA256),
         )
-        columns = list(run)
+
+    def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:
         self.conn.execute(
-            f"INSERT INTO collection_runs ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            [run[column] for column in columns],
+            f"INSERT INTO collection_runs ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in COLUMNS)})",
+            record.row(),
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
@@ -262,7 +204,7 @@ class EvidenceStore:
         # 100,000-member run carries about 190 MB of JSON).
         for start in range(0, len(extract.pages), PAGES_PER_INSERT):
             chunk = extract.pages[start : start + PAGES_PER_INSERT]
-            table = frames.pages_table(run["run_id"], chunk, first_seq=start + 1)
+            table = frames.pages_table(record.run_id, chunk, first_seq=start + 1)
             self.conn.register("_bb2sv_page_slice", table)
             try:
                 self.conn.execute(
@@ -278,12 +220,8 @@ PAGES_PER_INSERT = 200
 
 def new_run_id(extract: WorkspaceExtract) -> str:
     """Readable and time-ordered: `20261127T020000Z-acme-1f3a9c2e`."""
-    stamp = _utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
+    stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _inspect(path: Path, lock_timeout_s: float) -> int:

@@ -13,13 +13,13 @@ raises `ReportConflict`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
+from tasks.canonical import sha256_hex
 from tasks.report.daily import load_daily, violation_changes
 from tasks.report.daily_formats import daily_files
 from tasks.report.formatting import pct
@@ -50,7 +50,7 @@ def _run_suffix(run_id: str) -> str:
     tail = run_id.rsplit("-", 1)[-1]
     if re.fullmatch(r"[0-9a-f]{8}", tail):
         return tail
-    return hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:8]
+    return sha256_hex(run_id)[:8]
 
 
 def _by_format(directory: Path, names: list[str]) -> dict[str, Path]:

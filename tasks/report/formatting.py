@@ -8,28 +8,25 @@ pct(97.25)                                       # '97.2%'
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pandas as pd
 
+from tasks.canonical import as_utc
+
 NOT_APPLICABLE = "n/a"
-
-
-def _utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
-    stamp = pd.Timestamp(moment)
-    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
 def iso_utc(moment: datetime | pd.Timestamp | None) -> str | None:
     if moment is None or pd.isna(moment):
         return None
-    return _utc(moment).isoformat().replace("+00:00", "Z")
+    return pd.Timestamp(as_utc(moment)).isoformat().replace("+00:00", "Z")
 
 
 def display_utc(moment: datetime | pd.Timestamp | None) -> str:
     if moment is None or pd.isna(moment):
         return ""
-    return _utc(moment).strftime("%Y-%m-%d %H:%M:%S")
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def iso_day(day: date | pd.Timestamp | None) -> str | None:

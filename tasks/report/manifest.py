@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.report.output import sha256_hex
+from tasks.canonical import sha256_hex
 from tasks.report.render import render_json
 
 MANIFEST_SCHEMA = "bb2sv.report-manifest/1"

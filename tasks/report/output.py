@@ -11,7 +11,6 @@ bytes is an error, so published evidence is never changed behind an auditor's ba
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -42,10 +41,6 @@ def report_directory(reports_dir: str | Path, day: date, workspace: str) -> Path
             "expected a Bitbucket slug (letters, digits, '.', '_', '-')"
         )
     return Path(reports_dir) / day.isoformat() / workspace
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def write_files(directory: Path, contents: dict[str, bytes]) -> dict[str, Path]:

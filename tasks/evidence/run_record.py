@@ -1,0 +1,124 @@
+"""`RunRecord`: the one record of a stored collection run, built once and shared by the store
+(it inserts `row()`), the hash chain (`expected_hash()`) and verify (`from_row`).
+
+    record = RunRecord.sealed(run_id=…, seq=7, …, policy=policy_record, prev_run_hash=head)
+    record.run_hash == record.expected_hash()        # True for a record sealed here
+    store.conn.execute(insert_sql, record.row())      # the collection_runs columns
+
+`run_hash` = SHA-256 of the UTF-8 text ``prev_run_hash + "\\n" + record_json + "\\n" +
+raw_sha256 + "\\n" + observations_sha256 + "\\n" + policy_sha256``, where record_json is
+`canonical()` serialised with sorted keys and no whitespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+import orjson
+
+from tasks.canonical import as_utc, sha256_hex, utc_iso
+from tasks.vocabulary import ErrorKind, RunStatus
+
+__all__ = ["COLUMNS", "RunRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    seq: int  # position in the hash chain, 1-based
+    workspace: str
+    source: str  # API base URL
+    started_at: datetime  # aware UTC
+    finished_at: datetime
+    status: RunStatus
+    member_count: int
+    request_count: int
+    tool_version: str
+    prefect_flow_run_id: str | None
+    error: str | None
+    error_kind: ErrorKind | None
+    emulated: bool
+    policy_sha256: str
+    policy: dict[str, Any]  # the canonical policy record (hashing.policy_record); not a column
+    prev_run_hash: str
+    raw_sha256: str
+    observations_sha256: str
+    run_hash: str = ""
+
+    @classmethod
+    def sealed(cls, **fields: Any) -> Self:
+        """A new record whose run_hash is computed from its own fields."""
+        record = cls(**fields)
+        return dataclasses.replace(record, run_hash=record.expected_hash())
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], policy: dict[str, Any]) -> Self:
+        """A stored collection_runs row (values as DuckDB returns them), for verify."""
+        values = {name: row.get(name) for name in COLUMNS}
+        kind = values["error_kind"]
+        return cls(
+            **{
+                **values,
+                "seq": int(values["seq"]),
+                "started_at": as_utc(values["started_at"]),
+                "finished_at": as_utc(values["finished_at"]),
+                "status": _enum_or_text(RunStatus, values["status"]),
+                "member_count": int(values["member_count"]),
+                "request_count": int(values["request_count"]),
+                "error_kind": None if kind is None else _enum_or_text(ErrorKind, kind),
+                "emulated": bool(values["emulated"]),
+            },
+            policy=policy,
+        )
+
+    def canonical(self) -> dict[str, Any]:
+        """What the run hash covers besides the digests: every field but them and the hashes."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "workspace": self.workspace,
+            "source": self.source,
+            "started_at": utc_iso(self.started_at),
+            "finished_at": utc_iso(self.finished_at),
+            "status": str(self.status),
+            "member_count": self.member_count,
+            "request_count": self.request_count,
+            "tool_version": self.tool_version,
+            "prefect_flow_run_id": self.prefect_flow_run_id,
+            "error": self.error,
+            "error_kind": None if self.error_kind is None else str(self.error_kind),
+            "emulated": self.emulated,
+            "policy": self.policy,
+        }
+
+    def expected_hash(self) -> str:
+        record_json = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS).decode()
+        return sha256_hex(
+            "\n".join(
+                [
+                    self.prev_run_hash,
+                    record_json,
+                    self.raw_sha256,
+                    self.observations_sha256,
+                    self.policy_sha256,
+                ]
+            )
+        )
+
+    def row(self) -> list[Any]:
+        """Values for `INSERT INTO collection_runs (COLUMNS…)`, in COLUMNS order."""
+        return [getattr(self, name) for name in COLUMNS]
+
+
+def _enum_or_text(enum: type, value: str) -> Any:
+    # A tampered file may hold any text; verify must still hash exactly what is stored.
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
+COLUMNS = tuple(field.name for field in dataclasses.fields(RunRecord) if field.name != "policy")
