@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from bb2sv import __version__
 from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
+
+if TYPE_CHECKING:
+    from flows.outcomes import WorkspaceOutcome
 
 app = typer.Typer(
     help="Tamper-evident evidence that every Bitbucket Cloud member uses two-step verification.",
@@ -68,10 +71,9 @@ def collect(
     retry_delay: Annotated[float, typer.Option(help="Seconds before a transient retry.")] = 30.0,
 ) -> None:
     """Run the collection flow once. Exit 0 only if every workspace produced a complete run."""
-    from bb2sv.runner import preflight_collect, run_collect_flow
+    from bb2sv.runner import run_collect_flow
 
     try:
-        preflight_collect(db, reports_dir, policy)
         with err.status(f"Collecting {len(workspace)} workspace(s)…"):
             outcomes = run_collect_flow(
                 workspaces=workspace,
@@ -86,21 +88,21 @@ def collect(
     print_outcomes(outcomes)
     code = exit_code_for_outcomes(outcomes)
     for outcome in outcomes:
-        if outcome["status"] != "complete":
-            err.print(f"[bold red]{outcome['workspace']}:[/] {outcome['error']}", highlight=False)
+        if not outcome.complete:
+            err.print(f"[bold red]{outcome.workspace}:[/] {outcome.error}", highlight=False)
     raise typer.Exit(int(code))
 
 
-def print_outcomes(outcomes: list[dict]) -> None:
+def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
     table = Table("workspace", "status", "members", "report", "run_id")
-    for o in outcomes:
-        style = "green" if o["status"] == "complete" else "red"
+    for outcome in outcomes:
+        style = "green" if outcome.complete else "red"
         table.add_row(
-            o["workspace"],
-            f"[{style}]{o['status']}[/]",
-            str(o["member_count"]),
-            str(o.get("report_status") or ""),
-            o["run_id"],
+            outcome.workspace,
+            f"[{style}]{outcome.status}[/]",
+            str(outcome.member_count),
+            outcome.report_status or "",
+            outcome.run_id,
         )
     out.print(table)
 
@@ -122,8 +124,8 @@ def audit_report(
     except Exception as exc:
         raise fail(exc) from None
     for result in results:
-        out.print(f"{result['workspace']}: {result['status']}")
-        for path in result["files"].values():
+        out.print(f"{result.workspace}: {result.status}")
+        for path in result.files.values():
             out.print(f"  {path}")
 
 

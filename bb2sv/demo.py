@@ -192,13 +192,13 @@ def demo_summary(run_dir, db_path, collected, audited, backfill_s, started) -> s
     ]
     for outcome in collected:
         lines.append(
-            f"  {outcome['workspace']:<10} today: {outcome['status']}, "
-            f"{outcome['member_count']} members, report {outcome['report_status']} "
-            f"in {outcome['report_dir']}"
+            f"  {outcome.workspace:<10} today: {outcome.status}, "
+            f"{outcome.member_count} members, report {outcome.report_status} "
+            f"in {outcome.report_dir}"
         )
     for result in audited:
-        html = result["files"].get("html", "")
-        lines.append(f"  {result['workspace']:<10} audit report: {html}")
+        html = result.files.get("html", "")
+        lines.append(f"  {result.workspace:<10} audit report: {html}")
     lines += [
         "",
         "Try these (after `source .venv/bin/activate`, or prefix .venv/bin/):",

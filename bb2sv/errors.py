@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from tasks.vocabulary import ErrorKind
+
+if TYPE_CHECKING:
+    from flows.outcomes import WorkspaceOutcome
 
 
 class ExitCode(IntEnum):
@@ -31,13 +37,13 @@ def classify(exc: BaseException) -> ExitCode:
     return ExitCode.ERROR
 
 
-def exit_code_for_outcomes(outcomes: list[dict]) -> ExitCode:
+def exit_code_for_outcomes(outcomes: list[WorkspaceOutcome]) -> ExitCode:
     """The collection's exit code: the most actionable problem among the workspaces."""
-    kinds = {o.get("error_kind") for o in outcomes if o["status"] != "complete"}
+    kinds = {outcome.error_kind for outcome in outcomes if not outcome.complete}
     if not kinds:
         return ExitCode.OK
-    if kinds & {"auth", "permission"}:
+    if kinds & {ErrorKind.AUTH, ErrorKind.PERMISSION}:
         return ExitCode.AUTH
-    if kinds & {"not_found", "bad_request"}:
+    if kinds & {ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST}:
         return ExitCode.CONFIG
     return ExitCode.INCOMPLETE

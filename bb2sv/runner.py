@@ -1,9 +1,10 @@
-"""Running the flows from the command line: preflight checks, then a real Prefect flow run."""
+"""Running the flows from the command line: the shared preflight, then a real Prefect flow run."""
 
 from __future__ import annotations
 
 from datetime import date
 
+from flows.outcomes import AuditOutcome, WorkspaceOutcome
 from tasks.bitbucket.exceptions import ConfigError
 
 
@@ -14,30 +15,24 @@ def parse_day(text: str, option: str) -> date:
         raise ConfigError(f"{option} must be a date like 2026-11-27, got {text!r}.") from None
 
 
-def preflight_collect(db_path: str, reports_dir: str, policy_path: str | None) -> None:
-    """Fail on bad configuration before Prefect starts or any request is sent."""
-    from tasks.credentials import resolve_settings
-    from tasks.evidence.store import EvidenceStore
-    from tasks.policy import load_policy
-    from tasks.preflight import check_reports_dir
-
-    load_policy(policy_path)
-    resolve_settings()
-    check_reports_dir(reports_dir)
-    with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
-        pass
-
-
-def run_collect_flow(**parameters) -> list[dict]:
-    """Run `collect-bitbucket-2sv` and return one outcome per workspace, whatever its state."""
+def run_collect_flow(**parameters) -> list[WorkspaceOutcome]:
+    """Preflight (so bad configuration fails before Prefect starts), then the collection flow;
+    one outcome per workspace, whatever the run's final state."""
     from flows.collect import collect_bitbucket_2sv
+    from tasks.preflight import preflight
 
+    preflight(
+        db_path=parameters["db_path"],
+        reports_dir=parameters["reports_dir"],
+        policy_path=parameters.get("policy_path"),
+        max_concurrent_workspaces=parameters.get("max_concurrent_workspaces", 1),
+    )
     return flow_result(collect_bitbucket_2sv(**parameters, return_state=True))
 
 
 def run_audit_flow(
     workspaces: list[str], start: date, end: date, db_path: str, reports_dir: str
-) -> list[dict]:
+) -> list[AuditOutcome]:
     from flows.audit_report import bitbucket_2sv_audit_report
     from tasks.evidence.store import EvidenceStore
 
@@ -56,7 +51,7 @@ def run_audit_flow(
     return flow_result(state)
 
 
-def flow_result(state) -> list[dict]:
+def flow_result(state) -> list:
     """What a finished flow run returned, Failed or not; an exception it raised is re-raised.
 
     The collection flow ends Failed *with* its per-workspace outcomes when a workspace is

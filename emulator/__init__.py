@@ -4,7 +4,7 @@
     with run_emulator([WorkspaceSpec("acme", members=250, seed=1)]) as emu:
         emu.base_url, emu.admin_token, emu.expected_members("acme")
 
-Every response carries `X-Bb2sv-Emulator: 1`. See docs/CONTRACTS.md ("Emulator").
+Every response carries `X-Bb2sv-Emulator: 1`. Usage: `run_emulator` in emulator/server.py.
 """
 
 from emulator.auth import Credentials

@@ -31,7 +31,7 @@ HOST = "127.0.0.1"
 
 @dataclass
 class Emulator:
-    """A running emulator (see docs/CONTRACTS.md). Credentials are fake but never in the repr."""
+    """A running emulator (see `run_emulator`). Credentials are fake but never in the repr."""
 
     base_url: str  # "http://127.0.0.1:<port>/2.0"
     token_url: str  # "http://127.0.0.1:<port>/site/oauth2/access_token"

@@ -4,7 +4,9 @@ With no dates it covers the previous calendar month, which is what the monthly d
 runs on the 1st::
 
     from flows.audit_report import bitbucket_2sv_audit_report
-    bitbucket_2sv_audit_report(workspaces=["acme"], start="2026-10-01", end="2026-10-31")
+    outcomes = bitbucket_2sv_audit_report(workspaces=["acme"], start="2026-10-01",
+                                          end="2026-10-31")
+    outcomes[0].files["html"]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.outcomes import AuditOutcome
 from tasks.evidence.store import EvidenceStore
 from tasks.period import previous_month
 from tasks.steps import artifact_key, period_report_task
@@ -28,7 +31,7 @@ def bitbucket_2sv_audit_report(
     end: date | None = None,
     db_path: str = "evidence.duckdb",
     reports_dir: str = "reports",
-) -> list[dict]:
+) -> list[AuditOutcome]:
     """Write the audit-period report for each workspace (all in the evidence file if None)."""
     logger = get_run_logger()
     if start is None or end is None:
@@ -39,7 +42,7 @@ def bitbucket_2sv_audit_report(
                 "select distinct workspace from collection_runs order by workspace"
             ).fetchall()
         workspaces = [row[0] for row in rows]
-    results = []
+    outcomes = []
     for workspace in workspaces:
         bundle = period_report_task(workspace, start, end, db_path, reports_dir)
         create_markdown_artifact(
@@ -48,12 +51,12 @@ def bitbucket_2sv_audit_report(
             description=f"2SV audit period {start}..{end} for {workspace}",
         )
         logger.info("%s: %s → %s", workspace, bundle.status, bundle.directory)
-        results.append(
-            {
-                "workspace": workspace,
-                "status": bundle.status,
-                "directory": str(bundle.directory),
-                "files": {kind: str(path) for kind, path in bundle.files.items()},
-            }
+        outcomes.append(
+            AuditOutcome(
+                workspace=workspace,
+                status=bundle.status,
+                directory=str(bundle.directory),
+                files={kind: str(path) for kind, path in bundle.files.items()},
+            )
         )
-    return results
+    return outcomes

@@ -7,14 +7,15 @@ main thread, which stores each workspace as soon as its extraction ends.
 Run it ad hoc::
 
     from flows.collect import collect_bitbucket_2sv
-    collect_bitbucket_2sv(workspaces=["acme"], db_path="evidence.duckdb")
+    outcomes = collect_bitbucket_2sv(workspaces=["acme"], db_path="evidence.duckdb")
+    outcomes[0].status, outcomes[0].report_dir
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
@@ -22,12 +23,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.outcomes import WorkspaceOutcome
 from tasks.bitbucket.config import BitbucketSettings
-from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
-from tasks.credentials import resolve_settings
-from tasks.policy import Policy, load_policy
-from tasks.preflight import check_reports_dir
+from tasks.policy import Policy
+from tasks.preflight import preflight
 from tasks.steps import (
     ExtractionError,
     daily_report_task,
@@ -36,20 +36,12 @@ from tasks.steps import (
     publish_artifacts_task,
     record_run_task,
 )
+from tasks.vocabulary import ErrorKind, RunStatus
 
 FLOW_NAME = "collect-bitbucket-2sv"
 
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceOutcome:
-    workspace: str
-    status: str
-    run_id: str
-    member_count: int
-    error: str | None
-    error_kind: str | None
-    report_status: str | None
-    report_dir: str | None
+Item = TypeVar("Item")
+Handle = TypeVar("Handle")
 
 
 @flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
@@ -61,7 +53,7 @@ def collect_bitbucket_2sv(
     secret_blocks: dict[str, str] | None = None,
     max_concurrent_workspaces: int = 4,
     retry_delay_seconds: float = 30.0,
-) -> list[dict]:
+) -> list[WorkspaceOutcome]:
     """Collect 2SV evidence for each workspace; the run ends Failed if any is incomplete.
 
     Args:
@@ -71,60 +63,78 @@ def collect_bitbucket_2sv(
         policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
             `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
-        max_concurrent_workspaces: extractions running at once in this flow run. To bound
-            API use across flow runs too, add a Prefect tag concurrency limit on the
-            `bitbucket-api` tag that the extraction tasks carry.
+        max_concurrent_workspaces: extractions running at once in this flow run.
         retry_delay_seconds: wait before re-reading a workspace after a transient fault.
     """
     logger = get_run_logger()
-    policy = load_policy(policy_path)
-    settings = resolve_settings(secret_blocks)
-    check_reports_dir(reports_dir)
-    if max_concurrent_workspaces < 1:
-        raise ConfigError("max_concurrent_workspaces must be at least 1.")
+    setup = preflight(
+        db_path=db_path,
+        reports_dir=reports_dir,
+        policy_path=policy_path,
+        secret_blocks=secret_blocks,
+        max_concurrent_workspaces=max_concurrent_workspaces,
+    )
     flow_run_id = str(get_run_context().flow_run.id)
 
     outcomes = [
-        store_and_report(extract, db_path, reports_dir, policy, flow_run_id)
+        store_and_report(extract, db_path, reports_dir, setup.policy, flow_run_id)
         for extract in extractions(
-            settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
+            setup.settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
         )
     ]
+    outcomes.sort(key=lambda outcome: outcome.workspace)
     for outcome in outcomes:
         logger.info("%s: %s, %d members", outcome.workspace, outcome.status, outcome.member_count)
 
-    results = sorted((asdict(o) for o in outcomes), key=lambda o: o["workspace"])
-    not_complete = [o for o in results if o["status"] != "complete"]
+    not_complete = [outcome for outcome in outcomes if not outcome.complete]
     if not_complete:
-        reasons = "; ".join(f"{o['workspace']}: {o['status']} ({o['error']})" for o in not_complete)
-        return Failed(message=f"Not every workspace was read whole. {reasons}", data=results)
-    return results
+        reasons = "; ".join(f"{o.workspace}: {o.status} ({o.error})" for o in not_complete)
+        return Failed(message=f"Not every workspace was read whole. {reasons}", data=outcomes)
+    return outcomes
 
 
 def extractions(
     settings: BitbucketSettings, workspaces: list[str], limit: int, retry_delay_seconds: float
 ) -> Iterator[WorkspaceExtract]:
-    """Each workspace's extraction as it finishes, at most `limit` running at once.
-
-    A sliding window: a slot is refilled as soon as one extraction ends, while the caller
-    stores the finished one on this thread (the evidence file's one writer).
-    """
+    """Each workspace's extraction as it finishes, at most `limit` running at once."""
     extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
-    pending = iter(dict.fromkeys(workspaces))
-    running: dict[PrefectFuture, str] = {}
+    finished = sliding_window(
+        dict.fromkeys(workspaces),
+        limit,
+        start=lambda workspace: extract_task.submit(settings, workspace),
+        next_done=lambda running: next(as_completed(running)),
+    )
+    for workspace, future in finished:
+        yield finished_extract(future, workspace, settings.api_url)
+
+
+def sliding_window(
+    items: Iterable[Item],
+    limit: int,
+    *,
+    start: Callable[[Item], Handle],
+    next_done: Callable[[list[Handle]], Handle],
+) -> Iterator[tuple[Item, Handle]]:
+    """(item, handle) as each started item finishes, never more than `limit` started at once.
+
+    A slot is refilled as soon as one item finishes, while the caller handles the finished
+    one on its own thread (for the collection: the evidence file's one writer).
+    """
+    pending = iter(items)
+    running: dict[Handle, Item] = {}
 
     def start_next() -> None:
-        workspace = next(pending, None)
-        if workspace is not None:
-            running[extract_task.submit(settings, workspace)] = workspace
+        item = next(pending, None)
+        if item is not None:
+            running[start(item)] = item
 
     for _ in range(limit):
         start_next()
     while running:
-        future = next(as_completed(list(running)))
-        workspace = running.pop(future)
+        handle = next_done(list(running))
+        item = running.pop(handle)
         start_next()
-        yield finished_extract(future, workspace)
+        yield item, handle
 
 
 def store_and_report(
@@ -133,22 +143,23 @@ def store_and_report(
     """Store the run (whatever its status), write its daily report, announce what changed."""
     stored = record_run_task(extract, db_path, policy, flow_run_id)
     bundle = daily_report_task(stored, db_path, reports_dir)
-    if stored.status == "complete":
+    if stored.status == RunStatus.COMPLETE:
         emit_violation_events_task(stored, db_path)
     publish_artifacts_task(stored, bundle)
     return WorkspaceOutcome(
         workspace=stored.workspace,
         status=stored.status,
         run_id=stored.run_id,
+        run_hash=stored.run_hash,
         member_count=stored.member_count,
-        error=extract.error,
-        error_kind=extract.error_kind,
+        error=stored.error,
+        error_kind=stored.error_kind,
         report_status=bundle.status,
         report_dir=str(bundle.directory),
     )
 
 
-def finished_extract(future: PrefectFuture, workspace: str) -> WorkspaceExtract:
+def finished_extract(future: PrefectFuture, workspace: str, source: str) -> WorkspaceExtract:
     """The extraction's result, or the attempt carried by its failure, or a failed placeholder.
 
     Whatever happened, something is stored: a gap in the evidence must be on the record.
@@ -161,10 +172,10 @@ def finished_extract(future: PrefectFuture, workspace: str) -> WorkspaceExtract:
     now = datetime.now(UTC)
     return WorkspaceExtract(
         workspace=workspace,
-        source="",
+        source=source,
         started_at=now,
         finished_at=now,
-        status="failed",
+        status=RunStatus.FAILED,
         error=f"extraction crashed: {type(outcome).__name__}: {outcome}",
-        error_kind="crash",
+        error_kind=ErrorKind.CRASH,
     )

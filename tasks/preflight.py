@@ -1,15 +1,52 @@
-"""Checks made before any API call, so bad configuration fails fast with a clear message."""
+"""The one preflight: everything checked before any API call, by the CLI and by the flow.
+
+    setup = preflight(db_path="evidence.duckdb", reports_dir="reports", policy_path=None)
+    setup.policy, setup.settings, setup.reports_dir
+
+Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
+and nothing is sent or written except the evidence file's creation or schema upgrade.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
+from tasks.credentials import resolve_settings
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import Policy, load_policy
 
-# Extraction tasks carry this tag, so operators can bound API use across flow runs with a
-# Prefect tag concurrency limit (`prefect concurrency-limit create bitbucket-api 4`).
-API_TAG = "bitbucket-api"
+__all__ = ["CollectionSetup", "check_reports_dir", "preflight"]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSetup:
+    policy: Policy
+    settings: BitbucketSettings
+    reports_dir: Path
+
+
+def preflight(
+    *,
+    db_path: str | os.PathLike,
+    reports_dir: str | os.PathLike,
+    policy_path: str | os.PathLike | None,
+    secret_blocks: Mapping[str, str] | None = None,
+    max_concurrent_workspaces: int = 1,
+) -> CollectionSetup:
+    """Policy, credentials, reports folder and evidence file, in that order."""
+    policy = load_policy(policy_path)
+    settings = resolve_settings(secret_blocks)
+    if max_concurrent_workspaces < 1:
+        raise ConfigError("max_concurrent_workspaces must be at least 1.")
+    reports = check_reports_dir(reports_dir)
+    with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
+        pass
+    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

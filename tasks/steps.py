@@ -1,8 +1,8 @@
 """Thin Prefect task wrappers around the plain functions of each step.
 
 The business logic lives in `tasks.bitbucket`, `tasks.evidence` and `tasks.report`; these
-wrappers only add what Prefect is good at: names, retries for transient faults, tags for the
-API concurrency limit, artifacts and events.
+wrappers only add what Prefect is good at: names, retries for transient faults, artifacts and
+events. Tests call the plain functions, or a task's `.fn` where Prefect adds nothing.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from prefect.events import emit_event
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
-from tasks.evidence.store import EvidenceStore, StoredRun
+from tasks.evidence.run_record import RunRecord
+from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
-from tasks.preflight import API_TAG
 from tasks.report import ReportBundle, violation_changes, write_daily_report, write_period_report
-from tasks.version import __version__
-
-# Worth reading again: the server or network hiccupped, or the population moved mid-read.
-TRANSIENT_ERROR_KINDS = frozenset({"transient", "rate_limited", "anomaly"})
+from tasks.vocabulary import RunStatus
 
 
 class ExtractionError(RuntimeError):
@@ -54,7 +51,6 @@ def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefec
 @task(
     name="extract-workspace",
     task_run_name="extract-{workspace}",
-    tags=[API_TAG],  # the tag concurrency limit bounds concurrent API reads
     retries=2,
     retry_delay_seconds=30,
     retry_condition_fn=retry_only_transient,
@@ -63,9 +59,9 @@ def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefec
 )
 def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> WorkspaceExtract:
     extract = extract_workspace(settings, workspace)
-    if extract.status == "complete":
+    if extract.status == RunStatus.COMPLETE:
         return extract
-    if extract.error_kind in TRANSIENT_ERROR_KINDS:
+    if extract.error_kind is not None and extract.error_kind.retryable:
         raise TransientExtractionError(extract)
     raise ExtractionError(extract)
 
@@ -73,15 +69,13 @@ def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> Works
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
 def record_run_task(
     extract: WorkspaceExtract, db_path: str, policy: Policy, flow_run_id: str | None
-) -> StoredRun:
+) -> RunRecord:
     with EvidenceStore.open(db_path) as store:
-        return store.record_run(
-            extract, policy=policy, prefect_flow_run_id=flow_run_id, tool_version=__version__
-        )
+        return store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
-def daily_report_task(stored: StoredRun, db_path: str, reports_dir: str) -> ReportBundle:
+def daily_report_task(stored: RunRecord, db_path: str, reports_dir: str) -> ReportBundle:
     with EvidenceStore.open(db_path, read_only=True) as store:
         return write_daily_report(store.conn, stored.run_id, Path(reports_dir))
 
@@ -101,7 +95,7 @@ class ViolationEvents:
 
 
 @task(name="emit-violation-events", cache_policy=NO_CACHE)
-def emit_violation_events_task(stored: StoredRun, db_path: str) -> ViolationEvents:
+def emit_violation_events_task(stored: RunRecord, db_path: str) -> ViolationEvents:
     """One Prefect event per member whose violation opened or closed since the last complete run.
 
     Automations (Slack, e-mail, PagerDuty) can trigger on these without code.
@@ -140,7 +134,7 @@ def artifact_key(prefix: str, workspace: str) -> str:
 
 
 @task(name="publish-artifacts", task_run_name="artifacts-{stored.workspace}", cache_policy=NO_CACHE)
-def publish_artifacts_task(stored: StoredRun, bundle: ReportBundle | None) -> None:
+def publish_artifacts_task(stored: RunRecord, bundle: ReportBundle | None) -> None:
     files = {} if bundle is None else bundle.files
     links = "\n".join(
         f"- {kind}: [{path.name}]({path.resolve().as_uri()})" for kind, path in files.items()

@@ -1,4 +1,5 @@
-"""`bb2sv` through its real console-script entry point, in a subprocess."""
+"""`bb2sv` commands: error paths in-process with typer's CliRunner, plus two smoke tests of
+the real console script in a subprocess (collect → verify → query, and a corrupt file)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from bb2sv.cli import app
 from emulator import WorkspaceSpec, run_emulator
 
 BB2SV = str(Path(sys.executable).with_name("bb2sv"))
 SECRET = "emu-cli-admin-token-XYZ987"
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")
@@ -25,28 +31,6 @@ def emu():
         yield emulator
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_prefect_api(prefect_harness):
-    """Subprocesses use the session's test Prefect server instead of each starting their own."""
-    from prefect.settings import PREFECT_API_URL
-
-    os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    yield
-    os.environ.pop("PREFECT_API_URL", None)
-
-
-def bb2sv(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BITBUCKET_")}
-    return subprocess.run(
-        [BB2SV, *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=cwd,
-    )
-
-
 def emulator_env(emu, token: str = SECRET) -> dict[str, str]:
     return {
         "BITBUCKET_API_URL": emu.base_url,
@@ -55,67 +39,91 @@ def emulator_env(emu, token: str = SECRET) -> dict[str, str]:
     }
 
 
+def cli(*args: str, env: dict[str, str] | None = None):
+    """Run `bb2sv ARGS` in this process; BITBUCKET_* come only from `env`."""
+    cleared = {name: None for name in os.environ if name.startswith("BITBUCKET_")}
+    return CliRunner().invoke(app, list(args), env={**cleared, **(env or {})})
+
+
 def collect(tmp_path, workspace: str, *options: str, env: dict[str, str] | None = None):
     """`bb2sv collect` of one workspace into tmp_path, with extra options."""
-    return bb2sv(
+    return cli(
         "collect", "--workspace", workspace, "--db", str(tmp_path / "e.duckdb"),
-        "--reports-dir", str(tmp_path / "r"), *options, env=env,
+        "--reports-dir", str(tmp_path / "r"), "--retry-delay", "0", *options, env=env,
     )  # fmt: skip
 
 
-def test_collect_verify_query_end_to_end(tmp_path, emu):
+def assert_clean_exit(result) -> None:
+    """The command ended through its own error handling, not an unhandled exception."""
+    assert not isinstance(result.exception, Exception), repr(result.exception)
+
+
+def bb2sv_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    from prefect.settings import PREFECT_API_URL
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BITBUCKET_")}
+    # The subprocess uses the session's test Prefect server instead of starting its own.
+    base["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    return subprocess.run(
+        [BB2SV, *args], env={**base, **env}, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_console_script_collect_verify_query_end_to_end(tmp_path, emu):
     db = str(tmp_path / "e.duckdb")
-    collected = bb2sv(
-        "collect",
-        "--workspace",
-        "acme",
-        "--db",
-        db,
-        "--reports-dir",
-        str(tmp_path / "r"),
-        env=emulator_env(emu),
+    env = emulator_env(emu)
+    collected = bb2sv_process(
+        "collect", "--workspace", "acme", "--db", db, "--reports-dir", str(tmp_path / "r"), env=env
     )
     assert collected.returncode == 0, collected.stderr
     assert "complete" in collected.stdout
     assert SECRET not in collected.stdout + collected.stderr
 
-    verified = bb2sv("verify", "--db", db)
-    assert verified.returncode == 0, verified.stderr
+    verified = cli("verify", "--db", db)
+    assert verified.exit_code == 0, verified.output
     assert "1 runs verified" in verified.stdout
 
-    queried = bb2sv(
-        "query",
-        "select count(*) as n from member_2sv_observations",
-        "--db",
-        db,
-        "--format",
-        "json",
-    )
-    assert queried.returncode == 0, queried.stderr
+    queried = cli(
+        "query", "select count(*) as n from member_2sv_observations", "--db", db,
+        "--format", "json",
+    )  # fmt: skip
+    assert queried.exit_code == 0, queried.output
     assert json.loads(queried.stdout) == [{"n": len(emu.expected_members("acme"))}]
 
-    as_csv = bb2sv(
+    as_csv = cli(
         "query", "select workspace, status from collection_runs", "--db", db, "--format", "csv"
     )
     assert as_csv.stdout.splitlines() == ["workspace,status", "acme,complete"]
 
-    refused = bb2sv("query", "delete from collection_runs", "--db", db)
-    assert refused.returncode != 0
-    assert "Traceback" not in refused.stderr
-    assert bb2sv("verify", "--db", db).returncode == 0, "a refused write changed nothing"
+    refused = cli("query", "delete from collection_runs", "--db", db)
+    assert refused.exit_code == 7
+    assert "read-only" in refused.stderr
+    assert_clean_exit(refused)
+    assert cli("verify", "--db", db).exit_code == 0, "a refused write changed nothing"
+
+
+def test_console_script_refuses_a_corrupt_file_untouched(tmp_path):
+    db = tmp_path / "e.duckdb"
+    db.write_bytes(b"this is not a duckdb file" * 100)
+    before = db.read_bytes()
+    result = bb2sv_process("verify", "--db", str(db), env={})
+    assert result.returncode == 7
+    assert "Traceback" not in result.stderr
+    assert "not a DuckDB file" in result.stderr
+    assert db.read_bytes() == before
 
 
 def test_unknown_workspace_is_a_config_error(tmp_path, emu):
     result = collect(tmp_path, "nope-ws", env=emulator_env(emu))
-    assert result.returncode == 3, result.stderr
+    assert result.exit_code == 3, result.output
     assert "nope-ws" in result.stderr
 
 
 def test_no_token_is_a_config_error(tmp_path):
-    result = bb2sv("collect", "--workspace", "acme", "--db", str(tmp_path / "e.duckdb"))
-    assert result.returncode == 3
+    result = cli("collect", "--workspace", "acme", "--db", str(tmp_path / "e.duckdb"))
+    assert result.exit_code == 3
     assert "BITBUCKET_TOKEN" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_clean_exit(result)
     assert not (tmp_path / "e.duckdb").exists(), "nothing is written before config is valid"
 
 
@@ -123,7 +131,7 @@ def test_unreadable_policy_is_a_config_error(tmp_path, emu):
     result = collect(
         tmp_path, "acme", "--policy", str(tmp_path / "missing.yaml"), env=emulator_env(emu)
     )
-    assert result.returncode == 3
+    assert result.exit_code == 3
     assert "missing.yaml" in result.stderr
 
 
@@ -131,7 +139,7 @@ def test_bad_policy_names_the_line(tmp_path, emu):
     policy = tmp_path / "policy.yaml"
     policy.write_text("grace_days: 7\nsla_days: soon\n", encoding="utf-8")
     result = collect(tmp_path, "acme", "--policy", str(policy), env=emulator_env(emu))
-    assert result.returncode == 3
+    assert result.exit_code == 3
     assert "sla_days" in result.stderr and "line 2" in result.stderr
 
 
@@ -141,48 +149,38 @@ def test_unwritable_reports_dir_is_a_config_error(tmp_path, emu):
     result = collect(
         tmp_path, "acme", "--reports-dir", str(blocker / "reports"), env=emulator_env(emu)
     )
-    assert result.returncode == 3
+    assert result.exit_code == 3
     assert "reports directory" in result.stderr
 
 
 def test_wrong_token_is_an_auth_error_and_never_printed(tmp_path, emu):
     wrong = "definitely-wrong-token-0xDEADBEEF"
     result = collect(tmp_path, "acme", env=emulator_env(emu, token=wrong))
-    assert result.returncode == 4, result.stderr
-    assert wrong not in result.stdout + result.stderr
+    assert result.exit_code == 4, result.output
+    assert wrong not in result.output
 
 
 def test_verify_names_the_tampered_run(tmp_path, emu):
-    import duckdb
-
     db = str(tmp_path / "e.duckdb")
-    env = emulator_env(emu)
     for _ in range(2):
-        assert (
-            bb2sv(
-                "collect", "-w", "acme", "--db", db, "--reports-dir", str(tmp_path / "r"), env=env
-            ).returncode
-            == 0
-        )
+        assert collect(tmp_path, "acme", env=emulator_env(emu)).exit_code == 0
     with duckdb.connect(db) as conn:
-        first = conn.execute("select run_id from collection_runs order by seq limit 1").fetchone()[
-            0
-        ]
+        ((first,),) = conn.execute(
+            "select run_id from collection_runs order by seq limit 1"
+        ).fetchall()
         conn.execute(
             "update member_2sv_observations set two_step_state = 'enabled', "
             "has_2fa_enabled = true where run_id = ? and two_step_state <> 'enabled'",
             [first],
         )
-    result = bb2sv("verify", "--db", db)
-    assert result.returncode == 6
+    result = cli("verify", "--db", db)
+    assert result.exit_code == 6
     assert first in result.stderr
 
 
-def test_corrupt_evidence_file_is_refused_untouched(tmp_path):
-    db = tmp_path / "e.duckdb"
-    db.write_bytes(b"this is not a duckdb file" * 100)
-    before = db.read_bytes()
-    result = bb2sv("verify", "--db", str(db))
-    assert result.returncode == 7
-    assert "Traceback" not in result.stderr
-    assert db.read_bytes() == before
+def test_version_is_printed():
+    from tasks.version import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"bb2sv {__version__}"

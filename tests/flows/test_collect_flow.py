@@ -12,7 +12,8 @@ from prefect.events.worker import EventsWorker
 
 from emulator import Scenario
 from flows.audit_report import bitbucket_2sv_audit_report
-from flows.collect import collect_bitbucket_2sv
+from flows.collect import collect_bitbucket_2sv, sliding_window
+from tasks.vocabulary import RunStatus
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -46,7 +47,8 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
 
     assert state.is_completed(), state.message
     outcomes = state.result()
-    assert [o["workspace"] for o in outcomes] == ["alpha", "beta"]
+    assert [o.workspace for o in outcomes] == ["alpha", "beta"]
+    assert all(o.complete and o.status == RunStatus.COMPLETE for o in outcomes)
     flow_run_id = str(state.state_details.flow_run_id)
     stored = runs(tmp_path)
     assert [(w, s) for w, s, *_ in stored] == [("alpha", "complete"), ("beta", "complete")]
@@ -55,8 +57,8 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
         assert run_flow_id == flow_run_id
     for outcome in outcomes:
         # Reports are dated by when the run happened (UTC), not by the emulator's world.
-        report_dir = tmp_path / "reports" / str(utc_today()) / outcome["workspace"]
-        assert outcome["report_dir"] == str(report_dir)
+        report_dir = tmp_path / "reports" / str(utc_today()) / outcome.workspace
+        assert outcome.report_dir == str(report_dir)
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
 
@@ -68,7 +70,7 @@ def test_artifacts_link_the_run(tmp_path, bitbucket_env):
     summary = Artifact.get("bb2sv-daily-alpha")
     assert summary is not None and "alpha" in summary.data
     table = Artifact.get("bb2sv-run-alpha")
-    assert table is not None and state.result()[0]["run_id"] in table.data
+    assert table is not None and state.result()[0].run_id in table.data
 
 
 def test_incomplete_workspace_fails_the_run_and_keeps_the_good_one(tmp_path, bitbucket_env):
@@ -153,10 +155,10 @@ def test_audit_report_flow_reads_only_the_evidence(tmp_path, bitbucket_env):
         reports_dir=str(tmp_path / "reports"),
     )
     (result,) = results
-    assert result["workspace"] == "alpha"
-    for path in result["files"].values():
+    assert result.workspace == "alpha"
+    for path in result.files.values():
         assert path.startswith(str(tmp_path / "reports" / str(utc_today()) / "alpha"))
-    html = Path(result["files"]["html"]).read_text(encoding="utf-8")
+    html = Path(result.files["html"]).read_text(encoding="utf-8")
     assert "EMULATOR DATA" in html
 
 
@@ -191,25 +193,37 @@ def test_missing_secret_block_is_a_clear_config_error(tmp_path, bitbucket_env, m
         state.result()
 
 
-def extraction_windows(state) -> list[tuple]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+@pytest.mark.parametrize("limit", [1, 2, 3, 10])
+def test_sliding_window_bounds_and_refills(limit):
+    """At most `limit` started and unfinished; a slot is refilled as soon as one finishes."""
+    items = list(range(7))
+    started: list[int] = []
+    in_flight: set[int] = set()
+    peak = 0
 
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-            )
-        )
-    return sorted(
-        (run.start_time, run.end_time) for run in task_runs if run.name.startswith("extract-")
-    )
+    def start(item: int) -> int:
+        nonlocal peak
+        started.append(item)
+        in_flight.add(item)
+        peak = max(peak, len(in_flight))
+        return item
+
+    def next_done(running: list[int]) -> int:
+        done = max(running)  # finish out of order: the newest first
+        in_flight.discard(done)
+        return done
+
+    finished = []
+    for item, handle in sliding_window(items, limit, start=start, next_done=next_done):
+        assert item == handle
+        # when the caller sees a finished item, its slot has already been refilled
+        assert len(in_flight) == min(limit, len(items) - len(finished) - 1)
+        finished.append(item)
+    assert sorted(finished) == items and started == items
+    assert peak == min(limit, len(items))
 
 
-@pytest.mark.parametrize("limit, overlap", [(1, False), (2, True)])
-def test_extractions_are_bounded(tmp_path, bitbucket_env, limit, overlap):
-    bitbucket_env.set_scenario(Scenario(latency_s=0.25))  # each extraction takes over a second
-    state = run_collect(tmp_path, ["alpha", "beta"], max_concurrent_workspaces=limit)
+def test_one_workspace_at_a_time_still_collects_all(tmp_path, bitbucket_env):
+    state = run_collect(tmp_path, ["alpha", "beta"], max_concurrent_workspaces=1)
     assert state.is_completed(), state.message
-    (first_start, first_end), (second_start, _second_end) = extraction_windows(state)
-    assert (second_start < first_end) is overlap
+    assert [(w, s) for w, s, *_ in runs(tmp_path)] == [("alpha", "complete"), ("beta", "complete")]
