@@ -18,7 +18,7 @@ import orjson
 import pandas as pd
 
 from tasks.bitbucket.models import RawPage
-from tasks.vocabulary import Listing
+from tasks.vocabulary import Listing, TwoStepState
 
 OBSERVATION_COLUMNS = [
     "workspace",
@@ -31,26 +31,25 @@ OBSERVATION_COLUMNS = [
     "has_2fa_enabled",
     "two_step_state",
 ]
-
-TWO_STEP_STATES = ("enabled", "disabled", "unknown")
-_STATE_OF = {True: "enabled", False: "disabled", None: "unknown"}
+STRING_COLUMNS = ("workspace", "account_id", "uuid", "nickname", "display_name", "permission")
 
 
-def two_step_state(has_2fa_enabled: object) -> str:
-    """Three-valued 2SV state. Only a real boolean counts; null or absent is `unknown`."""
+def two_step_state(has_2fa_enabled: object) -> TwoStepState:
+    """The one 2SV-state rule: only a real boolean counts; null, absent or anything else is
+    `unknown`, never enabled."""
     if has_2fa_enabled is True:
-        return "enabled"
+        return TwoStepState.ENABLED
     if has_2fa_enabled is False:
-        return "disabled"
-    return "unknown"
+        return TwoStepState.DISABLED
+    return TwoStepState.UNKNOWN
 
 
 def member_key(user: dict) -> str | None:
-    """Members are joined on account_id, falling back to uuid (bots and apps may lack one)."""
+    """The one member-key rule: account_id, falling back to uuid (bots and apps may lack one)."""
     return user.get("account_id") or user.get("uuid")
 
 
-def usable_pages(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPage, list]]:
+def usable_pages(pages: Iterable[RawPage], listing: Listing) -> Iterable[tuple[RawPage, list]]:
     """Yield (page, values) for successful, parseable pages of a listing.
 
     Failed attempts (429, 5xx, truncated JSON) are kept as evidence but carry no members.
@@ -66,29 +65,22 @@ def usable_pages(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPa
             yield page, values
 
 
-def usable_values(pages: Iterable[RawPage], listing: str) -> Iterable[tuple[RawPage, dict]]:
-    """Yield (page, value) for every membership (a dict with a `user` dict) in usable pages."""
-    for page, values in usable_pages(pages, listing):
-        for value in values:
-            if isinstance(value, dict) and isinstance(value.get("user"), dict):
-                yield page, value
+def users(values: list) -> Iterable[tuple[dict, dict]]:
+    """(membership, user) for each membership that is a dict with a `user` dict."""
+    for value in values:
+        if isinstance(value, dict) and isinstance(user := value.get("user"), dict):
+            yield value, user
 
 
 def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
+    """member key → permission from the /permissions listing (first sighting wins)."""
     roles: dict[str, str] = {}
+    key_of = member_key  # bound locally: this loop runs once per member per run
     for _page, values in usable_pages(pages, Listing.PERMISSIONS):
-        # Inlined (not usable_values/member_key): this loop runs once per member per run.
-        for value in values:
-            if not isinstance(value, dict):
-                continue
-            user = value.get("user")
-            if not isinstance(user, dict):
-                continue
-            key = user.get("account_id") or user.get("uuid")
-            if key and key not in roles:
-                permission = value.get("permission")
-                if isinstance(permission, str):
-                    roles[key] = permission
+        for value, user in users(values):
+            key = key_of(user)
+            if key and key not in roles and isinstance(permission := value.get("permission"), str):
+                roles[key] = permission
     return roles
 
 
@@ -96,52 +88,36 @@ def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFram
     """One row per distinct member (first sighting wins), roles joined from `/permissions`."""
     roles = permissions_by_member(pages)
     seen: set[str] = set()
-    observed_at: list = []
-    account_ids: list = []
-    uuids: list = []
-    nicknames: list = []
-    display_names: list = []
-    permissions: list = []
-    has_2fa_values: list = []
-    # One pass, inlined (not usable_values/member_key/two_step_state): this loop runs once
-    # per member per run, at load and again in verify, so per-call overhead matters.
+    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace
+    # Bound locally: this loop runs once per member per run, at load and again in verify.
+    key_of, state_of, add = member_key, two_step_state, rows.append
     for page, values in usable_pages(pages, Listing.MEMBERS):
-        fetched_at = page.fetched_at
-        for value in values:
-            if not isinstance(value, dict):
-                continue
-            user = value.get("user")
-            if not isinstance(user, dict):
-                continue
-            account_id = user.get("account_id")
-            uuid = user.get("uuid")
-            key = account_id or uuid
+        for _value, user in users(values):
+            key = key_of(user)
             if key is None or key in seen:
                 continue
             seen.add(key)
-            has_2fa = user.get("has_2fa_enabled")
-            observed_at.append(fetched_at)
-            account_ids.append(account_id)
-            uuids.append(uuid)
-            nicknames.append(user.get("nickname"))
-            display_names.append(user.get("display_name"))
-            permissions.append(roles.get(key))
-            has_2fa_values.append(has_2fa if has_2fa is True or has_2fa is False else None)
-    rows = {
-        "workspace": [workspace] * len(observed_at),
-        "observed_at": observed_at,
-        "account_id": account_ids,
-        "uuid": uuids,
-        "nickname": nicknames,
-        "display_name": display_names,
-        "permission": permissions,
-        "has_2fa_enabled": has_2fa_values,
-        "two_step_state": [_STATE_OF[value] for value in has_2fa_values],
-    }
-    frame = pd.DataFrame(rows, columns=OBSERVATION_COLUMNS)
+            state = state_of(has_2fa := user.get("has_2fa_enabled"))
+            add(
+                (
+                    page.fetched_at,
+                    user.get("account_id"),
+                    user.get("uuid"),
+                    user.get("nickname"),
+                    user.get("display_name"),
+                    roles.get(key),
+                    None if state is TwoStepState.UNKNOWN else has_2fa,
+                    state.value,
+                )
+            )
+    names = OBSERVATION_COLUMNS[1:]
+    columns = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+    frame = pd.DataFrame(
+        {"workspace": [workspace] * len(rows), **{n: columns.get(n, []) for n in names}},
+        columns=OBSERVATION_COLUMNS,
+    )
     frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
     frame["has_2fa_enabled"] = frame["has_2fa_enabled"].astype("boolean")
-    for column in ("workspace", "account_id", "uuid", "nickname", "display_name", "permission"):
+    for column in (*STRING_COLUMNS, "two_step_state"):
         frame[column] = frame[column].astype("string")
-    frame["two_step_state"] = frame["two_step_state"].astype("string")
     return frame

@@ -5,7 +5,7 @@ is what the evidence file, reports and auditors see::
 
     RunStatus.COMPLETE == "complete"                 # True
     ErrorKind.AUTH.retryable                        # False: not worth retrying
-    TwoStepState.of(None)                            # TwoStepState.UNKNOWN
+    TwoStepState.UNKNOWN == "unknown"               # True
 """
 
 from __future__ import annotations
@@ -46,20 +46,11 @@ class ErrorKind(StrEnum):
 
 
 class TwoStepState(StrEnum):
-    """Three-valued 2SV state. Only a real boolean counts; null or absent is `unknown`."""
+    """Three-valued 2SV state; the rule is `tasks.normalise.two_step_state`."""
 
     ENABLED = "enabled"
     DISABLED = "disabled"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def of(cls, has_2fa_enabled: object) -> TwoStepState:
-        """`enabled` for True, `disabled` for False, `unknown` for anything else (0, "true")."""
-        if has_2fa_enabled is True:
-            return cls.ENABLED
-        if has_2fa_enabled is False:
-            return cls.DISABLED
-        return cls.UNKNOWN
 
 
 class Listing(StrEnum):
