@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import date
 
 from flows.outcomes import AuditOutcome, WorkspaceOutcome
@@ -21,12 +22,8 @@ def run_collect_flow(**parameters) -> list[WorkspaceOutcome]:
     from flows.collect import collect_bitbucket_2sv
     from tasks.preflight import preflight
 
-    preflight(
-        db_path=parameters["db_path"],
-        reports_dir=parameters["reports_dir"],
-        policy_path=parameters.get("policy_path"),
-        max_concurrent_workspaces=parameters.get("max_concurrent_workspaces", 1),
-    )
+    checked = inspect.signature(preflight).parameters
+    preflight(**{name: value for name, value in parameters.items() if name in checked})
     return flow_result(collect_bitbucket_2sv(**parameters, return_state=True))
 
 
