@@ -50,15 +50,22 @@ def fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def print_version(value: bool) -> None:
+    # Eager, so `bb2sv --version` works without a command.
+    if value:
+        out.print(f"bb2sv {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version.", callback=print_version, is_eager=True),
+    ] = False,
 ) -> None:
     STATE["debug"] = debug
-    if version:
-        out.print(f"bb2sv {__version__}")
-        raise typer.Exit(0)
 
 
 @app.command()
