@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +22,10 @@ TABLES = [
 ]
 
 
-@pytest.fixture
-def chain(db_path, synth) -> list[str]:
+@pytest.fixture(scope="module")
+def chain_file(tmp_path_factory, synth) -> tuple[Path, list[str]]:
     """Five runs: complete days 1-3 (with an exception policy), incomplete, failed."""
+    db_path = tmp_path_factory.mktemp("chain") / "evidence.duckdb"
     policy = Policy(
         exceptions=(
             PolicyException(
@@ -57,7 +59,14 @@ def chain(db_path, synth) -> list[str]:
             error="budget exhausted",
         )
         ids.append(store.record_run(failed, policy=DEFAULT_POLICY).run_id)
-    return ids
+    return db_path, ids
+
+
+@pytest.fixture
+def chain(db_path, synth, chain_file) -> list[str]:
+    """The five-run file at `db_path`, a fresh copy for each test (most tamper with it)."""
+    synth.copy_file(chain_file[0], db_path)
+    return chain_file[1]
 
 
 def tamper(db_path, synth, *statements: str) -> None:
