@@ -43,7 +43,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import orjson
 
-from emulator.payloads import membership, workspace_ref
+from emulator.payloads import listing_values
 from emulator.world import WorkspaceSpec, population
 from tasks.bitbucket.config import PAGELEN
 from tasks.bitbucket.extract import listing_url
@@ -132,22 +132,17 @@ def _listing_pages(
     pagelen: int,
 ) -> list[RawPage]:
     first = listing_url(f"{origin}/2.0", spec.slug, listing)
-    ws = workspace_ref(spec, origin)
     last = max(1, -(-len(members) // pagelen))
     pages = []
     for number in range(1, last + 1):
         body: Row = {"pagelen": pagelen, "size": len(members), "page": number}
-        body["values"] = [
-            membership(
-                row,
-                slug=spec.slug,
-                origin=origin,
-                ws=ws,
-                with_2fa=listing == Listing.MEMBERS,
-                with_permission=listing == Listing.PERMISSIONS,
-            )
-            for row in members[(number - 1) * pagelen : number * pagelen]
-        ]
+        body["values"] = listing_values(
+            members[(number - 1) * pagelen : number * pagelen],
+            spec,
+            origin,
+            with_2fa=listing == Listing.MEMBERS,
+            with_permission=listing == Listing.PERMISSIONS,
+        )
         if number < last:
             body["next"] = f"{first}&page={number + 1}"
         url = first if number == 1 else f"{first}&page={number}"

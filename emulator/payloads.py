@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,3 +121,21 @@ def caller_account(nickname: str, display_name: str, origin: str) -> JSON:
     body = user_object(user, origin, with_2fa=False)
     body["created_on"] = datetime(2020, 1, 2, tzinfo=UTC).isoformat()
     return body
+
+
+def listing_values(
+    rows: Iterable[JSON], spec: WorkspaceSpec, origin: str, *, with_2fa: bool, with_permission: bool
+) -> list[JSON]:
+    """The `values` of one listing page: a `workspace_membership` per row, in order."""
+    ws = workspace_ref(spec, origin)
+    return [
+        membership(
+            row,
+            slug=spec.slug,
+            origin=origin,
+            ws=ws,
+            with_2fa=with_2fa,
+            with_permission=with_permission,
+        )
+        for row in rows
+    ]
