@@ -83,12 +83,7 @@ def collect(
     try:
         with err.status(f"Collecting {len(workspace)} workspace(s)…"):
             outcomes = run_collect_flow(
-                workspaces=workspace,
-                db_path=db,
-                reports_dir=reports_dir,
-                policy_path=policy,
-                max_concurrent_workspaces=max_concurrent,
-                retry_delay_seconds=retry_delay,
+                workspace, db, reports_dir, policy, max_concurrent, retry_delay
             )
     except Exception as exc:
         raise fail(exc) from None

@@ -54,6 +54,7 @@ __all__ = [
     "ABSENT",
     "ORIGIN",
     "RUN_TIME",
+    "failed_extract",
     "make_extract",
     "make_pages",
     "member",
@@ -230,4 +231,30 @@ def make_extract(
         error=error,
         error_kind=None if error_kind is None else ErrorKind(error_kind),
         emulated=emulated,
+    )
+
+
+def failed_extract(
+    workspace: str,
+    *,
+    day: date,
+    status_code: int,
+    body: bytes,
+    error: str,
+    error_kind: ErrorKind | None = None,
+    origin: str = ORIGIN,
+) -> WorkspaceExtract:
+    """A run whose only response was an error on the first members page (nothing usable)."""
+    at = datetime.combine(day, RUN_TIME, tzinfo=UTC)
+    url = listing_url(f"{origin}/2.0", workspace, Listing.MEMBERS)
+    page = RawPage(Listing.MEMBERS, url, status_code, at, body)
+    return make_extract(
+        workspace,
+        [],
+        at=at,
+        status=RunStatus.FAILED,
+        pages=[page],
+        error=error,
+        error_kind=error_kind,
+        origin=origin,
     )

@@ -67,13 +67,7 @@ def collect_bitbucket_2sv(
         retry_delay_seconds: wait before re-reading a workspace after a transient fault.
     """
     logger = get_run_logger()
-    setup = preflight(
-        db_path=db_path,
-        reports_dir=reports_dir,
-        policy_path=policy_path,
-        secret_blocks=secret_blocks,
-        max_concurrent_workspaces=max_concurrent_workspaces,
-    )
+    setup = preflight(db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces)
     flow_run_id = str(get_run_context().flow_run.id)
 
     outcomes = [

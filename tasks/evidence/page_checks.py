@@ -124,9 +124,7 @@ def check_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> list[PageCheck
 def check_pages(
     conn: duckdb.DuckDBPyConnection, run: RunPages, pages: list[StoredPage]
 ) -> PageCheck:
-    bad = tuple(
-        page.seq for page in pages if sha256_hex(page.page.body) != page.sha256
-    )
+    bad = tuple(page.seq for page in pages if sha256_hex(page.page.body) != page.sha256)
     frame = observations_from_pages(run.workspace, [page.page for page in pages])
     return PageCheck(run.run_id, bad, rederived_digest(conn, run.run_id, frame))
 

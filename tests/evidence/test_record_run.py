@@ -13,6 +13,7 @@ from tasks.evidence.errors import EvidenceError
 from tasks.evidence.hashing import GENESIS_HASH
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
+from tasks.vocabulary import ErrorKind
 
 
 def counts(conn) -> dict[str, int]:
@@ -106,21 +107,13 @@ def test_incomplete_and_failed_runs_are_stored_but_never_claim_compliance(db_pat
         error="size mismatch: 100 of 250",
         error_kind="anomaly",
     )
-    error_page = RawPage(
-        "members",
-        "https://api.bitbucket.org/2.0/workspaces/acme/members",
-        401,
-        complete.started_at,
-        b'{"type": "error"}',
-    )
-    failed = synth.make_extract(
+    failed = synth.failed_extract(
         "acme",
-        [],
         day=date(2026, 3, 3),
-        status="failed",
-        pages=[error_page],
+        status_code=401,
+        body=b'{"type": "error"}',
         error="Token is invalid",
-        error_kind="auth",
+        error_kind=ErrorKind.AUTH,
     )
     with EvidenceStore.open(db_path) as store:
         store.record_run(complete, policy=DEFAULT_POLICY)
