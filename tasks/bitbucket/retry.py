@@ -14,10 +14,11 @@ Usage::
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from tasks.bitbucket.clock import Clock
+from tasks.canonical import as_utc
 
 __all__ = ["Deadline", "backoff_delay", "retry_after_seconds"]
 
@@ -40,9 +41,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
+        seconds = (as_utc(when) - now).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)

@@ -16,6 +16,7 @@ from tasks.report.controls import EMULATOR_NOTICE, controls_rows
 from tasks.report.daily_formats import run_fields
 from tasks.report.formatting import iso_utc_series, pct, text, utc_day_series
 from tasks.report.model import PeriodReport
+from tasks.vocabulary import TwoStepState
 
 PERIOD_SCHEMA = "bb2sv.period-report/1"
 
@@ -67,7 +68,7 @@ def finding_rows(report: PeriodReport, *, for_csv: bool) -> pd.DataFrame:
 def _trend_rows(report: PeriodReport) -> list[dict[str, Any]]:
     trend = report.trend
     shown = pd.DataFrame({"day": [day.isoformat() for day in trend["day"]]})
-    for column in ("members", "enabled", "disabled", "unknown", "excepted"):
+    for column in ("members", *TwoStepState, "excepted"):
         shown[column] = trend[column].astype("Int64").astype("string").fillna("no evidence")
     shown["compliance_pct"] = [pct(value) for value in trend["compliance_pct"]]
     return shown.to_dict(orient="records")
