@@ -19,7 +19,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -172,20 +172,46 @@ def _wants(request: Request, field: str) -> bool:
 
 async def _counted_fault(
     state: EmulatorState, listing: str, workspace: str
-) -> tuple[Response | None, bool]:
-    """(error response to send instead, or None; whether to truncate the body)."""
+) -> tuple[Response | None, str | None]:
+    """(error response to send instead, or None; how to mangle the body: None, "truncate" or
+    "drip")."""
     fault = state.faults.next_fault(listing, workspace)
     sc = state.scenario
     if fault == "rate_limit_storm":
-        return error(429, RATE_LIMITED, headers=_retry_after(state, sc.retry_after_s)), False
+        return error(429, RATE_LIMITED, headers=_retry_after(state, sc.retry_after_s)), None
     if fault == "html_errors":
         status = sc.html_error_status
         reason = _HTML_REASON.get(status, "Server Error")
         html = f"<html><head><title>{status} {reason}</title></head><body>{reason}</body></html>"
-        return Response(html, status, media_type="text/html"), False
+        return Response(html, status, media_type="text/html"), None
     if fault == "slow_responses":
         await state.pause(sc.slow_s)
-    return None, fault == "truncated_json"
+    mangle = {"truncated_json": "truncate", "drip_responses": "drip"}
+    return None, mangle.get(fault) if fault else None
+
+
+def _shape_faults(body: dict[str, Any], scenario: Any) -> None:
+    """The page-shape faults that change single fields of the first member or the size."""
+    first = body["values"][0]["user"] if body["values"] else None
+    if scenario.size_as_text and "size" in body:
+        body["size"] = str(body["size"])
+    if first is not None and scenario.account_id_as_number:
+        first["account_id"] = 557058
+    if first is not None and scenario.display_name_bytes:
+        first["display_name"] = "x" * scenario.display_name_bytes
+
+
+def _drip(state: EmulatorState, content: bytes) -> StreamingResponse:
+    sc = state.scenario
+
+    async def chunks():
+        for start in range(0, len(content), sc.drip_bytes):
+            yield content[start : start + sc.drip_bytes]
+            await state.pause(sc.drip_interval_s)
+            if state.stopping.is_set():
+                return
+
+    return StreamingResponse(chunks(), 200, media_type="application/json")
 
 
 async def listing_page(state: EmulatorState, request: Request, listing: str) -> Response:
@@ -200,7 +226,7 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
         permission = match.group(1)
     pagelen = min(_int_param(request, "pagelen", 10), MAX_PAGELEN)
     page = _page_number(state, request)
-    failure, truncate = await _counted_fault(state, listing, spec.slug)
+    failure, mangle = await _counted_fault(state, listing, spec.slug)
     if failure is not None:
         failure.headers.update(headers)
         return failure
@@ -228,11 +254,15 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
         body["next"] = _page_url(state, request, page + 1)
     elif sc.next_loop and targeted:
         body["next"] = _page_url(state, request, 1)
+    if targeted:
+        _shape_faults(body, sc)
     if state.faults.shift_ready(listing, spec.slug):
         state.apply_shift(spec)  # the page above was served before the change
     content = orjson.dumps(body)
-    if truncate:
+    if mangle == "truncate":
         content = content[: len(content) // 2]
+    if mangle == "drip":
+        return _drip(state, content)
     return Response(content, 200, headers, media_type="application/json")
 
 

@@ -10,9 +10,9 @@ A `Scenario` is frozen: build a new one (or `dataclasses.replace(old, ...)`) and
 
 "Listing requests" are GET .../members and GET .../permissions that passed authentication,
 validation and the hourly budget. Counted faults (`rate_limit_storm`, `html_errors`,
-`slow_responses`, `truncated_json`) each hit that many listing requests, in that order (the
-first `rate_limit_storm` requests get 429, the next `html_errors` get HTML, ...), once
-`fault_after` listing requests of the targeted listing have been served normally.
+`slow_responses`, `truncated_json`, `drip_responses`) each hit that many listing requests, in
+that order (the first `rate_limit_storm` requests get 429, the next `html_errors` get HTML,
+...), once `fault_after` listing requests of the targeted listing have been served normally.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ from typing import Literal
 
 Listing = Literal["members", "permissions"]
 RetryAfter = Literal["seconds", "http-date", "none"]
-CountedFault = Literal["rate_limit_storm", "html_errors", "slow_responses", "truncated_json"]
+CountedFault = Literal[
+    "rate_limit_storm", "html_errors", "slow_responses", "truncated_json", "drip_responses"
+]
 COUNTED_FAULTS: tuple[CountedFault, ...] = (
     "rate_limit_storm",
     "html_errors",
     "slow_responses",
     "truncated_json",
+    "drip_responses",
 )
 
 
@@ -59,6 +62,9 @@ class Scenario:
     - `slow_responses`: N requests are answered correctly but only after `slow_s` seconds
       (set it above the client's read timeout).
     - `truncated_json`: N requests get status 200 with the JSON body cut in half.
+    - `drip_responses`: N requests get status 200 and their body `drip_bytes` bytes at a
+      time, every `drip_interval_s` seconds: each chunk beats a read timeout, the whole
+      response takes minutes.
 
     Page-shape faults (every page of the targeted listing):
     - `next_loop`: the last page's `next` points back to page 1, so pagination never ends.
@@ -69,6 +75,9 @@ class Scenario:
       `set_scenario` or `set_day`.
     - `omit_size`: pages carry no `size`.
     - `size_offset`: `size` is the true count plus this (e.g. 3 or -1).
+    - `size_as_text`: `size` is sent as a JSON string ("250"), not a number.
+    - `account_id_as_number`: the first member of each page has a numeric account_id.
+    - `display_name_bytes`: the first member of each page has a display name this long.
     """
 
     latency_s: float = 0.0
@@ -88,12 +97,18 @@ class Scenario:
     slow_responses: int = 0
     slow_s: float = 5.0
     truncated_json: int = 0
+    drip_responses: int = 0
+    drip_bytes: int = 16
+    drip_interval_s: float = 0.5
 
     next_loop: bool = False
     members_join: int = 0
     members_leave: int = 0
     omit_size: bool = False
     size_offset: int = 0
+    size_as_text: bool = False
+    account_id_as_number: bool = False
+    display_name_bytes: int = 0
 
     def __post_init__(self) -> None:
         counts = {
@@ -103,14 +118,18 @@ class Scenario:
             "html_errors": self.html_errors,
             "slow_responses": self.slow_responses,
             "truncated_json": self.truncated_json,
+            "drip_responses": self.drip_responses,
+            "display_name_bytes": self.display_name_bytes,
             "members_join": self.members_join,
             "members_leave": self.members_leave,
         }
         for name, value in counts.items():
             if value < 0:
                 raise ValueError(f"Scenario.{name} must be >= 0, got {value}")
-        if self.latency_s < 0 or self.slow_s < 0:
-            raise ValueError("Scenario.latency_s and slow_s must be >= 0 seconds")
+        if self.latency_s < 0 or self.slow_s < 0 or self.drip_interval_s < 0:
+            raise ValueError("Scenario.latency_s, slow_s and drip_interval_s must be >= 0 s")
+        if self.drip_bytes < 1:
+            raise ValueError("Scenario.drip_bytes must be >= 1")
         if self.hourly_budget is not None and self.hourly_budget < 1:
             raise ValueError("Scenario.hourly_budget must be >= 1 or None (unlimited)")
         if self.fault_listing not in (None, "members", "permissions"):

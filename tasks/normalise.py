@@ -45,8 +45,13 @@ def two_step_state(has_2fa_enabled: object) -> TwoStepState:
 
 
 def member_key(user: dict) -> str | None:
-    """The one member-key rule: account_id, falling back to uuid (bots and apps may lack one)."""
-    return user.get("account_id") or user.get("uuid")
+    """The one member-key rule: account_id, falling back to uuid (bots and apps may lack one).
+
+    A JSON array or object there is no key at all (it could not be stored, nor compared);
+    extraction marks such a run incomplete, and its pages are still kept.
+    """
+    key = user.get("account_id") or user.get("uuid")
+    return None if isinstance(key, list | dict) else key
 
 
 def usable_pages(pages: Iterable[RawPage], listing: Listing) -> Iterable[tuple[RawPage, list]]:

@@ -38,6 +38,7 @@ class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # 429 or the hourly budget past the deadline
     ANOMALY = "anomaly"  # pagination cannot be trusted: loop, duplicates, size mismatch
     CRASH = "crash"  # the extraction itself raised: a bug, not an API fault
+    STOPPED = "stopped"  # SIGTERM, SIGINT, a Prefect cancellation or a time limit stopped it
 
     @property
     def retryable(self) -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator
 import httpx
 import orjson
 
-from tasks.bitbucket.exceptions import OAuthTokenError
+from tasks.bitbucket.exceptions import ConfigError, OAuthTokenError
 from tasks.bitbucket.secret import Secret
 from tasks.canonical import sha256_hex
 
@@ -48,6 +48,19 @@ def _as_secret(value: str | Secret) -> Secret:
 def _fingerprint(*parts: str) -> str:
     # A one-way key for "same credential" (shared rate budget); never shown anywhere.
     return sha256_hex("\x00".join(parts))[:16]
+
+
+def _header_safe(value: str, variable: str) -> str:
+    """A value sent as-is in a header: visible ASCII only. A pasted token often ends in a
+    line break, which no HTTP client can send: refused now, not retried until a deadline."""
+    for position, char in enumerate(value, start=1):
+        if not "\x21" <= char <= "\x7e":
+            what = {"\n": "a line feed", "\r": "a carriage return"}.get(char, f"U+{ord(char):04X}")
+            raise ConfigError(
+                f"{variable} contains {what} at character {position}, which cannot be sent in "
+                f"an HTTP header. Copy the token again without line breaks or spaces."
+            )
+    return value
 
 
 def _basic_header(user: str, password: str) -> str:
@@ -82,6 +95,7 @@ class BearerToken(BitbucketAuth):
 
     def __init__(self, token: str | Secret) -> None:
         self.token = _as_secret(token)
+        _header_safe(self.token.reveal(), self.env_hint)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token.reveal()}"

@@ -6,12 +6,22 @@ goes in three steps: send it and describe what happened as an `Outcome`; let the
 
 - `Done`: return the page;
 - `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
-  page): wait as `Retry-After` asks (seconds or HTTP-date), else exponential backoff with
-  full jitter, all inside one deadline per workspace (`settings.retry_deadline`); past it,
-  raise `RetryBudgetExhausted`. After a 401 with OAuth: drop the token and retry once, now;
+  page): wait as `Retry-After` asks (seconds or HTTP-date, up to `retry_after_cap`), else
+  exponential backoff with full jitter, within `max_attempts` and one deadline per page
+  (`settings.retry_deadline`, pacing included); past them, raise `RetryBudgetExhausted`
+  naming the page, the attempts and the last answer. After a 401 with OAuth: drop the
+  token and retry once, now;
 - `Fail` (400/401/403/404 and other 4xx, a refused OAuth token): raise `ApiStatusError`.
 
-Every response, failed attempts included, is appended to `pages` as a `RawPage`.
+Every wait has a ceiling: connect and read timeouts, a whole-response deadline
+(`settings.response_deadline`, enforced by cutting the connection: tasks/bitbucket/inflight.py)
+and the page deadline. A stop (SIGTERM, SIGINT, cancellation: tasks/signals.py) cuts the
+request in flight, ends any wait, and raises `CollectionStopped` before the next attempt.
+
+Every response, failed attempts and partly received bodies included, is appended to `pages`
+as a `RawPage`. `stalled_since` is when the page that is failing now was first tried (None
+after a success); a caller retrying the workspace passes `stall_until` so the stall's budget
+carries over into the next attempt.
 
 Usage::
 
@@ -33,10 +43,17 @@ import orjson
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.decisions import Context, Done, Fail, Fault, Outcome, Retry, classify
-from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted
+from tasks.bitbucket.exceptions import (
+    ApiStatusError,
+    CollectionStopped,
+    OAuthTokenError,
+    RetryBudgetExhausted,
+)
+from tasks.bitbucket.inflight import InFlight
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
+from tasks.signals import STOP
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing
 
@@ -88,6 +105,7 @@ class BitbucketClient:
         clock: Clock = SYSTEM_CLOCK,
         pacer: RequestPacer | None = None,
         rng: random.Random | None = None,
+        stall_until: float | None = None,
     ) -> None:
         self.settings = settings
         self.workspace = workspace
@@ -102,7 +120,10 @@ class BitbucketClient:
             headers={"User-Agent": f"bb2sv/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
         )
-        self.deadline = Deadline(clock, settings.retry_deadline)
+        self._inflight = InFlight()
+        # Until a page succeeds, an earlier attempt's stall (clock.monotonic time) still counts.
+        self._stall_until = stall_until
+        self.stalled_since: float | None = None
         self.pages: list[RawPage] = []
         self.request_count = 0  # API requests sent, retries included; OAuth token requests not
         self.successful_pages = 0
@@ -123,8 +144,9 @@ class BitbucketClient:
         if self._owns_http:
             self._http.close()
 
-    def fetch(self, url: str, listing: Listing) -> FetchedPage:
-        """GET one page, retrying what can be retried. Raises a BitbucketError otherwise.
+    def fetch(self, url: str, listing: Listing, page: int = 1) -> FetchedPage:
+        """GET page `page` (its number, for messages) of a listing, retrying what can be
+        retried. Raises a BitbucketError otherwise.
 
         Each attempt is sent and described as an `Outcome`; `classify` decides; this acts.
         """
@@ -132,21 +154,32 @@ class BitbucketClient:
         context = Context(
             self.workspace, listing, self.settings.api_url, auth.env_hint, auth.refreshable
         )
+        where = f"{listing} of workspace '{self.workspace}' at page {page}"
+        started = self._clock.monotonic()
+        deadline = self._page_deadline()
         attempt = 0
         refreshed = False
         while True:
-            self._wait_for_slot(listing)
+            self._check_stop(where)
+            self._wait_for_slot(where, deadline)
+            self._check_stop(where)
             attempt += 1
-            timeout = self._attempt_timeout(listing, attempt)
-            request = self._http.build_request("GET", url, timeout=timeout)
+            seconds, timeout = self._attempt_limits(where, attempt, deadline)
+            request = self._http.build_request(
+                "GET", url, timeout=timeout, extensions={"trace": self._inflight.trace}
+            )
             sent = Outcome(attempt, refreshed, read_timeout=timeout.read)
-            outcome, fetched = self._attempt(request, listing, sent)
+            outcome, fetched = self._attempt(request, listing, sent, seconds)
             self._note_near_limit(outcome.near_limit)
             decision = classify(outcome, context, now=self._clock.now())
             if isinstance(decision, Done):
                 assert fetched is not None
                 self.successful_pages += 1
+                self.stalled_since = self._stall_until = None
                 return fetched
+            self._check_stop(where)  # a stop cuts the attempt: that is no fault to retry
+            if self.stalled_since is None:
+                self.stalled_since = started
             if isinstance(decision, Fail):
                 raise ApiStatusError(decision.message, kind=decision.kind)
             if decision.refresh_auth:
@@ -154,49 +187,84 @@ class BitbucketClient:
                 auth.invalidate(request)
                 refreshed = True
             else:
-                self._back_off(listing, outcome.attempt, decision)
+                self._back_off(listing, page, outcome.attempt, decision, deadline)
+
+    def _page_deadline(self) -> Deadline:
+        seconds = self.settings.retry_deadline
+        if self._stall_until is not None:  # an earlier attempt of the workspace stalled
+            seconds = min(seconds, self._stall_until - self._clock.monotonic())
+        return Deadline(self._clock, max(0.0, seconds))
+
+    def _check_stop(self, where: str) -> None:
+        if STOP.requested:
+            raise CollectionStopped(
+                f"stopped by {STOP.reason} while reading {where} ({self.successful_pages} "
+                "page(s) read); the attempt is kept as a failed run with every response "
+                "received. Run the collection again."
+            )
 
     def _attempt(
-        self, request: httpx.Request, listing: Listing, sent: Outcome
+        self, request: httpx.Request, listing: Listing, sent: Outcome, seconds: float
     ) -> tuple[Outcome, FetchedPage | None]:
-        """Send `request` and complete `sent` (attempt, refresh, timeout) with what happened.
+        """Send `request` and complete `sent` (attempt, refresh, timeout) with what happened,
+        cutting the connection if the whole response takes longer than `seconds`.
 
-        Any response is kept as evidence; the `FetchedPage` is there only for a whole page.
+        Any response is kept as evidence, even a partly received one; the `FetchedPage` is
+        there only for a whole page.
         """
-        try:
-            response = self._send(request)
-        except OAuthTokenError as exc:
-            fault = Fault.OAUTH_RETRYABLE if exc.retryable else Fault.OAUTH_REFUSED
-            return replace(
-                sent, fault=fault, detail=exc.message, token_status=exc.status_code
-            ), None
-        except httpx.TimeoutException as exc:
-            return replace(sent, fault=Fault.TIMEOUT, detail=type(exc).__name__), None
-        except httpx.RequestError as exc:  # connection refused/reset, bad encoding, …
-            return replace(sent, fault=Fault.CONNECTION, detail=type(exc).__name__), None
-        page = self._record(response, listing)
-        document = parse_envelope(response.content)
+        inflight = self._inflight
+        with inflight.watch(seconds):
+            try:
+                response = self._send(request)
+            except OAuthTokenError as exc:
+                fault = Fault.OAUTH_RETRYABLE if exc.retryable else Fault.OAUTH_REFUSED
+                return replace(
+                    sent, fault=fault, detail=exc.message, token_status=exc.status_code
+                ), None
+            except httpx.RequestError as exc:  # timeouts, refused, reset, cut, bad encoding
+                return self._network_fault(sent, exc, seconds), None
+            try:
+                inflight.adopt(response.extensions.get("network_stream"))
+                body, broken = _read_body(response)
+            finally:
+                response.close()
+        page = self._record(response, listing, body)
+        if broken is not None:
+            return self._network_fault(sent, broken, seconds), None
+        document = parse_envelope(body)
         outcome = replace(
             sent,
             status_code=response.status_code,
             whole_page=document is not None,
-            body=response.content,
+            body=body,
             retry_after=response.headers.get("Retry-After"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
         return outcome, None if document is None else FetchedPage(page, document)
 
+    def _network_fault(self, sent: Outcome, exc: Exception, seconds: float) -> Outcome:
+        if self._inflight.cut_reason == "deadline":
+            # httpx's read timeout is per chunk; this one is for the whole response.
+            return replace(
+                sent, fault=Fault.TIMEOUT, detail="whole-response deadline", read_timeout=seconds
+            )
+        fault = Fault.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Fault.CONNECTION
+        return replace(sent, fault=fault, detail=type(exc).__name__)
+
     def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            return self._http.send(request, auth=self.settings.auth)
+            return self._http.send(request, auth=self.settings.auth, stream=True)
         finally:
             # The auth flow sets Authorization just before the API request goes out; without
             # it only the OAuth token request was attempted, and that one is not counted.
             if "Authorization" in request.headers:
                 self.request_count += 1
 
-    def _back_off(self, listing: Listing, attempt: int, retry: Retry) -> None:
+    def _back_off(
+        self, listing: Listing, page: int, attempt: int, retry: Retry, deadline: Deadline
+    ) -> None:
         settings = self.settings
+        where = f"{listing} of workspace '{self.workspace}' at page {page}"
         if retry.delay_hint is not None:
             delay, why = retry.delay_hint, "as Retry-After asks"
         else:
@@ -204,63 +272,83 @@ class BitbucketClient:
                 attempt, base=settings.backoff_base, cap=settings.backoff_cap, rng=self._rng
             )
             why = "backoff"
-        remaining = self.deadline.remaining()
+        kind = ErrorKind.RATE_LIMITED if retry.rate_limited else ErrorKind.TRANSIENT
+        gave_up = f"gave up reading {where} after {attempt} attempt(s): last {retry.reason}"
+        remaining = deadline.remaining()
         if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
             raise RetryBudgetExhausted(
-                f"gave up reading {listing} of workspace '{self.workspace}' after {attempt} "
-                f"attempt(s): last {retry.reason}; waiting {delay:.3g} s ({why}) would pass "
-                f"the {settings.retry_deadline:.3g} s retry deadline "
-                "(BITBUCKET_RETRY_DEADLINE). Run again later or raise the deadline.",
-                kind=ErrorKind.RATE_LIMITED if retry.rate_limited else ErrorKind.TRANSIENT,
+                f"{gave_up}; waiting {delay:.3g} s ({why}) would pass the "
+                f"{settings.retry_deadline:.3g} s retry deadline (BITBUCKET_RETRY_DEADLINE). "
+                "Run again later or raise the deadline.",
+                kind=kind,
+            )
+        if retry.delay_hint is not None and delay > settings.retry_after_cap:
+            raise RetryBudgetExhausted(
+                f"{gave_up}; Bitbucket asks to wait {delay:.3g} s (Retry-After), longer than "
+                f"the {settings.retry_after_cap:.3g} s cap (BITBUCKET_RETRY_AFTER_CAP). "
+                f"Run again in {delay / 60:.0f} minute(s), or raise the cap.",
+                kind=kind,
+            )
+        if attempt >= settings.max_attempts:
+            raise RetryBudgetExhausted(
+                f"{gave_up}; that was the last of {settings.max_attempts} attempts "
+                "(BITBUCKET_MAX_ATTEMPTS). Run again later; if it persists, check Bitbucket's "
+                "status page and BITBUCKET_API_URL.",
+                kind=kind,
             )
         logger.warning(
-            "%s %s: %s; retry %d in %.3g s (%s, %.3g s of deadline left)",
+            "%s %s: %s; retry %d in %.3g s (%s, page %d, %.3g s of deadline left)",
             self.workspace,
             listing,
             retry.reason,
             attempt,
             delay,
             why,
+            page,
             remaining,
         )
         self._clock.sleep(delay)
 
-    def _wait_for_slot(self, listing: Listing) -> None:
-        wait = self._pacer.reserve(self._clock.monotonic())
-        remaining = self.deadline.remaining()
+    def _wait_for_slot(self, where: str, deadline: Deadline) -> None:
+        remaining = deadline.remaining()
+        wait = self._pacer.reserve(self._clock.monotonic(), within=remaining)
         if wait >= remaining:
+            self._check_stop(where)  # a shared budget gives up waiting when a stop comes
+            when = f"only in {wait:.3g} s" if wait < float("inf") else "no slot"
             raise RetryBudgetExhausted(
-                f"stopped reading {listing} of workspace '{self.workspace}': the client-side "
-                f"budget of {self.settings.max_requests_per_hour} requests per hour "
-                f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees a slot only in {wait:.3g} s, after "
-                f"the retry deadline. Run again later.",
+                f"stopped reading {where}: the client-side budget of "
+                f"{self.settings.max_requests_per_hour} requests per hour "
+                f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees {when} within the "
+                f"{remaining:.3g} s left of the retry deadline. Run again later.",
                 kind=ErrorKind.RATE_LIMITED,
             )
         if wait > 0:
-            logger.debug("%s %s: pacing, waiting %.3g s", self.workspace, listing, wait)
+            logger.debug("%s: pacing, waiting %.3g s", where, wait)
             self._clock.sleep(wait)
 
-    def _attempt_timeout(self, listing: Listing, attempt: int) -> httpx.Timeout:
-        # No single attempt may outlive the workspace deadline.
-        remaining = self.deadline.remaining()
+    def _attempt_limits(
+        self, where: str, attempt: int, deadline: Deadline
+    ) -> tuple[float, httpx.Timeout]:
+        """(whole-response seconds, httpx timeouts): no attempt may outlive the page deadline."""
+        remaining = deadline.remaining()
         if remaining < MIN_ATTEMPT_TIMEOUT:
             raise RetryBudgetExhausted(
                 f"the {self.settings.retry_deadline:.3g} s retry deadline "
-                f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {listing} "
-                f"of workspace '{self.workspace}'",
+                f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {where}. "
+                "Run again later or raise the deadline.",
                 kind=ErrorKind.TRANSIENT,
             )
         read = min(self.settings.read_timeout, remaining)
         connect = min(self.settings.connect_timeout, remaining)
-        return httpx.Timeout(read, connect=connect)
+        return min(self.settings.response_deadline, remaining), httpx.Timeout(read, connect=connect)
 
-    def _record(self, response: httpx.Response, listing: Listing) -> RawPage:
+    def _record(self, response: httpx.Response, listing: Listing, body: bytes) -> RawPage:
         page = RawPage(
             listing=listing,
             url=public_url(response.request.url),
             status_code=response.status_code,
             fetched_at=self._clock.now(),
-            body=response.content,
+            body=body,
         )
         self.pages.append(page)
         if response.headers.get(EMULATOR_HEADER) == "1":
@@ -281,3 +369,14 @@ class BitbucketClient:
                 self._pacer.slow_down(interval)
         elif self._pacer.slowed:
             self._pacer.relax()
+
+
+def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:
+    """The (decoded) body as far as it arrived, and the error that cut it short, if any."""
+    chunks: list[bytes] = []
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+    except httpx.HTTPError as exc:  # cut, reset, timed out or undecodable mid-body
+        return b"".join(chunks), exc
+    return b"".join(chunks), None

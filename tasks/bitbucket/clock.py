@@ -4,7 +4,7 @@ Usage::
 
     clock = SystemClock()
     clock.now()          # timezone-aware UTC datetime
-    clock.sleep(0.5)
+    clock.sleep(0.5)     # returns early when a stop is requested (tasks/signals.py)
 
 Tests pass a clock whose `sleep` advances `monotonic` instantly, so a `Retry-After: 30` is
 honoured (and can be asserted) without waiting 30 s.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Protocol
+
+from tasks.signals import STOP
 
 __all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
 
@@ -35,8 +37,9 @@ class SystemClock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+        # Interruptible: a SIGTERM during a 30 s backoff ends the wait at once; the caller
+        # checks STOP before its next attempt.
+        STOP.wait(seconds)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -18,9 +18,11 @@ variables                                                  mode
 =========================================================  ==============================
 
 Tuning: ``BITBUCKET_API_URL``, ``BITBUCKET_OAUTH_TOKEN_URL``, ``BITBUCKET_CONNECT_TIMEOUT``,
-``BITBUCKET_READ_TIMEOUT`` (seconds per attempt), ``BITBUCKET_RETRY_DEADLINE`` (seconds in
-total per workspace), ``BITBUCKET_BACKOFF_BASE`` / ``BITBUCKET_BACKOFF_CAP`` (seconds),
-``BITBUCKET_MAX_REQUESTS_PER_HOUR`` (client-side pacing budget per credential).
+``BITBUCKET_READ_TIMEOUT`` (seconds per chunk), ``BITBUCKET_RESPONSE_DEADLINE`` (seconds per
+whole response), ``BITBUCKET_RETRY_DEADLINE`` (seconds a page may keep failing, retries and
+pacing included), ``BITBUCKET_MAX_ATTEMPTS`` (per page), ``BITBUCKET_RETRY_AFTER_CAP``
+(longest Retry-After waited for), ``BITBUCKET_BACKOFF_BASE`` / ``BITBUCKET_BACKOFF_CAP``
+(seconds), ``BITBUCKET_MAX_REQUESTS_PER_HOUR`` (client-side pacing budget per credential).
 """
 
 from __future__ import annotations
@@ -62,21 +64,31 @@ class BitbucketSettings:
     auth: BitbucketAuth
     api_url: str = DEFAULT_API_URL
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    retry_deadline: float = 900.0  # total seconds per workspace, retries and pacing included
+    read_timeout: float = 30.0  # per chunk: httpx's read timeout
+    response_deadline: float = 60.0  # one whole response, however slowly it drips
+    # Seconds one page may keep failing (retries and pacing included) before the attempt
+    # gives up; the flow's give-up budget bounds the workspace across attempts.
+    retry_deadline: float = 60.0
+    max_attempts: int = 8  # per page
+    retry_after_cap: float = 60.0  # a longer Retry-After gives up at once, saying when to retry
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
     max_requests_per_hour: int = DEFAULT_MAX_REQUESTS_PER_HOUR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_url", check_api_url(self.api_url, "api_url"))
-        for name in ("connect_timeout", "read_timeout", "retry_deadline", "backoff_cap"):
+        for name in (
+            "connect_timeout", "read_timeout", "response_deadline", "retry_deadline",
+            "retry_after_cap", "backoff_cap",
+        ):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
         if self.backoff_base < 0:
             raise ConfigError("backoff_base must not be negative")
         if self.max_requests_per_hour < 1:
             raise ConfigError("max_requests_per_hour must be at least 1")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -113,7 +125,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> BitbucketSettings
         api_url=api_url,
         connect_timeout=_number(values, "BITBUCKET_CONNECT_TIMEOUT", 10.0),
         read_timeout=_number(values, "BITBUCKET_READ_TIMEOUT", 30.0),
-        retry_deadline=_number(values, "BITBUCKET_RETRY_DEADLINE", 900.0),
+        response_deadline=_number(values, "BITBUCKET_RESPONSE_DEADLINE", 60.0),
+        retry_deadline=_number(values, "BITBUCKET_RETRY_DEADLINE", 60.0),
+        max_attempts=int(_number(values, "BITBUCKET_MAX_ATTEMPTS", 8)),
+        retry_after_cap=_number(values, "BITBUCKET_RETRY_AFTER_CAP", 60.0),
         backoff_base=_number(values, "BITBUCKET_BACKOFF_BASE", 1.0, allow_zero=True),
         backoff_cap=_number(values, "BITBUCKET_BACKOFF_CAP", 30.0),
         max_requests_per_hour=int(

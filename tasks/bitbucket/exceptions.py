@@ -24,6 +24,7 @@ from tasks.vocabulary import ErrorKind
 __all__ = [
     "ApiStatusError",
     "BitbucketError",
+    "CollectionStopped",
     "ConfigError",
     "OAuthTokenError",
     "PaginationAnomaly",
@@ -65,6 +66,12 @@ class PaginationAnomaly(BitbucketError):
     """The listing cannot be trusted to be whole: next-link loop, foreign next host, …"""
 
     kind = ErrorKind.ANOMALY
+
+
+class CollectionStopped(BitbucketError):
+    """A stop was requested (tasks/signals.py): the attempt ends as `failed`, pages kept."""
+
+    kind = ErrorKind.STOPPED
 
 
 class OAuthTokenError(BitbucketError):

@@ -13,8 +13,10 @@ Usage::
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
 links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
-membership changed while paging), an entry has no user or a member has neither
-account_id nor uuid, or the first page's `size` disagrees with the distinct members read.
+membership changed while paging), an entry has no user, a member has neither account_id
+nor uuid or has one that is not a JSON string, or the first page's `size` disagrees with
+the distinct members read (a missing or non-integer `size` is logged, never trusted). A
+stop (tasks/signals.py) ends the attempt as `failed`, with every page received kept.
 """
 
 from __future__ import annotations
@@ -91,14 +93,14 @@ def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
     url: str | None = paginator.first_url
     try:
         while url is not None:
-            fetched = bb.fetch(url, listing)
+            fetched = bb.fetch(url, listing, paginator.pages + 1)
             document = fetched.document
             values = document["values"]
             users = [value.get("user") if isinstance(value, dict) else None for value in values]
             keys = [member_key(user) if isinstance(user, dict) else None for user in users]
             page_number = paginator.count_page(keys)
-            if page_number == 1 and _is_count(document.get("size")):
-                walk.result.reported_size = document["size"]
+            if page_number == 1:
+                walk.result.reported_size = _reported_size(bb.workspace, listing, document)
             logger.debug(
                 "%s %s page %d: %d values, HTTP %d, %d bytes",
                 bb.workspace,
@@ -135,6 +137,14 @@ def _check_member(
     if not isinstance(user, dict):
         walk.problems.append(f"page {page_number} has an entry without a user object")
         return
+    wrong = [name for name in ("account_id", "uuid") if not isinstance(user.get(name), str | None)]
+    if wrong:
+        # Read as text it would be another member: the population cannot be trusted.
+        walk.problems.append(
+            f"page {page_number} has a member whose {wrong[0]} is a JSON "
+            f"{_json_type(user[wrong[0]])}, not a string"
+        )
+        return
     if key is None:
         walk.problems.append(f"page {page_number} has a member with neither account_id nor uuid")
         return
@@ -150,6 +160,34 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _json_type(value: object) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string"}
+    return names.get(type(value)) or {list: "array", dict: "object"}.get(type(value), "value")
+
+
+def _reported_size(workspace: str, listing: Listing, document: dict) -> int | None:
+    """The first page's `size` when it is a count; otherwise None, and the log says why."""
+    if "size" not in document:
+        logger.info(
+            "%s %s: the first page has no `size`; completeness rests on the next links alone",
+            workspace,
+            listing,
+        )
+        return None
+    size = document["size"]
+    if not _is_count(size):
+        logger.warning(
+            "%s %s: the first page's `size` is %.40r (a JSON %s), not a count; it is ignored "
+            "and completeness rests on the next links alone",
+            workspace,
+            listing,
+            size,
+            _json_type(size),
+        )
+        return None
+    return size
+
+
 def extract_workspace(
     settings: BitbucketSettings,
     workspace: str,
@@ -158,15 +196,20 @@ def extract_workspace(
     clock: Clock = SYSTEM_CLOCK,
     pacer: RequestPacer | None = None,
     rng: random.Random | None = None,
+    stall_until: float | None = None,
 ) -> WorkspaceExtract:
     """Read members and permissions of one workspace. Never raises for API faults.
 
     `client` lets a caller supply its own httpx.Client (it is not closed); `clock`, `pacer`
-    and `rng` exist for tests and for sharing one pacer explicitly.
+    and `rng` exist for tests and for sharing one pacer explicitly. `stall_until` (on
+    `clock.monotonic()`) carries an earlier attempt's stall over: until a page succeeds, no
+    page may keep failing past it.
     """
     started_at = clock.now()
     walks: list[ListingWalk] = []
-    with BitbucketClient(settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng) as bb:
+    with BitbucketClient(
+        settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng, stall_until=stall_until
+    ) as bb:
         for listing in Listing:
             walk = walk_listing(bb, listing)
             walks.append(walk)
@@ -198,6 +241,7 @@ def extract_workspace(
         error=error,
         error_kind=error_kind,
         emulated=bb.emulated,
+        stalled_since=bb.stalled_since,
     )
 
 
@@ -209,6 +253,8 @@ def _verdict(
     if stopped is not None:
         assert stopped.error is not None
         status = RunStatus.INCOMPLETE if successful_pages else RunStatus.FAILED
+        if stopped.error.kind is ErrorKind.STOPPED:
+            status = RunStatus.FAILED  # interrupted: whatever was read proves nothing whole
         return status, stopped.error.message, stopped.error.kind
     broken = [walk.result for walk in walks if not walk.result.complete]
     if broken:

@@ -37,8 +37,12 @@ class RequestPacer:
     def slowed(self) -> bool:
         return self._min_interval > 0
 
-    def reserve(self, now: float) -> float:
-        """Book a slot for one request; return the seconds to wait before sending it."""
+    def reserve(self, now: float, within: float = float("inf")) -> float:
+        """Book a slot for one request; return the seconds to wait before sending it.
+
+        `within` is the longest the caller will wait: a pacer that blocks instead of
+        booking (tasks/shared_budget.py) gives up after it. This one never blocks.
+        """
         with self._lock:
             slots = self._slots
             while slots and slots[0] <= now - self.window:

@@ -1,0 +1,171 @@
+"""Every wait has a ceiling: whole responses, attempts per page, Retry-After, stops.
+
+Real HTTP against the emulator. Waits the client chooses go through FakeClock (conftest);
+the network itself is real, so a slow-drip body really drips.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from emulator import Scenario
+from tasks.bitbucket.auth import BearerToken
+from tasks.bitbucket.clock import SYSTEM_CLOCK
+from tasks.bitbucket.config import settings_from_env
+from tasks.bitbucket.exceptions import ConfigError
+from tasks.signals import STOP
+from tasks.vocabulary import ErrorKind, RunStatus
+
+
+@pytest.fixture(autouse=True)
+def no_stop_left_behind():
+    STOP.clear()
+    yield
+    STOP.clear()
+
+
+def test_a_slow_drip_body_ends_at_the_whole_response_deadline(emu, make_settings, collect, clock):
+    # 16 bytes every 0.2 s: each chunk beats the 2 s read timeout, the page would take minutes.
+    emu.set_scenario(
+        Scenario(drip_responses=1, drip_interval_s=0.2, fault_listing="members", fault_after=1)
+    )
+    extract = collect(make_settings(response_deadline=0.6), "acme", clock=clock)
+    assert extract.status == RunStatus.COMPLETE, extract.error
+    cut = extract.pages[1]
+    assert cut.status_code == 200 and 0 < len(cut.body) < len(extract.pages[2].body)
+    assert extract.request_count == len(extract.pages) == 7  # the cut response is kept too
+
+
+def test_the_retry_deadline_bounds_a_dripping_page(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(drip_responses=50, drip_interval_s=0.2, fault_listing="members"))
+    extract = collect(
+        make_settings(response_deadline=30, retry_deadline=0.7, backoff_cap=0.05),
+        "acme",
+        clock=clock,
+    )
+    assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.TRANSIENT)
+    assert "at page 1" in extract.error and "BITBUCKET_RETRY_DEADLINE" in extract.error
+    assert "whole-response deadline" in extract.error
+
+
+def test_attempts_per_page_are_capped(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(html_errors=1000, fault_listing="permissions"))
+    extract = collect(make_settings(max_attempts=3), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.TRANSIENT)
+    assert [page.status_code for page in extract.pages] == [200, 200, 200, 502, 502, 502]
+    assert len(clock.sleeps) == 2
+    message = extract.error
+    for said in ("permissions of workspace 'acme' at page 1", "3 attempt(s)", "HTTP 502",
+                 "BITBUCKET_MAX_ATTEMPTS", "Run again later"):  # fmt: skip
+        assert said in message
+
+
+def test_a_retry_after_beyond_the_cap_gives_up_at_once(emu, make_settings, collect, clock):
+    emu.set_scenario(Scenario(rate_limit_storm=5, retry_after_s=120))
+    extract = collect(make_settings(retry_after_cap=30, retry_deadline=600), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.RATE_LIMITED)
+    assert clock.sleeps == [] and extract.request_count == 1
+    assert "wait 120 s (Retry-After)" in extract.error
+    assert (
+        "BITBUCKET_RETRY_AFTER_CAP" in extract.error and "Run again in 2 minute(s)" in extract.error
+    )
+
+
+@pytest.mark.parametrize("bad", ["tok\nen-value", "token-value\r\nX-Evil: 1", "tok en"])
+def test_a_token_that_cannot_be_a_header_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="BITBUCKET_TOKEN contains") as raised:
+        settings_from_env({"BITBUCKET_TOKEN": bad})
+    assert "token-value" not in str(raised.value) and "tok" not in str(raised.value).split()
+    with pytest.raises(ConfigError):
+        BearerToken(bad)
+
+
+def test_a_trailing_line_break_is_just_trimmed():
+    settings = settings_from_env({"BITBUCKET_TOKEN": "token-value\n"})
+    assert settings.auth.token.reveal() == "token-value"
+
+
+def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_settings):
+    """A real wait (SystemClock) on a 30 s response: the stop ends it at once."""
+    from tasks.bitbucket.extract import extract_workspace
+    from tasks.bitbucket.ratelimit import RequestPacer
+
+    emu.set_scenario(Scenario(slow_responses=1, slow_s=30, fault_listing="members", fault_after=1))
+    settings = make_settings(read_timeout=60, response_deadline=60)
+    done: list = []
+    before = emu.request_count
+    worker = threading.Thread(
+        target=lambda: done.append(
+            extract_workspace(settings, "acme", clock=SYSTEM_CLOCK, pacer=RequestPacer(10**6))
+        )
+    )
+    worker.start()
+    while emu.request_count - before < 2:  # the second page is on its way, and slow
+        worker.join(0.01)
+    STOP.request("SIGTERM")
+    worker.join(10)
+    assert not worker.is_alive(), "the stop did not reach the request in flight"
+    (extract,) = done
+    assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.STOPPED)
+    assert "stopped by SIGTERM" in extract.error and "at page 2" in extract.error
+    assert [page.status_code for page in extract.pages] == [200]
+    assert extract.request_count == emu.request_count - before == 2
+
+
+def test_a_stop_ends_a_backoff_wait(emu, make_settings):
+    from tasks.bitbucket.extract import extract_workspace
+    from tasks.bitbucket.ratelimit import RequestPacer
+
+    emu.set_scenario(Scenario(rate_limit_storm=100, retry_after_s=50))
+    done: list = []
+    before = emu.request_count
+    worker = threading.Thread(
+        target=lambda: done.append(
+            extract_workspace(
+                make_settings(retry_after_cap=100),
+                "acme",
+                clock=SYSTEM_CLOCK,
+                pacer=RequestPacer(10**6),
+            )
+        )
+    )
+    worker.start()
+    while emu.request_count == before:
+        worker.join(0.01)
+    STOP.request("SIGINT")
+    worker.join(10)
+    assert not worker.is_alive(), "a 50 s Retry-After wait ignored the stop"
+    (extract,) = done
+    assert extract.error_kind == ErrorKind.STOPPED and extract.request_count == 1
+    assert [page.status_code for page in extract.pages] == [429]
+
+
+def test_an_account_id_of_the_wrong_json_type_is_incomplete_and_kept(
+    emu, make_settings, collect, clock
+):
+    emu.set_scenario(Scenario(account_id_as_number=True, fault_listing="members"))
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.ANOMALY)
+    assert "account_id is a JSON number, not a string" in extract.error
+    assert len(extract.pages) == 6 and b"557058" in extract.pages[0].body
+
+
+@pytest.mark.parametrize(
+    ("scenario", "said"),
+    [
+        (Scenario(size_as_text=True), "`size` is '250' (a JSON string)"),
+        (Scenario(omit_size=True), "has no `size`"),
+    ],
+)
+def test_a_size_that_is_no_count_is_logged(
+    emu, make_settings, collect, clock, caplog, scenario, said
+):
+    caplog.set_level(logging.INFO, logger="bb2sv.bitbucket")
+    emu.set_scenario(scenario)
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert extract.status == RunStatus.COMPLETE
+    assert extract.listings[0].reported_size is None
+    assert said in caplog.text
