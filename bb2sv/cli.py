@@ -1,7 +1,9 @@
 """`bb2sv`: collect, verify, query and report Bitbucket 2SV evidence.
 
-Exit codes: 0 all complete; 1 unexpected error; 2 bad options; 3 bad configuration; 4 auth;
-5 incomplete collection; 6 integrity failure; 7 evidence file locked, corrupt or too new.
+Exit codes: 0 all complete; 1 unexpected error (or a report, event or artifact failed);
+2 bad options; 3 bad configuration; 4 auth; 5 incomplete collection; 6 integrity failure;
+7 evidence file locked (the attempt is spooled), corrupt or too new; 8 stopped by SIGTERM,
+SIGINT or the time limit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.table import Table
 
 from bb2sv import __version__
 from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
+from bb2sv.signals import Interrupted, interrupt_on_signals
 
 if TYPE_CHECKING:
     from flows.outcomes import WorkspaceOutcome
@@ -68,31 +71,64 @@ def main_options(
     STATE["debug"] = debug
 
 
+def stopped(stop: Interrupted) -> typer.Exit:
+    err.print(
+        f"[bold red]stopped by {stop.name}[/] before any workspace was read: nothing was sent "
+        "or stored.",
+        highlight=False,
+    )
+    return typer.Exit(int(ExitCode.STOPPED))
+
+
 @app.command()
 def collect(
-    workspace: Annotated[list[str], typer.Option("--workspace", "-w", help="Slug; repeatable.")],
+    workspace: Annotated[
+        list[str], typer.Option("--workspace", "-w", help="Slug or {uuid}; repeatable.")
+    ],
     db: DbOption = "evidence.duckdb",
     reports_dir: ReportsOption = "reports",
     policy: Annotated[str | None, typer.Option("--policy", help="Policy YAML.")] = None,
     max_concurrent: Annotated[int, typer.Option(help="Workspaces read at once.")] = 4,
-    retry_delay: Annotated[float, typer.Option(help="Seconds before a transient retry.")] = 30.0,
+    retry_delay: Annotated[
+        float, typer.Option(help="Seconds before reading a workspace again.")
+    ] = 10.0,
+    attempts: Annotated[int, typer.Option(help="Reads of one workspace at most.")] = 3,
+    give_up_after: Annotated[
+        float, typer.Option(help="Seconds a workspace may keep failing, attempts included.")
+    ] = 180.0,
+    time_limit: Annotated[
+        float, typer.Option(help="Seconds after which the collection stops cleanly.")
+    ] = 3600.0,
 ) -> None:
-    """Run the collection flow once. Exit 0 only if every workspace produced a complete run."""
+    """Run the collection flow once. Exit 0 only if every workspace produced a complete run.
+
+    SIGTERM or SIGINT stops it within seconds: what was read is stored as failed runs naming
+    the signal, and the exit code is 8.
+    """
     from bb2sv.runner import run_collect_flow
 
     try:
-        with err.status(f"Collecting {len(workspace)} workspace(s)…"):
-            outcomes = run_collect_flow(
-                workspace, db, reports_dir, policy, max_concurrent, retry_delay
-            )
+        with interrupt_on_signals(), err.status(f"Collecting {len(workspace)} workspace(s)…"):
+            result = run_collect_flow(
+                workspace, db, reports_dir, policy, max_concurrent, retry_delay,
+                attempts, give_up_after, time_limit,
+            )  # fmt: skip
+    except Interrupted as stop:
+        raise stopped(stop) from None
     except Exception as exc:
         raise fail(exc) from None
-    print_outcomes(outcomes)
-    code = exit_code_for_outcomes(outcomes)
-    for outcome in outcomes:
-        if not outcome.complete:
-            err.print(f"[bold red]{outcome.workspace}:[/] {outcome.error}", highlight=False)
-    raise typer.Exit(int(code))
+    print_outcomes(result.outcomes)
+    for outcome in result.outcomes:
+        for problem in ([outcome.error] if not outcome.complete else []) + list(outcome.problems):
+            err.print(f"[bold red]{outcome.workspace}:[/] {problem}", highlight=False)
+    if result.stopped_by:
+        not_started = ", ".join(result.not_started) or "none"
+        err.print(
+            f"[bold red]stopped by {result.stopped_by}[/]: the attempts in flight are stored as "
+            f"failed runs; not started: {not_started}. Run the collection again.",
+            highlight=False,
+        )
+    raise typer.Exit(int(exit_code_for_outcomes(result.outcomes, result.stopped_by)))
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
@@ -119,16 +155,23 @@ def audit_report(
 ) -> None:
     """Write the audit-period report from the evidence file alone."""
     from bb2sv.runner import parse_day, run_audit_flow
+    from flows.outcomes import AuditIncomplete
 
+    failure = None
     try:
         start, end = parse_day(from_, "--from"), parse_day(to, "--to")
         results = run_audit_flow(workspace, start, end, db, reports_dir)
+    except AuditIncomplete as exc:
+        results, failure = exc.outcomes, exc
     except Exception as exc:
         raise fail(exc) from None
     for result in results:
         out.print(f"{result.workspace}: {result.status}")
         for path in result.files.values():
             out.print(f"  {path}")
+    if failure is not None:
+        err.print(f"[bold red]error:[/] {failure}", highlight=False)
+        raise typer.Exit(int(ExitCode.ERROR))
 
 
 @app.command()

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     INCOMPLETE = 5  # a workspace could not be read whole: no compliance claimed
     INTEGRITY = 6  # the evidence file's hash chain does not verify
     EVIDENCE = 7  # the evidence file is locked, corrupt, too new or not an evidence file
+    STOPPED = 8  # SIGTERM, SIGINT or the time limit stopped it; attempts stored as failed runs
 
 
 def classify(exc: BaseException) -> ExitCode:
@@ -37,13 +38,21 @@ def classify(exc: BaseException) -> ExitCode:
     return ExitCode.ERROR
 
 
-def exit_code_for_outcomes(outcomes: list[WorkspaceOutcome]) -> ExitCode:
+def exit_code_for_outcomes(
+    outcomes: list[WorkspaceOutcome], stopped_by: str | None = None
+) -> ExitCode:
     """The collection's exit code: the most actionable problem among the workspaces."""
     kinds = {outcome.error_kind for outcome in outcomes if not outcome.complete}
-    if not kinds:
-        return ExitCode.OK
+    if stopped_by is not None or ErrorKind.STOPPED in kinds:
+        return ExitCode.STOPPED
     if kinds & {ErrorKind.AUTH, ErrorKind.PERMISSION}:
         return ExitCode.AUTH
     if kinds & {ErrorKind.NOT_FOUND, ErrorKind.BAD_REQUEST}:
         return ExitCode.CONFIG
-    return ExitCode.INCOMPLETE
+    if kinds:
+        return ExitCode.INCOMPLETE
+    if any(outcome.spooled for outcome in outcomes):
+        return ExitCode.EVIDENCE  # whole, but waiting in the spool: the file was not writable
+    if any(outcome.problems for outcome in outcomes):
+        return ExitCode.ERROR  # stored whole, but a report, event or artifact failed
+    return ExitCode.OK

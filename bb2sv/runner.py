@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 
-from flows.outcomes import AuditOutcome, WorkspaceOutcome
+from flows.outcomes import AuditOutcome, CollectionIncomplete, WorkspaceOutcome
 from tasks.bitbucket.exceptions import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What a collection flow run produced, whatever its final state."""
+
+    outcomes: list[WorkspaceOutcome]
+    stopped_by: str | None = None
+    not_started: tuple[str, ...] = field(default=())
 
 
 def parse_day(text: str, option: str) -> date:
@@ -21,20 +31,29 @@ def run_collect_flow(
     reports_dir: str,
     policy_path: str | None,
     max_concurrent_workspaces: int = 4,
-    retry_delay_seconds: float = 30.0,
-) -> list[WorkspaceOutcome]:
-    """Preflight (so bad configuration fails before Prefect starts), then the collection flow;
-    one outcome per workspace, whatever the run's final state."""
+    retry_delay_seconds: float = 10.0,
+    attempts: int = 3,
+    give_up_after_seconds: float = 180.0,
+    time_limit_seconds: float = 3600.0,
+) -> Collection:
+    """Preflight (so bad configuration fails before Prefect starts), then the collection flow."""
     from flows.collect import collect_bitbucket_2sv
     from tasks.preflight import preflight
 
-    preflight(db_path, reports_dir, policy_path, None, max_concurrent_workspaces)
+    preflight(db_path, reports_dir, policy_path, None, max_concurrent_workspaces, workspaces)
     state = collect_bitbucket_2sv(
         workspaces, db_path, reports_dir, policy_path,
         max_concurrent_workspaces=max_concurrent_workspaces,
-        retry_delay_seconds=retry_delay_seconds, return_state=True,
+        retry_delay_seconds=retry_delay_seconds, attempts=attempts,
+        give_up_after_seconds=give_up_after_seconds, time_limit_seconds=time_limit_seconds,
+        return_state=True,
     )  # fmt: skip
-    return flow_result(state)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, CollectionIncomplete):
+        return Collection(result.outcomes, result.stopped_by, result.not_started)
+    if isinstance(result, BaseException):
+        raise result
+    return Collection(result)
 
 
 def run_audit_flow(
@@ -42,9 +61,9 @@ def run_audit_flow(
 ) -> list[AuditOutcome]:
     from flows.audit_report import bitbucket_2sv_audit_report
     from tasks.evidence.store import EvidenceStore
+    from tasks.period import check_window
 
-    if end < start:
-        raise ConfigError(f"--to ({end}) is before --from ({start}).")
+    check_window(start, end)
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here
         pass
     return flow_result(
@@ -55,10 +74,12 @@ def run_audit_flow(
 def flow_result(state) -> list:
     """What a finished flow run returned, Failed or not; an exception it raised is re-raised.
 
-    The collection flow ends Failed *with* its per-workspace outcomes when a workspace is
-    incomplete: the caller still needs them to report and pick the exit code.
+    A collection that is not whole still carries its outcomes (`CollectionIncomplete`):
+    the caller needs them to report. `AuditIncomplete` is raised, outcomes and all.
     """
     result = state.result(raise_on_failure=False)
+    if isinstance(result, CollectionIncomplete):
+        return result.outcomes
     if isinstance(result, BaseException):
         raise result
     return result

@@ -2,7 +2,18 @@
 
 Per workspace: extract → store → assess (views) → report. Workspaces are read concurrently,
 at most `max_concurrent_workspaces` at a time; the evidence file has one writer, this flow's
-main thread, which stores each workspace as soon as its extraction ends.
+main thread, which stores each attempt as soon as it ends. Unattended operation:
+
+- a workspace worth reading again is read again (flows/attempts.py), each attempt stored
+  as its own run first, so every request the API saw is on record;
+- a failure of one workspace in any step (extract, store, report, events, artifacts) is
+  recorded in its outcome and never costs another workspace its evidence; an attempt the
+  evidence file cannot take is spooled beside it and stored first by the next collection;
+- SIGTERM, SIGINT, a Prefect cancellation (a SIGTERM from the worker) or the time limit
+  stop it: the attempts in flight are stored as `failed` runs naming the signal, nothing
+  new starts, and the run ends Failed;
+- it ends Failed, with a `CollectionIncomplete` exception carrying the outcomes, unless every
+  workspace is complete and recorded; one summary event says how it went.
 
 Run it ad hoc::
 
@@ -13,93 +24,144 @@ Run it ad hoc::
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
-from flows.outcomes import WorkspaceOutcome
-from tasks.bitbucket.config import BitbucketSettings
+from flows.attempts import AttemptPlan
+from flows.outcomes import CollectionIncomplete, WorkspaceOutcome
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.events import emit_bounded, summary_event
+from tasks.evidence.spool import spooled_runs
 from tasks.policy import Policy
-from tasks.preflight import preflight
+from tasks.preflight import CollectionSetup, preflight
+from tasks.signals import STOP, stop_after, stop_on_signals
 from tasks.steps import (
-    ExtractionError,
+    Attempt,
     daily_report_task,
     emit_violation_events_task,
     extract_workspace_task,
     publish_artifacts_task,
     record_run_task,
+    replay_spool_task,
 )
 from tasks.vocabulary import ErrorKind, RunStatus
+from tasks.workspaces import MAX_WORKSPACES
 
 FLOW_NAME = "collect-bitbucket-2sv"
+MAX_TIME_LIMIT_S = 5 * 3600.0
+# Prefect's own timeout raises wherever the main thread is, even inside a store: only a
+# backstop behind `time_limit_seconds`, which stops the collection cleanly.
+BACKSTOP_TIMEOUT_S = MAX_TIME_LIMIT_S + 3600.0
 
 Item = TypeVar("Item")
 Handle = TypeVar("Handle")
 
 
-@flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
+@flow(
+    name=FLOW_NAME,
+    task_runner=ThreadPoolTaskRunner(max_workers=16),
+    log_prints=False,
+    timeout_seconds=BACKSTOP_TIMEOUT_S,
+)
 def collect_bitbucket_2sv(
-    workspaces: list[str],
+    workspaces: Annotated[list[str], Field(min_length=1, max_length=MAX_WORKSPACES)],
     db_path: str = "evidence.duckdb",
     reports_dir: str = "reports",
     policy_path: str | None = None,
     secret_blocks: dict[str, str] | None = None,
-    max_concurrent_workspaces: int = 4,
-    retry_delay_seconds: float = 30.0,
+    max_concurrent_workspaces: Annotated[int, Field(ge=1, le=32)] = 4,
+    retry_delay_seconds: Annotated[float, Field(ge=0, le=600)] = 10.0,
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3,
+    give_up_after_seconds: Annotated[float, Field(gt=0, le=86_400)] = 180.0,
+    time_limit_seconds: Annotated[float, Field(gt=0, le=MAX_TIME_LIMIT_S)] = 3600.0,
 ) -> list[WorkspaceOutcome]:
-    """Collect 2SV evidence for each workspace; the run ends Failed if any is incomplete.
+    """Collect 2SV evidence for each workspace; the run ends Failed if any is not recorded whole.
 
     Args:
         workspaces: workspace slugs (or `{uuid}`s) to read.
-        db_path: the evidence file (created on first use).
+        db_path: the evidence file (created on first use), relative to the working directory
+            (a deployment's data directory).
         reports_dir: root of the dated report folders.
         policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
             `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
         max_concurrent_workspaces: extractions running at once in this flow run.
-        retry_delay_seconds: wait before re-reading a workspace after a transient fault.
+        retry_delay_seconds: wait before reading a workspace again after a transient fault.
+        attempts: reads of one workspace at most (1 = never read again).
+        give_up_after_seconds: a workspace that keeps failing this long, across its
+            attempts, is given up.
+        time_limit_seconds: the collection stops cleanly (attempts in flight stored as
+            failed runs) if it is still running after this.
     """
     logger = get_run_logger()
-    setup = preflight(db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces)
+    setup = preflight(
+        db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, workspaces
+    )
     flow_run_id = str(get_run_context().flow_run.id)
-
-    outcomes = [
-        store_and_report(extract, db_path, reports_dir, setup.policy, flow_run_id)
-        for extract in extractions(
-            setup.settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
+    plan = AttemptPlan(attempts, retry_delay_seconds, give_up_after_seconds)
+    STOP.clear()  # a new collection: an earlier one's stop in this process is history
+    limit = f"the flow's {time_limit_seconds:g} s time limit (time_limit_seconds)"
+    with stop_on_signals(), stop_after(time_limit_seconds, limit):
+        if spooled_runs(db_path):
+            replayed = replay_spool_task(db_path)
+            logger.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
+        outcomes, not_started = collect_all(
+            setup, db_path, reports_dir, flow_run_id, max_concurrent_workspaces, plan
         )
-    ]
+    stopped_by = STOP.reason
     outcomes.sort(key=lambda outcome: outcome.workspace)
     for outcome in outcomes:
         logger.info("%s: %s, %d members", outcome.workspace, outcome.status, outcome.member_count)
+    emit_bounded(*summary_event(flow_run_id, outcomes, stopped_by))
 
-    not_complete = [outcome for outcome in outcomes if not outcome.complete]
-    if not_complete:
-        reasons = "; ".join(f"{o.workspace}: {o.status} ({o.error})" for o in not_complete)
-        return Failed(message=f"Not every workspace was read whole. {reasons}", data=outcomes)
-    return outcomes
+    if stopped_by is None and not not_started and all(o.clean for o in outcomes):
+        return outcomes
+    failure = CollectionIncomplete(outcomes, stopped_by, tuple(not_started))
+    return Failed(message=str(failure), data=failure)
 
 
-def extractions(
-    settings: BitbucketSettings, workspaces: list[str], limit: int, retry_delay_seconds: float
-) -> Iterator[WorkspaceExtract]:
-    """Each workspace's extraction as it finishes, at most `limit` running at once."""
-    extract_task = extract_workspace_task.with_options(retry_delay_seconds=retry_delay_seconds)
+def collect_all(
+    setup: CollectionSetup,
+    db_path: str,
+    reports_dir: str,
+    flow_run_id: str,
+    limit: int,
+    plan: AttemptPlan,
+) -> tuple[list[WorkspaceOutcome], list[str]]:
+    """(one outcome per finished workspace, the workspaces a stop kept from starting)."""
+    queue: deque[Attempt] = deque(Attempt(workspace) for workspace in setup.workspaces)
+    outcomes: list[WorkspaceOutcome] = []
     finished = sliding_window(
-        dict.fromkeys(workspaces),
+        queue,
         limit,
-        start=lambda workspace: extract_task.submit(settings, workspace),
+        start=lambda attempt: extract_workspace_task.submit(setup.settings, attempt),
         next_done=lambda running: next(as_completed(running)),
+        more=lambda: not STOP.requested,
     )
-    for workspace, future in finished:
-        yield finished_extract(future, workspace, settings.api_url)
+    for attempt, future in finished:
+        extract = finished_extract(future, attempt.workspace, setup.settings.api_url)
+        again = plan.next(attempt, extract, now=time.monotonic())
+        extract = plan.describe(attempt, extract, again)
+        if again is not None:
+            # Stored before the next read starts: a retry never discards what the API saw.
+            step("store", [], record_run_task, extract, db_path, setup.policy, flow_run_id)
+            queue.append(again)
+            continue
+        outcome = store_and_report(
+            extract, attempt.number, db_path, reports_dir, setup.policy, flow_run_id
+        )
+        outcomes.append(outcome)
+    return outcomes, list(dict.fromkeys(attempt.workspace for attempt in queue))
 
 
 def sliding_window(
@@ -108,38 +170,80 @@ def sliding_window(
     *,
     start: Callable[[Item], Handle],
     next_done: Callable[[list[Handle]], Handle],
+    more: Callable[[], bool] = lambda: True,
 ) -> Iterator[tuple[Item, Handle]]:
     """(item, handle) as each started item finishes, never more than `limit` started at once.
 
     A slot is refilled as soon as one item finishes, while the caller handles the finished
-    one on its own thread (for the collection: the evidence file's one writer).
+    one on its own thread (for the collection: the evidence file's one writer). `items` may
+    be a deque the caller appends to (a retry); nothing more starts once `more()` is False.
     """
-    pending = iter(items)
+    pending = items if isinstance(items, deque) else deque(items)
     running: dict[Handle, Item] = {}
 
-    def start_next() -> None:
-        item = next(pending, None)
-        if item is not None:
+    def fill() -> None:
+        while pending and len(running) < limit and more():
+            item = pending.popleft()
             running[start(item)] = item
 
-    for _ in range(limit):
-        start_next()
+    fill()
     while running:
         handle = next_done(list(running))
         item = running.pop(handle)
-        start_next()
+        fill()
         yield item, handle
+        fill()  # the caller may have queued a retry
+
+
+def step(name: str, problems: list[str], task: Callable[..., Any], *args: Any) -> Any:
+    """Run one step; if it fails, say so in `problems` and go on (None): one workspace's
+    report or event must never cost another workspace its evidence."""
+    try:
+        return task(*args)
+    except Exception as exc:
+        problems.append(f"{name} failed: {str(exc) or type(exc).__name__}")
+        get_run_logger().error("%s failed: %s", name, exc)
+        return None
 
 
 def store_and_report(
-    extract: WorkspaceExtract, db_path: str, reports_dir: str, policy: Policy, flow_run_id: str
+    extract: WorkspaceExtract,
+    attempts: int,
+    db_path: str,
+    reports_dir: str,
+    policy: Policy,
+    flow_run_id: str,
 ) -> WorkspaceOutcome:
-    """Store the run (whatever its status), write its daily report, announce what changed."""
-    stored = record_run_task(extract, db_path, policy, flow_run_id)
-    bundle = daily_report_task(stored, db_path, reports_dir)
-    if stored.status == RunStatus.COMPLETE:
-        emit_violation_events_task(stored, db_path)
-    publish_artifacts_task(stored, bundle)
+    """Store the run (whatever its status), write its daily report, announce what changed.
+
+    After a stop only the store happens: the evidence first, and the stop promptly.
+    """
+    problems: list[str] = []
+    result = step("store", problems, record_run_task, extract, db_path, policy, flow_run_id)
+    stored = None if result is None else result.record
+    if stored is None:
+        if result is not None:
+            problems.append(f"not stored: {result.reason}")
+        return WorkspaceOutcome(
+            workspace=extract.workspace,
+            status=RunStatus(extract.status),
+            run_id="",
+            run_hash="",
+            member_count=0,
+            error=extract.error,
+            error_kind=extract.error_kind,
+            report_status=None,
+            report_dir=None,
+            attempts=attempts,
+            problems=tuple(problems),
+            spooled=None if result is None else str(result.spooled),
+        )
+    bundle = None
+    if not STOP.requested:
+        bundle = step("daily report", problems, daily_report_task, stored, db_path, reports_dir)
+        if stored.status == RunStatus.COMPLETE:
+            step("violation events", problems, emit_violation_events_task, stored, db_path)
+        step("artifacts", problems, publish_artifacts_task, stored, bundle)
     return WorkspaceOutcome(
         workspace=stored.workspace,
         status=stored.status,
@@ -148,21 +252,22 @@ def store_and_report(
         member_count=stored.member_count,
         error=stored.error,
         error_kind=stored.error_kind,
-        report_status=bundle.status,
-        report_dir=str(bundle.directory),
+        report_status=None if bundle is None else bundle.status,
+        report_dir=None if bundle is None else str(bundle.directory),
+        attempts=attempts,
+        problems=tuple(problems),
+        compliance_pct=None if bundle is None else bundle.compliance_pct,
     )
 
 
 def finished_extract(future: PrefectFuture, workspace: str, source: str) -> WorkspaceExtract:
-    """The extraction's result, or the attempt carried by its failure, or a failed placeholder.
+    """The extraction's result, or a failed placeholder if the extraction itself crashed.
 
     Whatever happened, something is stored: a gap in the evidence must be on the record.
     """
     outcome = future.result(raise_on_failure=False)
     if isinstance(outcome, WorkspaceExtract):
         return outcome
-    if isinstance(outcome, ExtractionError):
-        return outcome.extract
     now = datetime.now(UTC)
     return WorkspaceExtract(
         workspace=workspace,

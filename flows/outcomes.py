@@ -2,6 +2,9 @@
 
 outcome = collect_bitbucket_2sv(workspaces=["acme"])[0]
 outcome.complete, outcome.status, outcome.error_kind, outcome.report_dir
+
+A collection that is not whole ends Failed, and its state carries an exception (never a
+bare list, which Prefect cannot raise): `CollectionIncomplete`, with the outcomes inside.
 """
 
 from __future__ import annotations
@@ -10,12 +13,17 @@ from dataclasses import dataclass
 
 from tasks.vocabulary import ErrorKind, RunStatus
 
-__all__ = ["AuditOutcome", "WorkspaceOutcome"]
+__all__ = ["AuditIncomplete", "AuditOutcome", "CollectionIncomplete", "WorkspaceOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceOutcome:
-    """One workspace of a collection: the stored run and its daily report."""
+    """One workspace of a collection: the stored run (its last attempt) and its daily report.
+
+    `problems` lists the steps after extraction that failed for this workspace (store,
+    report, events, artifacts), each in one sentence; `spooled` is where the attempt waits
+    when the evidence file could not take it (`run_id` is then empty).
+    """
 
     workspace: str
     status: RunStatus
@@ -26,10 +34,56 @@ class WorkspaceOutcome:
     error_kind: ErrorKind | None
     report_status: str | None
     report_dir: str | None
+    attempts: int = 1
+    problems: tuple[str, ...] = ()
+    spooled: str | None = None
+    compliance_pct: float | None = None  # the daily report's figure, for a complete run
 
     @property
     def complete(self) -> bool:
         return self.status is RunStatus.COMPLETE
+
+    @property
+    def clean(self) -> bool:
+        """Complete, stored, and every step after it succeeded."""
+        return self.complete and not self.problems and self.spooled is None
+
+
+class CollectionIncomplete(Exception):
+    """The data of a Failed collection: which workspaces are not whole, and why.
+
+    `stopped_by` names the signal or limit that stopped the collection (None if none did);
+    `not_started` lists workspaces never attempted because of it.
+    """
+
+    def __init__(
+        self,
+        outcomes: list[WorkspaceOutcome],
+        stopped_by: str | None = None,
+        not_started: tuple[str, ...] = (),
+    ) -> None:
+        self.outcomes = outcomes
+        self.stopped_by = stopped_by
+        self.not_started = tuple(not_started)
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        parts = [
+            f"{o.workspace}: {o.status}" + (f" ({o.error})" if o.error else "")
+            for o in self.outcomes
+            if not o.complete
+        ]
+        parts += [f"{o.workspace}: {'; '.join(o.problems)}" for o in self.outcomes if o.problems]
+        parts += [
+            f"{o.workspace}: not stored, kept in {o.spooled}" for o in self.outcomes if o.spooled
+        ]
+        if self.not_started:
+            parts.append(f"not started: {', '.join(self.not_started)}")
+        head = f"Stopped by {self.stopped_by}. " if self.stopped_by else ""
+        return f"{head}Not every workspace was read and recorded whole. " + "; ".join(parts)
+
+    def __reduce__(self):  # picklable with its outcomes (Prefect may persist the state's data)
+        return (type(self), (self.outcomes, self.stopped_by, self.not_started))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +94,16 @@ class AuditOutcome:
     status: str
     directory: str
     files: dict[str, str]
+
+
+class AuditIncomplete(Exception):
+    """The data of a Failed audit-report run: the reports written and the ones that failed."""
+
+    def __init__(self, outcomes: list[AuditOutcome], failures: dict[str, str]) -> None:
+        self.outcomes = outcomes
+        self.failures = failures
+        listed = "; ".join(f"{workspace}: {why}" for workspace, why in failures.items())
+        super().__init__(f"Not every audit report was written. {listed}")
+
+    def __reduce__(self):
+        return (type(self), (self.outcomes, self.failures))

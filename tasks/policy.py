@@ -57,9 +57,6 @@ DEFAULT_POLICY = Policy()
 # Loading a policy file
 # ---------------------------------------------------------------------------------------------
 
-DEFAULT_POLICY_PATH = Path("policy.yaml")
-"""Where the CLI looks when no `--policy` is given. A missing file there means DEFAULT_POLICY."""
-
 _TOP_LEVEL_KEYS = ("grace_days", "sla_days", "exceptions")
 _EXCEPTION_REQUIRED = ("workspace", "reason", "approved_by", "ticket", "expires_on")
 _EXCEPTION_IDENTITY = ("account_id", "nickname")
@@ -90,15 +87,13 @@ def load_policy(path: str | Path | None) -> Policy:
         policy = load_policy("policy.yaml")      # PolicyError if the file is bad
         policy = load_policy(None)               # the built-in DEFAULT_POLICY
 
-    `None`, or the default path when that file does not exist, gives DEFAULT_POLICY. Any
-    other missing or unreadable file is an error: a mistyped `--policy` must not silently
-    drop every approved exception.
+    `None` gives DEFAULT_POLICY. A path that is missing or unreadable is an error, whatever
+    its name and wherever the command runs from: a mistyped (or relative, run from another
+    directory) `--policy` must not silently drop every approved exception.
     """
     if path is None:
         return DEFAULT_POLICY
     file = Path(path)
-    if file == DEFAULT_POLICY_PATH and not file.exists():
-        return DEFAULT_POLICY
     name = str(file)
     try:
         raw = file.read_bytes()

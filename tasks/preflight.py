@@ -1,26 +1,35 @@
 """The one preflight: everything checked before any API call, by the CLI and by the flow.
 
-    setup = preflight("evidence.duckdb", "reports", policy_path=None)
-    setup.policy, setup.settings, setup.reports_dir
+    setup = preflight("evidence.duckdb", "reports", None, None, 4, ["acme"])
+    setup.policy, setup.settings, setup.reports_dir, setup.workspaces
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
-and nothing is sent or written except the evidence file's creation or schema upgrade.
+and nothing is sent or written except the evidence file's creation or schema upgrade. An
+evidence file that another process holds is no reason to skip a collection: the runs wait
+for it when they are stored (or are spooled), so that is only logged here.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.credentials import resolve_settings
+from tasks.evidence.errors import EvidenceLocked
+from tasks.evidence.spool import writer_wait
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy, load_policy
+from tasks.workspaces import check_workspaces
 
 __all__ = ["CollectionSetup", "check_reports_dir", "preflight"]
+
+log = logging.getLogger("bb2sv.preflight")
+PREFLIGHT_LOCK_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +37,7 @@ class CollectionSetup:
     policy: Policy
     settings: BitbucketSettings
     reports_dir: Path
+    workspaces: list[str]
 
 
 def preflight(
@@ -36,16 +46,21 @@ def preflight(
     policy_path: str | os.PathLike | None,
     secret_blocks: Mapping[str, str] | None = None,
     max_concurrent_workspaces: int = 1,
+    workspaces: Iterable[str] = (),
 ) -> CollectionSetup:
-    """Policy, credentials, reports folder and evidence file, in that order."""
+    """Workspaces, policy, credentials, reports folder and evidence file, in that order."""
+    names = check_workspaces(workspaces) if workspaces else []
     policy = load_policy(policy_path)
     settings = resolve_settings(secret_blocks)
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     reports = check_reports_dir(reports_dir)
-    with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
-        pass
-    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports)
+    try:  # creates or migrates; fails clearly if corrupt, too new or not an evidence file
+        with EvidenceStore.open(db_path, lock_timeout_s=min(PREFLIGHT_LOCK_WAIT_S, writer_wait())):
+            pass
+    except EvidenceLocked as exc:
+        log.warning("%s Collecting anyway: each run waits for the file, or is spooled.", exc)
+    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports, workspaces=names)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

@@ -1,8 +1,10 @@
 """Thin Prefect task wrappers around the plain functions of each step.
 
 The business logic lives in `tasks.bitbucket`, `tasks.evidence` and `tasks.report`; these
-wrappers only add what Prefect is good at: names, retries for transient faults, artifacts and
-events. Tests call the plain functions, or a task's `.fn` where Prefect adds nothing.
+wrappers only add what Prefect is good at: names, artifacts and events. Retrying a workspace
+is the flow's decision (flows/attempts.py), not a Prefect task retry, so that every attempt
+is stored before the next one starts. Tests call the plain functions, or a task's `.fn`
+where Prefect adds nothing.
 """
 
 from __future__ import annotations
@@ -15,63 +17,60 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 
+from tasks.bitbucket.clock import SYSTEM_CLOCK
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.events import emit_bounded, member_event
+from tasks.evidence import spool
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
 from tasks.report import ReportBundle, violation_changes, write_daily_report, write_period_report
-from tasks.vocabulary import RunStatus
+from tasks.shared_budget import pacer_for_run
 
 
-class ExtractionError(RuntimeError):
-    """The workspace could not be read whole; carries the attempt so the gap is still stored."""
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at reading a workspace. `not_before` and `stall_until` are on time.monotonic():
+    wait until the first, and let no page keep failing past the second (None: no limit)."""
 
-    def __init__(self, extract: WorkspaceExtract) -> None:
-        super().__init__(extract.error or f"workspace {extract.workspace!r}: {extract.status}")
-        self.extract = extract
-
-
-class TransientExtractionError(ExtractionError):
-    """Worth another attempt: Prefect retries the task for this one only."""
-
-
-def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefect's signature)
-    """`retry_condition_fn`: auth, permission and not-found failures are final at once."""
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception:
-        return False
-    return isinstance(exc, TransientExtractionError)
+    workspace: str
+    number: int = 1
+    not_before: float = 0.0
+    stall_until: float | None = None
 
 
 @task(
     name="extract-workspace",
-    task_run_name="extract-{workspace}",
-    retries=2,
-    retry_delay_seconds=30,
-    retry_condition_fn=retry_only_transient,
+    task_run_name="extract-{attempt.workspace}-{attempt.number}",
     cache_policy=NO_CACHE,  # inputs hold credentials: never hash or persist them
     persist_result=False,
 )
-def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> WorkspaceExtract:
-    extract = extract_workspace(settings, workspace)
-    if extract.status == RunStatus.COMPLETE:
-        return extract
-    if extract.error_kind is not None and extract.error_kind.retryable:
-        raise TransientExtractionError(extract)
-    raise ExtractionError(extract)
+def extract_workspace_task(settings: BitbucketSettings, attempt: Attempt) -> WorkspaceExtract:
+    """Read one workspace (never raises for API faults), after the attempt's delay."""
+    SYSTEM_CLOCK.sleep(attempt.not_before - SYSTEM_CLOCK.monotonic())  # a stop ends the wait
+    return extract_workspace(
+        settings,
+        attempt.workspace,
+        pacer=pacer_for_run(settings),
+        stall_until=attempt.stall_until,
+    )
 
 
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
 def record_run_task(
     extract: WorkspaceExtract, db_path: str, policy: Policy, flow_run_id: str | None
-) -> RunRecord:
-    with EvidenceStore.open(db_path) as store:
-        return store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
+) -> spool.StoreResult:
+    """Store the attempt; if the evidence file cannot take it, keep it in the spool."""
+    return spool.store_or_spool(db_path, extract, policy, flow_run_id)
+
+
+@task(name="store-spooled-runs", cache_policy=NO_CACHE)
+def replay_spool_task(db_path: str) -> list[RunRecord]:
+    """Store the attempts an earlier collection had to spool, before this one's."""
+    return spool.replay(db_path)
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
@@ -92,40 +91,23 @@ def period_report_task(
 class ViolationEvents:
     opened: int
     resolved: int
+    not_sent: int = 0
 
 
 @task(name="emit-violation-events", cache_policy=NO_CACHE)
 def emit_violation_events_task(stored: RunRecord, db_path: str) -> ViolationEvents:
-    """One Prefect event per member whose violation opened or closed since the last complete run.
-
-    Automations (Slack, e-mail, PagerDuty) can trigger on these without code.
-    """
+    """One bounded Prefect event per member whose violation opened or closed since the last
+    complete run (tasks/events.py). Automations (Slack, e-mail, PagerDuty) trigger on them."""
     with EvidenceStore.open(db_path, read_only=True) as store:
         opened, resolved = violation_changes(store.conn, stored.run_id)
-    for name, frame in (("opened", opened), ("resolved", resolved)):
+    not_sent = 0
+    for change, frame in (("opened", opened), ("resolved", resolved)):
         for member in frame.to_dict("records"):
-            key = member.get("account_id") or member.get("member_key") or member.get("uuid")
-            emit_event(
-                event=f"bitbucket.2sv.violation.{name}",
-                resource={
-                    "prefect.resource.id": f"bitbucket.workspace.{stored.workspace}.member.{key}",
-                    "prefect.resource.name": str(member.get("nickname") or key),
-                },
-                related=[
-                    {
-                        "prefect.resource.id": f"bb2sv.run.{stored.run_id}",
-                        "prefect.resource.role": "evidence",
-                    }
-                ],
-                payload={k: _jsonable(v) for k, v in member.items()},
+            event, resource, payload, related = member_event(
+                change, stored.workspace, member, stored.run_id
             )
-    return ViolationEvents(opened=len(opened), resolved=len(resolved))
-
-
-def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+            not_sent += not emit_bounded(event, resource, payload, related)
+    return ViolationEvents(opened=len(opened), resolved=len(resolved), not_sent=not_sent)
 
 
 def artifact_key(prefix: str, workspace: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 from os import PathLike
@@ -21,6 +22,7 @@ from typing import Self
 
 import duckdb
 
+from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing
@@ -45,6 +47,8 @@ from tasks.vocabulary import ErrorKind, RunStatus
 
 log = logging.getLogger(__name__)
 
+EVIDENCE_FILE_MODE = 0o600  # a new evidence file is its owner's alone
+
 
 class EvidenceStore:
     """An open evidence file. Use `EvidenceStore.open`, not the constructor."""
@@ -68,8 +72,14 @@ class EvidenceStore:
         before anything is written, so the file stays byte-identical.
         """
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(
+                f"{path} is a directory, not an evidence file. Pass the file's path with --db "
+                f"(e.g. {path / 'evidence.duckdb'})."
+            )
         deadline = time.monotonic() + lock_timeout_s
-        if path.exists():
+        created = not path.exists()
+        if not created:
             version = _inspect(path, lock_timeout_s)
             if read_only and version < LATEST_VERSION:
                 raise EvidenceError(
@@ -84,6 +94,8 @@ class EvidenceStore:
             )
         remaining = max(0.0, deadline - time.monotonic())
         conn = connect(path, read_only=read_only, lock_timeout_s=remaining)
+        if created:
+            os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
         if not read_only:
             try:
                 migrate(conn)

@@ -13,6 +13,7 @@ raises `ReportConflict`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date
 from pathlib import Path
@@ -81,9 +82,10 @@ def write_daily_report(
         f"({len(report.opened)} new, {len(report.resolved)} resolved), run `{run.run_id}`"
     )
     directory = report_directory(reports_dir, report.day, run.workspace)
-    return _write_bundle(
+    bundle = _write_bundle(
         directory, files, manifest_name, manifest, report.status, summary, run.emulated
     )
+    return dataclasses.replace(bundle, compliance_pct=report.compliance_pct)
 
 
 def write_period_report(

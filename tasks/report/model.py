@@ -115,7 +115,8 @@ class ReportBundle:
     """What `write_daily_report` / `write_period_report` produced.
 
     `files` maps a format (`md`, `html`, `csv`, `json`, `svg`) to its path; `manifest_path`
-    lists every file's SHA-256. `summary_markdown` is a few lines for a Prefect artifact.
+    lists every file's SHA-256. `summary_markdown` is a few lines for a Prefect artifact;
+    `compliance_pct` is the daily report's figure (None for an incomplete run or a period).
     """
 
     directory: Path
@@ -123,3 +124,4 @@ class ReportBundle:
     manifest_path: Path
     status: str
     summary_markdown: str
+    compliance_pct: float | None = None

@@ -6,7 +6,9 @@ Usage::
     paths = write_files(directory, {"daily-20261127T060000Z.md": b"..."})
 
 A file that already exists with identical bytes is left alone (a rebuild); one with different
-bytes is an error, so published evidence is never changed behind an auditor's back.
+bytes is an error, so published evidence is never changed behind an auditor's back. Every
+report file is created with mode 0640 (REPORT_FILE_MODE: owner read/write, group read), whatever
+the umask: they name members and their 2SV state.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
+from tasks.workspaces import folder_name
+
+REPORT_FILE_MODE = 0o640
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -34,13 +39,14 @@ def stamp(moment: datetime) -> str:
 
 
 def report_directory(reports_dir: str | Path, day: date, workspace: str) -> Path:
-    """`reports_dir/<YYYY-MM-DD>/<workspace>/`; the workspace slug must be a safe path segment."""
-    if not _SAFE_SEGMENT.match(workspace):
+    """`reports_dir/<YYYY-MM-DD>/<workspace>/`: the slug, or a `{uuid}` without its braces."""
+    folder = folder_name(workspace)
+    if not _SAFE_SEGMENT.match(folder):
         raise ReportError(
             f"workspace {workspace!r} cannot be used as a folder name; "
-            "expected a Bitbucket slug (letters, digits, '.', '_', '-')"
+            "expected a Bitbucket slug (letters, digits, '.', '_', '-') or a {uuid}"
         )
-    return Path(reports_dir) / day.isoformat() / workspace
+    return Path(reports_dir) / day.isoformat() / folder
 
 
 def write_files(directory: Path, contents: dict[str, bytes]) -> dict[str, Path]:
@@ -66,6 +72,7 @@ def _create_exclusive(path: Path, data: bytes) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), REPORT_FILE_MODE)  # mkstemp's 0600, made the one mode
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

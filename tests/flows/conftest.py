@@ -30,3 +30,17 @@ def bitbucket_env(emu, monkeypatch):
     monkeypatch.setenv("BITBUCKET_BACKOFF_BASE", "0.01")
     monkeypatch.setenv("BITBUCKET_BACKOFF_CAP", "0.05")
     return emu
+
+
+@pytest.fixture
+def collect_flow(tmp_path):
+    """collect_flow(workspaces, **parameters): the collection flow's final state, with the
+    evidence file and reports in tmp_path and no wait between attempts unless asked."""
+    from flows.collect import collect_bitbucket_2sv
+
+    def run(workspaces: list[str], **parameters):
+        parameters.setdefault("retry_delay_seconds", 0)
+        paths = {"db_path": str(tmp_path / "evidence.duckdb"), "reports_dir": str(tmp_path / "r")}
+        return collect_bitbucket_2sv(workspaces, **paths, **parameters, return_state=True)
+
+    return run

@@ -11,7 +11,6 @@ import pytest
 from tasks.policy import (
     DEFAULT_GRACE_DAYS,
     DEFAULT_POLICY,
-    DEFAULT_POLICY_PATH,
     PolicyError,
     load_policy,
 )
@@ -62,11 +61,12 @@ def test_shipped_example_policy_loads():
     assert policy.sha256 == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
 
 
-def test_none_and_missing_default_path_give_default(tmp_path, monkeypatch):
+def test_none_gives_default_and_a_missing_relative_path_is_an_error(tmp_path, monkeypatch):
     assert load_policy(None) is DEFAULT_POLICY
-    monkeypatch.chdir(tmp_path)
-    assert load_policy(DEFAULT_POLICY_PATH) is DEFAULT_POLICY
     assert DEFAULT_POLICY.grace_days == DEFAULT_GRACE_DAYS
+    monkeypatch.chdir(tmp_path)  # "policy.yaml" exists elsewhere, not here
+    with pytest.raises(PolicyError, match="policy.yaml"):
+        load_policy("policy.yaml")
 
 
 def test_empty_file_is_the_default_values_with_its_own_hash(tmp_path):

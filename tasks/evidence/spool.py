@@ -1,0 +1,231 @@
+"""The spool: attempts the evidence file could not take, kept beside it until it can.
+
+The writer waits for the file as long as the slowest documented read takes (`bb2sv verify`
+over a year: 46 s; WRITER_WAIT_S, or BB2SV_WRITER_WAIT). If it still cannot write (a reader
+holds the file longer, the file is damaged, the disk is full), the attempt is not lost: it
+is written to `<evidence file>.spool/` as one JSON file (pages base64, mode 0600), and the
+next collection stores the spooled attempts first, oldest first, before its own runs.
+
+    result = store_or_spool("evidence.duckdb", extract, policy, flow_run_id)
+    result.record            # the RunRecord, when stored
+    result.spooled, result.reason     # the spool file and why, when not
+    replay("evidence.duckdb")         # [RunRecord, …] of the spooled attempts now stored
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from tasks.bitbucket.models import RawPage, WorkspaceExtract
+from tasks.canonical import as_utc, utc_iso
+from tasks.evidence.errors import EvidenceLocked
+from tasks.evidence.run_record import RunRecord
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import DEFAULT_POLICY, Policy, parse_policy
+from tasks.signals import STOP
+from tasks.vocabulary import ErrorKind, Listing, RunStatus
+from tasks.workspaces import folder_name
+
+__all__ = [
+    "SPOOL_FORMAT",
+    "WRITER_WAIT_S",
+    "StoreResult",
+    "replay",
+    "spool_dir",
+    "spooled_runs",
+    "store_or_spool",
+    "writer_wait",
+]
+
+log = logging.getLogger("bb2sv.evidence")
+
+SPOOL_FORMAT = "bb2sv.spooled-run/1"
+# `bb2sv verify` over a year of daily 10,000-member runs reads for 46 s (benchmarks/README.md).
+WRITER_WAIT_S = 300.0
+_SLICE_S = 1.0  # the wait is taken in slices, so a stop ends it within a second
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    record: RunRecord | None = None
+    spooled: Path | None = None
+    reason: str | None = None
+
+
+def spool_dir(db_path: str | os.PathLike) -> Path:
+    return Path(f"{os.fspath(db_path)}.spool")
+
+
+def writer_wait() -> float:
+    """Seconds a writer waits for the evidence file: BB2SV_WRITER_WAIT, else WRITER_WAIT_S."""
+    raw = os.environ.get("BB2SV_WRITER_WAIT", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else WRITER_WAIT_S
+    except ValueError:
+        log.warning("BB2SV_WRITER_WAIT=%r is not a number; waiting %g s", raw, WRITER_WAIT_S)
+        return WRITER_WAIT_S
+
+
+def open_writer(db_path: str | os.PathLike, wait_s: float) -> EvidenceStore:
+    """The evidence file for writing, waiting up to `wait_s` for other processes (not past a
+    stop). EvidenceLocked names the holder and the whole wait."""
+    started = time.monotonic()
+    while True:
+        left = wait_s - (time.monotonic() - started)
+        try:
+            return EvidenceStore.open(db_path, lock_timeout_s=max(0.0, min(_SLICE_S, left)))
+        except EvidenceLocked as exc:
+            if left > _SLICE_S and not STOP.requested:
+                continue
+            who = f"{exc.process} (PID {exc.pid})" if exc.pid else "another process"
+            raise EvidenceLocked(
+                f"Evidence file {db_path} was held by {who} for the whole {wait_s:g} s the "
+                "writer waits (BB2SV_WRITER_WAIT)"
+                + (f", until {STOP.reason} stopped the wait" if STOP.requested else ""),
+                pid=exc.pid,
+                process=exc.process,
+            ) from None
+
+
+def store_or_spool(
+    db_path: str | os.PathLike,
+    extract: WorkspaceExtract,
+    policy: Policy,
+    flow_run_id: str | None,
+    wait_s: float | None = None,
+) -> StoreResult:
+    """Record the attempt in the evidence file, or keep it in the spool and say why."""
+    wait_s = writer_wait() if wait_s is None else wait_s
+    try:
+        with open_writer(db_path, wait_s) as store:
+            record = store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
+        return StoreResult(record=record)
+    except Exception as exc:  # whatever kept it out of the file, the attempt must survive
+        path = write_spool(db_path, extract, policy, flow_run_id)
+        reason = (
+            f"{str(exc) or type(exc).__name__}. The attempt is kept in {path}; the next "
+            "collection stores it first."
+        )
+        log.error("%s: not stored: %s", extract.workspace, reason)
+        return StoreResult(spooled=path, reason=reason)
+
+
+def spooled_runs(db_path: str | os.PathLike) -> list[Path]:
+    """The spooled attempts waiting to be stored, oldest first."""
+    folder = spool_dir(db_path)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def replay(db_path: str | os.PathLike, wait_s: float | None = None) -> list[RunRecord]:
+    """Store every spooled attempt, oldest first; stop at the first that cannot be stored
+    (it stays in the spool, with the ones after it)."""
+    wait_s = writer_wait() if wait_s is None else wait_s
+    stored: list[RunRecord] = []
+    for path in spooled_runs(db_path):
+        claimed = path.with_suffix(".storing")
+        try:
+            path.rename(claimed)  # atomic: two replays never store one attempt twice
+        except FileNotFoundError:
+            continue
+        try:
+            extract, policy, flow_run_id = read_spool(claimed)
+            with open_writer(db_path, wait_s) as store:
+                record = store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
+        except Exception as exc:
+            claimed.rename(path)
+            log.error("spooled attempt %s stays in the spool: %s", path.name, exc)
+            break
+        claimed.unlink()
+        log.info("stored spooled attempt %s as run %s", path.name, record.run_id)
+        stored.append(record)
+    return stored
+
+
+def write_spool(
+    db_path: str | os.PathLike, extract: WorkspaceExtract, policy: Policy, flow_run_id: str | None
+) -> Path:
+    folder = spool_dir(db_path)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stamp}-{folder_name(extract.workspace)}-{uuid.uuid4().hex[:8]}.json"
+    document = {
+        "format": SPOOL_FORMAT,
+        "prefect_flow_run_id": flow_run_id,
+        "policy": {"text": policy.source_text, "path": policy.source_path},
+        "extract": {
+            "workspace": extract.workspace,
+            "source": extract.source,
+            "started_at": utc_iso(extract.started_at),
+            "finished_at": utc_iso(extract.finished_at),
+            "status": str(extract.status),
+            "request_count": extract.request_count,
+            "error": extract.error,
+            "error_kind": None if extract.error_kind is None else str(extract.error_kind),
+            "emulated": extract.emulated,
+            "pages": [
+                {
+                    "listing": str(page.listing),
+                    "url": page.url,
+                    "status_code": page.status_code,
+                    "fetched_at": utc_iso(page.fetched_at),
+                    "body": base64.b64encode(page.body).decode("ascii"),
+                    "sha256": page.sha256,
+                }
+                for page in extract.pages
+            ],
+        },
+    }
+    temp = path.with_suffix(".partial")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(orjson.dumps(document))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)  # complete or absent: replay never reads half a file
+    return path
+
+
+def read_spool(path: Path) -> tuple[WorkspaceExtract, Policy, str | None]:
+    document = orjson.loads(path.read_bytes())
+    if document.get("format") != SPOOL_FORMAT:
+        raise ValueError(f"{path} is not a bb2sv spooled run ({document.get('format')!r})")
+    raw, policy = document["extract"], document["policy"]
+    pages = [
+        RawPage(
+            listing=Listing(page["listing"]),
+            url=page["url"],
+            status_code=page["status_code"],
+            fetched_at=_instant(page["fetched_at"]),
+            body=base64.b64decode(page["body"]),
+            sha256=page["sha256"],
+        )
+        for page in raw["pages"]
+    ]
+    extract = WorkspaceExtract(
+        workspace=raw["workspace"],
+        source=raw["source"],
+        started_at=_instant(raw["started_at"]),
+        finished_at=_instant(raw["finished_at"]),
+        status=RunStatus(raw["status"]),
+        pages=pages,
+        request_count=raw["request_count"],
+        error=raw["error"],
+        error_kind=None if raw["error_kind"] is None else ErrorKind(raw["error_kind"]),
+        emulated=raw["emulated"],
+    )
+    if policy["text"] == "" and policy["path"] is None:
+        return extract, DEFAULT_POLICY, document["prefect_flow_run_id"]
+    return extract, parse_policy(policy["text"], policy["path"]), document["prefect_flow_run_id"]
+
+
+def _instant(text: str) -> datetime:
+    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))

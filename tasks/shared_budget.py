@@ -1,0 +1,123 @@
+"""One hourly API budget per credential, shared by every flow run that uses the credential.
+
+Bitbucket counts requests per credential in a rolling hour. One process paces itself with
+`tasks.bitbucket.ratelimit.RequestPacer`; flow runs of several deployments (or workers) that
+use the same token need one budget between them. With a Prefect API, that budget is a
+Prefect global concurrency limit used as a rate limit: `limit` = the hourly budget, slots
+decaying at limit/3600 per second, one slot per request. Its name carries a one-way
+fingerprint of the API URL and the credential (never the secret itself).
+
+    name = budget_limit_name(settings)      # 'bb2sv-api-3f2a…'
+    ensure_budget_limit(settings)           # create (or, with update=True, correct) the limit
+    pacer = pacer_for_run(settings)         # SharedBudget with a Prefect API, else RequestPacer
+
+Without a Prefect API (the CLI on its own temporary server) the in-process pacer is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import httpx
+
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.ratelimit import WINDOW_SECONDS, RequestPacer, pacer_for
+from tasks.canonical import sha256_hex
+from tasks.signals import STOP
+
+__all__ = ["SharedBudget", "budget_limit_name", "ensure_budget_limit", "pacer_for_run"]
+
+log = logging.getLogger("bb2sv.budget")
+
+LOCKED = 423  # the Prefect API's answer when the limit has no free slot
+
+
+def budget_limit_name(settings: BitbucketSettings) -> str:
+    """The global concurrency limit of this credential at this API (no secret in it)."""
+    return "bb2sv-api-" + sha256_hex(f"{settings.api_url}\n{settings.auth.budget_key()}")[:16]
+
+
+def ensure_budget_limit(settings: BitbucketSettings, *, update: bool = False) -> str:
+    """Create the credential's rate limit if it is missing; with `update`, also set its limit
+    and decay to the settings' hourly budget. Returns its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
+
+    name = budget_limit_name(settings)
+    budget = settings.max_requests_per_hour
+    decay = budget / WINDOW_SECONDS
+    with get_client(sync_client=True) as client:
+        if update:
+            client.upsert_global_concurrency_limit_by_name(name, budget, decay)
+            return name
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=budget, slot_decay_per_second=decay)
+            )
+    return name
+
+
+class SharedBudget(RequestPacer):
+    """A pacer whose every slot is also a slot of the Prefect rate limit `name`.
+
+    `reserve` asks the Prefect API for a slot; while the limit has none (HTTP 423), it waits
+    as long as the API's Retry-After says, on STOP (so a stop ends the wait), but never past
+    the caller's `within`. Then it books the local slot as `RequestPacer` does, which also
+    keeps the slower pace Bitbucket asks for with X-RateLimit-NearLimit.
+    """
+
+    def __init__(self, name: str, max_per_window: int) -> None:
+        super().__init__(max_per_window)
+        self.name = name
+
+    def reserve(self, now: float, within: float = float("inf")) -> float:
+        from prefect.client.orchestration import get_client
+
+        started = time.monotonic()
+        with get_client(sync_client=True) as client:
+            while True:
+                try:
+                    client.increment_concurrency_slots([self.name], 1, "rate_limit")
+                    break
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != LOCKED:
+                        return self._unavailable(exc, now)
+                    retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
+                except Exception as exc:  # the API went away mid-run
+                    return self._unavailable(exc, now)
+                left = within - (time.monotonic() - started)
+                if retry_after >= left or STOP.wait(retry_after):
+                    return float("inf")  # no shared slot within the caller's wait
+        return super().reserve(now + (time.monotonic() - started))
+
+    def _unavailable(self, exc: Exception, now: float) -> float:
+        # Pacing locally is better than not reading at all; the warning says what happened.
+        log.warning("shared API budget %s unavailable (%s); pacing locally", self.name, exc)
+        return super().reserve(now)
+
+
+_SHARED: dict[str, SharedBudget] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def pacer_for_run(settings: BitbucketSettings) -> RequestPacer:
+    """The shared budget when a Prefect API is configured, else this process's pacer."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return pacer_for(settings)
+    try:
+        name = ensure_budget_limit(settings)
+    except Exception as exc:  # the API is down or refuses: pace locally rather than not at all
+        log.warning("shared API budget unavailable (%s); pacing within this process only", exc)
+        return pacer_for(settings)
+    with _SHARED_LOCK:
+        shared = _SHARED.get(name)
+        if shared is None:
+            shared = _SHARED[name] = SharedBudget(name, settings.max_requests_per_hour)
+        return shared

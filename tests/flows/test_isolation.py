@@ -1,0 +1,174 @@
+"""Unattended collections: every attempt kept, workspaces isolated, stops and spools.
+
+Real Prefect flow runs on the session harness, real loopback HTTP to the emulator, real
+DuckDB files, a real reader process holding the evidence file, a real SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from emulator import Scenario
+from flows.outcomes import CollectionIncomplete
+from tasks.vocabulary import ErrorKind, RunStatus
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def stored(tmp_path, columns="workspace, status, error, error_kind"):
+    with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
+        runs = conn.execute(f"select {columns} from collection_runs order by seq").fetchall()
+        (pages,) = conn.execute("select count(*) from raw_api_pages").fetchone()
+    return runs, pages
+
+
+def failure_of(state) -> CollectionIncomplete:
+    assert state.is_failed()
+    failure = state.result(raise_on_failure=False)
+    assert isinstance(failure, CollectionIncomplete), failure
+    with pytest.raises(CollectionIncomplete):  # a Failed state carries an exception
+        state.result()
+    return failure
+
+
+def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
+    tmp_path, collect_flow, bitbucket_env
+):
+    from prefect.artifacts import Artifact
+
+    emu = bitbucket_env
+    beta = emu.state.specs["beta"].uuid.upper()  # as pasted from somewhere, braces and all
+    today = datetime.now(UTC).date().isoformat()
+    blocked = tmp_path / "r" / today / "alpha"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where alpha's report folder should go")
+
+    failure = failure_of(collect_flow(["alpha", beta]))
+
+    outcomes = {outcome.workspace: outcome for outcome in failure.outcomes}
+    assert outcomes["alpha"].complete and outcomes[beta].clean
+    assert "daily report failed" in outcomes["alpha"].problems[0]
+    folder = beta.strip("{}").lower()
+    assert Path(outcomes[beta].report_dir) == tmp_path / "r" / today / folder
+    assert list(Path(outcomes[beta].report_dir).glob("*.manifest.json"))
+    runs, _ = stored(tmp_path, "workspace, status")
+    assert sorted(runs) == sorted([("alpha", "complete"), (beta, "complete")])
+    table = Artifact.get(f"bb2sv-run-{folder}")
+    assert table is not None and outcomes[beta].run_id in table.data
+    assert "alpha: daily report failed" in str(failure)
+
+
+def test_every_attempt_is_stored_and_requests_equal_pages(
+    tmp_path, collect_flow, bitbucket_env, monkeypatch
+):
+    emu = bitbucket_env
+    emu.set_scenario(Scenario(html_errors=4, fault_listing="permissions", fault_workspace="alpha"))
+    monkeypatch.setenv("BITBUCKET_MAX_ATTEMPTS", "2")  # two 502s end an attempt
+    before = emu.request_count
+    state = collect_flow(["alpha"])
+
+    assert state.is_completed(), state.message
+    runs, pages = stored(tmp_path)
+    assert [status for _w, status, _e, _k in runs] == ["incomplete", "incomplete", "complete"]
+    assert runs[0][2].startswith("attempt 1 of 3, read again in 0 s: gave up reading")
+    assert runs[1][2].startswith("attempt 2 of 3, read again")
+    assert emu.request_count - before == pages == 12, "every request the API saw is on record"
+    assert state.result()[0].attempts == 3
+
+
+def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
+    tmp_path, collect_flow, bitbucket_env, monkeypatch
+):
+    emu = bitbucket_env
+    emu.set_scenario(Scenario(html_errors=10_000, fault_workspace="alpha"))
+    monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "0.4")
+    before = emu.request_count
+    failure = failure_of(
+        collect_flow(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=2.5)
+    )
+
+    runs, pages = stored(tmp_path, "status, error, started_at, finished_at")
+    assert 2 <= len(runs) < 10, "the budget, not the attempt count, ended it"
+    assert "kept failing for about 2.5 s" in runs[-1][1]
+    assert (runs[-1][3] - runs[0][2]).total_seconds() < 2.5 + 1.5
+    assert emu.request_count - before == pages
+    (outcome,) = failure.outcomes
+    assert outcome.error_kind == ErrorKind.TRANSIENT and outcome.attempts == len(runs)
+
+
+def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
+    tmp_path, collect_flow, bitbucket_env
+):
+    emu = bitbucket_env
+    emu.set_scenario(Scenario(latency_s=0.3))
+    before = emu.request_count
+
+    def terminate_once_reading() -> None:
+        while emu.request_count - before < 2:  # inside the flow: its handler is installed
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_reading, daemon=True)
+    killer.start()
+    failure = failure_of(collect_flow(["beta", "alpha"], max_concurrent_workspaces=1))
+    killer.join(5)
+
+    assert failure.stopped_by == "SIGTERM" and failure.not_started == ("alpha",)
+    (outcome,) = failure.outcomes
+    assert (outcome.workspace, outcome.status, outcome.error_kind) == (
+        "beta", RunStatus.FAILED, ErrorKind.STOPPED,
+    )  # fmt: skip
+    runs, pages = stored(tmp_path, "workspace, status, error, request_count")
+    ((workspace, status, error, requests),) = runs
+    assert (workspace, status) == ("beta", "failed") and "stopped by SIGTERM" in error
+    assert 1 <= pages <= requests == emu.request_count - before
+
+
+READER = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1], read_only=True)
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
+    tmp_path, collect_flow, bitbucket_env, monkeypatch
+):
+    from tasks.evidence.store import EvidenceStore
+
+    db = tmp_path / "evidence.duckdb"
+    EvidenceStore.open(db).close()  # the file exists, with no run yet
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert reader.stdout.readline().strip() == "holding"
+        monkeypatch.setenv("BB2SV_WRITER_WAIT", "0.5")
+        failure = failure_of(collect_flow(["alpha"]))
+    finally:
+        reader.communicate("done\n", timeout=30)
+
+    (outcome,) = failure.outcomes
+    assert outcome.complete and outcome.run_id == "" and outcome.spooled
+    assert f"PID {reader.pid}" in outcome.problems[0]
+    spooled = Path(outcome.spooled)
+    assert spooled.parent == Path(f"{db}.spool") and oct(spooled.stat().st_mode)[-3:] == "600"
+
+    assert collect_flow(["beta"]).is_completed()
+    runs, _ = stored(tmp_path, "workspace, status")
+    assert runs == [("alpha", "complete"), ("beta", "complete")], "the spooled run first"
+    assert list(spooled.parent.iterdir()) == []
+    from tasks.evidence.integrity import verify_chain
+
+    assert verify_chain(db).ok
