@@ -191,14 +191,15 @@ async def _counted_fault(
 
 
 def _shape_faults(body: dict[str, Any], scenario: Any) -> None:
-    """The page-shape faults that change single fields of the first member or the size."""
-    first = body["values"][0]["user"] if body["values"] else None
+    """The page-shape faults that change single fields of one member or the size."""
+    users = [value["user"] for value in body["values"]]
     if scenario.size_as_text and "size" in body:
         body["size"] = str(body["size"])
-    if first is not None and scenario.account_id_as_number:
-        first["account_id"] = 557058
-    if first is not None and scenario.display_name_bytes:
-        first["display_name"] = "x" * scenario.display_name_bytes
+    if users and scenario.account_id_as_number:
+        users[0]["account_id"] = 557058
+    without_2sv = [user for user in users if user.get("has_2fa_enabled") is not True]
+    if without_2sv and scenario.display_name_bytes:
+        without_2sv[0]["display_name"] = "x" * scenario.display_name_bytes
 
 
 def _drip(state: EmulatorState, content: bytes) -> StreamingResponse:

@@ -77,7 +77,8 @@ class Scenario:
     - `size_offset`: `size` is the true count plus this (e.g. 3 or -1).
     - `size_as_text`: `size` is sent as a JSON string ("250"), not a number.
     - `account_id_as_number`: the first member of each page has a numeric account_id.
-    - `display_name_bytes`: the first member of each page has a display name this long.
+    - `display_name_bytes`: the first member of each page without 2SV enabled (a violation,
+      so a Prefect event names them) has a display name this long.
     """
 
     latency_s: float = 0.0
