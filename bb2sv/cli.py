@@ -218,6 +218,43 @@ def query(
         out.print(table)
 
 
+@app.command("prefect-setup")
+def prefect_setup_command(
+    pool: Annotated[str, typer.Option(help="Process work pool of the deployments.")] = (
+        "bb2sv-process"
+    ),
+    notify: Annotated[
+        str | None, typer.Option(help="Prefect notification block the automations use.")
+    ] = None,
+    secret_block: Annotated[
+        list[str] | None,
+        typer.Option(help="VARIABLE=BLOCK: a credential from a Secret block; repeatable."),
+    ] = None,
+) -> None:
+    """Create (idempotently) the work pool, the credential's shared API budget and the alerts.
+
+    Run it once against your Prefect server (PREFECT_API_URL) before `prefect deploy --all`,
+    and again whenever you like: what exists and matches is left alone.
+    """
+    from bb2sv.prefect_setup import prefect_setup
+
+    pairs = [item.split("=", 1) for item in secret_block or []]
+    if any(len(pair) != 2 for pair in pairs):
+        err.print("[bold red]error:[/] --secret-block takes VARIABLE=BLOCK, e.g. "
+                  "BITBUCKET_TOKEN=bitbucket-token", highlight=False)  # fmt: skip
+        raise typer.Exit(int(ExitCode.USAGE))
+    try:
+        results = prefect_setup(pool=pool, notify=notify, secret_blocks=dict(pairs) or None)
+    except Exception as exc:
+        raise fail(exc) from None
+    table = Table("kind", "name", "change", "detail")
+    for result in results:
+        table.add_row(result.kind, result.name, result.change, result.detail)
+    out.print(table)
+    if notify is None:
+        err.print("The automations only record when they fire: pass --notify BLOCK to be told.")
+
+
 @app.command()
 def demo(
     directory: Annotated[str, typer.Option("--dir", help="Where the demo writes.")] = "bb2sv-demo",

@@ -24,6 +24,7 @@ Run it ad hoc::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,7 @@ def collect_bitbucket_2sv(
             failed runs) if it is still running after this.
     """
     logger = get_run_logger()
+    show_bb2sv_logs()
     setup = preflight(
         db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, workspaces
     )
@@ -128,6 +130,15 @@ def collect_bitbucket_2sv(
         return outcomes
     failure = CollectionIncomplete(outcomes, stopped_by, tuple(not_started))
     return Failed(message=str(failure), data=failure)
+
+
+def show_bb2sv_logs() -> None:
+    """PREFECT_LOGGING_EXTRA_LOGGERS=bb2sv gives the `bb2sv.*` loggers Prefect's handlers but
+    no level, so their INFO lines (what was read, stored, retried) would stop at the root's
+    WARNING; give them INFO unless someone chose a level."""
+    bb2sv_logger = logging.getLogger("bb2sv")
+    if bb2sv_logger.level == logging.NOTSET:
+        bb2sv_logger.setLevel(logging.INFO)
 
 
 def collect_all(

@@ -27,7 +27,13 @@ from tasks.bitbucket.ratelimit import WINDOW_SECONDS, RequestPacer, pacer_for
 from tasks.canonical import sha256_hex
 from tasks.signals import STOP
 
-__all__ = ["SharedBudget", "budget_limit_name", "ensure_budget_limit", "pacer_for_run"]
+__all__ = [
+    "SharedBudget",
+    "budget_limit_name",
+    "ensure_budget_limit",
+    "pacer_for_run",
+    "read_budget_limit",
+]
 
 log = logging.getLogger("bb2sv.budget")
 
@@ -43,23 +49,26 @@ def ensure_budget_limit(settings: BitbucketSettings, *, update: bool = False) ->
     """Create the credential's rate limit if it is missing; with `update`, also set its limit
     and decay to the settings' hourly budget. Returns its name."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectNotFound
 
     name = budget_limit_name(settings)
-    budget = settings.max_requests_per_hour
-    decay = budget / WINDOW_SECONDS
-    with get_client(sync_client=True) as client:
-        if update:
-            client.upsert_global_concurrency_limit_by_name(name, budget, decay)
-            return name
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=budget, slot_decay_per_second=decay)
-            )
+    if update or read_budget_limit(name) is None:
+        budget = settings.max_requests_per_hour
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(name, budget, budget / WINDOW_SECONDS)
     return name
+
+
+def read_budget_limit(name: str) -> tuple[int, float] | None:
+    """(limit, slot decay per second) of the rate limit `name`, or None if there is none."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
+    return found.limit, found.slot_decay_per_second
 
 
 class SharedBudget(RequestPacer):

@@ -45,7 +45,7 @@ from tasks.policy import Policy
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, RunStatus
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bb2sv.evidence")  # under `bb2sv`: deployments show it in the UI
 
 EVIDENCE_FILE_MODE = 0o600  # a new evidence file is its owner's alone
 

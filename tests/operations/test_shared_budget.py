@@ -1,0 +1,46 @@
+"""One hourly API budget per credential, shared through the Prefect server's rate limit.
+
+Two `SharedBudget`s of one credential stand for two flow runs in two processes: each has its
+own in-process pacer, so only the server's limit can make them share one budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from tasks.bitbucket.auth import BearerToken
+from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.ratelimit import RequestPacer
+from tasks.shared_budget import SharedBudget, ensure_budget_limit, pacer_for_run
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TOKEN = "tok-shared-budget-Q7"
+
+
+def settings(token: str, per_hour: int = 3) -> BitbucketSettings:
+    return BitbucketSettings(auth=BearerToken(token), max_requests_per_hour=per_hour)
+
+
+def test_runs_of_one_credential_share_its_hourly_budget():
+    name = ensure_budget_limit(settings(TOKEN))
+    assert TOKEN not in name
+    first_run, second_run = SharedBudget(name, 3), SharedBudget(name, 3)
+    assert [first_run.reserve(time.monotonic(), within=10) for _ in range(3)] == [0.0] * 3
+    # The second run's own pacer is empty, but the credential's hour is spent.
+    assert second_run.reserve(time.monotonic(), within=0.5) == math.inf
+
+    other = SharedBudget(ensure_budget_limit(settings("tok-another-credential")), 3)
+    assert other.reserve(time.monotonic(), within=10) == 0.0, "another credential, another budget"
+
+
+def test_a_run_uses_the_shared_budget_only_with_a_prefect_api():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    assert isinstance(pacer_for_run(settings(TOKEN)), SharedBudget)
+    with temporary_settings({PREFECT_API_URL: None}):
+        pacer = pacer_for_run(settings(TOKEN))
+    assert type(pacer) is RequestPacer, "the CLI on its own keeps the in-process pacer"
