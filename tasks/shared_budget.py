@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -83,26 +84,37 @@ class SharedBudget(RequestPacer):
     def __init__(self, name: str, max_per_window: int) -> None:
         super().__init__(max_per_window)
         self.name = name
+        self._client: Any = None
+        # One request at a time per process: a SQLite-backed Prefect server answers
+        # concurrent writes with 503, and the client's retries then cost seconds.
+        self._api_lock = threading.Lock()
 
     def reserve(self, now: float, within: float = float("inf")) -> float:
-        from prefect.client.orchestration import get_client
-
         started = time.monotonic()
-        with get_client(sync_client=True) as client:
-            while True:
-                try:
-                    client.increment_concurrency_slots([self.name], 1, "rate_limit")
-                    break
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != LOCKED:
-                        return self._unavailable(exc, now)
-                    retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
-                except Exception as exc:  # the API went away mid-run
+        while True:
+            try:
+                with self._api_lock:
+                    self._api().increment_concurrency_slots([self.name], 1, "rate_limit")
+                break
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != LOCKED:
                     return self._unavailable(exc, now)
-                left = within - (time.monotonic() - started)
-                if retry_after >= left or STOP.wait(retry_after):
-                    return float("inf")  # no shared slot within the caller's wait
+                retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
+            except Exception as exc:  # the API went away mid-run
+                return self._unavailable(exc, now)
+            left = within - (time.monotonic() - started)
+            if retry_after >= left or STOP.wait(retry_after):
+                return float("inf")  # no shared slot within the caller's wait
         return super().reserve(now + (time.monotonic() - started))
+
+    def _api(self) -> Any:
+        # One client (one keep-alive connection) for every request of the process: a slot
+        # costs one small API call, not a new connection. Called under _api_lock.
+        if self._client is None:
+            from prefect.client.orchestration import get_client
+
+            self._client = get_client(sync_client=True).__enter__()
+        return self._client
 
     def _unavailable(self, exc: Exception, now: float) -> float:
         # Pacing locally is better than not reading at all; the warning says what happened.
@@ -120,13 +132,15 @@ def pacer_for_run(settings: BitbucketSettings) -> RequestPacer:
 
     if not PREFECT_API_URL.value():
         return pacer_for(settings)
+    name = budget_limit_name(settings)
+    with _SHARED_LOCK:
+        shared = _SHARED.get(name)
+    if shared is not None:
+        return shared
     try:
-        name = ensure_budget_limit(settings)
+        ensure_budget_limit(settings)
     except Exception as exc:  # the API is down or refuses: pace locally rather than not at all
         log.warning("shared API budget unavailable (%s); pacing within this process only", exc)
         return pacer_for(settings)
     with _SHARED_LOCK:
-        shared = _SHARED.get(name)
-        if shared is None:
-            shared = _SHARED[name] = SharedBudget(name, settings.max_requests_per_hour)
-        return shared
+        return _SHARED.setdefault(name, SharedBudget(name, settings.max_requests_per_hour))
