@@ -11,7 +11,7 @@ main thread, which stores each attempt as soon as it ends. Unattended operation:
   evidence file cannot take is spooled beside it and stored first by the next collection;
 - SIGTERM, SIGINT, a Prefect cancellation (a SIGTERM from the worker) or the time limit
   stop it: the attempts in flight are stored as `failed` runs naming the signal, nothing
-  new starts, and the run ends Failed;
+  new starts, and the run ends Failed (Cancelled, for a cancellation);
 - it ends Failed, with a `CollectionIncomplete` exception carrying the outcomes, unless every
   workspace is complete and recorded; one summary event says how it went.
 
@@ -30,11 +30,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
@@ -129,7 +130,23 @@ def collect_bitbucket_2sv(
     if stopped_by is None and not not_started and all(o.clean for o in outcomes):
         return outcomes
     failure = CollectionIncomplete(outcomes, stopped_by, tuple(not_started))
+    if stopped_by is not None and being_cancelled(flow_run_id):
+        # The worker's SIGTERM of a Prefect cancellation: end as the cancellation it is
+        # (the API would refuse Failed for a cancelling run).
+        return Cancelled(message=str(failure), data=failure)
     return Failed(message=str(failure), data=failure)
+
+
+def being_cancelled(flow_run_id: str) -> bool:
+    """Whether Prefect is cancelling this flow run (its API state is Cancelling)."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+    except Exception:  # no API to ask: not a cancellation Prefect is waiting for
+        return False
+    return state is not None and state.is_cancelling()
 
 
 def show_bb2sv_logs() -> None:

@@ -38,9 +38,10 @@ def collect_flow(tmp_path):
     evidence file and reports in tmp_path and no wait between attempts unless asked."""
     from flows.collect import collect_bitbucket_2sv
 
-    def run(workspaces: list[str], **parameters):
+    def run(workspaces: list[str], flow_run_name: str | None = None, **parameters):
         parameters.setdefault("retry_delay_seconds", 0)
         paths = {"db_path": str(tmp_path / "evidence.duckdb"), "reports_dir": str(tmp_path / "r")}
-        return collect_bitbucket_2sv(workspaces, **paths, **parameters, return_state=True)
+        flow = collect_bitbucket_2sv.with_options(flow_run_name=flow_run_name)
+        return flow(workspaces, **paths, **parameters, return_state=True)
 
     return run

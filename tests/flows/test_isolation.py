@@ -105,20 +105,29 @@ def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
     assert outcome.error_kind == ErrorKind.TRANSIENT and outcome.attempts == len(runs)
 
 
+def terminate_once_reading(emu, then=lambda: None) -> threading.Thread:
+    """SIGTERM to this process once the collection is reading (its handler is installed),
+    after `then()`: what a worker does, and a cancellation asks the API first."""
+    before = emu.request_count
+
+    def run() -> None:
+        while emu.request_count - before < 2:
+            threading.Event().wait(0.01)
+        then()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
     tmp_path, collect_flow, bitbucket_env
 ):
     emu = bitbucket_env
     emu.set_scenario(Scenario(latency_s=0.3))
     before = emu.request_count
-
-    def terminate_once_reading() -> None:
-        while emu.request_count - before < 2:  # inside the flow: its handler is installed
-            threading.Event().wait(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    killer = threading.Thread(target=terminate_once_reading, daemon=True)
-    killer.start()
+    killer = terminate_once_reading(emu)
     failure = failure_of(collect_flow(["beta", "alpha"], max_concurrent_workspaces=1))
     killer.join(5)
 
@@ -131,6 +140,35 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
     ((workspace, status, error, requests),) = runs
     assert (workspace, status) == ("beta", "failed") and "stopped by SIGTERM" in error
     assert 1 <= pages <= requests == emu.request_count - before
+
+
+def test_a_prefect_cancellation_takes_the_same_path_and_ends_cancelled(
+    tmp_path, collect_flow, bitbucket_env
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.states import Cancelling
+
+    emu = bitbucket_env
+    emu.set_scenario(Scenario(latency_s=0.3))
+    name = f"cancel-me-{os.getpid()}-{id(tmp_path)}"
+
+    def cancel_in_the_api() -> None:  # what `prefect flow-run cancel` does before the SIGTERM
+        with get_client(sync_client=True) as client:
+            (run,) = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))
+            )
+            client.set_flow_run_state(run.id, Cancelling(), force=True)
+
+    killer = terminate_once_reading(emu, then=cancel_in_the_api)
+    state = collect_flow(["beta"], flow_run_name=name)
+    killer.join(5)
+
+    assert state.is_cancelled(), state
+    failure = state.result(raise_on_failure=False)
+    assert isinstance(failure, CollectionIncomplete) and failure.stopped_by == "SIGTERM"
+    runs, pages = stored(tmp_path, "status, error_kind")
+    assert runs == [("failed", "stopped")] and pages >= 1
 
 
 READER = """
