@@ -43,7 +43,7 @@ from flows.attempts import AttemptPlan
 from flows.outcomes import CollectionIncomplete, WorkspaceOutcome
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, summary_event
-from tasks.evidence.spool import spooled_runs
+from tasks.evidence.spool import StoreResult, spooled_runs
 from tasks.policy import Policy
 from tasks.preflight import CollectionSetup, preflight
 from tasks.signals import STOP, stop_after, stop_on_signals
@@ -169,6 +169,7 @@ def collect_all(
     """(one outcome per finished workspace, the workspaces a stop kept from starting)."""
     queue: deque[Attempt] = deque(Attempt(workspace) for workspace in setup.workspaces)
     outcomes: list[WorkspaceOutcome] = []
+    problems: dict[str, list[str]] = {}  # what went wrong with earlier attempts' steps
     finished = sliding_window(
         queue,
         limit,
@@ -180,13 +181,14 @@ def collect_all(
         extract = finished_extract(future, attempt.workspace, setup.settings.api_url)
         again = plan.next(attempt, extract, now=time.monotonic())
         extract = plan.describe(attempt, extract, again)
+        noted = problems.setdefault(attempt.workspace, [])
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
-            step("store", [], record_run_task, extract, db_path, setup.policy, flow_run_id)
+            store(extract, attempt.number, noted, db_path, setup.policy, flow_run_id)
             queue.append(again)
             continue
         outcome = store_and_report(
-            extract, attempt.number, db_path, reports_dir, setup.policy, flow_run_id
+            extract, attempt.number, noted, db_path, reports_dir, setup.policy, flow_run_id
         )
         outcomes.append(outcome)
     return outcomes, list(dict.fromkeys(attempt.workspace for attempt in queue))
@@ -234,24 +236,38 @@ def step(name: str, problems: list[str], task: Callable[..., Any], *args: Any) -
         return None
 
 
+def store(
+    extract: WorkspaceExtract,
+    number: int,
+    problems: list[str],
+    db_path: str,
+    policy: Policy,
+    flow_run_id: str,
+) -> StoreResult | None:
+    """Store one attempt; if the evidence file could not take it, say so in `problems`."""
+    result = step("store", problems, record_run_task, extract, db_path, policy, flow_run_id)
+    if result is not None and result.record is None:
+        problems.append(f"attempt {number} not stored: {result.reason}")
+    return result
+
+
 def store_and_report(
     extract: WorkspaceExtract,
     attempts: int,
+    problems: list[str],
     db_path: str,
     reports_dir: str,
     policy: Policy,
     flow_run_id: str,
 ) -> WorkspaceOutcome:
-    """Store the run (whatever its status), write its daily report, announce what changed.
+    """Store the last attempt (whatever its status), write its daily report, announce what
+    changed. `problems` holds what already went wrong for the workspace.
 
     After a stop only the store happens: the evidence first, and the stop promptly.
     """
-    problems: list[str] = []
-    result = step("store", problems, record_run_task, extract, db_path, policy, flow_run_id)
+    result = store(extract, attempts, problems, db_path, policy, flow_run_id)
     stored = None if result is None else result.record
     if stored is None:
-        if result is not None:
-            problems.append(f"not stored: {result.reason}")
         return WorkspaceOutcome(
             workspace=extract.workspace,
             status=RunStatus(extract.status),

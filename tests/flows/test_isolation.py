@@ -142,6 +142,15 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
     assert 1 <= pages <= requests == emu.request_count - before
 
 
+def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_flow, bitbucket_env):
+    bitbucket_env.set_scenario(Scenario(latency_s=0.3))
+    failure = failure_of(collect_flow(["beta"], time_limit_seconds=1.0))
+    assert failure.stopped_by == "the flow's 1 s time limit (time_limit_seconds)"
+    runs, pages = stored(tmp_path, "status, error_kind, error")
+    ((status, kind, error),) = runs
+    assert (status, kind) == ("failed", "stopped") and "time limit" in error and pages >= 1
+
+
 def test_a_prefect_cancellation_takes_the_same_path_and_ends_cancelled(
     tmp_path, collect_flow, bitbucket_env
 ):
@@ -199,7 +208,8 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
 
     (outcome,) = failure.outcomes
     assert outcome.complete and outcome.run_id == "" and outcome.spooled
-    assert f"PID {reader.pid}" in outcome.problems[0]
+    assert f"PID {reader.pid}" in outcome.problems[0] and "attempt 1 not stored" in str(failure)
+    assert bitbucket_env.admin_token.encode() not in Path(outcome.spooled).read_bytes()
     spooled = Path(outcome.spooled)
     assert spooled.parent == Path(f"{db}.spool") and oct(spooled.stat().st_mode)[-3:] == "600"
 
