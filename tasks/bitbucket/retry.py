@@ -6,6 +6,8 @@ Usage::
 
     deadline = Deadline(clock, seconds=900)
     delay = retry_after_seconds(response.headers.get("Retry-After"), clock.now())
+    if delay is None:  # the Atlassian Admin API says when instead: X-RateLimit-Reset
+        delay = reset_seconds(response.headers.get("X-RateLimit-Reset"), clock.now())
     if delay is None:
         delay = backoff_delay(attempt, base=1.0, cap=30.0, rng=random.Random())
     if delay > deadline.remaining(): give up
@@ -19,7 +21,7 @@ from email.utils import parsedate_to_datetime
 
 from tasks.bitbucket.clock import Clock
 
-__all__ = ["Deadline", "backoff_delay", "retry_after_seconds"]
+__all__ = ["Deadline", "backoff_delay", "reset_seconds", "retry_after_seconds"]
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -46,6 +48,30 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
+
+
+def reset_seconds(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from an `X-RateLimit-Reset` header: an ISO-8601 time (the Atlassian
+    Admin API's form) or Unix epoch seconds; None when absent or unreadable.
+
+    >>> reset_seconds("2026-01-01T00:00:05Z", datetime(2026, 1, 1, tzinfo=UTC))
+    5.0
+    >>> reset_seconds("1767225607", datetime(2026, 1, 1, tzinfo=UTC))
+    7.0
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        when = datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
