@@ -42,7 +42,7 @@ __all__ = ["PAGE_LIMIT", "directory_url", "extract_directory"]
 logger = logging.getLogger("bb2sv.atlassian")
 
 PAGE_LIMIT = 100
-CONSEQUENCE = "until it is read whole, no member passes on atlassian_2sv or idp_sso"
+CONSEQUENCE = "Until it is read whole, no member passes on atlassian_2sv or idp_sso."
 
 
 def directory_url(api_url: str, org_id: str, cursor: str | None = None) -> str:
@@ -89,12 +89,12 @@ def extract_directory(
     if walk.error is not None:
         directory.status = RunStatus.INCOMPLETE if reader.successful_pages else RunStatus.FAILED
         directory.error_kind = walk.error.kind
-        directory.error = f"{walk.error.message} ({CONSEQUENCE})"
+        directory.error = f"{walk.error.message} {CONSEQUENCE}"
     elif (reason := walk.reason()) is not None:
         directory.status, directory.error_kind = RunStatus.INCOMPLETE, ErrorKind.ANOMALY
         directory.error = (
             f"{directory.label} was not read whole: {reason}. Run the collection again; if "
-            f"it repeats, the Admin API's pagination is at fault ({CONSEQUENCE})."
+            f"it repeats, the Admin API's pagination is at fault. {CONSEQUENCE}"
         )
     if directory.error is None:
         logger.info(
