@@ -2,6 +2,7 @@
 
     setup = preflight("evidence.duckdb", "reports", policy_path=None)
     setup.policy, setup.settings, setup.reports_dir
+    setup.directory          # the organization directory's settings, None when not configured
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
 and nothing is sent or written except the evidence file's creation or schema upgrade.
@@ -14,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.atlassian.config import ADMIN_API_KEY, ORG_ID, DirectorySettings
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.credentials import resolve_settings
+from tasks.credentials import resolve_credentials
 from tasks.evidence.store import EvidenceStore
+from tasks.identity import DIRECTORY_FACTORS
 from tasks.policy import Policy, load_policy
 
 __all__ = ["CollectionSetup", "check_reports_dir", "preflight"]
@@ -28,6 +31,7 @@ class CollectionSetup:
     policy: Policy
     settings: BitbucketSettings
     reports_dir: Path
+    directory: DirectorySettings | None = None
 
 
 def preflight(
@@ -39,13 +43,20 @@ def preflight(
 ) -> CollectionSetup:
     """Policy, credentials, reports folder and evidence file, in that order."""
     policy = load_policy(policy_path)
-    settings = resolve_settings(secret_blocks)
+    settings, directory = resolve_credentials(secret_blocks)
+    if directory is None and policy.identity.needs_directory:
+        named = ", ".join(f for f in DIRECTORY_FACTORS if f in policy.identity.accepted_factors)
+        raise ConfigError(
+            f"The policy accepts {named}, which only the Atlassian organization directory can "
+            f"show, but it is not configured: set {ORG_ID} and {ADMIN_API_KEY} (or "
+            f"{ADMIN_API_KEY}_BLOCK), or remove {named} from accepted_factors."
+        )
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     reports = check_reports_dir(reports_dir)
     with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
         pass
-    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports)
+    return CollectionSetup(policy, settings, reports, directory)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:
