@@ -32,6 +32,7 @@ from tasks.report.formatting import (
 )
 from tasks.report.identity import basis_rows, directory_line, policy_identity
 from tasks.report.model import DailyReport, RunInfo
+from tasks.vocabulary import MfaBasis
 
 DAILY_SCHEMA = "bb2sv.daily-report/1"
 RAW_PAGES_SHOWN = 5
@@ -93,6 +94,16 @@ def _member_label(rows: pd.DataFrame) -> pd.Series:
     return rows["nickname"].where(rows["nickname"].notna(), rows["account_id"]).fillna("")
 
 
+def _violations_first(members: pd.DataFrame) -> pd.DataFrame:
+    """Members without a basis first, then by basis from the last resort (an exception) to
+    Bitbucket 2SV, then by nickname: the rows a reader must look at come first."""
+    order = {basis: rank for rank, basis in enumerate(reversed(list(MfaBasis)), start=1)}
+    rank = members["mfa_basis"].map(order).fillna(0)
+    return members.assign(_rank=rank).sort_values(
+        ["_rank", "nickname", "member_key"], kind="mergesort", na_position="last"
+    )
+
+
 def daily_context(report: DailyReport) -> dict[str, Any]:
     run_started = report.run.started_at
     findings = report.findings.copy()
@@ -101,7 +112,7 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
     exceptions = report.exceptions.assign(member=_member_label(report.exceptions))
     expiring = report.expiring.assign(member=_member_label(report.expiring))
     in_scope = report.members["in_scope"].astype(bool)
-    members = report.members[in_scope][MEMBER_TABLE_COLUMNS]
+    members = _violations_first(report.members[in_scope])[MEMBER_TABLE_COLUMNS]
     return {
         "emulated": report.run.emulated,
         "notice": EMULATOR_NOTICE,
