@@ -142,7 +142,7 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
         "directory": directory_line(report.run),
         "identity": policy_identity(report.policy),
         "out_of_scope": _display_rows(report.members[~in_scope][OUT_OF_SCOPE_COLUMNS]),
-        "members": _display_rows(members, render.MAX_TABLE_ROWS),
+        "members": _display_rows(members, render.MEMBER_TABLE_ROWS),
         "members_total": len(members),
         "coverage_note": COVERAGE_NOTE,
     }

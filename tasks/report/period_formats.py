@@ -136,7 +136,7 @@ def period_context(report: PeriodReport, *, svg: str, svg_name: str) -> dict[str
     sla = report.findings["sla"].value_counts()
     last = report.last_run
     bases = _bases_at_end(report)
-    members = report.members.head(render.MAX_TABLE_ROWS)[MEMBER_TABLE_COLUMNS]
+    members = report.members.head(render.MEMBER_TABLE_ROWS)[MEMBER_TABLE_COLUMNS]
     return {
         "emulated": report.emulated,
         "notice": EMULATOR_NOTICE,
