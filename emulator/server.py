@@ -219,6 +219,10 @@ def serve(
         print("Point the collector at it:")
         print(f"  export BITBUCKET_API_URL={emu.base_url}")
         print("  export BITBUCKET_TOKEN=<the token you passed with --token>")
+        print("and, for the organization directory (the emulator's fake org and key):")
+        print(f"  export ATLASSIAN_ADMIN_API_URL={emu.admin_api_url}")
+        print(f"  export ATLASSIAN_ORG_ID={emu.org_id}")
+        print(f"  export ATLASSIAN_ADMIN_API_KEY={emu.admin_api_key}")
         print("Press Ctrl+C to stop.", flush=True)
         try:
             while True:
