@@ -18,7 +18,6 @@ expires, and is thread-safe: several workspaces collected at once share one toke
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -28,6 +27,7 @@ import orjson
 
 from tasks.bitbucket.exceptions import OAuthTokenError
 from tasks.bitbucket.secret import Secret
+from tasks.canonical import sha256_hex
 
 __all__ = [
     "DEFAULT_OAUTH_TOKEN_URL",
@@ -47,7 +47,7 @@ def _as_secret(value: str | Secret) -> Secret:
 
 def _fingerprint(*parts: str) -> str:
     # A one-way key for "same credential" (shared rate budget); never shown anywhere.
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+    return sha256_hex("\x00".join(parts))[:16]
 
 
 def _basic_header(user: str, password: str) -> str:

@@ -16,10 +16,11 @@ Usage::
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from tasks.bitbucket.clock import Clock
+from tasks.canonical import as_utc
 
 __all__ = ["Deadline", "backoff_delay", "reset_seconds", "retry_after_seconds"]
 
@@ -42,9 +43,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
+        seconds = (as_utc(when) - now).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
@@ -63,15 +62,15 @@ def reset_seconds(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip()
     try:
-        when = datetime.fromtimestamp(float(value), UTC)
-    except (ValueError, OverflowError, OSError):
+        seconds = float(value) - now.timestamp()
+    except (ValueError, OverflowError):
         try:
-            when = datetime.fromisoformat(value)
+            seconds = (as_utc(datetime.fromisoformat(value)) - now).total_seconds()
         except ValueError:
             return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -33,7 +33,7 @@ def load_period(
     days["day"] = pd.to_datetime(days["day"]).dt.date
     days["has_evidence"] = days["run_id"].notna()
     runs = frame(conn, "period_runs", **params)
-    complete = runs[runs["status"] == "complete"].reset_index(drop=True)
+    complete = runs[runs["status"] == RunStatus.COMPLETE].reset_index(drop=True)
     last_run: RunInfo | None = None
     end_counts = None
     if not complete.empty:
@@ -65,7 +65,7 @@ def load_period(
         end_counts=end_counts,
         last_run=last_run,
         emulated=bool(runs["emulated"].any()) if not runs.empty else False,
-        incomplete_runs=int((runs["status"] != "complete").sum()),
+        incomplete_runs=int((runs["status"] != RunStatus.COMPLETE).sum()),
         policy_sha256s=sorted(set(complete["policy_sha256"].dropna().astype(str))),
         members=frame(conn, "period_members", **params),
         sources=source_coverage(days),

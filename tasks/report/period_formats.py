@@ -18,7 +18,7 @@ from tasks.report.daily_formats import run_fields
 from tasks.report.formatting import iso_utc_series, pct, text, utc_day_series
 from tasks.report.identity import basis_rows
 from tasks.report.model import PeriodReport
-from tasks.vocabulary import MfaBasis
+from tasks.vocabulary import Factor, MfaBasis, TwoStepState
 
 PERIOD_SCHEMA = "bb2sv.period-report/1"
 
@@ -36,10 +36,9 @@ MEMBER_CSV_COLUMNS = [
 MEMBER_TABLE_COLUMNS = ["nickname", "display_name", "account_id", "basis_last_day",
                         "days_seen", "days_bitbucket_2sv", "days_atlassian_2sv", "days_idp_sso",
                         "days_exception", "days_without_basis", "days_out_of_scope"]  # fmt: skip
-# daily_compliance counts shown per day, and the basis each one counts (None: no basis)
-TREND_COUNTS = ("members", "enabled", "disabled", "unknown", "excepted", "out_of_scope",
-                "basis_bitbucket_2sv", "basis_atlassian_2sv", "basis_idp_sso",
-                "without_basis")  # fmt: skip
+# daily_compliance counts shown per day
+TREND_COUNTS = ("members", *TwoStepState, "excepted", "out_of_scope",
+                *(f"basis_{factor}" for factor in Factor), "without_basis")  # fmt: skip
 
 
 def period_files(report: PeriodReport, base: str) -> dict[str, bytes]:
