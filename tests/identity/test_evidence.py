@@ -3,6 +3,7 @@ by basis, a directory read halfway, and verify re-deriving the identity columns.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,7 @@ from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.store import EvidenceStore
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def people(ident):
     """Members and their directory users: one of each case the rule distinguishes."""
     p, listed = ident.person, ident.listed
@@ -37,6 +38,23 @@ def people(ident):
     return list(rows.values()), users
 
 
+@pytest.fixture(scope="module")
+def sso_file(tmp_path_factory, ident, people) -> Path:
+    """One run of `people` under an SSO policy, its directory in two pages; shared read-only
+    (tests that tamper take a copy)."""
+    rows, users = people
+    path = tmp_path_factory.mktemp("sso") / "evidence.duckdb"
+    with EvidenceStore.open(path) as store:
+        ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY), limit=4)
+    return path
+
+
+@pytest.fixture
+def judged(sso_file):
+    with EvidenceStore.open(sso_file, read_only=True) as store:
+        yield store
+
+
 def members(store, run_id=None) -> dict[str, tuple]:
     where = "" if run_id is None else f"WHERE run_id = '{run_id}'"
     rows = store.conn.execute(
@@ -46,9 +64,8 @@ def members(store, run_id=None) -> dict[str, tuple]:
     return {(nick or name.lower()): tuple(rest) for nick, name, *rest in rows}
 
 
-def test_each_member_passes_on_the_first_factor_that_holds(store, ident, people):
-    rows, users = people
-    ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY))
+def test_each_member_passes_on_the_first_factor_that_holds(judged):
+    store = judged
     state = members(store)
     assert {name: basis for name, (_in, basis, *_rest) in state.items()} == {
         "ana": "bitbucket_2sv",
@@ -70,17 +87,13 @@ def test_each_member_passes_on_the_first_factor_that_holds(store, ident, people)
     assert compliant[None] is None  # the app user (no nickname): neither
 
 
-def test_findings_only_for_members_in_scope_without_a_basis(store, ident, people):
-    rows, users = people
-    ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY))
-    findings = dict(store.conn.execute("SELECT nickname, severity FROM findings").fetchall())
+def test_findings_only_for_members_in_scope_without_a_basis(judged):
+    findings = dict(judged.conn.execute("SELECT nickname, severity FROM findings").fetchall())
     assert findings == {"dan": "critical", "eve": "high", "fay": "high", "gus": "high"}
 
 
-def test_daily_compliance_counts_by_basis_and_leaves_out_of_scope_out(store, ident, people):
-    rows, users = people
-    ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY))
-    (day,) = store.conn.execute("SELECT * FROM daily_compliance").df().to_dict("records")
+def test_daily_compliance_counts_by_basis_and_leaves_out_of_scope_out(judged):
+    (day,) = judged.conn.execute("SELECT * FROM daily_compliance").df().to_dict("records")
     assert {k: day[k] for k in ("members", "out_of_scope", "basis_bitbucket_2sv",
                                 "basis_atlassian_2sv", "basis_idp_sso", "basis_exception",
                                 "without_basis", "in_directory", "directory_status")} == {
@@ -135,11 +148,10 @@ def test_directory_read_halfway_lets_nobody_pass_on_it(store, ident, people):
     ).fetchall() == [("incomplete", 6)]
 
 
-def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, ident, people):
-    rows, users = people
-    path = tmp_path / "evidence.duckdb"
-    with EvidenceStore.open(path) as store:
-        run_id = ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY), limit=4)
+def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
+    path = Path(shutil.copy(sso_file, tmp_path / "evidence.duckdb"))
+    with EvidenceStore.open(path, read_only=True) as store:
+        (run_id,) = store.conn.execute("SELECT run_id FROM collection_runs").fetchall()[0]
         listings = store.conn.execute(
             "SELECT listing, count(*) FROM raw_api_pages GROUP BY 1 ORDER BY 1"
         ).fetchall()
@@ -168,8 +180,8 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, ident, people):
             "WHERE nickname = 'gus'",
             "stored identity columns do not match identity_sha256",
         ),
-        (  # claim the directory was read whole
-            "UPDATE collection_runs SET directory_status = 'complete'",
+        (  # claim the directory was cut short (the rule would then ignore it)
+            "UPDATE collection_runs SET directory_status = 'incomplete'",
             "run_hash does not match",
         ),
         (  # attest another domain
@@ -182,12 +194,8 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, ident, people):
         ),
     ],
 )
-def test_verify_catches_edits_to_identity(tmp_path, ident, people, edit, said):
-    rows, users = people
-    path = tmp_path / "evidence.duckdb"
-    with EvidenceStore.open(path) as store:
-        ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY),
-                     limit=4, pages_read=1)  # fmt: skip
+def test_verify_catches_edits_to_identity(tmp_path, sso_file, edit, said):
+    path = Path(shutil.copy(sso_file, tmp_path / "evidence.duckdb"))
     with tamper(path) as conn:
         conn.execute(edit)
     result = verify_chain(path, workers=0)
@@ -195,13 +203,11 @@ def test_verify_catches_edits_to_identity(tmp_path, ident, people, edit, said):
     assert said in result.summary()
 
 
-def test_verify_rederives_identity_columns_from_the_pages(tmp_path, ident, people):
+def test_verify_rederives_identity_columns_from_the_pages(tmp_path, sso_file):
     """rederive compares the identity columns too, naming the row that differs."""
-    rows, users = people
-    path = tmp_path / "evidence.duckdb"
-    with EvidenceStore.open(path) as store:
-        run_id = ident.record(store, rows, users, policy=ident.policy(ident.SSO_POLICY))
+    path = Path(shutil.copy(sso_file, tmp_path / "evidence.duckdb"))
     with tamper(path) as conn:
+        (run_id,) = conn.execute("SELECT run_id FROM collection_runs").fetchall()[0]
         conn.execute("UPDATE member_2sv_observations SET kind = NULL WHERE nickname IS NULL")
     with EvidenceStore.open(path, read_only=True) as store:
         diff = rederive(store.conn, run_id)

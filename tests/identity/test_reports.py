@@ -10,14 +10,15 @@ from datetime import timedelta
 
 import pytest
 
+from tasks.evidence.store import EvidenceStore
 from tasks.report import write_daily_report, write_period_report
 from tasks.report.controls import COVERAGE_NOTE
 
 ATTESTATION = "Okta <b>MFA</b> | every session, SEC-204"
 
 
-@pytest.fixture
-def history(store, ident):
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, ident):
     """Three days of acme: the directory read whole, then halfway, then whole again."""
     rows = [
         ident.person("ana", True),
@@ -37,12 +38,13 @@ def history(store, ident):
         ATTESTATION,
     ))  # fmt: skip
     start = ident.DAY - timedelta(days=2)
-    run_ids = [
-        ident.record(store, rows, users, policy=policy, day=start + timedelta(days=k), limit=2,
-                     pages_read=1 if k == 1 else None)
-        for k in range(3)
-    ]  # fmt: skip
-    return store.conn, run_ids, start
+    with EvidenceStore.open(tmp_path_factory.mktemp("history") / "e.duckdb") as store:
+        run_ids = [
+            ident.record(store, rows, users, policy=policy, day=start + timedelta(days=k),
+                         limit=2, pages_read=1 if k == 1 else None)
+            for k in range(3)
+        ]  # fmt: skip
+        yield store.conn, run_ids, start
 
 
 def test_daily_report_shows_each_members_basis_and_the_attestation(history, tmp_path):
