@@ -7,9 +7,9 @@ goes in three steps: send it and describe what happened as an `Outcome`; let the
 - `Done`: return the page;
 - `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
   page): wait as `Retry-After` (seconds or HTTP-date) or `X-RateLimit-Reset` (ISO-8601
-  time) asks, else exponential backoff with
-  full jitter, all inside one deadline per workspace (`settings.retry_deadline`); past it,
-  raise `RetryBudgetExhausted`. After a 401 with OAuth: drop the token and retry once, now;
+  time) asks, else exponential backoff with full jitter, all inside one deadline per
+  workspace (`settings.retry_deadline`); past it, raise `RetryBudgetExhausted`. After a
+  401 with OAuth: drop the token and retry once, now;
 - `Fail` (400/401/403/404 and other 4xx, a refused OAuth token): raise `ApiStatusError`.
 
 Every response, failed attempts included, is appended to `pages` as a `RawPage`.

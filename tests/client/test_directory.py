@@ -165,3 +165,44 @@ def test_partial_configuration_is_a_clear_error(env, said):
 
 def test_no_directory_configured_is_none():
     assert directory_settings_from_env({"BITBUCKET_TOKEN": "t"}) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"data": [{"accountId": "a"}, {"accountId": "a"}], "links": {"next": null}}',
+         "listed twice"),
+        (b'{"data": [{"email": "x@example.com"}], "links": {}}', "user without an accountId"),
+        (b'{"data": [{"accountId": "a"}], "links": {"next": 5}}', "not a cursor"),
+        (b'{"data": [{"accountId": "a"}], "links": "c2"}', "`links` that is not a mapping"),
+    ],
+)  # fmt: skip
+def test_a_directory_that_cannot_be_trusted_is_incomplete(
+    canned_server, settings_at, clock, body, said
+):
+    server = canned_server(200, body)
+    http = settings_at(server.base_url, "", auth=AdminApiKey("k-canned-1"))
+    directory = extract_directory(DirectorySettings("org-1", http), clock=clock)
+    assert (directory.status, directory.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.ANOMALY)
+    assert said in directory.error and len(directory.pages) == 1
+
+
+def test_the_wait_comes_from_retry_after_else_from_x_ratelimit_reset():
+    from datetime import UTC, datetime
+
+    from tasks.atlassian.messages import explain_status
+    from tasks.bitbucket.decisions import Context, Fail, Outcome, Retry, classify
+
+    now = datetime(2026, 11, 27, 6, tzinfo=UTC)
+    context = Context("org-1", Listing.DIRECTORY, "https://api.atlassian.com",
+                      "ATLASSIAN_ADMIN_API_KEY", explain=explain_status)  # fmt: skip
+    reset = Outcome(status_code=429, rate_limit_reset="2026-11-27T06:00:12Z")
+    both = Outcome(status_code=429, retry_after="3", rate_limit_reset="2026-11-27T06:00:12Z")
+    assert classify(reset, context, now=now) == Retry(
+        12.0, "HTTP 429 (a non-JSON body)", rate_limited=True
+    )
+    assert classify(both, context, now=now).delay_hint == 3.0
+    refused = classify(Outcome(status_code=403, body=b'{"code": 403, "message": "Forbidden"}'),
+                       context, now=now)  # fmt: skip
+    assert isinstance(refused, Fail) and refused.kind == ErrorKind.PERMISSION
+    assert "read:directories:admin" in refused.message and "Forbidden" in refused.message
