@@ -10,8 +10,8 @@ The organization directory's key works the same way: `ATLASSIAN_ADMIN_API_KEY_BL
 
 Usage::
 
-    settings = resolve_settings({"BITBUCKET_TOKEN": "bitbucket-token"})
-    settings, directory = resolve_credentials(secret_blocks)   # directory None: not configured
+    settings, directory = resolve_credentials({"BITBUCKET_TOKEN": "bitbucket-token"})
+    directory       # the organization directory's settings; None when not configured
 """
 
 from __future__ import annotations
@@ -69,13 +69,6 @@ def resolve_environment(
     for variable, block in secret_block_names(secret_blocks, merged).items():
         merged[variable] = load_secret_block(block, variable)
     return merged
-
-
-def resolve_settings(
-    secret_blocks: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
-) -> BitbucketSettings:
-    """Build client settings from the environment, overlaid with any named Secret blocks."""
-    return settings_from_env(resolve_environment(secret_blocks, env))
 
 
 def resolve_credentials(
