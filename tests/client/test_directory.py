@@ -113,7 +113,7 @@ def test_refused_reads_fail_at_once_naming_what_to_fix(read, clock, key, org_id,
 
 def test_retry_deadline_passing_midway_keeps_what_was_read(emu, read, clock):
     emu.set_scenario(Scenario(fault_listing="directory", fault_after=1, html_errors=50))
-    directory = read(clock=clock, retry_deadline=2)
+    directory = read(clock=clock, retry_deadline=0.5)
     assert (directory.status, directory.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.TRANSIENT)
     assert directory.pages[0].status_code == 200 and directory.pages[-1].status_code == 502
     assert "BITBUCKET_RETRY_DEADLINE" in directory.error

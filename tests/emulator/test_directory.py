@@ -14,6 +14,21 @@ from emulator import Emulator, OrgSpec, Scenario, WorkspaceSpec, run_emulator
 DAY = date(2026, 11, 27)
 
 
+@pytest.fixture(scope="module")
+def org_emu():
+    """One emulator for the module (the folder's `emu` starts one per test)."""
+    specs = [WorkspaceSpec("acme", members=25, seed=1), WorkspaceSpec("globex", members=3, seed=7)]
+    with run_emulator(specs, day=DAY) as running:
+        yield running
+
+
+@pytest.fixture
+def emu(org_emu: Emulator):
+    org_emu.set_scenario(Scenario())
+    yield org_emu
+    org_emu.set_scenario(Scenario())
+
+
 @pytest.fixture
 def org(emu: Emulator):
     """httpx client with the organization API key, rooted at the directory's users URL."""
