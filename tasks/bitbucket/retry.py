@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
@@ -33,20 +34,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     >>> retry_after_seconds("Thu, 01 Jan 2026 00:00:09 GMT", datetime(2026, 1, 1, tzinfo=UTC))
     9.0
     """
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (as_utc(when) - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
+    return _seconds_until(value, now, number_is_epoch=False, parse_time=parsedate_to_datetime)
 
 
 def reset_seconds(value: str | None, now: datetime) -> float | None:
@@ -58,15 +46,27 @@ def reset_seconds(value: str | None, now: datetime) -> float | None:
     >>> reset_seconds("1767225607", datetime(2026, 1, 1, tzinfo=UTC))
     7.0
     """
+    return _seconds_until(value, now, number_is_epoch=True, parse_time=datetime.fromisoformat)
+
+
+def _seconds_until(
+    value: str | None,
+    now: datetime,
+    *,
+    number_is_epoch: bool,
+    parse_time: Callable[[str], datetime],
+) -> float | None:
+    """A header's wait in seconds (never negative): a number (seconds from now, or a Unix
+    time), else a time `parse_time` reads; None when absent or unreadable."""
     if value is None or not value.strip():
         return None
     value = value.strip()
     try:
-        seconds = float(value) - now.timestamp()
-    except (ValueError, OverflowError):
+        seconds = float(value) - (now.timestamp() if number_is_epoch else 0.0)
+    except ValueError:
         try:
-            seconds = (as_utc(datetime.fromisoformat(value)) - now).total_seconds()
-        except ValueError:
+            seconds = (as_utc(parse_time(value)) - now).total_seconds()
+        except (TypeError, ValueError, IndexError):
             return None
     if seconds != seconds:  # NaN
         return None
