@@ -90,11 +90,11 @@ def ensure_pool(client: Any, name: str) -> SetupResult:
 
 def ensure_rate_limit(secret_blocks: Mapping[str, str] | None) -> SetupResult:
     from tasks.bitbucket.exceptions import ConfigError
-    from tasks.credentials import resolve_settings
+    from tasks.credentials import resolve_credentials
     from tasks.shared_budget import budget_limit_name, ensure_budget_limit, read_budget_limit
 
     try:
-        settings = resolve_settings(secret_blocks)
+        settings, _directory = resolve_credentials(secret_blocks)
     except ConfigError:
         why = "no credentials: set BITBUCKET_* or pass --secret-block VARIABLE=BLOCK"
         return SetupResult("rate limit", "bb2sv-api-…", "skipped", why)

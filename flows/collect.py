@@ -2,7 +2,9 @@
 
 Per workspace: extract → store → assess (views) → report. Workspaces are read concurrently,
 at most `max_concurrent_workspaces` at a time; the evidence file has one writer, this flow's
-main thread, which stores each attempt as soon as it ends. Unattended operation:
+main thread, which stores each attempt as soon as it ends. When the organization directory
+is configured it is read once, beside the workspaces, and stored with every workspace's run.
+Unattended operation:
 
 - a workspace worth reading again is read again (flows/attempts.py), each attempt stored
   as its own run first, so every request the API saw is on record;
@@ -28,7 +30,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -41,6 +45,8 @@ from pydantic import Field
 
 from flows.attempts import AttemptPlan
 from flows.outcomes import CollectionIncomplete, WorkspaceOutcome
+from tasks.atlassian.config import DirectorySettings
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, summary_event
 from tasks.evidence.spool import StoreResult, spooled_runs
@@ -51,6 +57,7 @@ from tasks.steps import (
     Attempt,
     daily_report_task,
     emit_violation_events_task,
+    extract_directory_task,
     extract_workspace_task,
     publish_artifacts_task,
     record_run_task,
@@ -96,7 +103,8 @@ def collect_bitbucket_2sv(
         reports_dir: root of the dated report folders.
         policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
-            `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
+            `{"BITBUCKET_TOKEN": "bitbucket-token", "ATLASSIAN_ADMIN_API_KEY": "org-key"}`;
+            otherwise the environment is used.
         max_concurrent_workspaces: extractions running at once in this flow run.
         retry_delay_seconds: wait before reading a workspace again after a transient fault.
         attempts: reads of one workspace at most (1 = never read again).
@@ -118,18 +126,24 @@ def collect_bitbucket_2sv(
         if spooled_runs(db_path):
             replayed = replay_spool_task(db_path)
             logger.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
+        directory = directory_read(setup.directory)
         outcomes, not_started = collect_all(
-            setup, db_path, reports_dir, flow_run_id, max_concurrent_workspaces, plan
+            setup, db_path, reports_dir, flow_run_id, max_concurrent_workspaces, plan, directory
         )
+        read = directory()
     stopped_by = STOP.reason
     outcomes.sort(key=lambda outcome: outcome.workspace)
     for outcome in outcomes:
         logger.info("%s: %s, %d members", outcome.workspace, outcome.status, outcome.member_count)
     emit_bounded(*summary_event(flow_run_id, outcomes, stopped_by))
 
-    if stopped_by is None and not not_started and all(o.clean for o in outcomes):
+    directory_problem = None
+    if read is not None and read.status != RunStatus.COMPLETE:
+        directory_problem = f"{read.status}: {read.error}"
+    whole = all(o.clean for o in outcomes) and directory_problem is None
+    if stopped_by is None and not not_started and whole:
         return outcomes
-    failure = CollectionIncomplete(outcomes, stopped_by, tuple(not_started))
+    failure = CollectionIncomplete(outcomes, stopped_by, tuple(not_started), directory_problem)
     if stopped_by is not None and being_cancelled(flow_run_id):
         # The worker's SIGTERM of a Prefect cancellation: end as the cancellation it is
         # (the API would refuse Failed for a cancelling run).
@@ -158,6 +172,29 @@ def show_bb2sv_logs() -> None:
         bb2sv_logger.setLevel(logging.INFO)
 
 
+def directory_read(settings: DirectorySettings | None) -> Callable[[], DirectoryExtract | None]:
+    """Start reading the organization directory (None: not configured) beside the workspaces;
+    the function returned waits for it the first time and then returns the same read."""
+    if settings is None:
+        return lambda: None
+    future = extract_directory_task.submit(settings)
+    return cache(
+        lambda: finished(
+            future,
+            DirectoryExtract,
+            lambda error, now: DirectoryExtract(
+                org_id=settings.org_id,
+                source=settings.source,
+                started_at=now,
+                finished_at=now,
+                status=RunStatus.FAILED,
+                error=f"reading the directory crashed: {error}",
+                error_kind=ErrorKind.CRASH,
+            ),
+        )
+    )
+
+
 def collect_all(
     setup: CollectionSetup,
     db_path: str,
@@ -165,8 +202,10 @@ def collect_all(
     flow_run_id: str,
     limit: int,
     plan: AttemptPlan,
+    directory: Callable[[], DirectoryExtract | None] = lambda: None,
 ) -> tuple[list[WorkspaceOutcome], list[str]]:
-    """(one outcome per finished workspace, the workspaces a stop kept from starting)."""
+    """(one outcome per finished workspace, the workspaces a stop kept from starting). Every
+    attempt is stored with the collection's directory read."""
     queue: deque[Attempt] = deque(Attempt(workspace) for workspace in setup.workspaces)
     outcomes: list[WorkspaceOutcome] = []
     problems: dict[str, list[str]] = {}  # what went wrong with earlier attempts' steps
@@ -182,15 +221,13 @@ def collect_all(
         again = plan.next(attempt, extract, now=time.monotonic())
         extract = plan.describe(attempt, extract, again)
         noted = problems.setdefault(attempt.workspace, [])
+        stored_with = Storing(db_path, setup.policy, flow_run_id, directory())
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
-            store(extract, attempt.number, noted, db_path, setup.policy, flow_run_id)
+            store(extract, attempt.number, noted, stored_with)
             queue.append(again)
             continue
-        outcome = store_and_report(
-            extract, attempt.number, noted, db_path, reports_dir, setup.policy, flow_run_id
-        )
-        outcomes.append(outcome)
+        outcomes.append(store_and_report(extract, attempt.number, noted, stored_with, reports_dir))
     return outcomes, list(dict.fromkeys(attempt.workspace for attempt in queue))
 
 
@@ -236,16 +273,24 @@ def step(name: str, problems: list[str], task: Callable[..., Any], *args: Any) -
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Storing:
+    """Where and with what every attempt of this collection is stored."""
+
+    db_path: str
+    policy: Policy
+    flow_run_id: str
+    directory: DirectoryExtract | None
+
+
 def store(
-    extract: WorkspaceExtract,
-    number: int,
-    problems: list[str],
-    db_path: str,
-    policy: Policy,
-    flow_run_id: str,
+    extract: WorkspaceExtract, number: int, problems: list[str], storing: Storing
 ) -> StoreResult | None:
     """Store one attempt; if the evidence file could not take it, say so in `problems`."""
-    result = step("store", problems, record_run_task, extract, db_path, policy, flow_run_id)
+    result = step(
+        "store", problems, record_run_task, extract, storing.db_path, storing.policy,
+        storing.flow_run_id, storing.directory,
+    )  # fmt: skip
     if result is not None and result.record is None:
         problems.append(f"attempt {number} not stored: {result.reason}")
     return result
@@ -255,17 +300,17 @@ def store_and_report(
     extract: WorkspaceExtract,
     attempts: int,
     problems: list[str],
-    db_path: str,
+    storing: Storing,
     reports_dir: str,
-    policy: Policy,
-    flow_run_id: str,
 ) -> WorkspaceOutcome:
-    """Store the last attempt (whatever its status), write its daily report, announce what
-    changed. `problems` holds what already went wrong for the workspace.
+    """Store the last attempt (whatever its status) with the collection's directory read,
+    write its daily report, announce what changed. `problems` holds what already went wrong
+    for the workspace.
 
     After a stop only the store happens: the evidence first, and the stop promptly.
     """
-    result = store(extract, attempts, problems, db_path, policy, flow_run_id)
+    db_path, directory = storing.db_path, storing.directory
+    result = store(extract, attempts, problems, storing)
     stored = None if result is None else result.record
     if stored is None:
         return WorkspaceOutcome(
@@ -281,6 +326,9 @@ def store_and_report(
             attempts=attempts,
             problems=tuple(problems),
             spooled=None if result is None else str(result.spooled),
+            directory_status=None if directory is None else RunStatus(directory.status),
+            directory_error=None if directory is None else directory.error,
+            directory_error_kind=None if directory is None else directory.error_kind,
         )
     bundle = None
     if not STOP.requested:
@@ -301,6 +349,9 @@ def store_and_report(
         attempts=attempts,
         problems=tuple(problems),
         compliance_pct=None if bundle is None else bundle.compliance_pct,
+        directory_status=stored.directory_status,
+        directory_error=stored.directory_error,
+        directory_error_kind=None if directory is None else directory.error_kind,
     )
 
 
@@ -309,16 +360,29 @@ def finished_extract(future: PrefectFuture, workspace: str, source: str) -> Work
 
     Whatever happened, something is stored: a gap in the evidence must be on the record.
     """
-    outcome = future.result(raise_on_failure=False)
-    if isinstance(outcome, WorkspaceExtract):
-        return outcome
-    now = datetime.now(UTC)
-    return WorkspaceExtract(
-        workspace=workspace,
-        source=source,
-        started_at=now,
-        finished_at=now,
-        status=RunStatus.FAILED,
-        error=f"extraction crashed: {type(outcome).__name__}: {outcome}",
-        error_kind=ErrorKind.CRASH,
+    return finished(
+        future,
+        WorkspaceExtract,
+        lambda error, now: WorkspaceExtract(
+            workspace=workspace,
+            source=source,
+            started_at=now,
+            finished_at=now,
+            status=RunStatus.FAILED,
+            error=f"extraction crashed: {error}",
+            error_kind=ErrorKind.CRASH,
+        ),
     )
+
+
+Extract = TypeVar("Extract", WorkspaceExtract, DirectoryExtract)
+
+
+def finished(
+    future: PrefectFuture, kind: type[Extract], crashed: Callable[[str, datetime], Extract]
+) -> Extract:
+    """The task's extract, or `crashed(what, now)` when the task itself raised (a bug)."""
+    outcome = future.result(raise_on_failure=False)
+    if isinstance(outcome, kind):
+        return outcome
+    return crashed(f"{type(outcome).__name__}: {outcome}", datetime.now(UTC))

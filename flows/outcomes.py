@@ -2,6 +2,7 @@
 
 outcome = collect_bitbucket_2sv(workspaces=["acme"])[0]
 outcome.complete, outcome.status, outcome.error_kind, outcome.report_dir
+outcome.directory_status, outcome.directory_error   # the organization directory's read
 
 A collection that is not whole ends Failed, and its state carries an exception (never a
 bare list, which Prefect cannot raise): `CollectionIncomplete`, with the outcomes inside.
@@ -38,22 +39,31 @@ class WorkspaceOutcome:
     problems: tuple[str, ...] = ()
     spooled: str | None = None
     compliance_pct: float | None = None  # the daily report's figure, for a complete run
+    directory_status: RunStatus | None = None  # None: no organization directory configured
+    directory_error: str | None = None
+    directory_error_kind: ErrorKind | None = None
 
     @property
     def complete(self) -> bool:
         return self.status is RunStatus.COMPLETE
 
     @property
+    def directory_complete(self) -> bool:
+        """The directory was read whole, or is not configured (nothing to miss)."""
+        return self.directory_status in (None, RunStatus.COMPLETE)
+
+    @property
     def clean(self) -> bool:
-        """Complete, stored, and every step after it succeeded."""
-        return self.complete and not self.problems and self.spooled is None
+        """Complete with its directory, stored, and every step after it succeeded."""
+        return self.complete and self.directory_complete and not self.problems and not self.spooled
 
 
 class CollectionIncomplete(Exception):
     """The data of a Failed collection: which workspaces are not whole, and why.
 
     `stopped_by` names the signal or limit that stopped the collection (None if none did);
-    `not_started` lists workspaces never attempted because of it.
+    `not_started` lists workspaces never attempted because of it; `directory` says why the
+    organization directory was not read whole (None if it was, or is not configured).
     """
 
     def __init__(
@@ -61,10 +71,12 @@ class CollectionIncomplete(Exception):
         outcomes: list[WorkspaceOutcome],
         stopped_by: str | None = None,
         not_started: tuple[str, ...] = (),
+        directory: str | None = None,
     ) -> None:
         self.outcomes = outcomes
         self.stopped_by = stopped_by
         self.not_started = tuple(not_started)
+        self.directory = directory
         super().__init__(self.summary())
 
     def summary(self) -> str:
@@ -80,10 +92,13 @@ class CollectionIncomplete(Exception):
         if self.not_started:
             parts.append(f"not started: {', '.join(self.not_started)}")
         head = f"Stopped by {self.stopped_by}. " if self.stopped_by else ""
-        return f"{head}Not every workspace was read and recorded whole. " + "; ".join(parts)
+        text = f"{head}Not every workspace was read and recorded whole. " + "; ".join(parts)
+        if self.directory:
+            text += f" The organization directory was not read whole ({self.directory})."
+        return text
 
     def __reduce__(self):  # picklable with its outcomes (Prefect may persist the state's data)
-        return (type(self), (self.outcomes, self.stopped_by, self.not_started))
+        return (type(self), (self.outcomes, self.stopped_by, self.not_started, self.directory))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
     setup = preflight("evidence.duckdb", "reports", None, None, 4, ["acme"])
     setup.policy, setup.settings, setup.reports_dir, setup.workspaces
+    setup.directory          # the organization directory's settings, None when not configured
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
 and nothing is sent or written except the evidence file's creation or schema upgrade. An
@@ -14,15 +15,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.atlassian.config import ADMIN_API_KEY, ORG_ID, DirectorySettings
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.credentials import resolve_settings
+from tasks.credentials import resolve_credentials
 from tasks.evidence.errors import EvidenceLocked
 from tasks.evidence.spool import writer_wait
 from tasks.evidence.store import EvidenceStore
+from tasks.identity import DIRECTORY_FACTORS
 from tasks.policy import Policy, load_policy
 from tasks.workspaces import check_workspaces
 
@@ -37,7 +40,8 @@ class CollectionSetup:
     policy: Policy
     settings: BitbucketSettings
     reports_dir: Path
-    workspaces: list[str]
+    workspaces: list[str] = field(default_factory=list)
+    directory: DirectorySettings | None = None
 
 
 def preflight(
@@ -51,7 +55,14 @@ def preflight(
     """Workspaces, policy, credentials, reports folder and evidence file, in that order."""
     names = check_workspaces(workspaces) if workspaces else []
     policy = load_policy(policy_path)
-    settings = resolve_settings(secret_blocks)
+    settings, directory = resolve_credentials(secret_blocks)
+    if directory is None and policy.identity.needs_directory:
+        named = ", ".join(f for f in DIRECTORY_FACTORS if f in policy.identity.accepted_factors)
+        raise ConfigError(
+            f"The policy accepts {named}, which only the Atlassian organization directory can "
+            f"show, but it is not configured: set {ORG_ID} and {ADMIN_API_KEY} (or "
+            f"{ADMIN_API_KEY}_BLOCK), or remove {named} from accepted_factors."
+        )
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     reports = check_reports_dir(reports_dir)
@@ -60,7 +71,7 @@ def preflight(
             pass
     except EvidenceLocked as exc:
         log.warning("%s Collecting anyway: each run waits for the file, or is spooled.", exc)
-    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports, workspaces=names)
+    return CollectionSetup(policy, settings, reports, names, directory)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

@@ -18,6 +18,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.atlassian.config import DirectorySettings
+from tasks.atlassian.extract import extract_directory
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.clock import SYSTEM_CLOCK
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
@@ -59,12 +62,30 @@ def extract_workspace_task(settings: BitbucketSettings, attempt: Attempt) -> Wor
     )
 
 
+@task(
+    name="extract-directory",
+    task_run_name="extract-directory-{settings.org_id}",
+    cache_policy=NO_CACHE,  # inputs hold the Admin API key: never hash or persist them
+    persist_result=False,
+)
+def extract_directory_task(settings: DirectorySettings) -> DirectoryExtract:
+    """Read the organization directory once (never raises for API faults), with the client's
+    page retries and ceilings. It is not read again as a whole: its pages are stored with
+    every workspace's run, so every request the Admin API saw is on record."""
+    return extract_directory(settings, pacer=pacer_for_run(settings.http))
+
+
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
 def record_run_task(
-    extract: WorkspaceExtract, db_path: str, policy: Policy, flow_run_id: str | None
+    extract: WorkspaceExtract,
+    db_path: str,
+    policy: Policy,
+    flow_run_id: str | None,
+    directory: DirectoryExtract | None = None,
 ) -> spool.StoreResult:
-    """Store the attempt; if the evidence file cannot take it, keep it in the spool."""
-    return spool.store_or_spool(db_path, extract, policy, flow_run_id)
+    """Store the attempt (with the collection's directory read); if the evidence file cannot
+    take it, keep it in the spool."""
+    return spool.store_or_spool(db_path, extract, policy, flow_run_id, directory)
 
 
 @task(name="store-spooled-runs", cache_policy=NO_CACHE)

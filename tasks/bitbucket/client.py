@@ -6,11 +6,11 @@ goes in three steps: send it and describe what happened as an `Outcome`; let the
 
 - `Done`: return the page;
 - `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
-  page): wait as `Retry-After` asks (seconds or HTTP-date, up to `retry_after_cap`), else
-  exponential backoff with full jitter, within `max_attempts` and one deadline per page
-  (`settings.retry_deadline`, pacing included); past them, raise `RetryBudgetExhausted`
-  naming the page, the attempts and the last answer. After a 401 with OAuth: drop the
-  token and retry once, now;
+  page): wait as `Retry-After` (seconds or HTTP-date) or `X-RateLimit-Reset` (ISO-8601
+  time) asks (up to `retry_after_cap`), else exponential backoff with full jitter, within
+  `max_attempts` and one deadline per page (`settings.retry_deadline`, pacing included);
+  past them, raise `RetryBudgetExhausted` naming the page, the attempts and the last
+  answer. After a 401 with OAuth: drop the token and retry once, now;
 - `Fail` (400/401/403/404 and other 4xx, a refused OAuth token): raise `ApiStatusError`.
 
 Every wait has a ceiling: connect and read timeouts, a whole-response deadline
@@ -23,6 +23,10 @@ as a `RawPage`. `stalled_since` is when the page that is failing now was first t
 after a success); a caller retrying the workspace passes `stall_until` so the stall's budget
 carries over into the next attempt.
 
+The same client reads the Atlassian organization directory: `api` names what differs (how
+the subject is named in messages, the page envelope, the words for a final answer), and
+`BITBUCKET` is the default.
+
 Usage::
 
     with BitbucketClient(settings, "acme") as bb:
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -42,7 +47,16 @@ import orjson
 
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
-from tasks.bitbucket.decisions import Context, Done, Fail, Fault, Outcome, Retry, classify
+from tasks.bitbucket.decisions import (
+    Context,
+    Done,
+    Fail,
+    Fault,
+    Outcome,
+    Retry,
+    StatusExplainer,
+    classify,
+)
 from tasks.bitbucket.exceptions import (
     ApiStatusError,
     CollectionStopped,
@@ -50,6 +64,7 @@ from tasks.bitbucket.exceptions import (
     RetryBudgetExhausted,
 )
 from tasks.bitbucket.inflight import InFlight
+from tasks.bitbucket.messages import status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
@@ -57,7 +72,7 @@ from tasks.signals import STOP
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing
 
-__all__ = ["BitbucketClient", "FetchedPage", "parse_envelope", "public_url"]
+__all__ = ["BITBUCKET", "Api", "BitbucketClient", "FetchedPage", "parse_envelope", "public_url"]
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
@@ -84,15 +99,33 @@ def public_url(url: httpx.URL) -> str:
     return str(url)
 
 
-def parse_envelope(body: bytes) -> dict | None:
-    """The page document, or None when the body is not a whole JSON page (truncated, HTML)."""
+def parse_envelope(body: bytes, items: str = "values") -> dict | None:
+    """The page document, or None when the body is not a whole JSON page (truncated, HTML):
+    a JSON object whose `items` (Bitbucket's `values`) is a list."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(document, dict) and isinstance(document.get("values"), list):
+    if isinstance(document, dict) and isinstance(document.get(items), list):
         return document
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """What differs between the APIs this client reads.
+
+    `subject` names what is read in messages (formatted with the client's `workspace`),
+    `parse` returns the page document of a body (None when it is not a whole page), and
+    `explain` words an answer that retrying cannot fix (see `decisions.Context`).
+    """
+
+    subject: str
+    parse: Callable[[bytes], dict | None]
+    explain: StatusExplainer
+
+
+BITBUCKET = Api("workspace '{}'", parse_envelope, status_error)
 
 
 class BitbucketClient:
@@ -105,10 +138,13 @@ class BitbucketClient:
         clock: Clock = SYSTEM_CLOCK,
         pacer: RequestPacer | None = None,
         rng: random.Random | None = None,
+        api: Api = BITBUCKET,
         stall_until: float | None = None,
     ) -> None:
         self.settings = settings
         self.workspace = workspace
+        self.api = api
+        self.subject = api.subject.format(workspace)
         self._clock = clock
         self._pacer = pacer or pacer_for(settings)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -152,9 +188,14 @@ class BitbucketClient:
         """
         auth = self.settings.auth
         context = Context(
-            self.workspace, listing, self.settings.api_url, auth.env_hint, auth.refreshable
+            self.workspace,
+            listing,
+            self.settings.api_url,
+            auth.env_hint,
+            auth.refreshable,
+            self.api.explain,
         )
-        where = f"{listing} of workspace '{self.workspace}' at page {page}"
+        where = f"{listing} of {self.subject} at page {page}"
         started = self._clock.monotonic()
         deadline = self._page_deadline()
         attempt = 0
@@ -231,13 +272,14 @@ class BitbucketClient:
         page = self._record(response, listing, body)
         if broken is not None:
             return self._network_fault(sent, broken, seconds), None
-        document = parse_envelope(body)
+        document = self.api.parse(body)
         outcome = replace(
             sent,
             status_code=response.status_code,
             whole_page=document is not None,
             body=body,
             retry_after=response.headers.get("Retry-After"),
+            rate_limit_reset=response.headers.get("X-RateLimit-Reset"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
         return outcome, None if document is None else FetchedPage(page, document)
@@ -264,9 +306,9 @@ class BitbucketClient:
         self, listing: Listing, page: int, attempt: int, retry: Retry, deadline: Deadline
     ) -> None:
         settings = self.settings
-        where = f"{listing} of workspace '{self.workspace}' at page {page}"
+        where = f"{listing} of {self.subject} at page {page}"
         if retry.delay_hint is not None:
-            delay, why = retry.delay_hint, "as Retry-After asks"
+            delay, why = retry.delay_hint, "as the server asks"
         else:
             delay = backoff_delay(
                 attempt, base=settings.backoff_base, cap=settings.backoff_cap, rng=self._rng
@@ -284,16 +326,16 @@ class BitbucketClient:
             )
         if retry.delay_hint is not None and delay > settings.retry_after_cap:
             raise RetryBudgetExhausted(
-                f"{gave_up}; Bitbucket asks to wait {delay:.3g} s (Retry-After), longer than "
-                f"the {settings.retry_after_cap:.3g} s cap (BITBUCKET_RETRY_AFTER_CAP). "
+                f"{gave_up}; the server asks to wait {delay:.3g} s, longer than the "
+                f"{settings.retry_after_cap:.3g} s cap (BITBUCKET_RETRY_AFTER_CAP). "
                 f"Run again in {delay / 60:.0f} minute(s), or raise the cap.",
                 kind=kind,
             )
         if attempt >= settings.max_attempts:
             raise RetryBudgetExhausted(
                 f"{gave_up}; that was the last of {settings.max_attempts} attempts "
-                "(BITBUCKET_MAX_ATTEMPTS). Run again later; if it persists, check Bitbucket's "
-                "status page and BITBUCKET_API_URL.",
+                "(BITBUCKET_MAX_ATTEMPTS). Run again later; if it persists, check the API's "
+                "status page and its URL setting.",
                 kind=kind,
             )
         logger.warning(
@@ -362,7 +404,7 @@ class BitbucketClient:
             if not self._pacer.slowed:
                 interval = 3600.0 / self.settings.max_requests_per_hour
                 logger.warning(
-                    "%s: Bitbucket reports the rate limit is near; spacing requests %.3g s apart",
+                    "%s: the API reports the rate limit is near; spacing requests %.3g s apart",
                     self.workspace,
                     interval,
                 )

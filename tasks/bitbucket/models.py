@@ -77,3 +77,8 @@ class WorkspaceExtract:
     # clock.monotonic() when the page still failing at the end was first tried (None if the
     # last page succeeded): a retry of the workspace carries the stall's budget over.
     stalled_since: float | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name it."""
+        return f"workspace '{self.workspace}'"

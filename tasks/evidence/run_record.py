@@ -8,6 +8,9 @@
 `run_hash` = SHA-256 of the UTF-8 text ``prev_run_hash + "\\n" + record_json + "\\n" +
 raw_sha256 + "\\n" + observations_sha256 + "\\n" + policy_sha256``, where record_json is
 `canonical()` serialised with sorted keys and no whitespace.
+
+The identity fields (how the run read the organization directory, `identity_sha256`) are in
+`canonical()` only when set: runs recorded before bb2sv had them keep their run_hash.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class RunRecord:
     raw_sha256: str
     observations_sha256: str
     run_hash: str = ""
+    directory_status: RunStatus | None = None  # None: no organization directory configured
+    directory_error: str | None = None
+    directory_source: str | None = None  # the organization's Admin API URL
+    identity_sha256: str | None = None  # None only for runs recorded before it existed
 
     @classmethod
     def sealed(cls, **fields: Any) -> Self:
@@ -70,6 +77,9 @@ class RunRecord:
                 "request_count": int(values["request_count"]),
                 "error_kind": None if kind is None else _enum_or_text(ErrorKind, kind),
                 "emulated": bool(values["emulated"]),
+                "directory_status": None
+                if values["directory_status"] is None
+                else _enum_or_text(RunStatus, values["directory_status"]),
             },
             policy=policy,
         )
@@ -92,6 +102,11 @@ class RunRecord:
             "error_kind": None if self.error_kind is None else str(self.error_kind),
             "emulated": self.emulated,
             "policy": self.policy,
+            **{
+                name: None if value is None else str(value)
+                for name in IDENTITY_FIELDS
+                if (value := getattr(self, name)) is not None
+            },
         }
 
     def expected_hash(self) -> str:
@@ -122,3 +137,4 @@ def _enum_or_text(enum: type, value: str) -> Any:
 
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(RunRecord) if field.name != "policy")
+IDENTITY_FIELDS = ("directory_status", "directory_error", "directory_source", "identity_sha256")

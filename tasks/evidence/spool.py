@@ -6,7 +6,7 @@ holds the file longer, the file is damaged, the disk is full), the attempt is no
 is written to `<evidence file>.spool/` as one JSON file (pages base64, mode 0600), and the
 next collection stores the spooled attempts first, oldest first, before its own runs.
 
-    result = store_or_spool("evidence.duckdb", extract, policy, flow_run_id)
+    result = store_or_spool("evidence.duckdb", extract, policy, flow_run_id, directory)
     result.record            # the RunRecord, when stored
     result.spooled, result.reason     # the spool file and why, when not
     replay("evidence.duckdb")         # [RunRecord, …] of the spooled attempts now stored
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.models import RawPage, WorkspaceExtract
 from tasks.canonical import as_utc, utc_iso
 from tasks.evidence.errors import EvidenceLocked
@@ -101,16 +102,17 @@ def store_or_spool(
     extract: WorkspaceExtract,
     policy: Policy,
     flow_run_id: str | None,
+    directory: DirectoryExtract | None = None,
     wait_s: float | None = None,
 ) -> StoreResult:
-    """Record the attempt in the evidence file, or keep it in the spool and say why."""
+    """Record the attempt (with the collection's directory read, if any) in the evidence
+    file, or keep it in the spool and say why."""
     wait_s = writer_wait() if wait_s is None else wait_s
+    spooled = Spooled(extract, policy, flow_run_id, directory)
     try:
-        with open_writer(db_path, wait_s) as store:
-            record = store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
-        return StoreResult(record=record)
+        return StoreResult(record=_record(db_path, spooled, wait_s))
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
-        path = write_spool(db_path, extract, policy, flow_run_id)
+        path = write_spool(db_path, spooled)
         reason = (
             f"{str(exc) or type(exc).__name__}. The attempt is kept in {path}; the next "
             "collection stores it first."
@@ -137,9 +139,7 @@ def replay(db_path: str | os.PathLike, wait_s: float | None = None) -> list[RunR
         except FileNotFoundError:
             continue
         try:
-            extract, policy, flow_run_id = read_spool(claimed)
-            with open_writer(db_path, wait_s) as store:
-                record = store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
+            record = _record(db_path, read_spool(claimed), wait_s)
         except Exception as exc:
             claimed.rename(path)
             log.error("spooled attempt %s stays in the spool: %s", path.name, exc)
@@ -150,38 +150,48 @@ def replay(db_path: str | os.PathLike, wait_s: float | None = None) -> list[RunR
     return stored
 
 
-def write_spool(
-    db_path: str | os.PathLike, extract: WorkspaceExtract, policy: Policy, flow_run_id: str | None
-) -> Path:
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """Everything `record_run` needs, so a spooled attempt is stored as it would have been."""
+
+    extract: WorkspaceExtract
+    policy: Policy
+    flow_run_id: str | None
+    directory: DirectoryExtract | None = None
+
+
+def _record(db_path: str | os.PathLike, attempt: Spooled, wait_s: float) -> RunRecord:
+    with open_writer(db_path, wait_s) as store:
+        return store.record_run(
+            attempt.extract,
+            policy=attempt.policy,
+            directory=attempt.directory,
+            prefect_flow_run_id=attempt.flow_run_id,
+        )
+
+
+def write_spool(db_path: str | os.PathLike, attempt: Spooled) -> Path:
+    extract, policy, directory = attempt.extract, attempt.policy, attempt.directory
     folder = spool_dir(db_path)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{folder_name(extract.workspace)}-{uuid.uuid4().hex[:8]}.json"
     document = {
         "format": SPOOL_FORMAT,
-        "prefect_flow_run_id": flow_run_id,
+        "prefect_flow_run_id": attempt.flow_run_id,
         "policy": {"text": policy.source_text, "path": policy.source_path},
         "extract": {
             "workspace": extract.workspace,
             "source": extract.source,
-            "started_at": utc_iso(extract.started_at),
-            "finished_at": utc_iso(extract.finished_at),
-            "status": str(extract.status),
-            "request_count": extract.request_count,
-            "error": extract.error,
-            "error_kind": None if extract.error_kind is None else str(extract.error_kind),
-            "emulated": extract.emulated,
-            "pages": [
-                {
-                    "listing": str(page.listing),
-                    "url": page.url,
-                    "status_code": page.status_code,
-                    "fetched_at": utc_iso(page.fetched_at),
-                    "body": base64.b64encode(page.body).decode("ascii"),
-                    "sha256": page.sha256,
-                }
-                for page in extract.pages
-            ],
+            **_run_fields(extract),
+        },
+        "directory": None
+        if directory is None
+        else {
+            "org_id": directory.org_id,
+            "source": directory.source,
+            "users_read": directory.users_read,
+            **_run_fields(directory),
         },
     }
     temp = path.with_suffix(".partial")
@@ -194,11 +204,52 @@ def write_spool(
     return path
 
 
-def read_spool(path: Path) -> tuple[WorkspaceExtract, Policy, str | None]:
+def read_spool(path: Path) -> Spooled:
     document = orjson.loads(path.read_bytes())
     if document.get("format") != SPOOL_FORMAT:
         raise ValueError(f"{path} is not a bb2sv spooled run ({document.get('format')!r})")
-    raw, policy = document["extract"], document["policy"]
+    raw = document["extract"]
+    text, source_path = document["policy"]["text"], document["policy"]["path"]
+    extract = WorkspaceExtract(workspace=raw["workspace"], source=raw["source"], **_run(raw))
+    folder = document.get("directory")
+    directory = None
+    if folder is not None:
+        directory = DirectoryExtract(
+            org_id=folder["org_id"],
+            source=folder["source"],
+            users_read=folder["users_read"],
+            **_run(folder),
+        )
+    policy = parse_policy(text, source_path) if text or source_path else DEFAULT_POLICY
+    return Spooled(extract, policy, document["prefect_flow_run_id"], directory)
+
+
+def _run_fields(extract: WorkspaceExtract | DirectoryExtract) -> dict:
+    """The fields a workspace read and a directory read share, as JSON (bodies base64)."""
+    return {
+        "started_at": utc_iso(extract.started_at),
+        "finished_at": utc_iso(extract.finished_at),
+        "status": str(extract.status),
+        "request_count": extract.request_count,
+        "error": extract.error,
+        "error_kind": None if extract.error_kind is None else str(extract.error_kind),
+        "emulated": extract.emulated,
+        "pages": [
+            {
+                "listing": str(page.listing),
+                "url": page.url,
+                "status_code": page.status_code,
+                "fetched_at": utc_iso(page.fetched_at),
+                "body": base64.b64encode(page.body).decode("ascii"),
+                "sha256": page.sha256,
+            }
+            for page in extract.pages
+        ],
+    }
+
+
+def _run(raw: dict) -> dict:
+    """`_run_fields` read back, as keyword arguments of either extract."""
     pages = [
         RawPage(
             listing=Listing(page["listing"]),
@@ -210,21 +261,16 @@ def read_spool(path: Path) -> tuple[WorkspaceExtract, Policy, str | None]:
         )
         for page in raw["pages"]
     ]
-    extract = WorkspaceExtract(
-        workspace=raw["workspace"],
-        source=raw["source"],
-        started_at=_instant(raw["started_at"]),
-        finished_at=_instant(raw["finished_at"]),
-        status=RunStatus(raw["status"]),
-        pages=pages,
-        request_count=raw["request_count"],
-        error=raw["error"],
-        error_kind=None if raw["error_kind"] is None else ErrorKind(raw["error_kind"]),
-        emulated=raw["emulated"],
-    )
-    if policy["text"] == "" and policy["path"] is None:
-        return extract, DEFAULT_POLICY, document["prefect_flow_run_id"]
-    return extract, parse_policy(policy["text"], policy["path"]), document["prefect_flow_run_id"]
+    return {
+        "started_at": _instant(raw["started_at"]),
+        "finished_at": _instant(raw["finished_at"]),
+        "status": RunStatus(raw["status"]),
+        "pages": pages,
+        "request_count": raw["request_count"],
+        "error": raw["error"],
+        "error_kind": None if raw["error_kind"] is None else ErrorKind(raw["error_kind"]),
+        "emulated": raw["emulated"],
+    }
 
 
 def _instant(text: str) -> datetime:

@@ -5,6 +5,10 @@ Usage::
     with EvidenceStore.open("evidence.duckdb") as store:            # the one writer
         record = store.record_run(extract, policy=policy)       # a RunRecord
         record.run_id, record.run_hash, record.status, record.member_count
+        # with the collection's read of the organization directory (its pages are stored
+        # after the workspace's, and the run records how the directory was read):
+        record = store.record_run(extract, policy=policy, directory=directory)
+        record.directory_status
     with EvidenceStore.open("evidence.duckdb", read_only=True) as store:
         store.conn.sql("SELECT * FROM daily_compliance").df()
 """
@@ -12,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -22,6 +27,7 @@ from typing import Self
 
 import duckdb
 
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
@@ -118,13 +124,24 @@ class EvidenceStore:
         extract: WorkspaceExtract,
         *,
         policy: Policy,
+        directory: DirectoryExtract | None = None,
         prefect_flow_run_id: str | None = None,
         tool_version: str = __version__,
     ) -> RunRecord:
-        """Store one collection run (any status) with its pages and observations, atomically."""
+        """Store one collection run (any status) with its pages and observations, atomically.
+
+        `directory`: the collection's read of the organization directory (None when it is
+        not configured); its pages are stored after the workspace's.
+        """
         if self.read_only:
             raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
         started = time.perf_counter()
+        if directory is not None:
+            extract = dataclasses.replace(
+                extract,
+                pages=[*extract.pages, *directory.pages],
+                emulated=extract.emulated or directory.emulated,
+            )
         observations = observations_from_pages(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
@@ -140,7 +157,13 @@ class EvidenceStore:
             self.conn.execute("BEGIN TRANSACTION")
             try:
                 record = self._seal(
-                    extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id
+                    extract,
+                    run_id,
+                    len(observations),
+                    policy,
+                    tool_version,
+                    prefect_flow_run_id,
+                    directory,
                 )
                 self._insert(record, extract)
                 self.conn.execute("COMMIT")
@@ -173,6 +196,7 @@ class EvidenceStore:
         policy: Policy,
         tool_version: str,
         prefect_flow_run_id: str | None,
+        directory: DirectoryExtract | None,
     ) -> RunRecord:
         """The run's record, chained to the current head (inside the transaction)."""
         # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
@@ -182,6 +206,7 @@ class EvidenceStore:
         seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
         raw = hashing.digests(self.conn, "raw", "_bb2sv_pages")
         obs = hashing.digests(self.conn, "observations", "_bb2sv_obs")
+        identity = hashing.digests(self.conn, "identity", "_bb2sv_obs")
         return RunRecord.sealed(
             run_id=run_id,
             seq=seq,
@@ -202,6 +227,10 @@ class EvidenceStore:
             prev_run_hash=prev,
             raw_sha256=raw.get(run_id, hashing.EMPTY_SHA256),
             observations_sha256=obs.get(run_id, hashing.EMPTY_SHA256),
+            directory_status=None if directory is None else RunStatus(directory.status),
+            directory_error=None if directory is None else directory.error,
+            directory_source=None if directory is None else directory.source,
+            identity_sha256=identity.get(run_id, hashing.EMPTY_SHA256),
         )
 
     def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:
