@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 
+from emulator import WorkspaceSpec
+from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
 from tasks.evidence import spool
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
@@ -45,11 +47,15 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     first = synth.make_extract("acme", members, day=date(2026, 3, 1))
     second = synth.make_extract("acme", members, day=date(2026, 3, 2))
     policy = parse_policy(POLICY, "policy.yaml")
+    users = directory_users(
+        [WorkspaceSpec("acme", members=5, seed=1)], date(2026, 3, 2), DEFAULT_ORG
+    )
+    directory = offline_directory(users, at=datetime(2026, 3, 2, 6, tzinfo=UTC))
     held = reader(db_path, 30)
     try:
         results = [
-            spool.store_or_spool(db_path, attempt, policy, "run-1", wait_s=0.3)
-            for attempt in (first, second)
+            spool.store_or_spool(db_path, attempt, policy, "run-1", read, wait_s=0.3)
+            for attempt, read in ((first, None), (second, directory))
         ]
     finally:
         held.kill()
@@ -64,10 +70,14 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1), date(2026, 3, 2)]
     assert spool.spooled_runs(db_path) == []
     with EvidenceStore.open(db_path) as store:
-        expected = store.record_run(second, policy=policy, prefect_flow_run_id="run-1")
-    # A spooled attempt is stored exactly as it would have been: same pages, same policy.
-    assert (replayed[1].raw_sha256, replayed[1].policy_sha256, replayed[1].member_count) == (
-        expected.raw_sha256, expected.policy_sha256, expected.member_count,
-    )  # fmt: skip
+        expected = store.record_run(
+            second, policy=policy, directory=directory, prefect_flow_run_id="run-1"
+        )
+    # A spooled attempt is stored exactly as it would have been: same pages (the directory's
+    # included), same policy, same observations.
+    fields = ("raw_sha256", "policy_sha256", "observations_sha256", "identity_sha256",
+              "member_count", "directory_status", "directory_source")  # fmt: skip
+    assert [getattr(replayed[1], f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert replayed[1].directory_status == "complete" and replayed[0].directory_status is None
     assert replayed[1].prefect_flow_run_id == "run-1"
     assert verify_chain(db_path).ok
