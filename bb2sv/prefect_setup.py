@@ -152,4 +152,6 @@ def ensure_automation(client: Any, document: dict[str, Any], block_id: Any) -> S
 
 
 def _comparable(automation: Any) -> dict[str, Any]:
-    return automation.model_dump(mode="json", exclude={"tags"})
+    # Python mode, not JSON: a trigger's `expect` is a set, and a set dumped as JSON lists
+    # its items in an order that may differ between two equal sets.
+    return automation.model_dump(exclude={"tags"})

@@ -54,8 +54,15 @@ def ensure_budget_limit(settings: BitbucketSettings, *, update: bool = False) ->
     name = budget_limit_name(settings)
     if update or read_budget_limit(name) is None:
         budget = settings.max_requests_per_hour
-        with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(name, budget, budget / WINDOW_SECONDS)
+        try:
+            with get_client(sync_client=True) as client:
+                client.upsert_global_concurrency_limit_by_name(
+                    name, budget, budget / WINDOW_SECONDS
+                )
+        except Exception:
+            # Another process created it between the read and the create: that is the goal.
+            if read_budget_limit(name) is None:
+                raise
     return name
 
 
@@ -133,14 +140,19 @@ def pacer_for_run(settings: BitbucketSettings) -> RequestPacer:
     if not PREFECT_API_URL.value():
         return pacer_for(settings)
     name = budget_limit_name(settings)
+    # Held while the limit is made sure of and the client started: concurrent extractions of
+    # one process wait for one setup (before their page deadlines start) instead of racing.
     with _SHARED_LOCK:
         shared = _SHARED.get(name)
-    if shared is not None:
+        if shared is not None:
+            return shared
+        try:
+            ensure_budget_limit(settings)
+            shared = SharedBudget(name, settings.max_requests_per_hour)
+            with shared._api_lock:
+                shared._api()
+        except Exception as exc:  # the API is down or refuses: pace locally, not at all
+            log.warning("shared API budget unavailable (%s); pacing within this process only", exc)
+            return pacer_for(settings)
+        _SHARED[name] = shared
         return shared
-    try:
-        ensure_budget_limit(settings)
-    except Exception as exc:  # the API is down or refuses: pace locally rather than not at all
-        log.warning("shared API budget unavailable (%s); pacing within this process only", exc)
-        return pacer_for(settings)
-    with _SHARED_LOCK:
-        return _SHARED.setdefault(name, SharedBudget(name, settings.max_requests_per_hour))

@@ -65,7 +65,7 @@ def test_prefect_setup_creates_everything_once(first_setup, monkeypatch):
     assert TOKEN not in name
     again = prefect_setup()
     assert [(r.kind, r.name) for r in again] == [(r.kind, r.name) for r in first_setup]
-    assert {r.change for r in again} == {"unchanged"}
+    assert {r.change for r in again} == {"unchanged"}, again
     from typer.testing import CliRunner
 
     from bb2sv.cli import app
