@@ -93,13 +93,13 @@ def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
     monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "0.4")
     before = emu.request_count
     failure = failure_of(
-        collect_flow(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=2.5)
+        collect_flow(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=4)
     )
 
     runs, pages = stored(tmp_path, "status, error, started_at, finished_at")
     assert 2 <= len(runs) < 10, "the budget, not the attempt count, ended it"
-    assert "kept failing for about 2.5 s" in runs[-1][1]
-    assert (runs[-1][3] - runs[0][2]).total_seconds() < 2.5 + 1.5
+    assert "kept failing for about 4 s" in runs[-1][1]
+    assert (runs[-1][3] - runs[0][2]).total_seconds() < 4 + 2
     assert emu.request_count - before == pages
     (outcome,) = failure.outcomes
     assert outcome.error_kind == ErrorKind.TRANSIENT and outcome.attempts == len(runs)
@@ -143,12 +143,12 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
 
 
 def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_flow, bitbucket_env):
-    bitbucket_env.set_scenario(Scenario(latency_s=0.3))
-    failure = failure_of(collect_flow(["beta"], time_limit_seconds=1.0))
-    assert failure.stopped_by == "the flow's 1 s time limit (time_limit_seconds)"
-    runs, pages = stored(tmp_path, "status, error_kind, error")
+    bitbucket_env.set_scenario(Scenario(latency_s=0.5))  # beta: 6 pages, 3 s
+    failure = failure_of(collect_flow(["beta"], time_limit_seconds=1.5))
+    assert failure.stopped_by == "the flow's 1.5 s time limit (time_limit_seconds)"
+    runs, _pages = stored(tmp_path, "status, error_kind, error")
     ((status, kind, error),) = runs
-    assert (status, kind) == ("failed", "stopped") and "time limit" in error and pages >= 1
+    assert (status, kind) == ("failed", "stopped") and "time limit" in error
 
 
 def test_a_prefect_cancellation_takes_the_same_path_and_ends_cancelled(
