@@ -196,8 +196,10 @@ class BitbucketClient:
             self.api.explain,
         )
         where = f"{listing} of {self.subject} at page {page}"
-        started = self._clock.monotonic()
         deadline = self._page_deadline()
+        # Until this page arrives it is the one that stalls the read, whatever ends the
+        # attempt (a failed answer, the deadline spent waiting for a slot, a stop).
+        self.stalled_since = self._clock.monotonic()
         attempt = 0
         refreshed = False
         while True:
@@ -219,8 +221,6 @@ class BitbucketClient:
                 self.stalled_since = self._stall_until = None
                 return fetched
             self._check_stop(where)  # a stop cuts the attempt: that is no fault to retry
-            if self.stalled_since is None:
-                self.stalled_since = started
             if isinstance(decision, Fail):
                 raise ApiStatusError(decision.message, kind=decision.kind)
             if decision.refresh_auth:

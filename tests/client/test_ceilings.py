@@ -115,13 +115,13 @@ def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_set
     assert extract.request_count == emu.request_count - before == 2
 
 
-def test_a_stop_ends_a_backoff_wait(emu, make_settings):
+def test_a_stop_ends_a_backoff_wait(emu, make_settings, caplog):
     from tasks.bitbucket.extract import extract_workspace
     from tasks.bitbucket.ratelimit import RequestPacer
 
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
     emu.set_scenario(Scenario(rate_limit_storm=100, retry_after_s=50))
     done: list = []
-    before = emu.request_count
     worker = threading.Thread(
         target=lambda: done.append(
             extract_workspace(
@@ -133,7 +133,7 @@ def test_a_stop_ends_a_backoff_wait(emu, make_settings):
         )
     )
     worker.start()
-    while emu.request_count == before:
+    while "retry 1 in 50 s" not in caplog.text:  # the client is about to wait 50 s
         worker.join(0.01)
     STOP.request("SIGINT")
     worker.join(10)
@@ -169,3 +169,17 @@ def test_a_size_that_is_no_count_is_logged(
     assert extract.status == RunStatus.COMPLETE
     assert extract.listings[0].reported_size is None
     assert said in caplog.text
+
+
+def test_the_stall_is_dated_from_the_first_try_of_the_page_that_keeps_failing(
+    emu, make_settings, collect, clock
+):
+    emu.set_scenario(Scenario(html_errors=1000, fault_listing="permissions"))
+    before = clock.monotonic()
+    failing = collect(make_settings(retry_deadline=2, max_attempts=1000), "acme", clock=clock)
+    assert failing.status == RunStatus.INCOMPLETE
+    # The members pages went through; the stall began when the permissions page was first
+    # tried, and the attempt ended about one retry deadline later.
+    assert before <= failing.stalled_since <= clock.monotonic() - 1.5
+    emu.set_scenario(Scenario())
+    assert collect(make_settings(), "acme", clock=clock).stalled_since is None
