@@ -24,8 +24,10 @@ from typing import Any, Literal
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from tasks.canonical import sha256_hex
+from tasks.evidence.connection import in_memory
 
 GENESIS_HASH = "0" * 64
 EMPTY_SHA256 = sha256_hex(b"")
@@ -45,6 +47,16 @@ def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) ->
     placeholder = "{pages}" if kind == "raw" else "{observations}"
     sql = _digest_sql(kind).replace(placeholder, relation)
     return dict(conn.execute(sql).fetchall())
+
+
+def digests_apart(kind: DigestKind, table: pa.Table) -> dict[str, str]:
+    """`digests` of an Arrow table, computed in a fresh in-memory database of our own."""
+    conn = in_memory()
+    try:
+        conn.register("_bb2sv_digested", table)
+        return digests(conn, kind, "_bb2sv_digested")
+    finally:
+        conn.close()
 
 
 def policy_record(

@@ -24,6 +24,7 @@ import duckdb
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing
+from tasks.evidence.catalog import EVIDENCE, foreign_macros
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
     connect,
@@ -33,10 +34,12 @@ from tasks.evidence.connection import (
 from tasks.evidence.errors import (
     EvidenceCorrupt,
     EvidenceError,
+    IntegrityError,
     NotAnEvidenceFile,
     SchemaTooNew,
 )
 from tasks.evidence.run_record import COLUMNS, RunRecord
+from tasks.evidence.sandbox import attach_read_only, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.normalise import observations_from_pages
 from tasks.policy import Policy
@@ -70,27 +73,37 @@ class EvidenceStore:
         path = Path(path)
         deadline = time.monotonic() + lock_timeout_s
         if path.exists():
-            version = _inspect(path, lock_timeout_s)
-            if read_only and version < LATEST_VERSION:
-                raise EvidenceError(
-                    f"Evidence file {path} has schema version {version}, older than this "
-                    f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
-                    "upgrade it, then query it."
+            if not has_duckdb_header(path):
+                raise NotAnEvidenceFile(
+                    f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv "
+                    "evidence file. Check --db; the file was left unchanged."
                 )
+            # Inspected attached, so nothing stored in the file takes part in reading it.
+            attached = attach_read_only(path, lock_timeout_s=lock_timeout_s)
+            try:
+                version = _inspect(attached, path)
+                if read_only:
+                    _require_latest(version, path)
+                    # Reads go on through this connection, under the shipped catalog.
+                    return cls(sandbox(attached, path), path, read_only=True)
+                _refuse_planted_macros(attached, path)
+            except BaseException:
+                attached.close()
+                raise
+            attached.close()
         elif read_only:
             raise EvidenceError(
                 f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) first, "
                 "or pass --db with the right path."
             )
         remaining = max(0.0, deadline - time.monotonic())
-        conn = connect(path, read_only=read_only, lock_timeout_s=remaining)
-        if not read_only:
-            try:
-                migrate(conn)
-            except duckdb.Error as exc:
-                conn.close()
-                raise translate(exc, path, action="upgrade the schema of") from None
-        return cls(conn, path, read_only=read_only)
+        conn = connect(path, read_only=False, lock_timeout_s=remaining)
+        try:
+            migrate(conn)
+        except duckdb.Error as exc:
+            conn.close()
+            raise translate(exc, path, action="upgrade the schema of") from None
+        return cls(conn, path, read_only=False)
 
     def close(self) -> None:
         self.conn.close()
@@ -168,8 +181,10 @@ class EvidenceStore:
             "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
         ).fetchall()
         seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
-        raw = hashing.digests(self.conn, "raw", "_bb2sv_pages")
-        obs = hashing.digests(self.conn, "observations", "_bb2sv_obs")
+        # Digested in a private database: a macro planted in the file (say, one named
+        # sha256) must not decide what the new run's hashes are.
+        raw = hashing.digests_apart("raw", self.conn.table("_bb2sv_pages").arrow())
+        obs = hashing.digests_apart("observations", self.conn.table("_bb2sv_obs").arrow())
         return RunRecord.sealed(
             run_id=run_id,
             seq=seq,
@@ -224,26 +239,19 @@ def new_run_id(extract: WorkspaceExtract) -> str:
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
 
 
-def _inspect(path: Path, lock_timeout_s: float) -> int:
-    """Schema version of an existing file, read without writing anything."""
-    if not has_duckdb_header(path):
-        raise NotAnEvidenceFile(
-            f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv evidence "
-            "file. Check --db; the file was left unchanged."
-        )
-    conn = connect(path, read_only=True, lock_timeout_s=lock_timeout_s)
+def _inspect(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Schema version of the attached file, read without writing anything."""
     try:
-        version = schema_version(conn)
+        version = schema_version(conn, EVIDENCE)
         block_size, blocks = conn.execute(
-            "SELECT block_size, used_blocks FROM pragma_database_size()"
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = ?",
+            [EVIDENCE],
         ).fetchall()[0]
     except duckdb.Error as exc:
         raise EvidenceCorrupt(
             f"Evidence file {path} could not be read ({str(exc).splitlines()[0]}). Restore "
             "it from a backup; the file was left unchanged."
         ) from None
-    finally:
-        conn.close()
     # DuckDB reads data blocks lazily, so a truncated file opens fine. The file must hold
     # at least its used blocks after the three 4 KiB header blocks (total_blocks is no
     # bound: free blocks at the end are cut off the file).
@@ -267,3 +275,24 @@ def _inspect(path: Path, lock_timeout_s: float) -> int:
             supported=LATEST_VERSION,
         )
     return version
+
+
+def _require_latest(version: int, path: Path) -> None:
+    if version < LATEST_VERSION:
+        raise EvidenceError(
+            f"Evidence file {path} has schema version {version}, older than this "
+            f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
+            "upgrade it, then query it."
+        )
+
+
+def _refuse_planted_macros(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    planted = foreign_macros(conn)
+    if planted:
+        raise IntegrityError(
+            f"Evidence file {path} holds macros that bb2sv did not create "
+            f"({', '.join(planted)}): someone edited the file, and such macros change what "
+            "SQL run in it means, so bb2sv will not write to it. Run `bb2sv verify` to see "
+            "every change, then restore the file from a backup (or, once you know what "
+            "happened, DROP MACRO them). The file was left unchanged."
+        )

@@ -39,8 +39,8 @@ from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
 
 class PausingStore(EvidenceStore):
-    def _insert(self, run, policy, extract):
-        super()._insert(run, policy, extract)  # every row written, transaction still open
+    def _insert(self, *args):
+        super()._insert(*args)  # every row written, transaction still open
         print("inserted", flush=True)
         time.sleep(120)
 
