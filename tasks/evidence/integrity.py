@@ -25,16 +25,11 @@ from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing, page_checks, page_pool
 from tasks.evidence.connection import translate
 from tasks.evidence.errors import IntegrityError
+from tasks.evidence.problems import RunProblem
 from tasks.evidence.run_record import RunRecord
+from tasks.evidence.signing import signed_key_ids
 from tasks.evidence.store import EvidenceStore
 from tasks.normalise import OBSERVATION_COLUMNS, observations_from_pages
-
-
-@dataclass(frozen=True, slots=True)
-class RunProblem:
-    run_id: str
-    seq: int | None  # None for rows that belong to no run
-    what: str
 
 
 @dataclass(slots=True)
@@ -89,7 +84,7 @@ def verify_chain(
     path = Path(path)
     with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:
         try:
-            return _verify(store.conn, path, workers)
+            return chain_problems(store.conn, path, workers)
         except duckdb.Error as exc:
             raise translate(exc, path, action="verify") from None
 
@@ -114,7 +109,10 @@ def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     return Rederivation(run_id, digest.get(run_id, hashing.EMPTY_SHA256), missing, unexpected)
 
 
-def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) -> ChainVerification:
+def chain_problems(
+    conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None = None
+) -> ChainVerification:
+    """verify_chain on an open (read-only) store connection."""
     runs = conn.execute("SELECT * FROM collection_runs ORDER BY seq").df()
     result = ChainVerification(runs_checked=len(runs))
     locations = page_checks.run_locations(conn)
@@ -123,6 +121,7 @@ def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) ->
         raw = hashing.digests(conn, "raw", "raw_api_pages")
         stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
         policies = _policies(conn)
+        signing_keys = signed_key_ids(conn)
         checked = page_results()
 
     prev_hash, prev_seq = hashing.GENESIS_HASH, 0
@@ -160,11 +159,11 @@ def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) ->
                 policy["sha"] != run["policy_sha256"]
             ):
                 problems.append("policy text does not match policy_sha256")
-            record = RunRecord.from_row(run, policy["record"])
+            record = RunRecord.from_row(run, policy["record"], signing_keys.get(run_id))
             if record.expected_hash() != record.run_hash:
                 problems.append(
                     "run_hash does not match the run record, digests and policy "
-                    "(a run field or stored policy was edited)"
+                    "(a run field, its stored policy or its signature row was edited)"
                 )
         result.problems.extend(RunProblem(run_id, seq, what) for what in problems)
         prev_hash, prev_seq = run["run_hash"], seq

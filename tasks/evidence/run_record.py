@@ -7,7 +7,9 @@
 
 `run_hash` = SHA-256 of the UTF-8 text ``prev_run_hash + "\\n" + record_json + "\\n" +
 raw_sha256 + "\\n" + observations_sha256 + "\\n" + policy_sha256``, where record_json is
-`canonical()` serialised with sorted keys and no whitespace.
+`canonical()` serialised with sorted keys and no whitespace. A signed run's record also
+carries `signing_key_id` (stored in run_signatures); an unsigned one has no such key, so the
+hashes of runs stored before signing existed are unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class RunRecord:
     raw_sha256: str
     observations_sha256: str
     run_hash: str = ""
+    signing_key_id: str | None = None  # key that signs this run (run_signatures); not a column
 
     @classmethod
     def sealed(cls, **fields: Any) -> Self:
@@ -55,7 +58,9 @@ class RunRecord:
         return dataclasses.replace(record, run_hash=record.expected_hash())
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], policy: dict[str, Any]) -> Self:
+    def from_row(
+        cls, row: dict[str, Any], policy: dict[str, Any], signing_key_id: str | None = None
+    ) -> Self:
         """A stored collection_runs row (values as DuckDB returns them), for verify."""
         values = {name: row.get(name) for name in COLUMNS}
         kind = values["error_kind"]
@@ -72,11 +77,12 @@ class RunRecord:
                 "emulated": bool(values["emulated"]),
             },
             policy=policy,
+            signing_key_id=signing_key_id,
         )
 
     def canonical(self) -> dict[str, Any]:
         """What the run hash covers besides the digests: every field but them and the hashes."""
-        return {
+        record = {
             "run_id": self.run_id,
             "seq": self.seq,
             "workspace": self.workspace,
@@ -93,6 +99,9 @@ class RunRecord:
             "emulated": self.emulated,
             "policy": self.policy,
         }
+        if self.signing_key_id is not None:
+            record["signing_key_id"] = self.signing_key_id
+        return record
 
     def expected_hash(self) -> str:
         record_json = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS).decode()
@@ -121,4 +130,9 @@ def _enum_or_text(enum: type, value: str) -> Any:
         return value
 
 
-COLUMNS = tuple(field.name for field in dataclasses.fields(RunRecord) if field.name != "policy")
+# policy lives in run_policies, signing_key_id in run_signatures.
+COLUMNS = tuple(
+    field.name
+    for field in dataclasses.fields(RunRecord)
+    if field.name not in ("policy", "signing_key_id")
+)

@@ -38,9 +38,11 @@ from tasks.evidence.errors import (
     NotAnEvidenceFile,
     SchemaTooNew,
 )
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach_read_only, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
+from tasks.evidence.signing import store_signature
 from tasks.normalise import observations_from_pages
 from tasks.policy import Policy
 from tasks.version import __version__
@@ -121,8 +123,10 @@ class EvidenceStore:
         policy: Policy,
         prefect_flow_run_id: str | None = None,
         tool_version: str = __version__,
+        signer: RunSigner | None = None,
     ) -> RunRecord:
-        """Store one collection run (any status) with its pages and observations, atomically."""
+        """Store one collection run (any status) with its pages and observations, atomically;
+        with a `signer`, its run_hash is signed in the same transaction."""
         if self.read_only:
             raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
         started = time.perf_counter()
@@ -141,9 +145,17 @@ class EvidenceStore:
             self.conn.execute("BEGIN TRANSACTION")
             try:
                 record = self._seal(
-                    extract, run_id, len(observations), policy, tool_version, prefect_flow_run_id
+                    extract,
+                    run_id,
+                    len(observations),
+                    policy,
+                    tool_version,
+                    prefect_flow_run_id,
+                    signing_key_id=None if signer is None else signer.key_id,
                 )
                 self._insert(record, extract)
+                if signer is not None:  # the hash covers the key; the signature, the hash
+                    store_signature(self.conn, record, signer)
                 self.conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT has already rolled back; keep the original error.
@@ -174,6 +186,8 @@ class EvidenceStore:
         policy: Policy,
         tool_version: str,
         prefect_flow_run_id: str | None,
+        *,
+        signing_key_id: str | None,
     ) -> RunRecord:
         """The run's record, chained to the current head (inside the transaction)."""
         # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
@@ -205,6 +219,7 @@ class EvidenceStore:
             prev_run_hash=prev,
             raw_sha256=raw.get(run_id, hashing.EMPTY_SHA256),
             observations_sha256=obs.get(run_id, hashing.EMPTY_SHA256),
+            signing_key_id=signing_key_id,
         )
 
     def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:
