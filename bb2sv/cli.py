@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bb2sv import __version__
@@ -36,6 +37,25 @@ STATE = {"debug": False}
 
 DbOption = Annotated[str, typer.Option("--db", help="Evidence file (DuckDB).")]
 ReportsOption = Annotated[str, typer.Option("--reports-dir", help="Root of dated reports.")]
+AnchorLogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor-log",
+        help="Anchor log: one JSON line per stored run (collect: default "
+        "<reports-dir>/anchors.jsonl). Keep it where the file's editors cannot rewrite it.",
+    ),
+]
+
+
+def _run_hash(value: str | None) -> str | None:
+    from tasks.evidence.verification import HEAD_HASH
+
+    if value is not None and not HEAD_HASH.match(value.lower()):
+        raise typer.BadParameter(
+            "a run_hash is 64 hex digits; take it from a report's manifest.json, the anchor "
+            "log or the Prefect artifact."
+        )
+    return None if value is None else value.lower()
 
 
 def fail(exc: BaseException) -> typer.Exit:
@@ -48,6 +68,15 @@ def fail(exc: BaseException) -> typer.Exit:
         message = f"Unexpected error ({type(exc).__name__}): {message}. Rerun with --debug."
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(int(code))
+
+
+def verdict(ok: bool, report: str, *, failure: str) -> typer.Exit:
+    """Print a verification's report (stdout if it passed, stderr if not); its exit code."""
+    if ok:
+        out.print(escape(report), highlight=False, soft_wrap=True)
+        return typer.Exit(int(ExitCode.OK))
+    err.print(f"[bold red]{failure}[/] {escape(report)}", highlight=False)
+    return typer.Exit(int(ExitCode.INTEGRITY))
 
 
 @app.callback()
@@ -69,8 +98,13 @@ def collect(
     policy: Annotated[str | None, typer.Option("--policy", help="Policy YAML.")] = None,
     max_concurrent: Annotated[int, typer.Option(help="Workspaces read at once.")] = 4,
     retry_delay: Annotated[float, typer.Option(help="Seconds before a transient retry.")] = 30.0,
+    anchor_log: AnchorLogOption = None,
 ) -> None:
-    """Run the collection flow once. Exit 0 only if every workspace produced a complete run."""
+    """Run the collection flow once. Exit 0 only if every workspace produced a complete run.
+
+    Each stored run is signed when BB2SV_SIGNING_KEY (a PEM file) or BB2SV_SIGNING_KEY_BLOCK
+    (a Prefect Secret block) is set, and its hash is appended to the anchor log.
+    """
     from bb2sv.runner import run_collect_flow
 
     try:
@@ -82,6 +116,7 @@ def collect(
                 policy_path=policy,
                 max_concurrent_workspaces=max_concurrent,
                 retry_delay_seconds=retry_delay,
+                anchor_log=anchor_log,
             )
     except Exception as exc:
         raise fail(exc) from None
@@ -130,19 +165,79 @@ def audit_report(
 
 
 @app.command()
-def verify(db: DbOption = "evidence.duckdb") -> None:
-    """Recompute every hash and the chain; exit 6 naming the first run that does not match."""
-    from tasks.evidence.integrity import verify_chain
+def verify(
+    db: DbOption = "evidence.duckdb",
+    anchor_log: AnchorLogOption = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option("--public-key", help="Ed25519 public key (PEM) runs must be signed with."),
+    ] = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            callback=_run_hash,
+            help="A run_hash recorded earlier; the file must still contain that run.",
+        ),
+    ] = None,
+) -> None:
+    """Recompute every hash and the chain; check the views and macros, the signatures, the
+    anchor log and the expected head. Exit 6 naming the first run that does not match."""
+    from tasks.evidence.verification import verify_evidence
 
     try:
-        result = verify_chain(db)
+        result = verify_evidence(
+            db, anchor_log=anchor_log, public_keys=public_key, expect_head=expect_head
+        )
     except Exception as exc:
         raise fail(exc) from None
-    if result.ok:
-        out.print(f"[green]OK[/]: {result.runs_checked} runs verified, chain intact.")
-        raise typer.Exit(0)
-    err.print(f"[bold red]INTEGRITY FAILURE[/] {result.summary()}", highlight=False)
-    raise typer.Exit(int(ExitCode.INTEGRITY))
+    raise verdict(result.ok, result.report(), failure="INTEGRITY FAILURE")
+
+
+@app.command("verify-report")
+def verify_report(
+    manifest: Annotated[str, typer.Argument(help="A report's *.manifest.json.")],
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Evidence file: also rebuild the report and compare."),
+    ] = None,
+) -> None:
+    """Check a report's files against its manifest and, with --db, against the evidence."""
+    from tasks.evidence.store import EvidenceStore
+    from tasks.report.verify_report import verify_report as check_report
+
+    try:
+        if db is None:
+            result = check_report(Path(manifest))
+        else:
+            with EvidenceStore.open(db, read_only=True) as store:
+                result = check_report(Path(manifest), store.conn)
+    except Exception as exc:
+        raise fail(exc) from None
+    raise verdict(result.ok, result.report(), failure="REPORT CHANGED")
+
+
+@app.command()
+def keygen(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the new key pair.")],
+) -> None:
+    """Make an Ed25519 key pair for signing runs (private key 0600, never overwritten)."""
+    from tasks.evidence.keys import SIGNING_KEY_VARIABLE, generate_key_pair
+
+    try:
+        pair = generate_key_pair(Path(out_dir))
+    except Exception as exc:
+        raise fail(exc) from None
+    out.print(
+        f"private key: {pair.private} (0600)\npublic key:  {pair.public}\n"
+        f"key id:      {pair.key_id}\n\n"
+        f"Collect with {SIGNING_KEY_VARIABLE}={pair.private} (or store the PEM text in a "
+        "Prefect Secret block and set BB2SV_SIGNING_KEY_BLOCK to its name). Keep the private "
+        "key away from whoever can edit the evidence file; give the public key to the "
+        f"auditor: bb2sv verify --public-key {pair.public}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

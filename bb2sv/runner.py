@@ -26,6 +26,7 @@ def run_collect_flow(**parameters) -> list[WorkspaceOutcome]:
         reports_dir=parameters["reports_dir"],
         policy_path=parameters.get("policy_path"),
         max_concurrent_workspaces=parameters.get("max_concurrent_workspaces", 1),
+        anchor_log=parameters.get("anchor_log"),
     )
     return flow_result(collect_bitbucket_2sv(**parameters, return_state=True))
 

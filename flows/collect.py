@@ -26,10 +26,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.outcomes import WorkspaceOutcome
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.models import WorkspaceExtract
-from tasks.policy import Policy
-from tasks.preflight import preflight
+from tasks.preflight import CollectionSetup, preflight
 from tasks.steps import (
     ExtractionError,
+    anchor_run_task,
     daily_report_task,
     emit_violation_events_task,
     extract_workspace_task,
@@ -53,6 +53,7 @@ def collect_bitbucket_2sv(
     secret_blocks: dict[str, str] | None = None,
     max_concurrent_workspaces: int = 4,
     retry_delay_seconds: float = 30.0,
+    anchor_log: str | None = None,
 ) -> list[WorkspaceOutcome]:
     """Collect 2SV evidence for each workspace; the run ends Failed if any is incomplete.
 
@@ -65,6 +66,8 @@ def collect_bitbucket_2sv(
             `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
         max_concurrent_workspaces: extractions running at once in this flow run.
         retry_delay_seconds: wait before re-reading a workspace after a transient fault.
+        anchor_log: where each stored run's hash is appended (default
+            `<reports_dir>/anchors.jsonl`); keep it where the file's editors cannot rewrite it.
     """
     logger = get_run_logger()
     setup = preflight(
@@ -73,11 +76,12 @@ def collect_bitbucket_2sv(
         policy_path=policy_path,
         secret_blocks=secret_blocks,
         max_concurrent_workspaces=max_concurrent_workspaces,
+        anchor_log=anchor_log,
     )
     flow_run_id = str(get_run_context().flow_run.id)
 
     outcomes = [
-        store_and_report(extract, db_path, reports_dir, setup.policy, flow_run_id)
+        store_and_report(extract, db_path, reports_dir, setup, flow_run_id)
         for extract in extractions(
             setup.settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
         )
@@ -138,10 +142,16 @@ def sliding_window(
 
 
 def store_and_report(
-    extract: WorkspaceExtract, db_path: str, reports_dir: str, policy: Policy, flow_run_id: str
+    extract: WorkspaceExtract,
+    db_path: str,
+    reports_dir: str,
+    setup: CollectionSetup,
+    flow_run_id: str,
 ) -> WorkspaceOutcome:
-    """Store the run (whatever its status), write its daily report, announce what changed."""
-    stored = record_run_task(extract, db_path, policy, flow_run_id)
+    """Store (and sign) the run, whatever its status, anchor it outside the file, write its
+    daily report, announce what changed."""
+    stored = record_run_task(extract, db_path, setup.policy, flow_run_id, setup.signer)
+    anchor_run_task(stored, db_path, setup.anchor_log, setup.signer)
     bundle = daily_report_task(stored, db_path, reports_dir)
     if stored.status == RunStatus.COMPLETE:
         emit_violation_events_task(stored, db_path)

@@ -1,7 +1,7 @@
 """The one preflight: everything checked before any API call, by the CLI and by the flow.
 
     setup = preflight(db_path="evidence.duckdb", reports_dir="reports", policy_path=None)
-    setup.policy, setup.settings, setup.reports_dir
+    setup.policy, setup.settings, setup.reports_dir, setup.anchor_log, setup.signer
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
 and nothing is sent or written except the evidence file's creation or schema upgrade.
@@ -17,10 +17,14 @@ from pathlib import Path
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.credentials import resolve_settings
+from tasks.evidence.anchors import check_anchor_log_writable
+from tasks.evidence.keys import RunSigner, signer_from_env
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy, load_policy
 
-__all__ = ["CollectionSetup", "check_reports_dir", "preflight"]
+__all__ = ["DEFAULT_ANCHOR_LOG", "CollectionSetup", "check_reports_dir", "preflight"]
+
+DEFAULT_ANCHOR_LOG = "anchors.jsonl"  # under the reports root
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,8 @@ class CollectionSetup:
     policy: Policy
     settings: BitbucketSettings
     reports_dir: Path
+    anchor_log: Path  # one JSON line per stored run, outside the evidence file
+    signer: RunSigner | None = None  # BB2SV_SIGNING_KEY(_BLOCK); its repr shows no key
 
 
 def preflight(
@@ -37,16 +43,21 @@ def preflight(
     policy_path: str | os.PathLike | None,
     secret_blocks: Mapping[str, str] | None = None,
     max_concurrent_workspaces: int = 1,
+    anchor_log: str | os.PathLike | None = None,
 ) -> CollectionSetup:
-    """Policy, credentials, reports folder and evidence file, in that order."""
+    """Policy, credentials, signing key, reports folder, anchor log (default
+    `<reports_dir>/anchors.jsonl`) and evidence file, in that order."""
     policy = load_policy(policy_path)
     settings = resolve_settings(secret_blocks)
+    signer = signer_from_env()
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     reports = check_reports_dir(reports_dir)
+    anchors = Path(anchor_log) if anchor_log is not None else reports / DEFAULT_ANCHOR_LOG
+    check_anchor_log_writable(anchors)
     with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
         pass
-    return CollectionSetup(policy=policy, settings=settings, reports_dir=reports)
+    return CollectionSetup(policy, settings, reports, anchors, signer)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

@@ -20,6 +20,8 @@ from prefect.events import emit_event
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.evidence.anchors import append_anchor
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
@@ -68,10 +70,24 @@ def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> Works
 
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
 def record_run_task(
-    extract: WorkspaceExtract, db_path: str, policy: Policy, flow_run_id: str | None
+    extract: WorkspaceExtract,
+    db_path: str,
+    policy: Policy,
+    flow_run_id: str | None,
+    signer: RunSigner | None = None,
 ) -> RunRecord:
     with EvidenceStore.open(db_path) as store:
-        return store.record_run(extract, policy=policy, prefect_flow_run_id=flow_run_id)
+        return store.record_run(
+            extract, policy=policy, prefect_flow_run_id=flow_run_id, signer=signer
+        )
+
+
+@task(name="anchor-run", task_run_name="anchor-{stored.workspace}", cache_policy=NO_CACHE)
+def anchor_run_task(
+    stored: RunRecord, db_path: str, anchor_log: Path, signer: RunSigner | None = None
+) -> None:
+    """Append the stored run's line to the anchor log, outside the evidence file."""
+    append_anchor(anchor_log, stored, evidence=Path(db_path), signer=signer)
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
@@ -154,6 +170,7 @@ def publish_artifacts_task(stored: RunRecord, bundle: ReportBundle | None) -> No
                 "members": stored.member_count,
                 "run_id": stored.run_id,
                 "run_hash": stored.run_hash,
+                "signing_key_id": stored.signing_key_id or "",
                 "report_dir": str(bundle.directory) if bundle else "",
             }
         ],

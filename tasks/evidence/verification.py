@@ -59,7 +59,7 @@ class EvidenceVerification:
     def report(self) -> str:
         """The verdict first, then every problem (first bad run first), then the notes."""
         if self.ok:
-            lines = [f"OK: {self.runs_checked} runs, every hash and link verified."]
+            lines = [f"OK: {self.runs_checked} runs verified, chain intact."]
         else:
             lines = [self._verdict()]
             lines += [f"  - {_where(p)}: {p.what}" for p in self.problems[:_LISTED]]

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from bb2sv.demo import run_demo
-from tasks.evidence.integrity import verify_chain
 from tasks.evidence.query import run_query
+from tasks.evidence.verification import verify_evidence
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -25,7 +25,11 @@ def test_demo_runs_twice_into_separate_folders(tmp_path):
     for summary, folder in zip((first, second), folders, strict=True):
         db = folder / "evidence.duckdb"
         assert str(db) in summary
-        assert verify_chain(db).ok
+        anchors = folder / "reports" / "anchors.jsonl"
+        assert f"--anchor-log {anchors}" in summary
+        verified = verify_evidence(db, anchor_log=anchors)  # backfill and flow both anchor
+        assert verified.ok, verified.report()
+        assert f"{3 * 6} of {3 * 6} runs anchored" in verified.report()
         runs = run_query(db, "select status, count(*) as n from collection_runs group by 1")
         counts = dict(zip(runs["status"], runs["n"], strict=True))
         # 5 backfilled days × 3 workspaces + today's flow run; two days of one are incomplete
