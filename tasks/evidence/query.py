@@ -50,6 +50,7 @@ def _require_one_select(conn: duckdb.DuckDBPyConnection, sql: str, path: Path) -
     kind = statements[0].type
     if kind not in _ALLOWED:
         name = str(kind).rsplit(".", 1)[-1]
+        name = "INSTALL/LOAD" if name == "LOAD" else name  # DuckDB types INSTALL as LOAD
         raise EvidenceError(
             f"bb2sv query is read-only and sandboxed: it runs a SELECT, not {name}. The "
             f"evidence file {path} is append-only (only `bb2sv collect` writes to it), and "

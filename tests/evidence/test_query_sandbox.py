@@ -48,8 +48,8 @@ def test_selects_cannot_read_other_files(filled, secret_file, template):
     [
         ("COPY (SELECT * FROM collection_runs) TO '{out}'", "COPY"),
         ("ATTACH '{out}' AS other", "ATTACH"),
-        ("INSTALL httpfs", "LOAD"),
-        ("LOAD httpfs", "LOAD"),
+        ("INSTALL httpfs", "INSTALL/LOAD"),
+        ("LOAD httpfs", "INSTALL/LOAD"),
         ("SET enable_external_access = true", "SET"),
         ("EXPORT DATABASE '{folder}'", "EXPORT"),
         ("CALL pragma_version()", "CALL"),
