@@ -79,15 +79,22 @@ def verdict(ok: bool, report: str, *, failure: str) -> typer.Exit:
     return typer.Exit(int(ExitCode.INTEGRITY))
 
 
+def print_version(value: bool) -> None:
+    # Eager, so `bb2sv --version` works without a command.
+    if value:
+        out.print(f"bb2sv {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version.", callback=print_version, is_eager=True),
+    ] = False,
 ) -> None:
     STATE["debug"] = debug
-    if version:
-        out.print(f"bb2sv {__version__}")
-        raise typer.Exit(0)
 
 
 @app.command()
@@ -110,13 +117,7 @@ def collect(
     try:
         with err.status(f"Collecting {len(workspace)} workspace(s)…"):
             outcomes = run_collect_flow(
-                workspaces=workspace,
-                db_path=db,
-                reports_dir=reports_dir,
-                policy_path=policy,
-                max_concurrent_workspaces=max_concurrent,
-                retry_delay_seconds=retry_delay,
-                anchor_log=anchor_log,
+                workspace, db, reports_dir, policy, max_concurrent, retry_delay, anchor_log
             )
     except Exception as exc:
         raise fail(exc) from None

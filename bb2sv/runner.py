@@ -15,20 +15,27 @@ def parse_day(text: str, option: str) -> date:
         raise ConfigError(f"{option} must be a date like 2026-11-27, got {text!r}.") from None
 
 
-def run_collect_flow(**parameters) -> list[WorkspaceOutcome]:
+def run_collect_flow(
+    workspaces: list[str],
+    db_path: str,
+    reports_dir: str,
+    policy_path: str | None,
+    max_concurrent_workspaces: int = 4,
+    retry_delay_seconds: float = 30.0,
+    anchor_log: str | None = None,
+) -> list[WorkspaceOutcome]:
     """Preflight (so bad configuration fails before Prefect starts), then the collection flow;
     one outcome per workspace, whatever the run's final state."""
     from flows.collect import collect_bitbucket_2sv
     from tasks.preflight import preflight
 
-    preflight(
-        db_path=parameters["db_path"],
-        reports_dir=parameters["reports_dir"],
-        policy_path=parameters.get("policy_path"),
-        max_concurrent_workspaces=parameters.get("max_concurrent_workspaces", 1),
-        anchor_log=parameters.get("anchor_log"),
-    )
-    return flow_result(collect_bitbucket_2sv(**parameters, return_state=True))
+    preflight(db_path, reports_dir, policy_path, None, max_concurrent_workspaces, anchor_log)
+    state = collect_bitbucket_2sv(
+        workspaces, db_path, reports_dir, policy_path,
+        max_concurrent_workspaces=max_concurrent_workspaces,
+        retry_delay_seconds=retry_delay_seconds, anchor_log=anchor_log, return_state=True,
+    )  # fmt: skip
+    return flow_result(state)
 
 
 def run_audit_flow(
@@ -41,15 +48,9 @@ def run_audit_flow(
         raise ConfigError(f"--to ({end}) is before --from ({start}).")
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here
         pass
-    state = bitbucket_2sv_audit_report(
-        workspaces=workspaces,
-        start=start,
-        end=end,
-        db_path=db_path,
-        reports_dir=reports_dir,
-        return_state=True,
+    return flow_result(
+        bitbucket_2sv_audit_report(workspaces, start, end, db_path, reports_dir, return_state=True)
     )
-    return flow_result(state)
 
 
 def flow_result(state) -> list:

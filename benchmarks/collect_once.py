@@ -19,6 +19,7 @@ from tasks.evidence.store import EvidenceStore
 from tasks.normalise import observations_from_pages
 from tasks.policy import DEFAULT_POLICY
 from tasks.report import write_daily_report
+from tasks.vocabulary import RunStatus
 
 
 def main(members: int, latency_s: float) -> dict:
@@ -29,7 +30,7 @@ def main(members: int, latency_s: float) -> dict:
         )
         with Timer() as extract_t:
             extract = extract_workspace(settings, "bench")
-        assert extract.status == "complete", extract.error
+        assert extract.status == RunStatus.COMPLETE, extract.error
         db = Path(tmp) / "evidence.duckdb"
         with EvidenceStore.open(db) as store, Timer() as load_t:
             stored = store.record_run(extract, policy=DEFAULT_POLICY)

@@ -2,8 +2,8 @@
 
     python benchmarks/year.py 10000 365    → one JSON line of figures
 
-The history's pages are built by the emulator's own world and payload code (`synth.py`),
-without HTTP, so that the figures are bb2sv's, not the emulator's.
+The history's pages are built by the emulator's own world and payload code without HTTP
+(`emulator.offline`), so that the figures are bb2sv's, not the emulator's.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common import Timer
-from synth import synthetic_extract
 
+from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
@@ -34,7 +34,7 @@ def main(members: int, days: int) -> dict:
         with EvidenceStore.open(db) as store:
             for offset in range(days):
                 with Timer() as built:
-                    extract = synthetic_extract(spec, start + timedelta(days=offset))
+                    extract = make_extract(spec, day=start + timedelta(days=offset), emulated=True)
                 with Timer() as loaded:
                     store.record_run(extract, policy=DEFAULT_POLICY)
                 build_s += built.seconds

@@ -27,6 +27,7 @@ from emulator.auth import USER_SCOPE, WORKSPACE_SCOPE, Caller
 from emulator.payloads import (
     caller_account,
     error_body,
+    listing_values,
     membership,
     workspace_full,
     workspace_ref,
@@ -208,7 +209,6 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
     pop, order = state.listing(spec, permission)
     last_page = max(1, -(-len(order) // pagelen))
     origin = _origin(request)
-    ws = workspace_ref(spec, origin)
     with_2fa = caller.admin and _wants(request, ADD_2FA_LISTING)
     start = (page - 1) * pagelen
     body: dict[str, Any] = {"pagelen": pagelen}
@@ -217,17 +217,13 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
         body["size"] = len(order) + (sc.size_offset if targeted else 0)
     if not sc.opaque_cursor:
         body["page"] = page
-    body["values"] = [
-        membership(
-            user,
-            slug=spec.slug,
-            origin=origin,
-            ws=ws,
-            with_2fa=with_2fa,
-            with_permission=listing == "permissions",
-        )
-        for user in pop.rows(order[start : start + pagelen])
-    ]
+    body["values"] = listing_values(
+        pop.rows(order[start : start + pagelen]),
+        spec,
+        origin,
+        with_2fa=with_2fa,
+        with_permission=listing == "permissions",
+    )
     if page < last_page:
         body["next"] = _page_url(state, request, page + 1)
     elif sc.next_loop and targeted:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,22 +68,26 @@ def workspace_full(spec: WorkspaceSpec, origin: str) -> JSON:
 
 
 def user_object(user: JSON, origin: str, *, with_2fa: bool) -> JSON:
-    """A `user` object from a `Population.user()` row; `has_2fa_enabled` only if asked."""
+    """A `user` object from a `Population.user()` row; `has_2fa_enabled` only if asked.
+
+    A row without an `account_id` key (an app or bot, known only by uuid) or without a
+    `has_2fa_enabled` key (as a non-admin caller sees it) gives an object without that
+    field; world rows always carry both keys."""
     quoted = str(user["uuid"]).replace("{", "%7B").replace("}", "%7D")
-    body: JSON = {
-        "type": "user",
-        "uuid": user["uuid"],
-        "account_id": user["account_id"],
-        "nickname": user["nickname"],
-        "display_name": user["display_name"],
-        "account_status": "active",
-        "links": {
+    body: JSON = {"type": "user", "uuid": user["uuid"]}
+    if "account_id" in user:
+        body["account_id"] = user["account_id"]
+    body.update(
+        nickname=user["nickname"],
+        display_name=user["display_name"],
+        account_status="active",
+        links={
             "self": _link(f"{origin}/2.0/users/{quoted}"),
             "html": _link(f"https://bitbucket.org/{quoted}/"),
             "avatar": _link(f"{AVATAR_HOST}/users/{quoted}.png"),
         },
-    }
-    if with_2fa:
+    )
+    if with_2fa and "has_2fa_enabled" in user:
         body["has_2fa_enabled"] = user["has_2fa_enabled"]
     return body
 
@@ -116,3 +121,21 @@ def caller_account(nickname: str, display_name: str, origin: str) -> JSON:
     body = user_object(user, origin, with_2fa=False)
     body["created_on"] = datetime(2020, 1, 2, tzinfo=UTC).isoformat()
     return body
+
+
+def listing_values(
+    rows: Iterable[JSON], spec: WorkspaceSpec, origin: str, *, with_2fa: bool, with_permission: bool
+) -> list[JSON]:
+    """The `values` of one listing page: a `workspace_membership` per row, in order."""
+    ws = workspace_ref(spec, origin)
+    return [
+        membership(
+            row,
+            slug=spec.slug,
+            origin=origin,
+            ws=ws,
+            with_2fa=with_2fa,
+            with_permission=with_permission,
+        )
+        for row in rows
+    ]

@@ -71,12 +71,7 @@ def collect_bitbucket_2sv(
     """
     logger = get_run_logger()
     setup = preflight(
-        db_path=db_path,
-        reports_dir=reports_dir,
-        policy_path=policy_path,
-        secret_blocks=secret_blocks,
-        max_concurrent_workspaces=max_concurrent_workspaces,
-        anchor_log=anchor_log,
+        db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, anchor_log
     )
     flow_run_id = str(get_run_context().flow_run.id)
 

@@ -1,7 +1,7 @@
 """What the flows return: typed outcomes the CLI, the demo and exit codes read by attribute.
 
-    outcome = collect_bitbucket_2sv(workspaces=["acme"])[0]
-    outcome.complete, outcome.status, outcome.error_kind, outcome.report_dir
+outcome = collect_bitbucket_2sv(workspaces=["acme"])[0]
+outcome.complete, outcome.status, outcome.error_kind, outcome.report_dir
 """
 
 from __future__ import annotations

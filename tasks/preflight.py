@@ -1,6 +1,6 @@
 """The one preflight: everything checked before any API call, by the CLI and by the flow.
 
-    setup = preflight(db_path="evidence.duckdb", reports_dir="reports", policy_path=None)
+    setup = preflight("evidence.duckdb", "reports", policy_path=None)
     setup.policy, setup.settings, setup.reports_dir, setup.anchor_log, setup.signer
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
@@ -37,7 +37,6 @@ class CollectionSetup:
 
 
 def preflight(
-    *,
     db_path: str | os.PathLike,
     reports_dir: str | os.PathLike,
     policy_path: str | os.PathLike | None,

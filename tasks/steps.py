@@ -146,7 +146,7 @@ def _jsonable(value: object) -> object:
 
 def artifact_key(prefix: str, workspace: str) -> str:
     """Prefect artifact keys allow only lowercase letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{workspace}".lower()).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{workspace}".lower()).strip("-")
 
 
 @task(name="publish-artifacts", task_run_name="artifacts-{stored.workspace}", cache_policy=NO_CACHE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 
 import pytest
 
@@ -22,10 +23,70 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+class BackgroundHarness:
+    """Prefect's `prefect_test_harness`, entered once for the session on a thread of its own.
+
+    Starting the harness's temporary server takes about 10 s. It starts as soon as the
+    session knows it will need it, and the tests that use it run last, so the server boots
+    while the other tests run. The harness makes its settings the process-global settings
+    context, so flows run from the main thread use its server.
+    """
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="prefect-harness", daemon=True)
+
+    def _run(self) -> None:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        from prefect.testing.utilities import prefect_test_harness
+
+        # Flow-run heartbeats (every 180 s) only matter to a long-lived server watching for
+        # crashed runs; their thread makes every test flow run wait up to 1 s on exit.
+        no_heartbeats = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        try:
+            with (
+                temporary_settings(no_heartbeats),
+                prefect_test_harness(server_startup_timeout=120),
+            ):
+                self.ready.set()
+                self.stop.wait()
+        except BaseException as exc:  # surfaced to the tests that need the harness
+            self.error = exc
+            self.ready.set()
+
+    def wait(self) -> None:
+        if not self.ready.wait(timeout=180):
+            raise RuntimeError("the Prefect test harness did not start within 180 s")
+        if self.error is not None:
+            raise RuntimeError(f"the Prefect test harness failed to start: {self.error!r}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+_HARNESS: BackgroundHarness | None = None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that need Prefect run last; their harness starts now, in the background."""
+    global _HARNESS
+    items.sort(key=lambda item: "prefect_harness" in getattr(item, "fixturenames", ()))
+    if _HARNESS is None and any("prefect_harness" in item.fixturenames for item in items):
+        _HARNESS = BackgroundHarness()
+        _HARNESS.thread.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _HARNESS is not None:
+        _HARNESS.close()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test harness (a temporary API and database) for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    """The session's one Prefect test harness (a temporary API and database)."""
+    assert _HARNESS is not None, "started at collection for every test that uses it"
+    _HARNESS.wait()
+    yield

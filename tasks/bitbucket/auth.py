@@ -18,7 +18,6 @@ expires, and is thread-safe: several workspaces collected at once share one toke
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -28,6 +27,15 @@ import orjson
 
 from tasks.bitbucket.exceptions import OAuthTokenError
 from tasks.bitbucket.secret import Secret
+from tasks.canonical import sha256_hex
+
+__all__ = [
+    "DEFAULT_OAUTH_TOKEN_URL",
+    "ApiTokenBasic",
+    "BearerToken",
+    "BitbucketAuth",
+    "OAuthClientCredentials",
+]
 
 DEFAULT_OAUTH_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"  # noqa: S105
 TOKEN_REQUEST_TIMEOUT = httpx.Timeout(15.0)
@@ -39,7 +47,7 @@ def _as_secret(value: str | Secret) -> Secret:
 
 def _fingerprint(*parts: str) -> str:
     # A one-way key for "same credential" (shared rate budget); never shown anywhere.
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+    return sha256_hex("\x00".join(parts))[:16]
 
 
 def _basic_header(user: str, password: str) -> str:
@@ -50,6 +58,7 @@ class BitbucketAuth(httpx.Auth):
     """What the client needs from any auth mode, beyond `httpx.Auth`."""
 
     env_hint = "the Bitbucket credentials"  # named in 401 messages
+    refreshable = False  # can fetch a fresh token after a 401 (OAuth only)
 
     def secret_values(self) -> list[str]:
         """Every secret this auth may put on the wire, for scrubbing text before it is shown."""
@@ -59,12 +68,11 @@ class BitbucketAuth(httpx.Auth):
         """Identifies the credential whose hourly request budget is being spent."""
         raise NotImplementedError
 
-    def invalidate(self, request: httpx.Request) -> bool:
-        """After a 401: drop a cached token so the next request fetches a new one.
+    def invalidate(self, request: httpx.Request) -> None:
+        """After a 401: drop the token `request` carried, so the next request fetches a new one.
 
-        Returns True when a retry with a fresh token makes sense (OAuth only).
+        Only called when `refreshable`.
         """
-        return False
 
 
 class BearerToken(BitbucketAuth):
@@ -120,6 +128,7 @@ class OAuthClientCredentials(BitbucketAuth):
     """
 
     env_hint = "BITBUCKET_OAUTH_CLIENT_ID and BITBUCKET_OAUTH_CLIENT_SECRET"
+    refreshable = True
     requires_response_body = True
 
     def __init__(
@@ -183,13 +192,12 @@ class OAuthClientCredentials(BitbucketAuth):
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         yield request
 
-    def invalidate(self, request: httpx.Request) -> bool:
+    def invalidate(self, request: httpx.Request) -> None:
         used = request.headers.get("Authorization", "")
         with self._lock:
             # Another thread may already have replaced the token that failed: keep the new one.
             if self._token is not None and used == f"Bearer {self._token.reveal()}":
                 self._token = None
-        return True
 
     def _token_request(self) -> httpx.Request:
         return httpx.Request(

@@ -1,18 +1,22 @@
 """One HTTP client per collection run: pacing, retries, raw-page recording.
 
-`BitbucketClient.fetch` returns a parsed page or raises a `BitbucketError`:
+`BitbucketClient.fetch` returns a parsed page or raises a `BitbucketError`. Each attempt
+goes in three steps: send it and describe what happened as an `Outcome`; let the pure
+`classify` (tasks/bitbucket/decisions.py) decide `Done`, `Retry` or `Fail`; act on that:
 
-- 429, 5xx, connection errors, timeouts and a 200 whose body is not a whole JSON page are
-  retried, honouring `Retry-After` (seconds or HTTP-date), else exponential backoff with
-  full jitter, all inside one deadline per workspace (`settings.retry_deadline`);
-- 400/401/403/404 (and other 4xx) raise `ApiStatusError` at once, except one retry after
-  a 401 with a fresh OAuth token;
-- every response, failed attempts included, is appended to `pages` as a `RawPage`.
+- `Done`: return the page;
+- `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
+  page): wait as `Retry-After` asks (seconds or HTTP-date), else exponential backoff with
+  full jitter, all inside one deadline per workspace (`settings.retry_deadline`); past it,
+  raise `RetryBudgetExhausted`. After a 401 with OAuth: drop the token and retry once, now;
+- `Fail` (400/401/403/404 and other 4xx, a refused OAuth token): raise `ApiStatusError`.
+
+Every response, failed attempts included, is appended to `pages` as a `RawPage`.
 
 Usage::
 
     with BitbucketClient(settings, "acme") as bb:
-        fetched = bb.fetch(url, "members")
+        fetched = bb.fetch(url, Listing.MEMBERS)
         fetched.document["values"], bb.pages, bb.request_count, bb.emulated
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 import httpx
@@ -28,13 +32,15 @@ import orjson
 
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.decisions import Context, Done, Fail, Fault, Outcome, Retry, classify
 from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted
-from tasks.bitbucket.messages import error_summary, status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
-from tasks.bitbucket.retry import Deadline, backoff_delay, is_retryable_status, retry_after_seconds
+from tasks.bitbucket.retry import Deadline, backoff_delay
 from tasks.version import __version__
-from tasks.vocabulary import Listing
+from tasks.vocabulary import ErrorKind, Listing
+
+__all__ = ["BitbucketClient", "FetchedPage", "parse_envelope", "public_url"]
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
@@ -46,6 +52,8 @@ _SECRET_PARAMS = ("access_token", "token", "client_secret")
 
 @dataclass(frozen=True, slots=True)
 class FetchedPage:
+    """A page that arrived whole: the raw response kept as evidence, and its parsed body."""
+
     page: RawPage
     document: dict
 
@@ -116,65 +124,67 @@ class BitbucketClient:
             self._http.close()
 
     def fetch(self, url: str, listing: Listing) -> FetchedPage:
-        """GET one page, retrying what can be retried. Raises a BitbucketError otherwise."""
+        """GET one page, retrying what can be retried. Raises a BitbucketError otherwise.
+
+        Each attempt is sent and described as an `Outcome`; `classify` decides; this acts.
+        """
+        auth = self.settings.auth
+        context = Context(
+            self.workspace, listing, self.settings.api_url, auth.env_hint, auth.refreshable
+        )
         attempt = 0
         refreshed = False
         while True:
             self._wait_for_slot(listing)
             attempt += 1
-            retry_after: float | None = None
-            rate_limited = False
             timeout = self._attempt_timeout(listing, attempt)
             request = self._http.build_request("GET", url, timeout=timeout)
-            try:
-                response = self._send(request)
-            except OAuthTokenError as exc:
-                if not exc.retryable:
-                    raise ApiStatusError(
-                        f"Could not get an OAuth token to read workspace '{self.workspace}': "
-                        f"{exc.message}. Check {self.settings.auth.env_hint}"
-                        " (and BITBUCKET_OAUTH_TOKEN_URL if set).",
-                        status_code=exc.status_code or 0,
-                        kind="auth",
-                    ) from None
-                problem, rate_limited = exc.message, exc.status_code == 429
-            except httpx.TimeoutException as exc:
-                problem = f"no response within {timeout.read:.3g} s ({type(exc).__name__})"
-            except httpx.RequestError as exc:  # connection refused/reset, bad encoding, …
-                problem = f"request failed ({type(exc).__name__})"
+            sent = Outcome(attempt, refreshed, read_timeout=timeout.read)
+            outcome, fetched = self._attempt(request, listing, sent)
+            self._note_near_limit(outcome.near_limit)
+            decision = classify(outcome, context, now=self._clock.now())
+            if isinstance(decision, Done):
+                assert fetched is not None
+                self.successful_pages += 1
+                return fetched
+            if isinstance(decision, Fail):
+                raise ApiStatusError(decision.message, kind=decision.kind)
+            if decision.refresh_auth:
+                logger.warning("%s %s: %s", self.workspace, listing, decision.reason)
+                auth.invalidate(request)
+                refreshed = True
             else:
-                page = self._record(response, listing)
-                status = response.status_code
-                if status == 200:
-                    document = parse_envelope(response.content)
-                    if document is not None:
-                        self.successful_pages += 1
-                        return FetchedPage(page, document)
-                    problem = "HTTP 200 but the body is not a whole JSON page (truncated?)"
-                elif status == 401 and not refreshed and self.settings.auth.invalidate(request):
-                    refreshed = True
-                    logger.warning(
-                        "%s %s: HTTP 401, fetching a new OAuth token and retrying once",
-                        self.workspace,
-                        listing,
-                    )
-                    continue
-                elif not is_retryable_status(status):
-                    raise status_error(
-                        status,
-                        response.content,
-                        workspace=self.workspace,
-                        listing=listing,
-                        api_url=self.settings.api_url,
-                        env_hint=self.settings.auth.env_hint,
-                    )
-                else:
-                    problem = f"HTTP {status} ({error_summary(response.content)[0]})"
-                    rate_limited = status == 429
-                    retry_after = retry_after_seconds(
-                        response.headers.get("Retry-After"), self._clock.now()
-                    )
-            self._back_off(listing, attempt, problem, retry_after, rate_limited)
+                self._back_off(listing, outcome.attempt, decision)
+
+    def _attempt(
+        self, request: httpx.Request, listing: Listing, sent: Outcome
+    ) -> tuple[Outcome, FetchedPage | None]:
+        """Send `request` and complete `sent` (attempt, refresh, timeout) with what happened.
+
+        Any response is kept as evidence; the `FetchedPage` is there only for a whole page.
+        """
+        try:
+            response = self._send(request)
+        except OAuthTokenError as exc:
+            fault = Fault.OAUTH_RETRYABLE if exc.retryable else Fault.OAUTH_REFUSED
+            return replace(
+                sent, fault=fault, detail=exc.message, token_status=exc.status_code
+            ), None
+        except httpx.TimeoutException as exc:
+            return replace(sent, fault=Fault.TIMEOUT, detail=type(exc).__name__), None
+        except httpx.RequestError as exc:  # connection refused/reset, bad encoding, …
+            return replace(sent, fault=Fault.CONNECTION, detail=type(exc).__name__), None
+        page = self._record(response, listing)
+        document = parse_envelope(response.content)
+        outcome = replace(
+            sent,
+            status_code=response.status_code,
+            whole_page=document is not None,
+            body=response.content,
+            retry_after=response.headers.get("Retry-After"),
+            near_limit=response.headers.get("X-RateLimit-NearLimit"),
+        )
+        return outcome, None if document is None else FetchedPage(page, document)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -185,17 +195,10 @@ class BitbucketClient:
             if "Authorization" in request.headers:
                 self.request_count += 1
 
-    def _back_off(
-        self,
-        listing: Listing,
-        attempt: int,
-        problem: str,
-        retry_after: float | None,
-        rate_limited: bool,
-    ) -> None:
+    def _back_off(self, listing: Listing, attempt: int, retry: Retry) -> None:
         settings = self.settings
-        if retry_after is not None:
-            delay, why = retry_after, "as Retry-After asks"
+        if retry.delay_hint is not None:
+            delay, why = retry.delay_hint, "as Retry-After asks"
         else:
             delay = backoff_delay(
                 attempt, base=settings.backoff_base, cap=settings.backoff_cap, rng=self._rng
@@ -205,16 +208,16 @@ class BitbucketClient:
         if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
             raise RetryBudgetExhausted(
                 f"gave up reading {listing} of workspace '{self.workspace}' after {attempt} "
-                f"attempt(s): last {problem}; waiting {delay:.3g} s ({why}) would pass "
+                f"attempt(s): last {retry.reason}; waiting {delay:.3g} s ({why}) would pass "
                 f"the {settings.retry_deadline:.3g} s retry deadline "
                 "(BITBUCKET_RETRY_DEADLINE). Run again later or raise the deadline.",
-                kind="rate_limited" if rate_limited else "transient",
+                kind=ErrorKind.RATE_LIMITED if retry.rate_limited else ErrorKind.TRANSIENT,
             )
         logger.warning(
             "%s %s: %s; retry %d in %.3g s (%s, %.3g s of deadline left)",
             self.workspace,
             listing,
-            problem,
+            retry.reason,
             attempt,
             delay,
             why,
@@ -231,7 +234,7 @@ class BitbucketClient:
                 f"budget of {self.settings.max_requests_per_hour} requests per hour "
                 f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees a slot only in {wait:.3g} s, after "
                 f"the retry deadline. Run again later.",
-                kind="rate_limited",
+                kind=ErrorKind.RATE_LIMITED,
             )
         if wait > 0:
             logger.debug("%s %s: pacing, waiting %.3g s", self.workspace, listing, wait)
@@ -245,7 +248,7 @@ class BitbucketClient:
                 f"the {self.settings.retry_deadline:.3g} s retry deadline "
                 f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {listing} "
                 f"of workspace '{self.workspace}'",
-                kind="transient",
+                kind=ErrorKind.TRANSIENT,
             )
         read = min(self.settings.read_timeout, remaining)
         connect = min(self.settings.connect_timeout, remaining)
@@ -260,14 +263,11 @@ class BitbucketClient:
             body=response.content,
         )
         self.pages.append(page)
-        headers = response.headers
-        if headers.get(EMULATOR_HEADER) == "1":
+        if response.headers.get(EMULATOR_HEADER) == "1":
             self.emulated = True
-        self._note_rate_headers(headers)
         return page
 
-    def _note_rate_headers(self, headers: httpx.Headers) -> None:
-        near = headers.get("X-RateLimit-NearLimit")
+    def _note_near_limit(self, near: str | None) -> None:
         if near is None:
             return  # only access-token callers get these headers: keep the current pace
         if near.strip().lower() == "true":

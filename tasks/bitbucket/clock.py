@@ -16,6 +16,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...

@@ -40,13 +40,7 @@ from tasks.bitbucket.auth import (
 )
 from tasks.bitbucket.exceptions import ConfigError
 
-__all__ = [
-    "ApiTokenBasic",
-    "BearerToken",
-    "BitbucketSettings",
-    "OAuthClientCredentials",
-    "settings_from_env",
-]
+__all__ = ["DEFAULT_API_URL", "PAGELEN", "BitbucketSettings", "check_api_url", "settings_from_env"]
 
 DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
 DEFAULT_MAX_REQUESTS_PER_HOUR = 1000

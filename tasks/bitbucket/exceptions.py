@@ -12,9 +12,23 @@ Usage::
         settings = settings_from_env()
     except ConfigError as exc:
         raise SystemExit(str(exc))
+
+    except BitbucketError as exc:       # inside the client
+        exc.kind, exc.message           # ErrorKind.AUTH, "Bitbucket rejected …"
 """
 
 from __future__ import annotations
+
+from tasks.vocabulary import ErrorKind
+
+__all__ = [
+    "ApiStatusError",
+    "BitbucketError",
+    "ConfigError",
+    "OAuthTokenError",
+    "PaginationAnomaly",
+    "RetryBudgetExhausted",
+]
 
 
 class ConfigError(ValueError):
@@ -24,9 +38,9 @@ class ConfigError(ValueError):
 class BitbucketError(Exception):
     """Base of every API fault. `kind` is the `WorkspaceExtract.error_kind` it maps to."""
 
-    kind: str = "transient"
+    kind: ErrorKind = ErrorKind.TRANSIENT
 
-    def __init__(self, message: str, *, kind: str | None = None) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
@@ -37,14 +51,10 @@ class BitbucketError(Exception):
 
 
 class ApiStatusError(BitbucketError):
-    """A non-retryable HTTP status (400/401/403/404 and other 4xx).
+    """An answer retrying cannot fix: 400/401/403/404 and other 4xx, or a refused OAuth token.
 
     `kind` is auth | permission | not_found | bad_request.
     """
-
-    def __init__(self, message: str, *, status_code: int, kind: str) -> None:
-        super().__init__(message, kind=kind)
-        self.status_code = status_code
 
 
 class RetryBudgetExhausted(BitbucketError):
@@ -54,13 +64,13 @@ class RetryBudgetExhausted(BitbucketError):
 class PaginationAnomaly(BitbucketError):
     """The listing cannot be trusted to be whole: next-link loop, foreign next host, …"""
 
-    kind = "anomaly"
+    kind = ErrorKind.ANOMALY
 
 
 class OAuthTokenError(BitbucketError):
-    """The OAuth token endpoint refused or failed. `retryable` for 429/5xx/network faults."""
+    """The OAuth token endpoint refused or failed. `retryable` for 429, 5xx or an unusable body."""
 
     def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
-        super().__init__(message, kind="transient" if retryable else "auth")
+        super().__init__(message, kind=ErrorKind.TRANSIENT if retryable else ErrorKind.AUTH)
         self.retryable = retryable
         self.status_code = status_code

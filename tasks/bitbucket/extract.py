@@ -6,15 +6,15 @@ Usage::
     from tasks.bitbucket.extract import extract_workspace
 
     extract = extract_workspace(settings_from_env(), "acme")
-    extract.status        # complete | incomplete | failed
-    extract.error_kind    # auth | permission | not_found | bad_request | transient |
-                          # rate_limited | anomaly | None
+    extract.status        # RunStatus: complete | incomplete | failed
+    extract.error_kind    # ErrorKind: auth | permission | not_found | bad_request |
+                          # transient | rate_limited | anomaly; None when complete
     extract.error         # what went wrong and what to do (never a secret)
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
-links loop, a member appears twice (the membership changed while paging), a member has
-neither account_id nor uuid, or the first page's `size` disagrees with the distinct
-members read.
+links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
+membership changed while paging), an entry has no user or a member has neither
+account_id nor uuid, or the first page's `size` disagrees with the distinct members read.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer
 from tasks.bitbucket.secret import scrub
 from tasks.normalise import member_key
-from tasks.vocabulary import Listing
+from tasks.vocabulary import ErrorKind, Listing, RunStatus
+
+__all__ = ["extract_workspace", "listing_url"]
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
@@ -47,7 +49,7 @@ PERMISSIONS_QUERY = f"pagelen={PAGELEN}"
 def listing_url(api_url: str, workspace: str, listing: Listing) -> str:
     """First-page URL of a listing; the slug (or {uuid}) is percent-encoded.
 
-    >>> listing_url("https://api.bitbucket.org/2.0", "acme", "members")
+    >>> listing_url("https://api.bitbucket.org/2.0", "acme", Listing.MEMBERS)
     'https://api.bitbucket.org/2.0/workspaces/acme/members?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled'
     """
     query = MEMBERS_QUERY if listing == Listing.MEMBERS else PERMISSIONS_QUERY
@@ -86,15 +88,15 @@ def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
     paginator = NextLinkPaginator(listing_url(bb.settings.api_url, bb.workspace, listing))
     walk = ListingWalk(ListingResult(listing=listing, complete=False))
     seen: dict[str, int] = {}  # member key → page it was first seen on
-    page_signatures: dict[tuple[str | None, ...], int] = {}
     url: str | None = paginator.first_url
-    page_number = 0
     try:
         while url is not None:
             fetched = bb.fetch(url, listing)
-            page_number += 1
             document = fetched.document
             values = document["values"]
+            users = [value.get("user") if isinstance(value, dict) else None for value in values]
+            keys = [member_key(user) if isinstance(user, dict) else None for user in users]
+            page_number = paginator.count_page(keys)
             if page_number == 1 and _is_count(document.get("size")):
                 walk.result.reported_size = document["size"]
             logger.debug(
@@ -106,9 +108,6 @@ def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
                 fetched.page.status_code,
                 len(fetched.page.body),
             )
-            users = [value.get("user") if isinstance(value, dict) else None for value in values]
-            keys = [member_key(user) if isinstance(user, dict) else None for user in users]
-            _check_not_a_repeat(tuple(keys), page_number, page_signatures, url)
             for user, key in zip(users, keys, strict=True):
                 _check_member(user, key, page_number, seen, walk)
             url = paginator.next_url(document)
@@ -128,23 +127,6 @@ def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
         walk.result.reason = walk.reason()
         walk.result.complete = walk.result.reason is None
     return walk
-
-
-def _check_not_a_repeat(
-    signature: tuple[str | None, ...],
-    page_number: int,
-    page_signatures: dict[tuple[str | None, ...], int],
-    url: str,
-) -> None:
-    # A `next` that leads back to an earlier page under a different URL (e.g. page=1 added)
-    # shows up as a page with exactly the same members in the same order.
-    if not signature:
-        return
-    earlier = page_signatures.setdefault(signature, page_number)
-    if earlier != page_number:
-        raise PaginationAnomaly(
-            f"next-link loop: page {page_number} ({url}) repeats page {earlier} exactly"
-        )
 
 
 def _check_member(
@@ -194,12 +176,13 @@ def extract_workspace(
     _warn_if_2fa_hidden(workspace, walks[0])
     if error is not None:
         error = scrub(error, settings.auth.secret_values())
-        log = logger.error if status == "failed" else logger.warning
+        log = logger.error if status == RunStatus.FAILED else logger.warning
         log("%s: %s (%s)", workspace, status, error)
     else:
         logger.info(
-            "%s: complete, %d members, %d requests",
+            "%s: %s, %d members, %d requests",
             workspace,
+            status,
             walks[0].result.values_read,
             bb.request_count,
         )
@@ -220,12 +203,12 @@ def extract_workspace(
 
 def _verdict(
     workspace: str, walks: list[ListingWalk], successful_pages: int
-) -> tuple[str, str | None, str | None]:
+) -> tuple[RunStatus, str | None, ErrorKind | None]:
     """(status, error, error_kind) from the walks."""
     stopped = next((walk for walk in walks if walk.error is not None), None)
     if stopped is not None:
         assert stopped.error is not None
-        status = "incomplete" if successful_pages else "failed"
+        status = RunStatus.INCOMPLETE if successful_pages else RunStatus.FAILED
         return status, stopped.error.message, stopped.error.kind
     broken = [walk.result for walk in walks if not walk.result.complete]
     if broken:
@@ -234,8 +217,8 @@ def _verdict(
             f"workspace '{workspace}' was not read whole: {reasons}. Run the collection again; "
             "if it repeats, the API's pagination is at fault."
         )
-        return "incomplete", error, "anomaly"
-    return "complete", None, None
+        return RunStatus.INCOMPLETE, error, ErrorKind.ANOMALY
+    return RunStatus.COMPLETE, None, None
 
 
 def _warn_if_2fa_hidden(workspace: str, members: ListingWalk) -> None:

@@ -1,19 +1,24 @@
-"""Turn a non-retryable HTTP answer into a message that says what to fix.
+"""Messages for answers that retrying cannot fix: what went wrong and what to change.
 
 Usage::
 
-    error = status_error(403, response.content, workspace="acme", listing="members",
-                         api_url=settings.api_url, env_hint=settings.auth.env_hint)
-    error.kind     # 'permission'
-    str(error)     # "The credentials may not read members of workspace 'acme' (HTTP 403: …).
-                   #  Granted scopes: …; required: read:workspace:bitbucket. …"
+    kind, text = status_error(403, response.content, workspace="acme",
+                              listing=Listing.MEMBERS, api_url=settings.api_url,
+                              env_hint=settings.auth.env_hint)
+    kind     # ErrorKind.PERMISSION
+    text     # "The credentials may not read members of workspace 'acme' (HTTP 403: …).
+             #  Granted scopes: …; required: read:workspace:bitbucket. …"
+    error_summary(b"<html>…")[0]     # 'an HTML page'
+    oauth_refused("the OAuth token URL … answered HTTP 401", "acme", env_hint)
 """
 
 from __future__ import annotations
 
 import orjson
 
-from tasks.bitbucket.exceptions import ApiStatusError
+from tasks.vocabulary import ErrorKind, Listing
+
+__all__ = ["error_summary", "oauth_refused", "status_error"]
 
 _MAX_DETAIL = 300
 
@@ -50,10 +55,18 @@ def _scopes(value: object) -> list[str]:
     return []
 
 
+def oauth_refused(problem: str, workspace: str, env_hint: str) -> str:
+    """The message for an OAuth token endpoint that rejected the client credentials."""
+    return (
+        f"Could not get an OAuth token to read workspace '{workspace}': {problem}. "
+        f"Check {env_hint} (and BITBUCKET_OAUTH_TOKEN_URL if set)."
+    )
+
+
 def status_error(
-    status: int, body: bytes, *, workspace: str, listing: str, api_url: str, env_hint: str
-) -> ApiStatusError:
-    """The ApiStatusError (with kind) for a 4xx answer that retrying cannot fix."""
+    status: int, body: bytes, *, workspace: str, listing: Listing, api_url: str, env_hint: str
+) -> tuple[ErrorKind, str]:
+    """(kind, message) for an HTTP answer that retrying cannot fix (4xx but 429)."""
     message, granted, required = error_summary(body)
     where = f"{listing} of workspace '{workspace}'"
     if status == 401:
@@ -62,7 +75,7 @@ def status_error(
             f"The token is invalid, expired, revoked or not valid for this endpoint: "
             f"check {env_hint}."
         )
-        return ApiStatusError(text, status_code=status, kind="auth")
+        return ErrorKind.AUTH, text
     if status == 403:
         scopes = ""
         if granted is not None or required is not None:
@@ -76,16 +89,16 @@ def status_error(
             "belonging to a workspace admin: only admins can see members' two-step "
             f"verification status. Check {env_hint}."
         )
-        return ApiStatusError(text, status_code=status, kind="permission")
+        return ErrorKind.PERMISSION, text
     if status == 404:
         text = (
             f"No workspace '{workspace}' at {api_url} (HTTP 404: {message}). Check the workspace "
             "slug (the name after bitbucket.org/ in its URL) or give its {uuid}, and that the "
             "credentials belong to a member of it."
         )
-        return ApiStatusError(text, status_code=status, kind="not_found")
+        return ErrorKind.NOT_FOUND, text
     text = (
         f"Bitbucket refused the request for {where} (HTTP {status}: {message}). Retrying will "
         "not help; check the workspace name and BITBUCKET_API_URL, or report this as a bb2sv bug."
     )
-    return ApiStatusError(text, status_code=status, kind="bad_request")
+    return ErrorKind.BAD_REQUEST, text

@@ -3,6 +3,14 @@
 These are the contract between extraction and the evidence store: the store keeps
 `RawPage`s verbatim and re-derives observations from them (`tasks.normalise`), so nothing
 here may carry a credential.
+
+Usage::
+
+    page = RawPage(Listing.MEMBERS, url, 200, fetched_at=clock.now(), body=response.content)
+    page.sha256                                   # computed from the body
+    extract = extract_workspace(settings, "acme") # a WorkspaceExtract
+    extract.status, extract.error_kind            # RunStatus, ErrorKind | None
+    [(r.listing, r.complete, r.reason) for r in extract.listings]   # ListingResults
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from datetime import datetime
 
 from tasks.canonical import sha256_hex
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
+
+__all__ = ["ListingResult", "RawPage", "WorkspaceExtract"]
 
 
 @dataclass(frozen=True, slots=True)

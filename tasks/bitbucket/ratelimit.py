@@ -20,6 +20,8 @@ from collections import deque
 
 from tasks.bitbucket.config import BitbucketSettings
 
+__all__ = ["RequestPacer", "pacer_for"]
+
 WINDOW_SECONDS = 3600.0
 
 

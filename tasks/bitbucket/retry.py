@@ -1,4 +1,6 @@
-"""When to retry and how long to wait.
+"""How long to wait before a retry, and the budget all waits of a workspace share.
+
+Which outcomes are retried at all is decided in `tasks.bitbucket.decisions`.
 
 Usage::
 
@@ -12,17 +14,13 @@ Usage::
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from tasks.bitbucket.clock import Clock
+from tasks.canonical import as_utc
 
-# 400/401/403/404 (and any other 4xx but 429) are the caller's problem: retrying cannot help.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-def is_retryable_status(status_code: int) -> bool:
-    return status_code in RETRYABLE_STATUSES or status_code >= 500
+__all__ = ["Deadline", "backoff_delay", "retry_after_seconds"]
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -43,9 +41,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
+        seconds = (as_utc(when) - now).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
@@ -62,11 +58,7 @@ class Deadline:
 
     def __init__(self, clock: Clock, seconds: float) -> None:
         self._clock = clock
-        self.seconds = seconds
         self._ends_at = clock.monotonic() + seconds
 
     def remaining(self) -> float:
         return max(0.0, self._ends_at - self._clock.monotonic())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 
+__all__ = ["Secret", "scrub"]
+
 MASK = "***"
 
 

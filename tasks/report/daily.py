@@ -27,6 +27,7 @@ from tasks.report.model import (
 )
 from tasks.report.output import ReportError
 from tasks.report.queries import first_row, frame
+from tasks.vocabulary import RunStatus, TwoStepState
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -63,7 +64,7 @@ def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
     members = frame(conn, "run_members", run_id=run_id)
     previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
     previous_run = load_run(conn, previous_id["run_id"])[0] if previous_id else None
-    complete = run.status == "complete"
+    complete = run.status == RunStatus.COMPLETE
     if complete:
         findings, opened, resolved = _findings_at(conn, run, members, previous_id)
     else:
@@ -107,7 +108,7 @@ def violation_changes(
     `resolved.resolution` is `fixed`, `excepted` or `left`.
     """
     run, _policy = load_run(conn, run_id)
-    if run.status != "complete":
+    if run.status != RunStatus.COMPLETE:
         return pd.DataFrame(columns=CHANGE_COLUMNS), pd.DataFrame(columns=CHANGE_COLUMNS)
     members = frame(conn, "run_members", run_id=run_id)
     previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
@@ -188,9 +189,9 @@ def _counts(members: pd.DataFrame) -> Counts:
     in_grace = members["in_grace"].fillna(False).astype(bool)
     return Counts(
         members=len(members),
-        enabled=int(states.get("enabled", 0)),
-        disabled=int(states.get("disabled", 0)),
-        unknown=int(states.get("unknown", 0)),
+        enabled=int(states.get(TwoStepState.ENABLED, 0)),
+        disabled=int(states.get(TwoStepState.DISABLED, 0)),
+        unknown=int(states.get(TwoStepState.UNKNOWN, 0)),
         excepted=int(assessments.get("excepted", 0)),
         in_grace=int(in_grace.sum()),
         violations=int(assessments.get("non-compliant", 0)),

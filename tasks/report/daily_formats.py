@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.report import render
 from tasks.report.controls import (
     EMULATOR_NOTICE,
     GUIDANCE_STEPS,
@@ -29,14 +30,6 @@ from tasks.report.formatting import (
     utc_day_series,
 )
 from tasks.report.model import DailyReport, RunInfo
-from tasks.report.render import (
-    MAX_TABLE_ROWS,
-    records,
-    render_csv,
-    render_html,
-    render_json,
-    render_markdown,
-)
 
 DAILY_SCHEMA = "bb2sv.daily-report/1"
 RAW_PAGES_SHOWN = 5
@@ -53,10 +46,10 @@ TIME_COLUMNS = ("first_seen", "due_at", "first_observed", "observed_at", "fetche
 def daily_files(report: DailyReport, base: str) -> dict[str, bytes]:
     context = daily_context(report)
     return {
-        f"{base}.md": render_markdown("daily.md.j2", context),
-        f"{base}.html": render_html("daily.html.j2", context),
-        f"{base}.csv": render_csv(member_rows(report, for_csv=True)),
-        f"{base}.json": render_json(daily_document(report, members_csv=f"{base}.csv")),
+        f"{base}.md": render.render_markdown("daily.md.j2", context),
+        f"{base}.html": render.render_html("daily.html.j2", context),
+        f"{base}.csv": render.render_csv(member_rows(report, for_csv=True)),
+        f"{base}.json": render.render_json(daily_document(report, members_csv=f"{base}.csv")),
     }
 
 
@@ -112,7 +105,7 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
         "policy": {key: text(value) for key, value in asdict(report.policy).items()},
         "run": _display_run(report.run),
         "previous_run": _display_run(report.previous_run) if report.previous_run else None,
-        "findings": _display_rows(findings, MAX_TABLE_ROWS),
+        "findings": _display_rows(findings, render.MAX_TABLE_ROWS),
         "findings_total": len(findings),
         "opened": _display_rows(report.opened),
         "resolved": _display_rows(report.resolved),
@@ -153,7 +146,7 @@ def _json_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
             converted[column] = iso_utc_series(converted[column])
         elif column == "expires_on":
             converted[column] = utc_day_series(converted[column])
-    return records(converted)
+    return render.records(converted)
 
 
 def daily_document(report: DailyReport, members_csv: str) -> dict[str, Any]:

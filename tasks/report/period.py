@@ -18,6 +18,7 @@ from tasks.report.daily import load_run, sort_findings
 from tasks.report.model import COMPLIANT, INCOMPLETE, NON_COMPLIANT, PeriodReport, RunInfo
 from tasks.report.output import ReportError
 from tasks.report.queries import first_row, frame
+from tasks.vocabulary import RunStatus
 
 
 def load_period(
@@ -31,7 +32,7 @@ def load_period(
     days["day"] = pd.to_datetime(days["day"]).dt.date
     days["has_evidence"] = days["run_id"].notna()
     runs = frame(conn, "period_runs", **params)
-    complete = runs[runs["status"] == "complete"].reset_index(drop=True)
+    complete = runs[runs["status"] == RunStatus.COMPLETE].reset_index(drop=True)
     last_run: RunInfo | None = None
     end_counts = None
     if not complete.empty:
@@ -63,7 +64,7 @@ def load_period(
         end_counts=end_counts,
         last_run=last_run,
         emulated=bool(runs["emulated"].any()) if not runs.empty else False,
-        incomplete_runs=int((runs["status"] != "complete").sum()),
+        incomplete_runs=int((runs["status"] != RunStatus.COMPLETE).sum()),
         policy_sha256s=sorted(set(complete["policy_sha256"].dropna().astype(str))),
     )
 

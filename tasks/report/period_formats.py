@@ -10,19 +10,13 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.report import render
 from tasks.report.chart import trend_svg
 from tasks.report.controls import EMULATOR_NOTICE, controls_rows
 from tasks.report.daily_formats import run_fields
 from tasks.report.formatting import iso_utc_series, pct, text, utc_day_series
 from tasks.report.model import PeriodReport
-from tasks.report.render import (
-    MAX_TABLE_ROWS,
-    records,
-    render_csv,
-    render_html,
-    render_json,
-    render_markdown,
-)
+from tasks.vocabulary import TwoStepState
 
 PERIOD_SCHEMA = "bb2sv.period-report/1"
 
@@ -41,10 +35,10 @@ def period_files(report: PeriodReport, base: str) -> dict[str, bytes]:
     )
     context = period_context(report, svg=svg, svg_name=f"{base}.svg")
     return {
-        f"{base}.md": render_markdown("period.md.j2", context),
-        f"{base}.html": render_html("period.html.j2", context),
-        f"{base}.csv": render_csv(finding_rows(report, for_csv=True)),
-        f"{base}.json": render_json(period_document(report)),
+        f"{base}.md": render.render_markdown("period.md.j2", context),
+        f"{base}.html": render.render_html("period.html.j2", context),
+        f"{base}.csv": render.render_csv(finding_rows(report, for_csv=True)),
+        f"{base}.json": render.render_json(period_document(report)),
         f"{base}.svg": (svg + "\n").encode("utf-8"),
     }
 
@@ -74,14 +68,14 @@ def finding_rows(report: PeriodReport, *, for_csv: bool) -> pd.DataFrame:
 def _trend_rows(report: PeriodReport) -> list[dict[str, Any]]:
     trend = report.trend
     shown = pd.DataFrame({"day": [day.isoformat() for day in trend["day"]]})
-    for column in ("members", "enabled", "disabled", "unknown", "excepted"):
+    for column in ("members", *TwoStepState, "excepted"):
         shown[column] = trend[column].astype("Int64").astype("string").fillna("no evidence")
     shown["compliance_pct"] = [pct(value) for value in trend["compliance_pct"]]
     return shown.to_dict(orient="records")
 
 
 def period_context(report: PeriodReport, *, svg: str, svg_name: str) -> dict[str, Any]:
-    findings = report.findings.head(MAX_TABLE_ROWS).copy()
+    findings = report.findings.head(render.MAX_TABLE_ROWS).copy()
     for column in ("first_seen", "resolved_at", "due_at"):
         findings[column] = utc_day_series(findings[column])
     findings["days_to_fix"] = [
@@ -170,10 +164,10 @@ def period_document(report: PeriodReport) -> dict[str, Any]:
             ],
         },
         "end_counts": report.end_counts,
-        "daily": records(trend.drop(columns=["has_evidence"])),
-        "findings": records(finding_rows(report, for_csv=False)),
-        "exceptions": records(exceptions),
-        "runs": records(runs),
+        "daily": render.records(trend.drop(columns=["has_evidence"])),
+        "findings": render.records(finding_rows(report, for_csv=False)),
+        "exceptions": render.records(exceptions),
+        "runs": render.records(runs),
         "last_run": run_fields(report.last_run) if report.last_run else None,
         "policy_sha256s": report.policy_sha256s,
         "controls": controls_rows(),

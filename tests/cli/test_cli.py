@@ -161,21 +161,27 @@ def test_wrong_token_is_an_auth_error_and_never_printed(tmp_path, emu):
 
 
 def test_verify_names_the_tampered_run(tmp_path, emu):
+    from tasks.bitbucket.auth import BearerToken
+    from tasks.bitbucket.config import BitbucketSettings
+    from tasks.bitbucket.extract import extract_workspace
+    from tasks.evidence.store import EvidenceStore
+    from tasks.policy import DEFAULT_POLICY
+
     db = str(tmp_path / "e.duckdb")
-    for _ in range(2):
-        assert collect(tmp_path, "acme", env=emulator_env(emu)).exit_code == 0
+    settings = BitbucketSettings(api_url=emu.base_url, auth=BearerToken(SECRET))
+    with EvidenceStore.open(db) as store:  # evidence made by the plain functions: no flow needed
+        first = store.record_run(extract_workspace(settings, "acme"), policy=DEFAULT_POLICY)
+        store.record_run(extract_workspace(settings, "acme"), policy=DEFAULT_POLICY)
+    assert cli("verify", "--db", db).exit_code == 0
     with duckdb.connect(db) as conn:
-        ((first,),) = conn.execute(
-            "select run_id from collection_runs order by seq limit 1"
-        ).fetchall()
         conn.execute(
             "update member_2sv_observations set two_step_state = 'enabled', "
             "has_2fa_enabled = true where run_id = ? and two_step_state <> 'enabled'",
-            [first],
+            [first.run_id],
         )
     result = cli("verify", "--db", db)
     assert result.exit_code == 6
-    assert first in result.stderr
+    assert first.run_id in result.stderr
 
 
 def test_version_is_printed():

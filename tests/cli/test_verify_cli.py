@@ -37,19 +37,17 @@ def cli(*args: str, env: dict[str, str] | None = None):
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory, emu) -> SimpleNamespace:
-    """A key pair, then two signed, anchored collections of `acme` (the default log)."""
+    """A key pair, then two signed, anchored collections of `acme`: the first with the key
+    file (BB2SV_SIGNING_KEY), the second with the same key from a Prefect Secret block."""
+    from prefect.blocks.system import Secret
+
     root = tmp_path_factory.mktemp("signed")
     made = cli("keygen", "--out", str(root / "keys"))
     assert made.exit_code == 0, made.output
-    private, public = (
-        root / "keys" / "bb2sv-signing-key.pem",
-        root / "keys" / "bb2sv-signing-key.pub.pem",
-    )
-    env = {
-        "BITBUCKET_API_URL": emu.base_url,
-        "BITBUCKET_TOKEN": TOKEN,
-        "BB2SV_SIGNING_KEY": str(private),
-    }
+    private = root / "keys" / "bb2sv-signing-key.pem"
+    Secret(value=private.read_text()).save("bb2sv-test-signing-key", overwrite=True)
+    log = root / "worm" / "anchors.jsonl"  # outside the reports folder
+    api = {"BITBUCKET_API_URL": emu.base_url, "BITBUCKET_TOKEN": TOKEN}
     outputs = [
         cli(
             "collect",
@@ -59,17 +57,22 @@ def signed(tmp_path_factory, emu) -> SimpleNamespace:
             str(root / "e.duckdb"),
             "--reports-dir",
             str(root / "r"),
+            "--anchor-log",
+            str(log),
             "--retry-delay",
             "0",
-            env=env,
+            env={**api, **key},
         )  # fmt: skip
-        for _ in range(2)
+        for key in (
+            {"BB2SV_SIGNING_KEY": str(private)},
+            {"BB2SV_SIGNING_KEY_BLOCK": "bb2sv-test-signing-key"},
+        )
     ]
     assert all(result.exit_code == 0 for result in outputs), outputs[-1].output
-    manifests = sorted((root / "r").rglob("*.manifest.json"))
     return SimpleNamespace(
-        root=root, db=str(root / "e.duckdb"), log=str(root / "r" / "anchors.jsonl"),
-        private=private, public=str(public), keygen=made, outputs=outputs, manifests=manifests,
+        root=root, db=str(root / "e.duckdb"), log=str(log), private=private,
+        public=str(root / "keys" / "bb2sv-signing-key.pub.pem"), keygen=made, outputs=outputs,
+        manifests=sorted((root / "r").rglob("*.manifest.json")),
     )  # fmt: skip
 
 
@@ -81,7 +84,7 @@ def copy_of(signed, tmp_path) -> SimpleNamespace:
     shutil.copytree(signed.root, target)
     return SimpleNamespace(
         db=str(target / "e.duckdb"),
-        log=str(target / "r" / "anchors.jsonl"),
+        log=str(target / "worm" / "anchors.jsonl"),
         manifests=sorted((target / "r").rglob("*.manifest.json")),
     )
 
@@ -189,24 +192,11 @@ def test_a_bad_signing_key_stops_collect_before_anything_is_written(tmp_path, em
     assert not (tmp_path / "e.duckdb").exists()
 
 
-def test_signing_key_from_a_prefect_secret_block(tmp_path, emu, signed):
-    from prefect.blocks.system import Secret
-
-    Secret(value=signed.private.read_text()).save("bb2sv-test-signing-key", overwrite=True)
-    log = tmp_path / "elsewhere" / "anchors.jsonl"
-    result = cli(
-        "collect", "--workspace", "acme", "--db", str(tmp_path / "e.duckdb"),
-        "--reports-dir", str(tmp_path / "r"), "--anchor-log", str(log), "--retry-delay", "0",
-        env={"BITBUCKET_API_URL": emu.base_url, "BITBUCKET_TOKEN": TOKEN,
-             "BB2SV_SIGNING_KEY_BLOCK": "bb2sv-test-signing-key"},
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert not (tmp_path / "r" / "anchors.jsonl").exists() and log.exists()
-    verified = cli(
-        "verify", "--db", str(tmp_path / "e.duckdb"), "--anchor-log", str(log),
-        "--public-key", signed.public,
-    )  # fmt: skip
-    assert verified.exit_code == 0 and "1 of 1 runs signed by a trusted key" in verified.stdout
+def test_the_key_file_and_the_secret_block_sign_alike_into_the_given_log(signed):
+    lines = [json.loads(line) for line in Path(signed.log).read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 2]
+    assert lines[0]["key_id"] == lines[1]["key_id"] and lines[1]["signature"]
+    assert not (signed.root / "r" / "anchors.jsonl").exists()
 
 
 def test_verify_report_checks_files_then_the_evidence(signed, tmp_path):

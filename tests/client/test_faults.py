@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
 from emulator import Scenario
@@ -81,6 +82,36 @@ def test_slow_response_beyond_read_timeout_is_retried(emu, make_settings, collec
     assert extract.request_count == 7  # the timed-out attempt counts…
     assert statuses(extract) == STATUSES_OK  # …but produced no response to keep
     assert "no response within 0.3 s (ReadTimeout)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (httpx.ConnectTimeout, "no response within 2 s (ConnectTimeout)"),
+        (httpx.ReadTimeout, "no response within 2 s (ReadTimeout)"),
+        (httpx.ConnectError, "request failed (ConnectError)"),  # refused
+        (httpx.ReadError, "request failed (ReadError)"),  # reset
+        (httpx.RemoteProtocolError, "request failed (RemoteProtocolError)"),
+    ],
+)
+def test_network_faults_are_retried(settings_at, collect, clock, caplog, fault, said):
+    caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if len(sent) == 1:
+            raise fault("injected", request=request)
+        return httpx.Response(200, json={"size": 0, "values": []})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        settings = settings_at("http://127.0.0.1:9/2.0", "t-net")
+        extract = collect(settings, "acme", clock=clock, client=http)
+    assert extract.status == "complete", extract.error
+    assert extract.request_count == 3 and len(sent) == 3  # the failed attempt counts…
+    assert statuses(extract) == [200, 200]  # …but left no response to keep
+    assert len(clock.sleeps) == 1
+    assert f"members: {said}; retry 1 in" in caplog.text
 
 
 def test_truncated_json_is_retried_and_kept_as_evidence(

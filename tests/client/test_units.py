@@ -58,12 +58,41 @@ def test_paginator_follows_opaque_links_and_refuses_loops_and_other_hosts():
     first = "https://api.example.com/2.0/workspaces/a/members?pagelen=100"
     paginator = NextLinkPaginator(first)
     second = "https://api.example.com/2.0/workspaces/a/members?cursor=zz%2Bq"
+    assert paginator.count_page(["a1"]) == 1
     assert paginator.next_url({"values": [], "next": second}) == second  # exactly as given
+    assert paginator.count_page(["a2"]) == 2
     with pytest.raises(PaginationAnomaly, match="loop"):
         paginator.next_url({"values": [], "next": first})
     assert NextLinkPaginator(first).next_url({"values": []}) is None
     with pytest.raises(PaginationAnomaly, match="another host"):
         NextLinkPaginator(first).next_url({"next": "https://evil.example/2.0/x"})
+
+
+def test_paginator_names_the_loop_and_the_page_it_was_on():
+    first = "https://api.example.com/2.0/workspaces/a/members?pagelen=100"
+    second = "https://api.example.com/2.0/workspaces/a/members?page=2"
+    paginator = NextLinkPaginator(first)
+    paginator.count_page(["a1", "a2"])
+    paginator.next_url({"next": second})
+    paginator.count_page(["a3"])
+    with pytest.raises(PaginationAnomaly) as link_loop:
+        paginator.next_url({"next": "/2.0/workspaces/a/members?pagelen=100"})  # relative
+    assert link_loop.value.message == (
+        f"next-link loop: page 2 points back to {first}, which was already read"
+    )
+    # Back to page 1 under another URL: caught by its members, not its link.
+    again = paginator.next_url({"next": first + "&page=1"})
+    with pytest.raises(PaginationAnomaly) as repeat:
+        paginator.count_page(["a1", "a2"])
+    assert repeat.value.message == f"next-link loop: page 3 ({again}) repeats page 1 exactly"
+
+
+def test_paginator_lets_empty_pages_and_new_members_through():
+    paginator = NextLinkPaginator("https://api.example.com/2.0/workspaces/a/members")
+    assert [paginator.count_page(keys) for keys in ([], [], ["a1"], ["a1", "a2"])] == [1, 2, 3, 4]
+    assert paginator.pages == 4
+    with pytest.raises(PaginationAnomaly, match="not a URL"):
+        paginator.next_url({"next": 7})
 
 
 def test_public_url_drops_credentials():

@@ -4,6 +4,7 @@ what the file alone cannot (deleting the newest runs, recomputing the chain afte
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,12 +28,13 @@ TABLES = ["run_signatures", "policy_exceptions", "run_policies", "member_2sv_obs
           "raw_api_pages", "collection_runs"]  # fmt: skip
 
 
-@pytest.fixture
-def world(tmp_path, synth) -> SimpleNamespace:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, synth) -> SimpleNamespace:
     """Runs 1-2 stored before signing and anchoring existed; runs 3-5 signed and anchored."""
-    operator = generate_key_pair(tmp_path / "operator-keys")
+    root = tmp_path_factory.mktemp("anchors")
+    operator = generate_key_pair(root / "operator-keys")
     signer = signer_from_env({"BB2SV_SIGNING_KEY": str(operator.private)})
-    db, log = tmp_path / "evidence.duckdb", tmp_path / "reports" / "anchors.jsonl"
+    db, log = root / "evidence.duckdb", root / "reports" / "anchors.jsonl"
     runs = []
     with EvidenceStore.open(db) as store:
         for day in range(1, 6):
@@ -45,9 +47,17 @@ def world(tmp_path, synth) -> SimpleNamespace:
             if modern:
                 append_anchor(log, record, evidence=db, signer=signer)
             runs.append(record)
-    return SimpleNamespace(
-        db=db, log=log, runs=runs, signer=signer, public=str(operator.public), tmp=tmp_path
-    )
+    return SimpleNamespace(db=db, log=log, runs=runs, signer=signer, public=str(operator.public))
+
+
+@pytest.fixture
+def world(built, tmp_path, synth) -> SimpleNamespace:
+    """`built`, with the evidence file and anchor log copied for a test that changes them."""
+    log = tmp_path / "reports" / "anchors.jsonl"
+    log.parent.mkdir()
+    shutil.copyfile(built.log, log)
+    db = synth.copy_file(built.db, tmp_path / "evidence.duckdb")
+    return SimpleNamespace(**{**vars(built), "db": db, "log": log, "tmp": tmp_path})
 
 
 def full_check(world, **options):
@@ -109,12 +119,12 @@ def test_untouched_evidence_passes_every_check(world):
     assert "the newest run" in report
 
 
-def test_anchor_lines_carry_the_run_and_its_signature(world):
+def test_anchor_lines_carry_the_run_and_its_signature(world, built):
     lines = [orjson.loads(line) for line in world.log.read_bytes().splitlines()]
     assert [line["seq"] for line in lines] == [3, 4, 5]
     assert lines[-1]["run_hash"] == world.runs[-1].run_hash
     assert lines[-1]["key_id"] == world.signer.key_id and lines[-1]["signature"]
-    assert lines[-1]["evidence_file"] == str(world.db.resolve())
+    assert lines[-1]["evidence_file"] == str(built.db.resolve())
 
 
 def test_a_consistently_recomputed_chain_passes_alone_but_not_against_references(world, synth):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from tasks.bitbucket.models import RawPage
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.store import EvidenceStore
@@ -21,9 +21,10 @@ TABLES = [
 ]
 
 
-@pytest.fixture
-def chain(db_path, synth) -> list[str]:
+@pytest.fixture(scope="module")
+def chain_file(tmp_path_factory, synth) -> tuple[Path, list[str]]:
     """Five runs: complete days 1-3 (with an exception policy), incomplete, failed."""
+    db_path = tmp_path_factory.mktemp("chain") / "evidence.duckdb"
     policy = Policy(
         exceptions=(
             PolicyException(
@@ -41,23 +42,30 @@ def chain(db_path, synth) -> list[str]:
         partial = synth.make_extract("acme", members, day=date(2026, 3, 4), status="incomplete")
         partial.pages = partial.pages[:1]
         ids.append(store.record_run(partial, policy=DEFAULT_POLICY).run_id)
-        error = RawPage(
-            "members",
-            "https://x/2.0/workspaces/acme/members",
-            503,
-            partial.started_at,
-            b"<html>503</html>",
-        )
-        failed = synth.make_extract(
+        failed = synth.failed_extract(
             "acme",
-            [],
             day=date(2026, 3, 5),
-            status="failed",
-            pages=[error],
+            status_code=503,
+            body=b"<html>503</html>",
             error="budget exhausted",
         )
         ids.append(store.record_run(failed, policy=DEFAULT_POLICY).run_id)
-    return ids
+    return db_path, ids
+
+
+@pytest.fixture
+def chain(db_path, synth, chain_file) -> list[str]:
+    """The five-run file at `db_path`, a fresh copy for each test (most tamper with it)."""
+    synth.copy_file(chain_file[0], db_path)
+    return chain_file[1]
+
+
+# Rewrites one stored page body (member 2SV false → true) without touching its sha256.
+FLIP_2SV_IN_BODY = (
+    "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
+    "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
+    "WHERE run_id = '{run}' AND seq = 1"
+)
 
 
 def tamper(db_path, synth, *statements: str) -> None:
@@ -128,9 +136,7 @@ def test_edited_raw_page_body(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
-        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
-        f"WHERE run_id = '{chain[1]}' AND seq = 1",
+        FLIP_2SV_IN_BODY.format(run=chain[1]),
     )
     result = verify_chain(db_path)
     assert result.first_bad_run_id == chain[1]
@@ -146,25 +152,21 @@ def test_deleted_run_in_the_middle(db_path, synth, chain):
     assert_first_bad(db_path, chain[2], "chain broken")
 
 
-def test_reordered_runs(db_path, synth, chain):
+@pytest.mark.parametrize(
+    "swap, victim",
+    [
+        # chain[2] now sits at seq 2
+        ("UPDATE collection_runs SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END "
+         "WHERE seq IN (2, 3)", "chain broken"),
+        ("UPDATE raw_api_pages SET seq = CASE seq WHEN 1 THEN 2 ELSE 1 END "
+         "WHERE run_id = '{run}' AND seq IN (1, 2)", "raw_sha256 does not match"),
+    ],
+    ids=["runs", "raw-pages"],
+)  # fmt: skip
+def test_reordered(db_path, synth, chain, swap, victim):
     drop_constraints(db_path, synth)
-    tamper(
-        db_path,
-        synth,
-        "UPDATE collection_runs SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END WHERE seq IN (2, 3)",
-    )
-    assert_first_bad(db_path, chain[2], "chain broken")  # chain[2] now sits at seq 2
-
-
-def test_reordered_raw_pages(db_path, synth, chain):
-    drop_constraints(db_path, synth)
-    tamper(
-        db_path,
-        synth,
-        "UPDATE raw_api_pages SET seq = CASE seq WHEN 1 THEN 2 ELSE 1 END "
-        f"WHERE run_id = '{chain[2]}' AND seq IN (1, 2)",
-    )
-    assert_first_bad(db_path, chain[2], "raw_sha256 does not match")
+    tamper(db_path, synth, swap.format(run=chain[2]))
+    assert_first_bad(db_path, chain[2], victim)
 
 
 def test_edited_run_status(db_path, synth, chain):
@@ -196,9 +198,7 @@ def test_worker_processes_find_the_same_problems(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
-        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
-        f"WHERE run_id = '{chain[1]}' AND seq = 1",
+        FLIP_2SV_IN_BODY.format(run=chain[1]),
         f"DELETE FROM member_2sv_observations WHERE run_id = '{chain[2]}' AND nickname = 'user3'",
     )
     in_process = verify_chain(db_path, workers=0)

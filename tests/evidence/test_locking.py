@@ -19,7 +19,6 @@ from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
 
 REPO = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 
 HOLD = """
 import sys, time
@@ -33,8 +32,7 @@ store.close()
 KILLED_MID_LOAD = """
 import sys, time
 from datetime import date
-sys.path.insert(0, sys.argv[2])
-import conftest
+from emulator.offline import make_extract, synthetic_members
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
 
@@ -45,7 +43,7 @@ class PausingStore(EvidenceStore):
         time.sleep(120)
 
 store = PausingStore.open(sys.argv[1])
-extract = conftest.make_extract("big", conftest.synthetic_members(20_000), day=date(2026, 3, 3))
+extract = make_extract("big", synthetic_members(20_000), day=date(2026, 3, 3))
 store.record_run(extract, policy=DEFAULT_POLICY)
 """
 
@@ -105,7 +103,7 @@ def test_sigkill_mid_transaction_leaves_no_partial_run(db_path, synth):
                 "acme", synth.synthetic_members(120), day=date(2026, 3, day)
             )
             store.record_run(extract, policy=DEFAULT_POLICY)
-    loader = start(KILLED_MID_LOAD, str(db_path), str(HERE))
+    loader = start(KILLED_MID_LOAD, str(db_path))
     try:
         wait_for(loader, "inserted")
         os.kill(loader.pid, signal.SIGKILL)

@@ -12,12 +12,13 @@ from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
 
 
-@pytest.fixture
-def filled(db_path, synth):
-    with EvidenceStore.open(db_path) as store:
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory, synth):
+    path = tmp_path_factory.mktemp("sandbox") / "evidence.duckdb"
+    with EvidenceStore.open(path) as store:
         extract = synth.make_extract("acme", synth.synthetic_members(20), day=date(2026, 3, 1))
         store.record_run(extract, policy=DEFAULT_POLICY)
-    return db_path
+    return path
 
 
 @pytest.fixture
@@ -72,7 +73,8 @@ def test_one_statement_only(filled, tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_a_planted_view_that_reads_a_file_is_refused_too(filled, synth, secret_file):
+def test_a_planted_view_that_reads_a_file_is_refused_too(filled, synth, secret_file, db_path):
+    filled = synth.copy_file(filled, db_path)
     conn = synth.plain_connect(filled)
     conn.execute(f"CREATE VIEW planted AS SELECT content FROM read_text('{secret_file}')")
     conn.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
@@ -13,6 +13,7 @@ from tasks.evidence.errors import EvidenceError
 from tasks.evidence.hashing import GENESIS_HASH
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
+from tasks.vocabulary import ErrorKind
 
 
 def counts(conn) -> dict[str, int]:
@@ -28,13 +29,15 @@ def counts(conn) -> dict[str, int]:
 
 def test_complete_run_stores_pages_verbatim_and_observations(db_path, synth):
     members = [
-        synth.member(1, has_2fa=True, permission="owner"),
-        synth.member(2, has_2fa=False),
-        synth.member(3, has_2fa=None),
-        synth.member(4, has_2fa=synth.ABSENT),
-        synth.member(5, has_2fa=True, account_id=None),  # a bot: known only by uuid
+        synth.member(1, has_2fa_enabled=True, permission="owner"),
+        synth.member(2, has_2fa_enabled=False),
+        synth.member(3, has_2fa_enabled=None),
+        synth.member(4, has_2fa_enabled=synth.ABSENT),
+        synth.member(5, has_2fa_enabled=True, account_id=None),  # a bot: known only by uuid
     ] + synth.synthetic_members(200, start=10)
-    extract = synth.make_extract("acme", members, day=date(2026, 3, 1), emulated=True)
+    extract = synth.make_extract(
+        "acme", members, at=datetime(2026, 3, 1, 2, tzinfo=UTC), emulated=True
+    )
     with EvidenceStore.open(db_path) as store:
         stored = store.record_run(extract, policy=DEFAULT_POLICY, prefect_flow_run_id="flow-1")
         conn = store.conn
@@ -93,7 +96,7 @@ def test_incomplete_and_failed_runs_are_stored_but_never_claim_compliance(db_pat
     members = synth.synthetic_members(250)
     complete = synth.make_extract("acme", members, day=date(2026, 3, 1))
     # Day 2: everyone "fixed", but only the first members page arrived.
-    fixed = [dict(m, has_2fa=True) for m in members]
+    fixed = [dict(m, has_2fa_enabled=True) for m in members]
     partial_pages = synth.make_pages("acme", fixed, complete.started_at)[:1]
     incomplete = synth.make_extract(
         "acme",
@@ -104,21 +107,13 @@ def test_incomplete_and_failed_runs_are_stored_but_never_claim_compliance(db_pat
         error="size mismatch: 100 of 250",
         error_kind="anomaly",
     )
-    error_page = RawPage(
-        "members",
-        "https://api.bitbucket.org/2.0/workspaces/acme/members",
-        401,
-        complete.started_at,
-        b'{"type": "error"}',
-    )
-    failed = synth.make_extract(
+    failed = synth.failed_extract(
         "acme",
-        [],
         day=date(2026, 3, 3),
-        status="failed",
-        pages=[error_page],
+        status_code=401,
+        body=b'{"type": "error"}',
         error="Token is invalid",
-        error_kind="auth",
+        error_kind=ErrorKind.AUTH,
     )
     with EvidenceStore.open(db_path) as store:
         store.record_run(complete, policy=DEFAULT_POLICY)

@@ -19,16 +19,22 @@ from tasks.policy import DEFAULT_POLICY
 REAL_SHA256_OF_A = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
 
-@pytest.fixture
-def filled(db_path, synth):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, synth):
     """Two complete days of 50 members: 44 with 2SV, 5 disabled, 1 unknown (88 %)."""
-    with EvidenceStore.open(db_path) as store:
+    path = tmp_path_factory.mktemp("views") / "evidence.duckdb"
+    with EvidenceStore.open(path) as store:
         for day in (1, 2):
-            extract = synth.make_extract(
-                "acme", synth.synthetic_members(50), day=date(2026, 3, day)
+            members = synth.synthetic_members(50)
+            store.record_run(
+                synth.make_extract("acme", members, day=date(2026, 3, day)), policy=DEFAULT_POLICY
             )
-            store.record_run(extract, policy=DEFAULT_POLICY)
-    return db_path
+    return path
+
+
+@pytest.fixture
+def filled(built, db_path, synth):
+    return synth.copy_file(built, db_path)  # each test tampers with its own copy
 
 
 def tamper(db_path, synth, *statements: str) -> None:

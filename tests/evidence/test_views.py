@@ -32,31 +32,39 @@ def policy_for(day: int) -> Policy:
 def members_on(day: int, synth) -> list[dict]:
     m = synth.member
     out = [
-        m(1, has_2fa=day > 3, permission="owner"),
-        m(2, has_2fa=None if day == 1 else False),
-        m(4, has_2fa=day < 13),
-        m(5, has_2fa=day < 12),
-        m(7, has_2fa=False),
-        m(8, has_2fa=True),
-        m(9, has_2fa=synth.ABSENT, account_id=None),
+        m(1, has_2fa_enabled=day > 3, permission="owner"),
+        m(2, has_2fa_enabled=None if day == 1 else False),
+        m(4, has_2fa_enabled=day < 13),
+        m(5, has_2fa_enabled=day < 12),
+        m(7, has_2fa_enabled=False),
+        m(8, has_2fa_enabled=True),
+        m(9, has_2fa_enabled=synth.ABSENT, account_id=None),
     ]
     if day == 1:
-        out.append(m(3, has_2fa=False))
+        out.append(m(3, has_2fa_enabled=False))
     if day >= 5:
-        out.append(m(6, has_2fa=day >= 12))
+        out.append(m(6, has_2fa_enabled=day >= 12))
     return out
 
 
-@pytest.fixture
-def store(db_path, synth):
+@pytest.fixture(scope="module")
+def views_file(tmp_path_factory, synth):
+    db_path = tmp_path_factory.mktemp("views") / "evidence.duckdb"
     with EvidenceStore.open(db_path) as store:
         for day in DAYS:
             if day == 8:  # an incomplete run on day 7 in which everyone looks fixed
-                fixed = [dict(x, has_2fa=True) for x in members_on(7, synth)]
+                fixed = [dict(x, has_2fa_enabled=True) for x in members_on(7, synth)]
                 extract = synth.make_extract("acme", fixed, at=at(7), status="incomplete")
                 store.record_run(extract, policy=policy_for(7))
             extract = synth.make_extract("acme", members_on(day, synth), at=at(day))
             store.record_run(extract, policy=policy_for(day))
+    return db_path
+
+
+@pytest.fixture
+def store(db_path, synth, views_file):
+    """The runs above, in a fresh copy of the file for each test."""
+    with EvidenceStore.open(synth.copy_file(views_file, db_path)) as store:
         yield store
 
 
@@ -91,7 +99,7 @@ def test_exceptions_match_workspace(store):
 
 
 def test_last_complete_run_of_the_day_wins_and_empty_population_is_100(db_path, synth, store):
-    two = [synth.member(1, has_2fa=False), synth.member(2)]
+    two = [synth.member(1, has_2fa_enabled=False), synth.member(2)]
     fixed = [synth.member(1), synth.member(2)]
     for hour, members, status in [
         (2, two, "complete"),

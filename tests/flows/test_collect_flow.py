@@ -145,7 +145,13 @@ def test_violation_events_follow_the_evidence(tmp_path, bitbucket_env, monkeypat
 
 
 def test_audit_report_flow_reads_only_the_evidence(tmp_path, bitbucket_env):
-    assert run_collect(tmp_path, ["alpha"]).is_completed()
+    from tasks.bitbucket.config import settings_from_env
+    from tasks.bitbucket.extract import extract_workspace
+    from tasks.evidence.store import EvidenceStore
+    from tasks.policy import DEFAULT_POLICY
+
+    with EvidenceStore.open(tmp_path / "evidence.duckdb") as store:  # no collect flow needed
+        store.record_run(extract_workspace(settings_from_env(), "alpha"), policy=DEFAULT_POLICY)
     bitbucket_env.set_scenario(Scenario(hourly_budget=1))  # the API is now unusable
     results = bitbucket_2sv_audit_report(
         workspaces=["alpha"],

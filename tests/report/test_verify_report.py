@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, timedelta
 
 import pytest
@@ -20,16 +21,24 @@ def people(day: date, member) -> list:
     return [member("alice", True, "owner"), member("bob", day >= date(2026, 9, 3))]
 
 
-@pytest.fixture
-def evidence(tmp_path, build):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, build):
     """Five daily runs of `acme`, 2026-09-01 to 09-05."""
-    path = tmp_path / "evidence.duckdb"
+    path = tmp_path_factory.mktemp("verify-report") / "evidence.duckdb"
     with EvidenceStore.open(path) as store:
         runs = [
             build.record(store, "acme", START + timedelta(days=n), people(START, build.member))
             for n in range(5)
         ]
     return path, runs
+
+
+@pytest.fixture
+def evidence(built, tmp_path):
+    path, runs = built
+    copy = tmp_path / "evidence.duckdb"
+    shutil.copyfile(path, copy)  # one test adds a run
+    return copy, runs
 
 
 def rewrite_consistently(manifest, name: str, old: str, new: str) -> None:
