@@ -17,6 +17,7 @@ verify (stored rows), so the same SQL defines them::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -49,14 +50,24 @@ def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) ->
     return dict(conn.execute(sql).fetchall())
 
 
-def digests_apart(kind: DigestKind, table: pa.Table) -> dict[str, str]:
-    """`digests` of an Arrow table, computed in a fresh in-memory database of our own."""
+@dataclass(frozen=True, slots=True)
+class RunDigests:
+    raw_sha256: str
+    observations_sha256: str
+
+
+def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> RunDigests:
+    """A new run's digests from its Arrow tables (pages without bodies), computed in a fresh
+    in-memory database of our own: nothing stored in an evidence file takes part."""
     conn = in_memory()
     try:
-        conn.register("_bb2sv_digested", table)
-        return digests(conn, kind, "_bb2sv_digested")
+        conn.register("_bb2sv_pages", pages)
+        conn.register("_bb2sv_obs", observations)
+        raw = digests(conn, "raw", "_bb2sv_pages").get(run_id, EMPTY_SHA256)
+        observed = digests(conn, "observations", "_bb2sv_obs").get(run_id, EMPTY_SHA256)
     finally:
         conn.close()
+    return RunDigests(raw, observed)
 
 
 def policy_record(

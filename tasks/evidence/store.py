@@ -133,9 +133,14 @@ class EvidenceStore:
         observations = observations_from_pages(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
+        observed = frames.observations_table(run_id, observations)
+        # Digested in a private database: a macro planted in the file (say, one named
+        # sha256) must not decide what the new run's hashes are.
+        digests = hashing.run_digests_apart(
+            run_id, frames.pages_table(run_id, extract.pages, with_body=False), observed
+        )
         views = {
-            "_bb2sv_pages": frames.pages_table(run_id, extract.pages, with_body=False),
-            "_bb2sv_obs": frames.observations_table(run_id, observations),
+            "_bb2sv_obs": observed,
             "_bb2sv_policy": policy_row,
             "_bb2sv_exceptions": exceptions,
         }
@@ -151,6 +156,7 @@ class EvidenceStore:
                     policy,
                     tool_version,
                     prefect_flow_run_id,
+                    digests,
                     signing_key_id=None if signer is None else signer.key_id,
                 )
                 self._insert(record, extract)
@@ -186,6 +192,7 @@ class EvidenceStore:
         policy: Policy,
         tool_version: str,
         prefect_flow_run_id: str | None,
+        digests: hashing.RunDigests,
         *,
         signing_key_id: str | None,
     ) -> RunRecord:
@@ -195,10 +202,6 @@ class EvidenceStore:
             "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
         ).fetchall()
         seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
-        # Digested in a private database: a macro planted in the file (say, one named
-        # sha256) must not decide what the new run's hashes are.
-        raw = hashing.digests_apart("raw", self.conn.table("_bb2sv_pages").arrow())
-        obs = hashing.digests_apart("observations", self.conn.table("_bb2sv_obs").arrow())
         return RunRecord.sealed(
             run_id=run_id,
             seq=seq,
@@ -217,8 +220,8 @@ class EvidenceStore:
             policy_sha256=policy.sha256,
             policy=frames.policy_record_of(policy),
             prev_run_hash=prev,
-            raw_sha256=raw.get(run_id, hashing.EMPTY_SHA256),
-            observations_sha256=obs.get(run_id, hashing.EMPTY_SHA256),
+            raw_sha256=digests.raw_sha256,
+            observations_sha256=digests.observations_sha256,
             signing_key_id=signing_key_id,
         )
 
