@@ -126,17 +126,27 @@ def collect(
     for outcome in outcomes:
         if not outcome.complete:
             err.print(f"[bold red]{outcome.workspace}:[/] {outcome.error}", highlight=False)
+    # The directory is read once per collection: say so once.
+    directory = next((o for o in outcomes if not o.directory_complete), None)
+    if directory is not None:
+        err.print(
+            f"[bold red]organization directory:[/] {directory.directory_error}", highlight=False
+        )
     raise typer.Exit(int(code))
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
-    table = Table("workspace", "status", "members", "report", "run_id")
+    table = Table("workspace", "status", "members", "directory", "report", "run_id")
     for outcome in outcomes:
         style = "green" if outcome.complete else "red"
+        directory = outcome.directory_status or "not configured"
+        if not outcome.directory_complete:
+            directory = f"[red]{directory}[/]"
         table.add_row(
             outcome.workspace,
             f"[{style}]{outcome.status}[/]",
             str(outcome.member_count),
+            directory,
             outcome.report_status or "",
             outcome.run_id,
         )

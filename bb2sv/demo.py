@@ -1,8 +1,12 @@
 """`bb2sv demo`: the whole product on one machine, in about a minute.
 
-Starts the emulator on loopback with three workspaces, gives them a history of simulated days,
-runs the real collection flow for today and the real audit-report flow for the whole window,
-and prints where everything is. Each demo run writes to a new folder, so reruns never clash.
+Starts the emulator on loopback with three workspaces and their Atlassian organization (its
+directory: managed and unmanaged accounts, Atlassian 2SV, app users among the members),
+gives them a history of simulated days, runs the real collection flow for today and the real
+audit-report flow for the whole window, and prints where everything is. `acme-eng` has a
+policy that accepts every factor, with an SSO attestation for the organization's domain and
+one approved exception; the other two accept Bitbucket and Atlassian-account 2SV. So the
+reports show every basis. Each demo run writes to a new folder, so reruns never clash.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tasks.bitbucket.clock import SystemClock
 
 DEMO_REQUESTS_PER_HOUR = 1_000_000
 DEMO_WORKSPACES = (("acme-eng", 1), ("acme-data", 2), ("acme-ops", 3))
+DEMO_APP_USER_SHARE = 0.03  # a few app users (Forge/Connect) among the members
 
 QUERIES = (
     "select day, workspace, members, enabled, disabled, unknown, excepted, compliance_pct\n"
@@ -29,6 +34,8 @@ QUERIES = (
     "  from findings where sla_breached order by first_seen",
     "select workspace, count(*) filter (where not has_complete_evidence) as days_without_evidence\n"
     "  from evidence_coverage group by workspace",
+    "select workspace, coalesce(mfa_basis, case when in_scope then 'none' else 'out of scope' end)"
+    "\n  as basis, count(*) as members from latest_member_state group by all order by all",
 )
 
 
@@ -88,11 +95,35 @@ def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: dat
     )
 
 
+def demo_sso_policy_yaml(base: str, domain: str, reviewed: date) -> str:
+    """`base` (a demo policy) accepting every factor, with an SSO attestation for `domain`."""
+    return base.replace(
+        "# Demo policy:", "# Demo policy for acme-eng: SSO attested for the org's domain;"
+    ) + (
+        "accepted_factors: [bitbucket_2sv, atlassian_2sv, idp_sso]\n"
+        "sso:\n"
+        f"  email_domains: [{domain}]\n"
+        "  identity_provider: Okta\n"
+        "  attestation: \"Okta sign-on policy 'MFA every session' applies to every user of "
+        f'{domain}; reviewed {reviewed.isoformat()} by the IAM lead (demo), ticket SEC-204"\n'
+    )
+
+
+DEMO_DIRECTORY_POLICY = (
+    "# Demo policy for acme-data and acme-ops: Bitbucket or Atlassian-account 2SV.\n"
+    "grace_days: 7\n"
+    "sla_days: 14\n"
+    "accepted_factors: [bitbucket_2sv, atlassian_2sv]\n"
+)
+
+
 def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Console) -> str:
     from bb2sv.runner import flow_result
     from emulator import Scenario, WorkspaceSpec, run_emulator
     from flows.audit_report import bitbucket_2sv_audit_report
     from flows.collect import collect_bitbucket_2sv
+    from tasks.atlassian.config import AdminApiKey, DirectorySettings
+    from tasks.atlassian.extract import extract_directory
     from tasks.bitbucket.auth import BearerToken
     from tasks.bitbucket.config import BitbucketSettings
     from tasks.bitbucket.exceptions import ConfigError
@@ -106,27 +137,40 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
         raise ConfigError("--days and --members must be at least 1.")
     started = time.monotonic()
     run_dir = new_run_dir(directory)
-    db_path, reports_dir, policy_path = (
-        run_dir / "evidence.duckdb",
-        run_dir / "reports",
-        run_dir / "policy.yaml",
-    )
+    db_path, reports_dir = run_dir / "evidence.duckdb", run_dir / "reports"
     anchor_log = reports_dir / DEFAULT_ANCHOR_LOG  # where the flow appends too
     today = datetime.now(UTC).date()
     first_day = today - timedelta(days=days - 1)
-    specs = [WorkspaceSpec(slug, members=members, seed=seed) for slug, seed in DEMO_WORKSPACES]
+    specs = [
+        WorkspaceSpec(slug, members=members, seed=seed, app_user_share=DEMO_APP_USER_SHARE)
+        for slug, seed in DEMO_WORKSPACES
+    ]
     slugs = [spec.slug for spec in specs]
 
     with run_emulator(specs, day=first_day) as emu:
+        # The exception names someone no factor covers: a person outside the organization
+        # without Bitbucket 2SV, so the report shows it in use.
+        listed = {user["accountId"] for user in emu.expected_directory()}
         not_enabled = [
-            m for m in emu.expected_members(slugs[0]) if m.get("has_2fa_enabled") is not True
+            m
+            for m in emu.expected_members(slugs[0])
+            if m.get("has_2fa_enabled") is not True
+            and m["account_type"] == "user"
+            and m["account_id"] not in listed
         ]
         excepted = not_enabled[0]["nickname"] if not_enabled else "nobody"
-        policy_path.write_text(
-            demo_policy_yaml(slugs[0], excepted, first_day, first_day + timedelta(days=days // 2)),
-            encoding="utf-8",
+        base = demo_policy_yaml(
+            slugs[0], excepted, first_day, first_day + timedelta(days=days // 2)
         )
-        policy = load_policy(policy_path)
+        policy_files = {
+            "policy-sso.yaml": demo_sso_policy_yaml(base, emu.state.org.domain, first_day),
+            "policy.yaml": DEMO_DIRECTORY_POLICY,
+        }
+        for name, text in policy_files.items():
+            (run_dir / name).write_text(text, encoding="utf-8")
+        # acme-eng under the SSO policy, the other workspaces under the other one
+        groups = {run_dir / "policy-sso.yaml": slugs[:1], run_dir / "policy.yaml": slugs[1:]}
+        policies = {slug: load_policy(path) for path, group in groups.items() for slug in group}
 
         # DEMO-ONLY PATH: history is backfilled by moving the emulator's clock one simulated
         # day at a time and recording one collection per day with the plain functions (the
@@ -139,6 +183,14 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
             auth=BearerToken(emu.admin_token),
             max_requests_per_hour=DEMO_REQUESTS_PER_HOUR,
         )
+        directory_settings = DirectorySettings(
+            org_id=emu.org_id,
+            http=BitbucketSettings(
+                api_url=emu.admin_api_url,
+                auth=AdminApiKey(emu.admin_api_key),
+                max_requests_per_hour=DEMO_REQUESTS_PER_HOUR,
+            ),
+        )
         with EvidenceStore.open(db_path) as store:
             for offset in range(days - 1):
                 day = first_day + timedelta(days=offset)
@@ -149,9 +201,11 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
                 emu.set_scenario(
                     Scenario(next_loop=True, fault_workspace=slugs[0]) if outage else Scenario()
                 )
+                # The directory is read once a day and stored with every workspace's run.
+                directory = extract_directory(directory_settings, clock=SimulatedDayClock(day))
                 for slug in slugs:
                     extract = extract_workspace(settings, slug, clock=SimulatedDayClock(day))
-                    record = store.record_run(extract, policy=policy)
+                    record = store.record_run(extract, policy=policies[slug], directory=directory)
                     # Anchored like the flow's runs, so verify --anchor-log covers the history.
                     append_anchor(anchor_log, record, evidence=db_path, signer=None)
                 if offset % 10 == 0:
@@ -166,16 +220,22 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
             "BITBUCKET_API_URL": emu.base_url,
             "BITBUCKET_TOKEN": emu.admin_token,
             "BITBUCKET_MAX_REQUESTS_PER_HOUR": str(DEMO_REQUESTS_PER_HOUR),
+            "ATLASSIAN_ADMIN_API_URL": emu.admin_api_url,
+            "ATLASSIAN_ORG_ID": emu.org_id,
+            "ATLASSIAN_ADMIN_API_KEY": emu.admin_api_key,
         }
+        collected = []
         with environment(credentials):
-            collect_state = collect_bitbucket_2sv(
-                workspaces=slugs,
-                db_path=str(db_path),
-                reports_dir=str(reports_dir),
-                policy_path=str(policy_path),
-                return_state=True,
-            )
-    collected = flow_result(collect_state)
+            for policy_path, group in groups.items():  # one flow run per policy
+                collected += flow_result(
+                    collect_bitbucket_2sv(
+                        workspaces=group,
+                        db_path=str(db_path),
+                        reports_dir=str(reports_dir),
+                        policy_path=str(policy_path),
+                        return_state=True,
+                    )
+                )
 
     console.print("running the bitbucket-2sv-audit-report flow for the whole window…")
     audited = bitbucket_2sv_audit_report(

@@ -38,8 +38,10 @@ def classify(exc: BaseException) -> ExitCode:
 
 
 def exit_code_for_outcomes(outcomes: list[WorkspaceOutcome]) -> ExitCode:
-    """The collection's exit code: the most actionable problem among the workspaces."""
+    """The collection's exit code: the most actionable problem among the workspaces and the
+    organization directory (read once, but recorded with every workspace's outcome)."""
     kinds = {outcome.error_kind for outcome in outcomes if not outcome.complete}
+    kinds |= {o.directory_error_kind for o in outcomes if not o.directory_complete}
     if not kinds:
         return ExitCode.OK
     if kinds & {ErrorKind.AUTH, ErrorKind.PERMISSION}:

@@ -8,6 +8,7 @@ Every response carries `X-Bb2sv-Emulator: 1`. Usage: `run_emulator` in emulator/
 """
 
 from emulator.auth import Credentials
+from emulator.directory import OrgSpec
 from emulator.scenario import Scenario
 from emulator.server import Emulator, run_emulator, serve
 from emulator.world import WorkspaceSpec, population
@@ -15,6 +16,7 @@ from emulator.world import WorkspaceSpec, population
 __all__ = [
     "Credentials",
     "Emulator",
+    "OrgSpec",
     "Scenario",
     "WorkspaceSpec",
     "population",

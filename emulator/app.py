@@ -3,14 +3,17 @@
     app = create_app(EmulatorState([WorkspaceSpec("acme")], day=date.today()))
 
 Routes: GET /2.0/workspaces/{ws}, /members, /members/{member}, /permissions, GET /2.0/user,
-POST /site/oauth2/access_token. Order of checks per request: authentication (401), scope
-(403), hourly budget (429), workspace (404), input (400), then counted faults.
+POST /site/oauth2/access_token, and the Atlassian Admin API's organization directory
+GET /admin/v2/orgs/{org}/directories/{directory}/users (`limit`, `cursor`; errors as
+`{"code", "message"}`). Order of checks per request: authentication (401), scope (403),
+hourly budget (429), workspace or organization (404), input (400), then counted faults.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -24,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.auth import USER_SCOPE, WORKSPACE_SCOPE, Caller
+from emulator.directory import directory_page
 from emulator.payloads import (
     caller_account,
     error_body,
@@ -40,6 +44,9 @@ MISSING_SCOPE = "Your credentials lack one or more required privilege scopes."
 ADD_2FA_LISTING = "+values.user.has_2fa_enabled"
 ADD_2FA_MEMBER = "+user.has_2fa_enabled"
 MAX_PAGELEN = 100
+DIRECTORY_LIMIT = 100  # the organization directory's page size, at most
+ADMIN_UNAUTHORIZED = "Unauthorized: the API key is missing, invalid, expired or revoked."
+ADMIN_RATE_LIMITED = "Too many requests: the rate limit for this API key was exceeded."
 _Q_PERMISSION = re.compile(r"""^\s*permission\s*=\s*["'](owner|member|collaborator)["']\s*$""")
 _HTML_REASON = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -92,6 +99,21 @@ def _retry_after(state: EmulatorState, seconds: float) -> dict[str, str]:
     if mode == "http-date":
         return {"Retry-After": formatdate(time.time() + whole, usegmt=True)}
     return {}
+
+
+def admin_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An Atlassian Admin API error: `{"code": status, "message": ...}`."""
+    return json_response({"code": status, "message": message}, status, headers)
+
+
+def _reset_headers(seconds: float, budget: int | None) -> dict[str, str]:
+    """The Admin API's 429 headers: when to come back as an ISO-8601 time, no Retry-After."""
+    reset = datetime.now(UTC) + timedelta(seconds=max(1, int(seconds + 0.999)))
+    return {
+        "X-RateLimit-Limit": str(budget or 0),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _authorize(state: EmulatorState, request: Request, scope: str) -> tuple[Caller, dict[str, str]]:
@@ -173,11 +195,19 @@ def _wants(request: Request, field: str) -> bool:
 async def _counted_fault(
     state: EmulatorState, listing: str, workspace: str
 ) -> tuple[Response | None, bool]:
-    """(error response to send instead, or None; whether to truncate the body)."""
+    """(error response to send instead, or None; whether to truncate the body). The
+    directory's errors take the Admin API's shape."""
     fault = state.faults.next_fault(listing, workspace)
     sc = state.scenario
+    admin = listing == "directory"
     if fault == "rate_limit_storm":
+        if admin:
+            return admin_error(
+                429, ADMIN_RATE_LIMITED, _reset_headers(sc.retry_after_s, sc.hourly_budget)
+            ), False
         return error(429, RATE_LIMITED, headers=_retry_after(state, sc.retry_after_s)), False
+    if fault == "auth_failures":
+        return (admin_error(401, ADMIN_UNAUTHORIZED) if admin else error(401, INVALID_TOKEN)), False
     if fault == "html_errors":
         status = sc.html_error_status
         reason = _HTML_REASON.get(status, "Server Error")
@@ -236,6 +266,44 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
     return Response(content, 200, headers, media_type="application/json")
 
 
+async def directory_listing(state: EmulatorState, request: Request) -> Response:
+    """One page of the organization directory's users; `links.next` is an opaque cursor."""
+    caller = state.auth.org_admin(request.headers.get("authorization"))
+    if caller is None:
+        raise Reject(admin_error(401, ADMIN_UNAUTHORIZED))
+    org, directory = request.path_params["org"], request.path_params["directory"]
+    if org != state.org.org_id or directory != "-":
+        raise Reject(admin_error(404, f"No organization '{org}' or directory '{directory}'."))
+    budget = state.scenario.hourly_budget
+    allowed, _used, wait_s = state.limiter.take(caller.key, budget)
+    if not allowed:
+        raise Reject(admin_error(429, ADMIN_RATE_LIMITED, _reset_headers(wait_s, budget)))
+    limit = min(_int_param(request, "limit", DIRECTORY_LIMIT), DIRECTORY_LIMIT)
+    cursor = request.query_params.get("cursor")
+    page = 1 if cursor is None else state.page_for_cursor(cursor)
+    if page is None:
+        raise Reject(admin_error(400, f"Invalid cursor {cursor!r}: pass links.next as given."))
+    failure, truncate = await _counted_fault(state, "directory", "")
+    if failure is not None:
+        return failure
+    users = state.directory_users()
+    last_page = max(1, -(-len(users) // limit))
+    key = f"{request.url.path}?limit={limit}"
+    loop = state.scenario.next_loop and state.scenario.targets("directory", "")
+    following = page + 1 if page < last_page else (1 if loop else None)
+    links = {
+        "self": cursor,
+        "prev": state.cursor_for(page - 1, key) if page > 1 else None,
+        "next": None if following is None else state.cursor_for(following, key),
+    }
+    content = orjson.dumps(
+        directory_page(users, start=(page - 1) * limit, limit=limit, links=links)
+    )
+    if truncate:
+        content = content[: len(content) // 2]
+    return Response(content, 200, media_type="application/json")
+
+
 def create_app(state: EmulatorState) -> ASGIApp:
     """The ASGI app for `state` (wrapped in the emulator-header middleware)."""
 
@@ -291,6 +359,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
         body = caller_account(caller.nickname, caller.display_name, _origin(request))
         return json_response(body, headers=headers)
 
+    @handler
+    async def directory_users(request: Request) -> Response:
+        return await directory_listing(state, request)
+
     async def access_token(request: Request) -> Response:
         if not state.auth.client_ok(request.headers.get("authorization")):
             return json_response(
@@ -324,6 +396,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         Route("/2.0/workspaces/{workspace}/permissions", permissions),
         Route("/2.0/user", user),
         Route("/site/oauth2/access_token", access_token, methods=["POST"]),
+        Route("/admin/v2/orgs/{org}/directories/{directory}/users", directory_users),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     return EmulatorHeaders(app, state)

@@ -6,7 +6,8 @@
     auth.identify("Bearer nope")                             # None -> 401
 
 Callers: admin (admin token, Basic email:api_token, OAuth tokens) sees `has_2fa_enabled`;
-member token does not; the scopeless token lacks `read:workspace:bitbucket` (403).
+member token does not; the scopeless token lacks `read:workspace:bitbucket` (403). The
+organization API key (`admin_api_key`, Bearer) reads the organization directory only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Credentials:
     api_token: str = "emu-api-token-not-a-real-secret"  # noqa: S105 (fake by design)
     oauth_client_id: str = "emu-oauth-client-id"
     oauth_client_secret: str = "emu-oauth-client-secret-not-a-real-secret"  # noqa: S105 (fake by design)
+    admin_api_key: str = "emu-admin-api-key-not-a-real-secret"  # noqa: S105 (fake by design)
 
     def __repr__(self) -> str:  # never print secrets, even fake ones
         return f"Credentials(email={self.email!r}, oauth_client_id={self.oauth_client_id!r})"
@@ -120,6 +122,14 @@ class Auth:
                 "emu-admin",
             )
         return None
+
+    def org_admin(self, authorization: str | None) -> Caller | None:
+        """The caller of an Admin API request (`Bearer <organization API key>`), or None."""
+        scheme, _, value = (authorization or "").partition(" ")
+        key = value.strip()
+        if scheme.lower() != "bearer" or not secrets.compare_digest(key, self.creds.admin_api_key):
+            return None
+        return Caller(_fingerprint(key), True, (), True, "Emulator Org Admin", "emu-org-admin")
 
     def client_ok(self, authorization: str | None) -> bool:
         basic = parse_basic(authorization or "")

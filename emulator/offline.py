@@ -48,7 +48,7 @@ from emulator.world import WorkspaceSpec, population
 from tasks.bitbucket.config import PAGELEN
 from tasks.bitbucket.extract import listing_url
 from tasks.bitbucket.models import ListingResult, RawPage, WorkspaceExtract
-from tasks.vocabulary import ErrorKind, Listing, RunStatus
+from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
 __all__ = [
     "ABSENT",
@@ -164,7 +164,7 @@ def make_pages(
     the first fetched at `fetched_at` and each next one a millisecond later."""
     spec = _spec(workspace)
     pages: list[RawPage] = []
-    for listing in Listing:
+    for listing in WORKSPACE_LISTINGS:
         at = fetched_at + timedelta(milliseconds=len(pages))
         pages += _listing_pages(spec, members, listing, at, origin=origin, pagelen=pagelen)
     return pages
@@ -217,7 +217,7 @@ def make_extract(
                 pagelen * sum(p.listing == listing and p.status_code == 200 for p in pages),
             ),
         )
-        for listing in Listing
+        for listing in WORKSPACE_LISTINGS
     ]
     return WorkspaceExtract(
         workspace=spec.slug,

@@ -70,15 +70,20 @@ def workspace_full(spec: WorkspaceSpec, origin: str) -> JSON:
 def user_object(user: JSON, origin: str, *, with_2fa: bool) -> JSON:
     """A `user` object from a `Population.user()` row; `has_2fa_enabled` only if asked.
 
-    A row without an `account_id` key (an app or bot, known only by uuid) or without a
-    `has_2fa_enabled` key (as a non-admin caller sees it) gives an object without that
-    field; world rows always carry both keys."""
+    A row whose `account_type` is not `user` (an `app_user`) gives that type, with its `kind`
+    and no nickname. A row without an `account_id` key (an app or bot, known only by uuid)
+    or without a `has_2fa_enabled` key (as a non-admin caller sees it) gives an object
+    without that field; world rows always carry both keys."""
     quoted = str(user["uuid"]).replace("{", "%7B").replace("}", "%7D")
-    body: JSON = {"type": "user", "uuid": user["uuid"]}
+    account_type = user.get("account_type", "user")
+    body: JSON = {"type": account_type, "uuid": user["uuid"]}
     if "account_id" in user:
         body["account_id"] = user["account_id"]
+    if account_type == "user":  # an app user has a kind and no nickname
+        body["nickname"] = user["nickname"]
+    else:
+        body["kind"] = user.get("kind")
     body.update(
-        nickname=user["nickname"],
         display_name=user["display_name"],
         account_status="active",
         links={

@@ -3,16 +3,20 @@
     emu.set_scenario(Scenario(rate_limit_storm=3, retry_after="http-date"))
     emu.set_scenario(Scenario(html_errors=2, fault_listing="permissions", fault_after=1))
     emu.set_scenario(Scenario(members_join=5))    # duplicates appear across pages
+    emu.set_scenario(Scenario(fault_listing="directory", next_loop=True))  # the org directory
     emu.set_scenario(Scenario())                  # back to a healthy API
 
 A `Scenario` is frozen: build a new one (or `dataclasses.replace(old, ...)`) and pass it to
 `emu.set_scenario`; it takes effect for the next request and resets every fault counter.
 
-"Listing requests" are GET .../members and GET .../permissions that passed authentication,
+"Listing requests" are GET .../members, GET .../permissions and the organization
+directory's GET /admin/v2/orgs/{org}/directories/{dir}/users that passed authentication,
 validation and the hourly budget. Counted faults (`rate_limit_storm`, `html_errors`,
-`slow_responses`, `truncated_json`) each hit that many listing requests, in that order (the
-first `rate_limit_storm` requests get 429, the next `html_errors` get HTML, ...), once
-`fault_after` listing requests of the targeted listing have been served normally.
+`slow_responses`, `truncated_json`, `auth_failures`) each hit that many listing requests, in
+that order (the first `rate_limit_storm` requests get 429, the next `html_errors` get HTML,
+...), once `fault_after` listing requests of the targeted listing have been served normally.
+The directory's 429 says when to come back in `X-RateLimit-Reset` (ISO-8601), as the Admin
+API does, not in `Retry-After`.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-Listing = Literal["members", "permissions"]
+Listing = Literal["members", "permissions", "directory"]
 RetryAfter = Literal["seconds", "http-date", "none"]
-CountedFault = Literal["rate_limit_storm", "html_errors", "slow_responses", "truncated_json"]
+CountedFault = Literal[
+    "rate_limit_storm", "html_errors", "slow_responses", "truncated_json", "auth_failures"
+]
 COUNTED_FAULTS: tuple[CountedFault, ...] = (
     "rate_limit_storm",
     "html_errors",
     "slow_responses",
     "truncated_json",
+    "auth_failures",
 )
 
 
@@ -47,8 +54,9 @@ class Scenario:
     - `oauth_expires_in`: lifetime in seconds (real time) of tokens from the token endpoint.
 
     Targeting (all faults below):
-    - `fault_listing`: "members" or "permissions"; None = both listings.
-    - `fault_workspace`: slug of the one workspace to hit; None = every workspace.
+    - `fault_listing`: "members", "permissions" or "directory"; None = every listing.
+    - `fault_workspace`: slug of the one workspace to hit; None = every workspace (and the
+      directory, which belongs to none).
     - `fault_after`: listing requests of the targeted listing served normally before counted
       faults and `members_join`/`members_leave` start.
 
@@ -59,9 +67,11 @@ class Scenario:
     - `slow_responses`: N requests are answered correctly but only after `slow_s` seconds
       (set it above the client's read timeout).
     - `truncated_json`: N requests get status 200 with the JSON body cut in half.
+    - `auth_failures`: N requests get 401, as if the credential were revoked mid-read.
 
     Page-shape faults (every page of the targeted listing):
-    - `next_loop`: the last page's `next` points back to page 1, so pagination never ends.
+    - `next_loop`: the last page's `next` points back to page 1 (the directory: a cursor to
+      page 1), so pagination never ends.
     - `members_join` / `members_leave`: once the first page has been served, N new members
       are inserted at / N members removed from the front of the list, so later pages shift:
       the client sees a member twice (join) or fewer members than `size` (leave). The change
@@ -88,6 +98,7 @@ class Scenario:
     slow_responses: int = 0
     slow_s: float = 5.0
     truncated_json: int = 0
+    auth_failures: int = 0
 
     next_loop: bool = False
     members_join: int = 0
@@ -103,6 +114,7 @@ class Scenario:
             "html_errors": self.html_errors,
             "slow_responses": self.slow_responses,
             "truncated_json": self.truncated_json,
+            "auth_failures": self.auth_failures,
             "members_join": self.members_join,
             "members_leave": self.members_leave,
         }
@@ -113,8 +125,10 @@ class Scenario:
             raise ValueError("Scenario.latency_s and slow_s must be >= 0 seconds")
         if self.hourly_budget is not None and self.hourly_budget < 1:
             raise ValueError("Scenario.hourly_budget must be >= 1 or None (unlimited)")
-        if self.fault_listing not in (None, "members", "permissions"):
-            raise ValueError("Scenario.fault_listing must be 'members', 'permissions' or None")
+        if self.fault_listing not in (None, "members", "permissions", "directory"):
+            raise ValueError(
+                "Scenario.fault_listing must be 'members', 'permissions', 'directory' or None"
+            )
         if self.retry_after not in ("seconds", "http-date", "none"):
             raise ValueError("Scenario.retry_after must be 'seconds', 'http-date' or 'none'")
         if not 500 <= self.html_error_status <= 599:

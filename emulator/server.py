@@ -3,6 +3,8 @@
 with run_emulator([WorkspaceSpec("acme", members=250, seed=1)], day=date(2026, 11, 27)) as emu:
     httpx.get(f"{emu.base_url}/workspaces/acme/members",
               headers={"Authorization": f"Bearer {emu.admin_token}"})
+    # the organization directory: ATLASSIAN_ADMIN_API_URL=emu.admin_api_url,
+    # ATLASSIAN_ORG_ID=emu.org_id, ATLASSIAN_ADMIN_API_KEY=emu.admin_api_key
 
 serve(port=8765, members=250, seed=1, token="my-token", workspace="acme")   # blocks
 """
@@ -22,6 +24,7 @@ import uvicorn
 
 from emulator.app import create_app
 from emulator.auth import DEFAULT_CREDENTIALS, Credentials
+from emulator.directory import DEFAULT_ORG, OrgSpec
 from emulator.scenario import Scenario
 from emulator.state import EmulatorState
 from emulator.world import WorkspaceSpec
@@ -70,6 +73,24 @@ class Emulator:
     @property
     def oauth_client_secret(self) -> str:
         return self.state.auth.creds.oauth_client_secret
+
+    @property
+    def admin_api_url(self) -> str:
+        """What ATLASSIAN_ADMIN_API_URL names: the origin the directory is served from."""
+        return self.base_url.removesuffix("/2.0")
+
+    @property
+    def admin_api_key(self) -> str:
+        """The organization API key (Bearer) that reads the directory."""
+        return self.state.auth.creds.admin_api_key
+
+    @property
+    def org_id(self) -> str:
+        return self.state.org.org_id
+
+    def expected_directory(self) -> list[dict[str, object]]:
+        """Ground truth of the organization directory on the current day, in listing order."""
+        return self.state.directory_users()
 
     @property
     def day(self) -> date:
@@ -130,8 +151,11 @@ def run_emulator(
     api_token: str = DEFAULT_CREDENTIALS.api_token,
     oauth_client_id: str = DEFAULT_CREDENTIALS.oauth_client_id,
     oauth_client_secret: str = DEFAULT_CREDENTIALS.oauth_client_secret,
+    admin_api_key: str = DEFAULT_CREDENTIALS.admin_api_key,
+    org: OrgSpec = DEFAULT_ORG,
 ) -> Iterator[Emulator]:
-    """Serve `workspaces` on 127.0.0.1 (port 0 = a free port) in a background thread.
+    """Serve `workspaces` on 127.0.0.1 (port 0 = a free port) in a background thread, with
+    the organization `org` whose directory lists their people.
 
     `day` defaults to today (UTC). Stops the server and joins the thread on exit.
     """
@@ -143,9 +167,14 @@ def run_emulator(
         api_token,
         oauth_client_id,
         oauth_client_secret,
+        admin_api_key,
     )
     state = EmulatorState(
-        list(workspaces), day=day or datetime.now(UTC).date(), scenario=scenario, credentials=creds
+        list(workspaces),
+        day=day or datetime.now(UTC).date(),
+        scenario=scenario,
+        credentials=creds,
+        org=org,
     )
     sock = _bind(port)
     config = uvicorn.Config(
@@ -190,6 +219,10 @@ def serve(
         print("Point the collector at it:")
         print(f"  export BITBUCKET_API_URL={emu.base_url}")
         print("  export BITBUCKET_TOKEN=<the token you passed with --token>")
+        print("and, for the organization directory (the emulator's fake org and key):")
+        print(f"  export ATLASSIAN_ADMIN_API_URL={emu.admin_api_url}")
+        print(f"  export ATLASSIAN_ORG_ID={emu.org_id}")
+        print(f"  export ATLASSIAN_ADMIN_API_KEY={emu.admin_api_key}")
         print("Press Ctrl+C to stop.", flush=True)
         try:
             while True:

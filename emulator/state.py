@@ -3,6 +3,7 @@
 state = EmulatorState([WorkspaceSpec("acme", members=25)], day=date(2026, 11, 27))
 state.resolve("acme"), state.resolve(spec.uuid)     # by slug or {uuid}
 pop, order = state.listing("acme-spec", "members")  # who is listed, in which order
+state.directory_users()                             # the organization directory today
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import date
 import numpy as np
 
 from emulator.auth import Auth, Credentials, RateLimiter
+from emulator.directory import DEFAULT_ORG, OrgSpec, directory_users
 from emulator.scenario import FaultState, Scenario
 from emulator.world import PERMISSIONS, Population, WorkspaceSpec, population
 
@@ -39,6 +41,7 @@ class EmulatorState:
         day: date,
         scenario: Scenario | None = None,
         credentials: Credentials | None = None,
+        org: OrgSpec = DEFAULT_ORG,
     ) -> None:
         slugs = [w.slug for w in workspaces]
         if len(set(slugs)) != len(slugs):
@@ -46,6 +49,7 @@ class EmulatorState:
         self.specs = {w.slug: w for w in workspaces}
         self._by_uuid = {w.uuid.lower(): w for w in workspaces}
         self.day = day
+        self.org = org
         self.faults = FaultState(scenario or Scenario())
         self.auth = Auth(credentials or Credentials())
         self.limiter = RateLimiter()
@@ -118,6 +122,10 @@ class EmulatorState:
             raise KeyError(f"no emulated workspace {slug!r}; known: {sorted(self.specs)}")
         pop, order = self.listing(spec)
         return pop.expected(order)
+
+    def directory_users(self) -> list[dict[str, object]]:
+        """The organization directory on the current day (every workspace's people)."""
+        return directory_users(list(self.specs.values()), self.day, self.org)
 
     def cursor_for(self, page: int, listing_key: str) -> str:
         """A random-looking page cursor (opaque-cursor mode); stable for the same listing

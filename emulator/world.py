@@ -15,6 +15,8 @@ Model (all of it is a pure function of (seed, slug, day): no iteration from an e
   onboarding delay (0 days for half, 1-10 for most others, 15-34 for some) and have rare
   lapses (2SV off for 1-10 days, sometimes 15-40) on a per-person cycle of 4,000-12,000 days.
 - Permission: owner ~2% (slot 0 is always an owner), collaborator ~1%, else member.
+- App users (Bitbucket's `app_user`, since 2023): a `app_user_share` of the people (never
+  slot 0), with a `kind`; they cannot hold 2SV, so their has_2fa_enabled is false.
 All draws come from a counter-based hash (splitmix64) of the person key, vectorised with
 numpy, so 100,000 members take milliseconds; identity strings are built only when needed.
 """
@@ -33,6 +35,7 @@ from emulator.names import CULTURES, NAMES_PER_CULTURE, ascii_name, display_name
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 PERMISSIONS = ("member", "owner", "collaborator")  # index = code in Population.permission
+APP_USER_KINDS = ("forge", "connect")  # an app user's `kind`, by draw
 ACCOUNT_SALTS, UUID_SALTS = (101, 102), (103, 104)  # draws behind account_id and uuid
 ENABLED, DISABLED, UNKNOWN = 1, 0, -1  # codes in Population.twosv
 
@@ -49,19 +52,23 @@ class WorkspaceSpec:
     """One emulated workspace: `WorkspaceSpec("acme", members=250, seed=1)`.
 
     `members` is the population on every day (joins replace leavers); `name` defaults to the
-    slug title-cased. The workspace uuid is derived from (seed, slug).
+    slug title-cased. The workspace uuid is derived from (seed, slug). `app_user_share` of
+    the members are app users (none by default).
     """
 
     slug: str
     members: int = 250
     seed: int = 0
     name: str | None = None
+    app_user_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.slug or "/" in self.slug or self.slug.startswith("{"):
             raise ValueError(f"workspace slug {self.slug!r} must be non-empty, without '/' or '{{'")
         if self.members < 0:
             raise ValueError(f"members must be >= 0, got {self.members}")
+        if not 0.0 <= self.app_user_share <= 1.0:
+            raise ValueError(f"app_user_share must be in [0, 1], got {self.app_user_share}")
 
     @property
     def display_name(self) -> str:
@@ -120,6 +127,7 @@ class Population:
     permission: np.ndarray  # int8 index into PERMISSIONS
     twosv: np.ndarray  # int8 ENABLED / DISABLED / UNKNOWN
     name_codes: np.ndarray  # (n, 3) culture, first, last
+    app_user: np.ndarray  # bool: an app user (Bitbucket user.type app_user)
 
     @property
     def size(self) -> int:
@@ -127,7 +135,7 @@ class Population:
 
     def rows(self, positions: np.ndarray | list[int]) -> list[dict[str, object]]:
         """Identity and 2SV state of the members at these listing positions (vectorised
-        draws; only the strings are built per member)."""
+        draws; only the strings are built per member). App users carry `kind` and 2SV off."""
         idx = np.asarray(positions, dtype=np.int64)
         keys = self.person[idx]
         account_hi, account_lo = _draw(keys, ACCOUNT_SALTS[0]), _draw(keys, ACCOUNT_SALTS[1])
@@ -138,16 +146,19 @@ class Population:
             state = int(self.twosv[i])
             account = (int(account_hi[k]) << 64) | int(account_lo[k])
             member = (int(uuid_hi[k]) << 64) | int(uuid_lo[k])
-            out.append(
-                {
-                    "account_id": "557058:" + str(uuid.UUID(int=account, version=4)),
-                    "uuid": "{" + str(uuid.UUID(int=member, version=4)) + "}",
-                    "nickname": f"{ascii_name(culture, first, last)}{int(keys[k]) % 10_000}",
-                    "display_name": display_name(culture, first, last),
-                    "permission": PERMISSIONS[int(self.permission[i])],
-                    "has_2fa_enabled": None if state == UNKNOWN else state == ENABLED,
-                }
-            )
+            row = {
+                "account_id": "557058:" + str(uuid.UUID(int=account, version=4)),
+                "uuid": "{" + str(uuid.UUID(int=member, version=4)) + "}",
+                "nickname": f"{ascii_name(culture, first, last)}{int(keys[k]) % 10_000}",
+                "display_name": display_name(culture, first, last),
+                "permission": PERMISSIONS[int(self.permission[i])],
+                "has_2fa_enabled": None if state == UNKNOWN else state == ENABLED,
+                "account_type": "user",
+            }
+            if self.app_user[i]:
+                kind = APP_USER_KINDS[int(keys[k]) % len(APP_USER_KINDS)]
+                row.update(account_type="app_user", kind=kind, has_2fa_enabled=False)
+            out.append(row)
         return out
 
     def user(self, i: int) -> dict[str, object]:
@@ -235,6 +246,9 @@ def _population(spec: WorkspaceSpec, ordinal: int, extra_slots: int) -> Populati
     permission = np.where(role < 0.02, 1, np.where(role < 0.03, 2, 0)).astype(np.int8)
     if n:
         permission[0] = 1  # every workspace has at least one owner
+    app_user = _uniform(person, 40) < spec.app_user_share
+    if n:
+        app_user[0] = False  # the owner in slot 0 is a person
     names = _draw(person, 30)
     sizes = (len(CULTURES), NAMES_PER_CULTURE, NAMES_PER_CULTURE)
     name_codes = np.stack(
@@ -248,4 +262,5 @@ def _population(spec: WorkspaceSpec, ordinal: int, extra_slots: int) -> Populati
         permission=permission,
         twosv=twosv,
         name_codes=name_codes,
+        app_user=app_user,
     )

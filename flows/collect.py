@@ -2,7 +2,9 @@
 
 Per workspace: extract → store → assess (views) → report. Workspaces are read concurrently,
 at most `max_concurrent_workspaces` at a time; the evidence file has one writer, this flow's
-main thread, which stores each workspace as soon as its extraction ends.
+main thread, which stores each workspace as soon as its extraction ends. When the
+organization directory is configured it is read once, beside the workspaces, and stored
+with every workspace's run.
 
 Run it ad hoc::
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import TypeVar
 
 from prefect import flow, get_run_logger
@@ -24,14 +27,16 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.outcomes import WorkspaceOutcome
+from tasks.atlassian.config import DirectorySettings
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.preflight import CollectionSetup, preflight
 from tasks.steps import (
     ExtractionError,
-    anchor_run_task,
     daily_report_task,
     emit_violation_events_task,
+    extract_directory_task,
     extract_workspace_task,
     publish_artifacts_task,
     record_run_task,
@@ -63,7 +68,8 @@ def collect_bitbucket_2sv(
         reports_dir: root of the dated report folders.
         policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
-            `{"BITBUCKET_TOKEN": "bitbucket-token"}`; otherwise the environment is used.
+            `{"BITBUCKET_TOKEN": "bitbucket-token", "ATLASSIAN_ADMIN_API_KEY": "org-key"}`;
+            otherwise the environment is used.
         max_concurrent_workspaces: extractions running at once in this flow run.
         retry_delay_seconds: wait before re-reading a workspace after a transient fault.
         anchor_log: where each stored run's hash is appended (default
@@ -74,9 +80,10 @@ def collect_bitbucket_2sv(
         db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, anchor_log
     )
     flow_run_id = str(get_run_context().flow_run.id)
+    directory = directory_read(setup.directory, retry_delay_seconds)
 
     outcomes = [
-        store_and_report(extract, db_path, reports_dir, setup, flow_run_id)
+        store_and_report(extract, db_path, reports_dir, setup, flow_run_id, directory())
         for extract in extractions(
             setup.settings, workspaces, max_concurrent_workspaces, retry_delay_seconds
         )
@@ -85,11 +92,45 @@ def collect_bitbucket_2sv(
     for outcome in outcomes:
         logger.info("%s: %s, %d members", outcome.workspace, outcome.status, outcome.member_count)
 
+    problems = []
     not_complete = [outcome for outcome in outcomes if not outcome.complete]
     if not_complete:
         reasons = "; ".join(f"{o.workspace}: {o.status} ({o.error})" for o in not_complete)
-        return Failed(message=f"Not every workspace was read whole. {reasons}", data=outcomes)
+        problems.append(f"Not every workspace was read whole. {reasons}")
+    read = directory()
+    if read is not None and read.status != RunStatus.COMPLETE:
+        problems.append(
+            f"The organization directory was not read whole ({read.status}): {read.error}"
+        )
+    if problems:
+        return Failed(message=" ".join(problems), data=outcomes)
     return outcomes
+
+
+def directory_read(
+    settings: DirectorySettings | None, retry_delay_seconds: float
+) -> Callable[[], DirectoryExtract | None]:
+    """Start reading the organization directory (None: not configured) beside the workspaces;
+    the function returned waits for it the first time and then returns the same read."""
+    if settings is None:
+        return lambda: None
+    extract_task = extract_directory_task.with_options(retry_delay_seconds=retry_delay_seconds)
+    future = extract_task.submit(settings)
+    return cache(
+        lambda: finished(
+            future,
+            DirectoryExtract,
+            lambda error, now: DirectoryExtract(
+                org_id=settings.org_id,
+                source=settings.source,
+                started_at=now,
+                finished_at=now,
+                status=RunStatus.FAILED,
+                error=f"reading the directory crashed: {error}",
+                error_kind=ErrorKind.CRASH,
+            ),
+        )
+    )
 
 
 def extractions(
@@ -142,11 +183,13 @@ def store_and_report(
     reports_dir: str,
     setup: CollectionSetup,
     flow_run_id: str,
+    directory: DirectoryExtract | None = None,
 ) -> WorkspaceOutcome:
-    """Store (and sign) the run, whatever its status, anchor it outside the file, write its
-    daily report, announce what changed."""
-    stored = record_run_task(extract, db_path, setup.policy, flow_run_id, setup.signer)
-    anchor_run_task(stored, db_path, setup.anchor_log, setup.signer)
+    """Store (and sign) the run, whatever its status, with the collection's directory read;
+    anchor it outside the file; write its daily report; announce what changed."""
+    stored = record_run_task(
+        extract, db_path, setup.policy, flow_run_id, directory, setup.signer, setup.anchor_log
+    )
     bundle = daily_report_task(stored, db_path, reports_dir)
     if stored.status == RunStatus.COMPLETE:
         emit_violation_events_task(stored, db_path)
@@ -161,6 +204,9 @@ def store_and_report(
         error_kind=stored.error_kind,
         report_status=bundle.status,
         report_dir=str(bundle.directory),
+        directory_status=stored.directory_status,
+        directory_error=stored.directory_error,
+        directory_error_kind=None if directory is None else directory.error_kind,
     )
 
 
@@ -169,18 +215,32 @@ def finished_extract(future: PrefectFuture, workspace: str, source: str) -> Work
 
     Whatever happened, something is stored: a gap in the evidence must be on the record.
     """
+    return finished(
+        future,
+        WorkspaceExtract,
+        lambda error, now: WorkspaceExtract(
+            workspace=workspace,
+            source=source,
+            started_at=now,
+            finished_at=now,
+            status=RunStatus.FAILED,
+            error=f"extraction crashed: {error}",
+            error_kind=ErrorKind.CRASH,
+        ),
+    )
+
+
+Extract = TypeVar("Extract", WorkspaceExtract, DirectoryExtract)
+
+
+def finished(
+    future: PrefectFuture, kind: type[Extract], crashed: Callable[[str, datetime], Extract]
+) -> Extract:
+    """The task's extract, or the attempt its ExtractionError carries, or `crashed(what, now)`
+    when the task itself raised something else."""
     outcome = future.result(raise_on_failure=False)
-    if isinstance(outcome, WorkspaceExtract):
+    if isinstance(outcome, kind):
         return outcome
     if isinstance(outcome, ExtractionError):
         return outcome.extract
-    now = datetime.now(UTC)
-    return WorkspaceExtract(
-        workspace=workspace,
-        source=source,
-        started_at=now,
-        finished_at=now,
-        status=RunStatus.FAILED,
-        error=f"extraction crashed: {type(outcome).__name__}: {outcome}",
-        error_kind=ErrorKind.CRASH,
-    )
+    return crashed(f"{type(outcome).__name__}: {outcome}", datetime.now(UTC))

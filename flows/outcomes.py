@@ -2,6 +2,7 @@
 
 outcome = collect_bitbucket_2sv(workspaces=["acme"])[0]
 outcome.complete, outcome.status, outcome.error_kind, outcome.report_dir
+outcome.directory_status, outcome.directory_error   # the organization directory's read
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ class WorkspaceOutcome:
     error_kind: ErrorKind | None
     report_status: str | None
     report_dir: str | None
+    directory_status: RunStatus | None = None  # None: no organization directory configured
+    directory_error: str | None = None
+    directory_error_kind: ErrorKind | None = None
 
     @property
     def complete(self) -> bool:
         return self.status is RunStatus.COMPLETE
+
+    @property
+    def directory_complete(self) -> bool:
+        """The directory was read whole, or is not configured (nothing to miss)."""
+        return self.directory_status in (None, RunStatus.COMPLETE)
 
 
 @dataclass(frozen=True, slots=True)

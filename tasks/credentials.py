@@ -1,13 +1,17 @@
-"""Where the Bitbucket credentials come from: the environment, or Prefect Secret blocks.
+"""Where the credentials come from: the environment, or Prefect Secret blocks.
 
 A Secret block is named either by a flow parameter (`secret_blocks`) or by an environment
 variable `<VARIABLE>_BLOCK`, e.g. `BITBUCKET_TOKEN_BLOCK=bitbucket-token` loads the Secret
 block `bitbucket-token` as `BITBUCKET_TOKEN`. Only block *names* ever travel as parameters, so
 Prefect never stores a secret value with a flow run.
 
+The organization directory's key works the same way: `ATLASSIAN_ADMIN_API_KEY_BLOCK`, or
+`{"ATLASSIAN_ADMIN_API_KEY": "<block>"}` in `secret_blocks`.
+
 Usage::
 
-    settings = resolve_settings({"BITBUCKET_TOKEN": "bitbucket-token"})
+    settings, directory = resolve_credentials({"BITBUCKET_TOKEN": "bitbucket-token"})
+    directory       # the organization directory's settings; None when not configured
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from tasks.atlassian.config import ADMIN_API_KEY, DirectorySettings, directory_settings_from_env
 from tasks.bitbucket.config import BitbucketSettings, settings_from_env
 from tasks.bitbucket.exceptions import ConfigError
 
@@ -24,6 +29,7 @@ SECRET_VARIABLES = (
     "BITBUCKET_OAUTH_CLIENT_SECRET",
     "BITBUCKET_EMAIL",
     "BITBUCKET_OAUTH_CLIENT_ID",
+    ADMIN_API_KEY,
 )
 
 
@@ -55,11 +61,20 @@ def load_secret_block(block_name: str, variable: str) -> str:
         ) from None
 
 
-def resolve_settings(
+def resolve_environment(
     secret_blocks: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
-) -> BitbucketSettings:
-    """Build client settings from the environment, overlaid with any named Secret blocks."""
+) -> dict[str, str]:
+    """The environment overlaid with the values of any named Secret blocks."""
     merged = dict(os.environ if env is None else env)
     for variable, block in secret_block_names(secret_blocks, merged).items():
         merged[variable] = load_secret_block(block, variable)
-    return settings_from_env(merged)
+    return merged
+
+
+def resolve_credentials(
+    secret_blocks: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[BitbucketSettings, DirectorySettings | None]:
+    """The Bitbucket settings and the organization directory's (None when not configured),
+    each Secret block loaded once."""
+    merged = resolve_environment(secret_blocks, env)
+    return settings_from_env(merged), directory_settings_from_env(merged)

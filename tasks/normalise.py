@@ -4,10 +4,15 @@ This is a pure function of the stored raw pages: the evidence store calls it aga
 what it kept (`rederive`) and compares, so it must not read anything else (no clock, no
 config, no network).
 
+Besides the Bitbucket columns, each row carries its identity columns (IDENTITY_COLUMNS):
+the member's `account_type` and `kind` (Bitbucket's user.type and user.kind), and what the
+run's organization directory pages say about the member's account_id (`in_directory` is
+NULL when the run holds no directory page).
+
 Usage::
 
     frame = observations_from_pages("acme", extract.pages)
-    frame[["nickname", "two_step_state"]]
+    frame[["nickname", "two_step_state", "account_type", "directory_claim_status"]]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import orjson
 import pandas as pd
 
 from tasks.bitbucket.models import RawPage
+from tasks.identity import DirectoryEntry, directory_index
 from tasks.vocabulary import Listing, TwoStepState
 
 OBSERVATION_COLUMNS = [
@@ -31,7 +37,29 @@ OBSERVATION_COLUMNS = [
     "has_2fa_enabled",
     "two_step_state",
 ]
-STRING_COLUMNS = ("workspace", "account_id", "uuid", "nickname", "display_name", "permission")
+IDENTITY_COLUMNS = [
+    "account_type",
+    "kind",
+    "in_directory",
+    "directory_account_status",
+    "directory_claim_status",
+    "directory_mfa_enabled",
+    "directory_email_domain",
+]
+STRING_COLUMNS = (
+    "workspace",
+    "account_id",
+    "uuid",
+    "nickname",
+    "display_name",
+    "permission",
+    "account_type",
+    "kind",
+    "directory_account_status",
+    "directory_claim_status",
+    "directory_email_domain",
+)
+NOT_LISTED = DirectoryEntry(None, None, None, None)
 
 
 def two_step_state(has_2fa_enabled: object) -> TwoStepState:
@@ -84,13 +112,20 @@ def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
     return roles
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFrame:
-    """One row per distinct member (first sighting wins), roles joined from `/permissions`."""
+    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
+    directory facts joined on account_id from the run's directory pages."""
     roles = permissions_by_member(pages)
+    directory = directory_index(pages)
+    listed = {} if directory is None else directory
     seen: set[str] = set()
-    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace
+    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace, then IDENTITY_COLUMNS
     # Bound locally: this loop runs once per member per run, at load and again in verify.
-    key_of, state_of, add = member_key, two_step_state, rows.append
+    key_of, state_of, add, text = member_key, two_step_state, rows.append, _text
     for page, values in usable_pages(pages, Listing.MEMBERS):
         for _value, user in users(values):
             key = key_of(user)
@@ -98,26 +133,36 @@ def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFram
                 continue
             seen.add(key)
             state = state_of(has_2fa := user.get("has_2fa_enabled"))
+            account_id = user.get("account_id")
+            entry = listed.get(account_id, NOT_LISTED)
             add(
                 (
                     page.fetched_at,
-                    user.get("account_id"),
+                    account_id,
                     user.get("uuid"),
                     user.get("nickname"),
                     user.get("display_name"),
                     roles.get(key),
                     None if state is TwoStepState.UNKNOWN else has_2fa,
                     state.value,
+                    text(user.get("type")),
+                    text(user.get("kind")),
+                    None if directory is None else entry is not NOT_LISTED,
+                    entry.account_status,
+                    entry.claim_status,
+                    entry.mfa_enabled,
+                    entry.email_domain,
                 )
             )
-    names = OBSERVATION_COLUMNS[1:]
+    names = OBSERVATION_COLUMNS[1:] + IDENTITY_COLUMNS
     columns = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
     frame = pd.DataFrame(
         {"workspace": [workspace] * len(rows), **{n: columns.get(n, []) for n in names}},
-        columns=OBSERVATION_COLUMNS,
+        columns=OBSERVATION_COLUMNS + IDENTITY_COLUMNS,
     )
     frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
-    frame["has_2fa_enabled"] = frame["has_2fa_enabled"].astype("boolean")
+    for column in ("has_2fa_enabled", "in_directory", "directory_mfa_enabled"):
+        frame[column] = frame[column].astype("boolean")
     for column in (*STRING_COLUMNS, "two_step_state"):
         frame[column] = frame[column].astype("string")
     return frame

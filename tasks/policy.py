@@ -1,4 +1,5 @@
-"""The compliance policy: exceptions, grace period for new members, SLA to fix a violation.
+"""The compliance policy: exceptions, grace period for new members, SLA to fix a violation,
+and the identity rules (accepted second factors, SSO attestation, account types out of scope).
 
 The policy in force is stored with every collection run (its text and SHA-256), so reports
 can be rebuilt from the evidence file alone.
@@ -6,6 +7,7 @@ can be rebuilt from the evidence file alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from tasks.canonical import sha256_hex
+from tasks.identity import APP_USER, DEFAULT_IDENTITY_RULES, IdentityRules, SsoAttestation
+from tasks.vocabulary import Factor, MfaBasis
 
 DEFAULT_GRACE_DAYS = 7
 DEFAULT_SLA_DAYS = 14
@@ -41,6 +45,7 @@ class Policy:
     grace_days: int = DEFAULT_GRACE_DAYS
     sla_days: int = DEFAULT_SLA_DAYS
     exceptions: tuple[PolicyException, ...] = ()
+    identity: IdentityRules = DEFAULT_IDENTITY_RULES
     source_text: str = ""  # the YAML exactly as read ("" for the built-in default)
     source_path: str | None = None
     sha256: str = field(default="")
@@ -60,7 +65,11 @@ DEFAULT_POLICY = Policy()
 DEFAULT_POLICY_PATH = Path("policy.yaml")
 """Where the CLI looks when no `--policy` is given. A missing file there means DEFAULT_POLICY."""
 
-_TOP_LEVEL_KEYS = ("grace_days", "sla_days", "exceptions")
+_TOP_LEVEL_KEYS = ("grace_days", "sla_days", "exceptions", "accepted_factors", "sso", "scope")
+_SSO_KEYS = ("email_domains", "identity_provider", "attestation")
+_SCOPE_KEYS = ("exclude_account_types",)
+_FACTOR_NAMES = ", ".join(Factor)
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 _EXCEPTION_REQUIRED = ("workspace", "reason", "approved_by", "ticket", "expires_on")
 _EXCEPTION_IDENTITY = ("account_id", "nickname")
 _EXCEPTION_KEYS = _EXCEPTION_REQUIRED + _EXCEPTION_IDENTITY
@@ -118,6 +127,7 @@ def parse_policy(text: str, source_path: str | None = None) -> Policy:
     root = _compose(text, name)
     reader = _NodeReader(name)
     grace_days, sla_days, exceptions = DEFAULT_GRACE_DAYS, DEFAULT_SLA_DAYS, ()
+    identity = DEFAULT_IDENTITY_RULES
     if root is not None:
         fields = reader.mapping(root, "policy", _TOP_LEVEL_KEYS, ())
         if "grace_days" in fields:
@@ -126,10 +136,12 @@ def parse_policy(text: str, source_path: str | None = None) -> Policy:
             sla_days = reader.days(fields["sla_days"], "sla_days")
         if "exceptions" in fields:
             exceptions = reader.exceptions(fields["exceptions"])
+        identity = reader.identity(root, fields)
     return Policy(
         grace_days=grace_days,
         sla_days=sla_days,
         exceptions=exceptions,
+        identity=identity,
         source_text=text,
         source_path=source_path,
     )
@@ -242,3 +254,88 @@ class _NodeReader:
             expires_on = self.day(fields["expires_on"], f"{label}.expires_on")
             result.append(PolicyException(expires_on=expires_on, **values, **identity))
         return tuple(result)
+
+    def texts(self, node: yaml.Node, field: str) -> list[str]:
+        """A list of non-empty texts (`[a, b]` or `- a` lines); no value given twice."""
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, field, "expected a list, e.g. [a, b]")
+        values: list[str] = []
+        for index, item in enumerate(node.value):
+            value = self.text(item, f"{field}[{index}]")
+            if value in values:
+                raise self.fail(item, f"{field}[{index}]", f"{value!r} is listed twice")
+            values.append(value)
+        return values
+
+    def identity(self, root: yaml.Node, fields: dict[str, yaml.Node]) -> IdentityRules:
+        """accepted_factors, sso and scope, checked against each other."""
+        factors = DEFAULT_IDENTITY_RULES.accepted_factors
+        if "accepted_factors" in fields:
+            factors = self.factors(fields["accepted_factors"])
+        sso = self.sso(fields["sso"]) if "sso" in fields else None
+        excluded: tuple[str, ...] = (APP_USER,)
+        if "scope" in fields:
+            scope = self.mapping(fields["scope"], "scope", _SCOPE_KEYS, ())
+            if "exclude_account_types" in scope:
+                node = scope["exclude_account_types"]
+                excluded = tuple(self.texts(node, "scope.exclude_account_types"))
+                if "user" in excluded:
+                    raise self.fail(
+                        node,
+                        "scope.exclude_account_types",
+                        "must not exclude 'user': that would leave no people in scope",
+                    )
+        if Factor.IDP_SSO in factors and sso is None:
+            raise self.fail(
+                fields.get("accepted_factors", root),
+                "sso",
+                "accepted_factors lists idp_sso, so an sso: block must say which "
+                "email_domains sign in through which identity_provider, with the attestation "
+                "(how MFA is enforced there, who reviewed it when, the ticket)",
+            )
+        if sso is not None and Factor.IDP_SSO not in factors:
+            raise self.fail(
+                fields["sso"],
+                "sso",
+                "is set but accepted_factors does not list idp_sso: add idp_sso to "
+                "accepted_factors, or remove sso:",
+            )
+        return IdentityRules(accepted_factors=factors, exclude_account_types=excluded, sso=sso)
+
+    def factors(self, node: yaml.Node) -> tuple[Factor, ...]:
+        names = self.texts(node, "accepted_factors")
+        if not names:
+            raise self.fail(node, "accepted_factors", f"name at least one of {_FACTOR_NAMES}")
+        for index, name in enumerate(names):
+            if name == MfaBasis.EXCEPTION:
+                raise self.fail(
+                    node.value[index],
+                    "accepted_factors",
+                    "exceptions always apply (list them under exceptions:); accepted_factors "
+                    f"names second factors only: {_FACTOR_NAMES}",
+                )
+            if name not in {factor.value for factor in Factor}:
+                raise self.fail(
+                    node.value[index],
+                    f"accepted_factors[{index}]",
+                    f"{name!r} is not a second factor bb2sv knows; use {_FACTOR_NAMES}",
+                )
+        return tuple(Factor(name) for name in names)
+
+    def sso(self, node: yaml.Node) -> SsoAttestation:
+        fields = self.mapping(node, "sso", _SSO_KEYS, _SSO_KEYS)
+        domains = self.texts(fields["email_domains"], "sso.email_domains")
+        if not domains:
+            raise self.fail(fields["email_domains"], "sso.email_domains", "name at least one")
+        for index, domain in enumerate(domains):
+            if not _DOMAIN.fullmatch(domain.removeprefix("@").lower()):
+                raise self.fail(
+                    fields["email_domains"].value[index],
+                    f"sso.email_domains[{index}]",
+                    f"{domain!r} is not an email domain; write it like example.com",
+                )
+        return SsoAttestation(
+            email_domains=tuple(domain.removeprefix("@").lower() for domain in domains),
+            identity_provider=self.text(fields["identity_provider"], "sso.identity_provider"),
+            attestation=self.text(fields["attestation"], "sso.attestation"),
+        )

@@ -2,6 +2,7 @@
 
     setup = preflight("evidence.duckdb", "reports", policy_path=None)
     setup.policy, setup.settings, setup.reports_dir, setup.anchor_log, setup.signer
+    setup.directory          # the organization directory's settings, None when not configured
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
 and nothing is sent or written except the evidence file's creation or schema upgrade.
@@ -14,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.atlassian.config import ADMIN_API_KEY, ORG_ID, DirectorySettings
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.credentials import resolve_settings
+from tasks.credentials import resolve_credentials
 from tasks.evidence.anchors import check_anchor_log_writable
 from tasks.evidence.keys import RunSigner, signer_from_env
 from tasks.evidence.store import EvidenceStore
+from tasks.identity import DIRECTORY_FACTORS
 from tasks.policy import Policy, load_policy
 
 __all__ = ["DEFAULT_ANCHOR_LOG", "CollectionSetup", "check_reports_dir", "preflight"]
@@ -33,6 +36,7 @@ class CollectionSetup:
     settings: BitbucketSettings
     reports_dir: Path
     anchor_log: Path  # one JSON line per stored run, outside the evidence file
+    directory: DirectorySettings | None = None
     signer: RunSigner | None = None  # BB2SV_SIGNING_KEY(_BLOCK); its repr shows no key
 
 
@@ -47,7 +51,14 @@ def preflight(
     """Policy, credentials, signing key, reports folder, anchor log (default
     `<reports_dir>/anchors.jsonl`) and evidence file, in that order."""
     policy = load_policy(policy_path)
-    settings = resolve_settings(secret_blocks)
+    settings, directory = resolve_credentials(secret_blocks)
+    if directory is None and policy.identity.needs_directory:
+        named = ", ".join(f for f in DIRECTORY_FACTORS if f in policy.identity.accepted_factors)
+        raise ConfigError(
+            f"The policy accepts {named}, which only the Atlassian organization directory can "
+            f"show, but it is not configured: set {ORG_ID} and {ADMIN_API_KEY} (or "
+            f"{ADMIN_API_KEY}_BLOCK), or remove {named} from accepted_factors."
+        )
     signer = signer_from_env()
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
@@ -56,7 +67,7 @@ def preflight(
     check_anchor_log_writable(anchors)
     with EvidenceStore.open(db_path):  # creates or migrates; fails clearly if locked or corrupt
         pass
-    return CollectionSetup(policy, settings, reports, anchors, signer)
+    return CollectionSetup(policy, settings, reports, anchors, directory, signer)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

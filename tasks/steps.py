@@ -11,12 +11,16 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from tasks.atlassian.config import DirectorySettings
+from tasks.atlassian.extract import extract_directory
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
@@ -30,10 +34,11 @@ from tasks.vocabulary import RunStatus
 
 
 class ExtractionError(RuntimeError):
-    """The workspace could not be read whole; carries the attempt so the gap is still stored."""
+    """A workspace (or the organization directory) could not be read whole; carries the
+    attempt so the gap is still stored."""
 
-    def __init__(self, extract: WorkspaceExtract) -> None:
-        super().__init__(extract.error or f"workspace {extract.workspace!r}: {extract.status}")
+    def __init__(self, extract: WorkspaceExtract | DirectoryExtract) -> None:
+        super().__init__(extract.error or f"{extract.label}: {extract.status}")
         self.extract = extract
 
 
@@ -60,7 +65,28 @@ def retry_only_transient(task, task_run, state) -> bool:  # noqa: ARG001 (Prefec
     persist_result=False,
 )
 def extract_workspace_task(settings: BitbucketSettings, workspace: str) -> WorkspaceExtract:
-    extract = extract_workspace(settings, workspace)
+    return complete_or_raise(extract_workspace(settings, workspace))
+
+
+@task(
+    name="extract-directory",
+    task_run_name="extract-directory-{settings.org_id}",
+    retries=2,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,  # inputs hold the Admin API key: never hash or persist them
+    persist_result=False,
+)
+def extract_directory_task(settings: DirectorySettings) -> DirectoryExtract:
+    return complete_or_raise(extract_directory(settings))
+
+
+Extract = TypeVar("Extract", WorkspaceExtract, DirectoryExtract)
+
+
+def complete_or_raise(extract: Extract) -> Extract:
+    """The extract when complete; else an ExtractionError carrying it (a transient one when
+    another attempt may help)."""
     if extract.status == RunStatus.COMPLETE:
         return extract
     if extract.error_kind is not None and extract.error_kind.retryable:
@@ -74,20 +100,23 @@ def record_run_task(
     db_path: str,
     policy: Policy,
     flow_run_id: str | None,
+    directory: DirectoryExtract | None = None,
     signer: RunSigner | None = None,
+    anchor_log: Path | None = None,
 ) -> RunRecord:
+    """Store (and with `signer` sign) the run, then append it to `anchor_log`, outside the
+    evidence file, as soon as it is committed."""
     with EvidenceStore.open(db_path) as store:
-        return store.record_run(
-            extract, policy=policy, prefect_flow_run_id=flow_run_id, signer=signer
+        record = store.record_run(
+            extract,
+            policy=policy,
+            directory=directory,
+            prefect_flow_run_id=flow_run_id,
+            signer=signer,
         )
-
-
-@task(name="anchor-run", task_run_name="anchor-{stored.workspace}", cache_policy=NO_CACHE)
-def anchor_run_task(
-    stored: RunRecord, db_path: str, anchor_log: Path, signer: RunSigner | None = None
-) -> None:
-    """Append the stored run's line to the anchor log, outside the evidence file."""
-    append_anchor(anchor_log, stored, evidence=Path(db_path), signer=signer)
+    if anchor_log is not None:
+        append_anchor(anchor_log, record, evidence=Path(db_path), signer=signer)
+    return record
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)

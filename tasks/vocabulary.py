@@ -6,13 +6,23 @@ is what the evidence file, reports and auditors see::
     RunStatus.COMPLETE == "complete"                 # True
     ErrorKind.AUTH.retryable                        # False: not worth retrying
     TwoStepState.UNKNOWN == "unknown"               # True
+    list(Factor)                                    # second factors in precedence order
+    MfaBasis.EXCEPTION == "exception"               # True
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ErrorKind", "Listing", "RunStatus", "TwoStepState"]
+__all__ = [
+    "WORKSPACE_LISTINGS",
+    "ErrorKind",
+    "Factor",
+    "Listing",
+    "MfaBasis",
+    "RunStatus",
+    "TwoStepState",
+]
 
 
 class RunStatus(StrEnum):
@@ -54,7 +64,41 @@ class TwoStepState(StrEnum):
 
 
 class Listing(StrEnum):
-    """The two paginated Bitbucket listings a collection reads (also their URL path part)."""
+    """The paginated listings a collection reads, as `raw_api_pages.listing` names them.
+
+    `members` and `permissions` are a workspace's (also their Bitbucket URL path part);
+    `directory` is the Atlassian organization directory (Admin API users), read once per
+    collection and stored with every workspace's run.
+    """
 
     MEMBERS = "members"
     PERMISSIONS = "permissions"
+    DIRECTORY = "directory"
+
+
+WORKSPACE_LISTINGS = (Listing.MEMBERS, Listing.PERMISSIONS)
+"""The Bitbucket listings of one workspace, in the order they are read."""
+
+
+class Factor(StrEnum):
+    """A second factor a policy may accept (`accepted_factors`), in precedence order.
+
+    `bitbucket_2sv`: Bitbucket's own two-step verification (`has_2fa_enabled`);
+    `atlassian_2sv`: Atlassian-account 2SV (`mfaEnabled` in the organization directory);
+    `idp_sso`: MFA at the identity provider, for active managed accounts in an attested
+    SSO email domain.
+    """
+
+    BITBUCKET_2SV = "bitbucket_2sv"
+    ATLASSIAN_2SV = "atlassian_2sv"
+    IDP_SSO = "idp_sso"
+
+
+class MfaBasis(StrEnum):
+    """Why an in-scope member passes: the first accepted factor that holds, else an
+    approved exception (`mfa_basis` is NULL when none holds)."""
+
+    BITBUCKET_2SV = Factor.BITBUCKET_2SV.value
+    ATLASSIAN_2SV = Factor.ATLASSIAN_2SV.value
+    IDP_SSO = Factor.IDP_SSO.value
+    EXCEPTION = "exception"

@@ -19,7 +19,7 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 for _name in list(os.environ):
-    if _name.startswith("BITBUCKET_"):
+    if _name.startswith(("BITBUCKET_", "ATLASSIAN_")):
         del os.environ[_name]
 
 

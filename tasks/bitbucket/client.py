@@ -6,12 +6,17 @@ goes in three steps: send it and describe what happened as an `Outcome`; let the
 
 - `Done`: return the page;
 - `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
-  page): wait as `Retry-After` asks (seconds or HTTP-date), else exponential backoff with
-  full jitter, all inside one deadline per workspace (`settings.retry_deadline`); past it,
-  raise `RetryBudgetExhausted`. After a 401 with OAuth: drop the token and retry once, now;
+  page): wait as `Retry-After` (seconds or HTTP-date) or `X-RateLimit-Reset` (ISO-8601
+  time) asks, else exponential backoff with full jitter, all inside one deadline per
+  workspace (`settings.retry_deadline`); past it, raise `RetryBudgetExhausted`. After a
+  401 with OAuth: drop the token and retry once, now;
 - `Fail` (400/401/403/404 and other 4xx, a refused OAuth token): raise `ApiStatusError`.
 
 Every response, failed attempts included, is appended to `pages` as a `RawPage`.
+
+The same client reads the Atlassian organization directory: `api` names what differs (how
+the subject is named in messages, the page envelope, the words for a final answer), and
+`BITBUCKET` is the default.
 
 Usage::
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -32,15 +38,25 @@ import orjson
 
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.config import BitbucketSettings
-from tasks.bitbucket.decisions import Context, Done, Fail, Fault, Outcome, Retry, classify
+from tasks.bitbucket.decisions import (
+    Context,
+    Done,
+    Fail,
+    Fault,
+    Outcome,
+    Retry,
+    StatusExplainer,
+    classify,
+)
 from tasks.bitbucket.exceptions import ApiStatusError, OAuthTokenError, RetryBudgetExhausted
+from tasks.bitbucket.messages import status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing
 
-__all__ = ["BitbucketClient", "FetchedPage", "parse_envelope", "public_url"]
+__all__ = ["BITBUCKET", "Api", "BitbucketClient", "FetchedPage", "parse_envelope", "public_url"]
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
@@ -67,15 +83,33 @@ def public_url(url: httpx.URL) -> str:
     return str(url)
 
 
-def parse_envelope(body: bytes) -> dict | None:
-    """The page document, or None when the body is not a whole JSON page (truncated, HTML)."""
+def parse_envelope(body: bytes, items: str = "values") -> dict | None:
+    """The page document, or None when the body is not a whole JSON page (truncated, HTML):
+    a JSON object whose `items` (Bitbucket's `values`) is a list."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(document, dict) and isinstance(document.get("values"), list):
+    if isinstance(document, dict) and isinstance(document.get(items), list):
         return document
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """What differs between the APIs this client reads.
+
+    `subject` names what is read in messages (formatted with the client's `workspace`),
+    `parse` returns the page document of a body (None when it is not a whole page), and
+    `explain` words an answer that retrying cannot fix (see `decisions.Context`).
+    """
+
+    subject: str
+    parse: Callable[[bytes], dict | None]
+    explain: StatusExplainer
+
+
+BITBUCKET = Api("workspace '{}'", parse_envelope, status_error)
 
 
 class BitbucketClient:
@@ -88,9 +122,12 @@ class BitbucketClient:
         clock: Clock = SYSTEM_CLOCK,
         pacer: RequestPacer | None = None,
         rng: random.Random | None = None,
+        api: Api = BITBUCKET,
     ) -> None:
         self.settings = settings
         self.workspace = workspace
+        self.api = api
+        self.subject = api.subject.format(workspace)
         self._clock = clock
         self._pacer = pacer or pacer_for(settings)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -130,7 +167,12 @@ class BitbucketClient:
         """
         auth = self.settings.auth
         context = Context(
-            self.workspace, listing, self.settings.api_url, auth.env_hint, auth.refreshable
+            self.workspace,
+            listing,
+            self.settings.api_url,
+            auth.env_hint,
+            auth.refreshable,
+            self.api.explain,
         )
         attempt = 0
         refreshed = False
@@ -175,13 +217,14 @@ class BitbucketClient:
         except httpx.RequestError as exc:  # connection refused/reset, bad encoding, …
             return replace(sent, fault=Fault.CONNECTION, detail=type(exc).__name__), None
         page = self._record(response, listing)
-        document = parse_envelope(response.content)
+        document = self.api.parse(response.content)
         outcome = replace(
             sent,
             status_code=response.status_code,
             whole_page=document is not None,
             body=response.content,
             retry_after=response.headers.get("Retry-After"),
+            rate_limit_reset=response.headers.get("X-RateLimit-Reset"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
         return outcome, None if document is None else FetchedPage(page, document)
@@ -198,7 +241,7 @@ class BitbucketClient:
     def _back_off(self, listing: Listing, attempt: int, retry: Retry) -> None:
         settings = self.settings
         if retry.delay_hint is not None:
-            delay, why = retry.delay_hint, "as Retry-After asks"
+            delay, why = retry.delay_hint, "as the server asks"
         else:
             delay = backoff_delay(
                 attempt, base=settings.backoff_base, cap=settings.backoff_cap, rng=self._rng
@@ -207,7 +250,7 @@ class BitbucketClient:
         remaining = self.deadline.remaining()
         if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
             raise RetryBudgetExhausted(
-                f"gave up reading {listing} of workspace '{self.workspace}' after {attempt} "
+                f"gave up reading {listing} of {self.subject} after {attempt} "
                 f"attempt(s): last {retry.reason}; waiting {delay:.3g} s ({why}) would pass "
                 f"the {settings.retry_deadline:.3g} s retry deadline "
                 "(BITBUCKET_RETRY_DEADLINE). Run again later or raise the deadline.",
@@ -230,7 +273,7 @@ class BitbucketClient:
         remaining = self.deadline.remaining()
         if wait >= remaining:
             raise RetryBudgetExhausted(
-                f"stopped reading {listing} of workspace '{self.workspace}': the client-side "
+                f"stopped reading {listing} of {self.subject}: the client-side "
                 f"budget of {self.settings.max_requests_per_hour} requests per hour "
                 f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees a slot only in {wait:.3g} s, after "
                 f"the retry deadline. Run again later.",
@@ -247,7 +290,7 @@ class BitbucketClient:
             raise RetryBudgetExhausted(
                 f"the {self.settings.retry_deadline:.3g} s retry deadline "
                 f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {listing} "
-                f"of workspace '{self.workspace}'",
+                f"of {self.subject}",
                 kind=ErrorKind.TRANSIENT,
             )
         read = min(self.settings.read_timeout, remaining)
@@ -274,7 +317,7 @@ class BitbucketClient:
             if not self._pacer.slowed:
                 interval = 3600.0 / self.settings.max_requests_per_hour
                 logger.warning(
-                    "%s: Bitbucket reports the rate limit is near; spacing requests %.3g s apart",
+                    "%s: the API reports the rate limit is near; spacing requests %.3g s apart",
                     self.workspace,
                     interval,
                 )

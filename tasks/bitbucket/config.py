@@ -40,7 +40,14 @@ from tasks.bitbucket.auth import (
 )
 from tasks.bitbucket.exceptions import ConfigError
 
-__all__ = ["DEFAULT_API_URL", "PAGELEN", "BitbucketSettings", "check_api_url", "settings_from_env"]
+__all__ = [
+    "DEFAULT_API_URL",
+    "PAGELEN",
+    "BitbucketSettings",
+    "check_api_url",
+    "settings_from_env",
+    "tuning_from_env",
+]
 
 DEFAULT_API_URL = "https://api.bitbucket.org/2.0"
 DEFAULT_MAX_REQUESTS_PER_HOUR = 1000
@@ -104,22 +111,33 @@ def check_api_url(url: str, variable: str) -> str:
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> BitbucketSettings:
     """Build settings from environment variables; raise ConfigError naming what to set."""
-    env = os.environ if env is None else env
-    values = {name: value.strip() for name, value in env.items() if name.startswith("BITBUCKET_")}
-    values = {name: value for name, value in values.items() if value}
+    values = _bitbucket_values(env)
     api_url = check_api_url(values.get("BITBUCKET_API_URL", DEFAULT_API_URL), "BITBUCKET_API_URL")
-    return BitbucketSettings(
-        auth=_auth_from_env(values),
-        api_url=api_url,
-        connect_timeout=_number(values, "BITBUCKET_CONNECT_TIMEOUT", 10.0),
-        read_timeout=_number(values, "BITBUCKET_READ_TIMEOUT", 30.0),
-        retry_deadline=_number(values, "BITBUCKET_RETRY_DEADLINE", 900.0),
-        backoff_base=_number(values, "BITBUCKET_BACKOFF_BASE", 1.0, allow_zero=True),
-        backoff_cap=_number(values, "BITBUCKET_BACKOFF_CAP", 30.0),
-        max_requests_per_hour=int(
+    return BitbucketSettings(auth=_auth_from_env(values), api_url=api_url, **tuning_from_env(env))
+
+
+def tuning_from_env(env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The timeouts, retry deadline, backoff and hourly budget of the ``BITBUCKET_*`` tuning
+    variables, as `BitbucketSettings` keyword arguments. The organization directory is read
+    with the same ones."""
+    values = _bitbucket_values(env)
+    return {
+        "connect_timeout": _number(values, "BITBUCKET_CONNECT_TIMEOUT", 10.0),
+        "read_timeout": _number(values, "BITBUCKET_READ_TIMEOUT", 30.0),
+        "retry_deadline": _number(values, "BITBUCKET_RETRY_DEADLINE", 900.0),
+        "backoff_base": _number(values, "BITBUCKET_BACKOFF_BASE", 1.0, allow_zero=True),
+        "backoff_cap": _number(values, "BITBUCKET_BACKOFF_CAP", 30.0),
+        "max_requests_per_hour": int(
             _number(values, "BITBUCKET_MAX_REQUESTS_PER_HOUR", DEFAULT_MAX_REQUESTS_PER_HOUR)
         ),
-    )
+    }
+
+
+def _bitbucket_values(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The set, non-blank ``BITBUCKET_*`` variables, stripped."""
+    env = os.environ if env is None else env
+    values = {name: value.strip() for name, value in env.items() if name.startswith("BITBUCKET_")}
+    return {name: value for name, value in values.items() if value}
 
 
 def _auth_from_env(values: Mapping[str, str]) -> BitbucketAuth:

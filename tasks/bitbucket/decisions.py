@@ -17,23 +17,38 @@ Usage::
     # Retry(delay_hint=None, reason='no response within 30 s (ReadTimeout)', …)
 
 The rules: a 200 with a whole JSON page is `Done`; a 200 without one, 429, 5xx, timeouts,
-connection faults and OAuth token faults worth retrying are `Retry` (how long to wait and
-when to give up is the client's deadline arithmetic); a 401 is retried once with a fresh
+connection faults and OAuth token faults worth retrying are `Retry` (the wait the server
+asks for comes from `Retry-After`, else `X-RateLimit-Reset`; how long to wait and when to
+give up is the client's deadline arithmetic); a 401 is retried once with a fresh
 token when the auth can fetch one; every other answer is `Fail`, with a message that says
 what to fix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from tasks.bitbucket.messages import error_summary, oauth_refused, status_error
-from tasks.bitbucket.retry import retry_after_seconds
+from tasks.bitbucket.retry import reset_seconds, retry_after_seconds
 from tasks.vocabulary import ErrorKind, Listing
 
-__all__ = ["Context", "Decision", "Done", "Fail", "Fault", "Outcome", "Retry", "classify"]
+# (status, body, workspace=, listing=, api_url=, env_hint=) -> (kind, what to fix)
+StatusExplainer = Callable[..., tuple[ErrorKind, str]]
+
+__all__ = [
+    "Context",
+    "Decision",
+    "Done",
+    "Fail",
+    "Fault",
+    "Outcome",
+    "Retry",
+    "StatusExplainer",
+    "classify",
+]
 
 
 class Fault(StrEnum):
@@ -55,6 +70,7 @@ class Outcome:
     whole_page: bool = False  # the body parsed as a JSON object with a `values` list
     body: bytes = field(default=b"", repr=False)  # read for error messages only
     retry_after: str | None = None  # the Retry-After header, as sent
+    rate_limit_reset: str | None = None  # X-RateLimit-Reset as sent, when Retry-After is not
     near_limit: str | None = None  # X-RateLimit-NearLimit as sent: for pacing, not here
     fault: Fault | None = None
     detail: str = ""  # the exception's class name, or the OAuth token error's message
@@ -64,13 +80,15 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Whose page it is (for messages) and whether the auth can fetch a fresh token."""
+    """Whose page it is (for messages), whether the auth can fetch a fresh token, and which
+    API's words explain a final answer (`explain`: Bitbucket's unless told otherwise)."""
 
     workspace: str
     listing: Listing
     api_url: str
     env_hint: str
     refreshable: bool = False
+    explain: StatusExplainer = status_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +131,17 @@ def classify(outcome: Outcome, context: Context, *, now: datetime) -> Decision:
             None, "HTTP 401, fetching a new OAuth token and retrying once", refresh_auth=True
         )
     if status == 429 or status >= 500:
+        delay = retry_after_seconds(outcome.retry_after, now)
+        if delay is None:
+            delay = reset_seconds(outcome.rate_limit_reset, now)
         return Retry(
-            retry_after_seconds(outcome.retry_after, now),
+            delay,
             f"HTTP {status} ({error_summary(outcome.body)[0]})",
             rate_limited=status == 429,
         )
     # Any other answer (400, 401, 403, 404, other 4xx, and any 1xx/2xx/3xx but 200, which
     # a listing never gets) is the caller's problem: the same request gets the same answer.
-    kind, message = status_error(
+    kind, message = context.explain(
         status,
         outcome.body,
         workspace=context.workspace,

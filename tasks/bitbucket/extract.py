@@ -35,7 +35,7 @@ from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer
 from tasks.bitbucket.secret import scrub
 from tasks.normalise import member_key
-from tasks.vocabulary import ErrorKind, Listing, RunStatus
+from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
 __all__ = ["extract_workspace", "listing_url"]
 
@@ -167,7 +167,7 @@ def extract_workspace(
     started_at = clock.now()
     walks: list[ListingWalk] = []
     with BitbucketClient(settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng) as bb:
-        for listing in Listing:
+        for listing in WORKSPACE_LISTINGS:
             walk = walk_listing(bb, listing)
             walks.append(walk)
             if walk.error is not None:

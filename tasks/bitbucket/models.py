@@ -74,3 +74,8 @@ class WorkspaceExtract:
     error: str | None = None
     error_kind: ErrorKind | None = None  # why it is not complete, without parsing `error`
     emulated: bool = False  # True when the server identified itself as the bb2sv emulator
+
+    @property
+    def label(self) -> str:
+        """How messages name it."""
+        return f"workspace '{self.workspace}'"

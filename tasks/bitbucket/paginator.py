@@ -18,6 +18,7 @@ Usage::
         number = paginator.count_page(member_keys)   # 1, 2, …; raises on a repeated page
         ...                                          # check the page's members
         url = paginator.next_url(document)           # None after the last page
+        # or, for another envelope: url = paginator.follow(url_built_from(document))
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ class NextLinkPaginator:
 
     def next_url(self, document: dict) -> str | None:
         """The next page's URL from the page envelope just counted, or None at the end."""
-        link = document.get("next")
+        return self.follow(document.get("next"))
+
+    def follow(self, link: object) -> str | None:
+        """Check the link to the next page (a URL; None or "" at the end) and return it.
+
+        For APIs whose envelope names the next page another way (the Atlassian directory's
+        `links.next` cursor), the caller builds the URL and passes it here.
+        """
         if link is None or link == "":
             return None
         if not isinstance(link, str):

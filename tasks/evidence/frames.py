@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.evidence import hashing
-from tasks.normalise import OBSERVATION_COLUMNS
+from tasks.identity import identity_columns, identity_record
+from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS
 from tasks.policy import (
     SEVERITY_MEMBER_WITHOUT_2SV,
     SEVERITY_OWNER_WITHOUT_2SV,
@@ -27,6 +28,8 @@ from tasks.policy import (
 
 SEVERITIES = (SEVERITY_OWNER_WITHOUT_2SV, SEVERITY_MEMBER_WITHOUT_2SV, SEVERITY_UNKNOWN)
 _UTC_US = pa.timestamp("us", tz="UTC")
+_TEXTS = pa.list_(pa.string())
+_LIST_COLUMNS = {"accepted_factors", "exclude_account_types", "sso_email_domains"}
 
 PAGES_SCHEMA = pa.schema(
     [
@@ -94,7 +97,7 @@ def pages_table(
 def observations_table(run_id: str, observations: pd.DataFrame) -> pa.Table:
     """member_2sv_observations rows: the normalised frame plus run_id, typed for DuckDB."""
     table = pa.Table.from_pandas(
-        observations[OBSERVATION_COLUMNS], preserve_index=False, safe=False
+        observations[OBSERVATION_COLUMNS + IDENTITY_COLUMNS], preserve_index=False, safe=False
     )
     table = table.set_column(
         table.schema.get_field_index("observed_at"),
@@ -117,6 +120,10 @@ def policy_tables(run_id: str, policy: Policy) -> tuple[pa.Table, pa.Table]:
             "severity_owner": [SEVERITIES[0]],
             "severity_member": [SEVERITIES[1]],
             "severity_unknown": [SEVERITIES[2]],
+            **{
+                name: pa.array([value], _TEXTS if name in _LIST_COLUMNS else pa.string())
+                for name, value in identity_columns(policy.identity).items()
+            },
         }
     )
     items = exception_rows(policy)
@@ -147,4 +154,5 @@ def policy_record_of(policy: Policy) -> dict[str, Any]:
         sla_days=policy.sla_days,
         severities=SEVERITIES,
         exceptions=exception_rows(policy),
+        identity=identity_record(**identity_columns(policy.identity)),
     )

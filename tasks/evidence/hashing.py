@@ -5,6 +5,8 @@ Definitions (also in README.md):
 * page `sha256`       = SHA-256 of the body bytes as received.
 * `raw_sha256`        = digests/raw_sha256.sql (page metadata + page sha256, in seq order).
 * `observations_sha256` = digests/observations_sha256.sql (sorted canonical JSON lines).
+* `identity_sha256`   = digests/identity_sha256.sql (the same, over the identity columns);
+  NULL for runs recorded before bb2sv stored them.
 * `policy_sha256`     = SHA-256 of the policy YAML text (Policy.sha256).
 * `run_hash`          = see `tasks.evidence.run_record.RunRecord` (prev_run_hash is the
   previous run's run_hash (seq - 1), or GENESIS_HASH for the first run).
@@ -34,13 +36,12 @@ GENESIS_HASH = "0" * 64
 EMPTY_SHA256 = sha256_hex(b"")
 _DIGESTS_DIR = Path(__file__).parent / "digests"
 
-DigestKind = Literal["raw", "observations"]
+DigestKind = Literal["raw", "observations", "identity"]
 
 
 @cache
 def _digest_sql(kind: DigestKind) -> str:
-    name = "raw_sha256.sql" if kind == "raw" else "observations_sha256.sql"
-    return (_DIGESTS_DIR / name).read_text(encoding="utf-8")
+    return (_DIGESTS_DIR / f"{kind}_sha256.sql").read_text(encoding="utf-8")
 
 
 def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) -> dict[str, str]:
@@ -54,6 +55,7 @@ def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) ->
 class RunDigests:
     raw_sha256: str
     observations_sha256: str
+    identity_sha256: str
 
 
 def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> RunDigests:
@@ -63,11 +65,18 @@ def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> R
     try:
         conn.register("_bb2sv_pages", pages)
         conn.register("_bb2sv_obs", observations)
-        raw = digests(conn, "raw", "_bb2sv_pages").get(run_id, EMPTY_SHA256)
-        observed = digests(conn, "observations", "_bb2sv_obs").get(run_id, EMPTY_SHA256)
+        return RunDigests(
+            *(
+                digests(conn, kind, relation).get(run_id, EMPTY_SHA256)
+                for kind, relation in (
+                    ("raw", "_bb2sv_pages"),
+                    ("observations", "_bb2sv_obs"),
+                    ("identity", "_bb2sv_obs"),
+                )
+            )
+        )
     finally:
         conn.close()
-    return RunDigests(raw, observed)
 
 
 def policy_record(
@@ -76,8 +85,10 @@ def policy_record(
     sla_days: int,
     severities: tuple[str, str, str],
     exceptions: list[dict[str, Any]],
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The stored policy numbers and exceptions, so editing run_policies breaks run_hash."""
+    """The stored policy numbers, exceptions and identity rules (`identity_record`), so
+    editing run_policies breaks run_hash."""
     canonical = [
         {
             "workspace": item["workspace"],
@@ -98,6 +109,7 @@ def policy_record(
         "severity_member": severities[1],
         "severity_unknown": severities[2],
         "exceptions": canonical,
+        **(identity or {}),
     }
 
 

@@ -7,9 +7,11 @@
 
 A run is bad when any of these fails (checked for every run, in chain order):
 page body vs its sha256; raw_sha256 vs the pages; stored observations vs
-observations_sha256; observations re-derived from the raw pages vs observations_sha256;
-sha256(policy_text) vs policy_sha256; run_hash vs the record; prev_run_hash vs the previous
-run's run_hash (and seq continuity). Rows whose run_id has no run are reported last.
+observations_sha256; observations re-derived from the raw pages vs observations_sha256; the
+same two for the identity columns and identity_sha256 (a run recorded before bb2sv stored
+them must have none); sha256(policy_text) vs policy_sha256; run_hash vs the record;
+prev_run_hash vs the previous run's run_hash (and seq continuity). Rows whose run_id has no
+run are reported last.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from os import PathLike
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from tasks.canonical import sha256_hex
@@ -29,7 +32,8 @@ from tasks.evidence.problems import RunProblem
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.signing import signed_key_ids
 from tasks.evidence.store import EvidenceStore
-from tasks.normalise import OBSERVATION_COLUMNS, observations_from_pages
+from tasks.identity import IDENTITY_POLICY_COLUMNS, identity_record
+from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_from_pages
 
 
 @dataclass(slots=True)
@@ -90,16 +94,21 @@ def verify_chain(
 
 
 def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
-    """Re-run normalise on the run's stored raw pages and compare with the stored rows."""
+    """Re-run normalise on the run's stored raw pages and compare with the stored rows
+    (with the identity columns, unless the run was recorded before bb2sv stored them)."""
     located = [run for run in page_checks.run_locations(conn) if run.run_id == run_id]
     if not located:
         raise IntegrityError(f"No run {run_id} in the evidence file.")
     pages = [stored.page for stored in page_checks.stored_pages(conn, located[0])]
     frame = observations_from_pages(located[0].workspace, pages)
+    (identity_sha256,) = conn.execute(
+        "SELECT identity_sha256 FROM collection_runs WHERE run_id = ?", [run_id]
+    ).fetchall()[0]
+    compared = OBSERVATION_COLUMNS + (IDENTITY_COLUMNS if identity_sha256 is not None else [])
     conn.register("_bb2sv_rederived", frames.observations_table(run_id, frame))
     try:
         digest = hashing.digests(conn, "observations", "_bb2sv_rederived")
-        columns = ", ".join(OBSERVATION_COLUMNS)
+        columns = ", ".join(compared)
         stored = f"(SELECT {columns} FROM member_2sv_observations WHERE run_id = ?)"
         derived = f"(SELECT {columns} FROM _bb2sv_rederived)"
         missing = conn.execute(f"{derived} EXCEPT ALL {stored}", [run_id]).df()
@@ -120,6 +129,8 @@ def chain_problems(
         # Whole-table digests in this process while the workers read the page bodies.
         raw = hashing.digests(conn, "raw", "raw_api_pages")
         stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
+        stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
+        with_identity = _runs_with_identity_values(conn)
         policies = _policies(conn)
         signing_keys = signed_key_ids(conn)
         checked = page_results()
@@ -151,6 +162,7 @@ def chain_problems(
             problems.append(
                 "observations re-derived from the raw pages differ from observations_sha256"
             )
+        problems += _identity_problems(run, stored_identity, with_identity, pages)
         policy = policies.get(run_id)
         if policy is None:
             problems.append("no run_policies row")
@@ -177,12 +189,15 @@ def _policies(conn: duckdb.DuckDBPyConnection) -> dict[str, dict]:
         item = {key: (None if _is_null(value) else value) for key, value in item.items()}
         exceptions.setdefault(item.pop("run_id"), []).append(item)
     out = {}
-    for row in conn.execute("SELECT * FROM run_policies").df().to_dict("records"):
+    for row in conn.execute("SELECT * FROM run_policies").fetchdf().to_dict("records"):
         record = hashing.policy_record(
             grace_days=row["grace_days"],
             sla_days=row["sla_days"],
             severities=(row["severity_owner"], row["severity_member"], row["severity_unknown"]),
             exceptions=exceptions.get(row["run_id"], []),
+            identity=identity_record(
+                **{name: _stored(row[name]) for name in IDENTITY_POLICY_COLUMNS}
+            ),
         )
         out[row["run_id"]] = {
             "text": row["policy_text"],
@@ -190,6 +205,41 @@ def _policies(conn: duckdb.DuckDBPyConnection) -> dict[str, dict]:
             "record": record,
         }
     return out
+
+
+def _identity_problems(
+    run: dict,
+    stored: dict[str, str],
+    with_values: set[str],
+    pages: page_checks.PageCheck,
+) -> list[str]:
+    """The identity columns against identity_sha256, or, for a run recorded before bb2sv
+    stored them, the absence of any value there (a value would change who is in scope)."""
+    expected = run["identity_sha256"]
+    if expected is None:
+        if run["run_id"] in with_values:
+            return ["identity columns set on observations of a run recorded without them (edited)"]
+        return []
+    problems = []
+    if stored.get(run["run_id"], hashing.EMPTY_SHA256) != expected:
+        problems.append(
+            "stored identity columns do not match identity_sha256 (account type, kind or "
+            "directory facts edited)"
+        )
+    if pages.rederived_identity_sha256 != expected:
+        problems.append(
+            "identity columns re-derived from the raw pages differ from identity_sha256"
+        )
+    return problems
+
+
+def _runs_with_identity_values(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Runs with any identity column set on any observation."""
+    where = " OR ".join(f"{column} IS NOT NULL" for column in IDENTITY_COLUMNS)
+    rows = conn.execute(
+        f"SELECT DISTINCT run_id FROM member_2sv_observations WHERE {where}"
+    ).fetchall()
+    return {run_id for (run_id,) in rows}
 
 
 def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
@@ -212,6 +262,13 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
         )
         for run_id, kind in rows
     ]
+
+
+def _stored(value: object) -> object:
+    """A stored value as plain Python: list columns arrive as numpy arrays, NULL as None/NaN."""
+    if isinstance(value, np.ndarray | list):
+        return list(value)
+    return None if _is_null(value) else value
 
 
 def _is_null(value: object) -> bool:

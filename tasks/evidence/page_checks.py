@@ -78,6 +78,7 @@ class PageCheck:
     run_id: str
     bad_body_seqs: tuple[int, ...]  # pages whose body does not hash to their stored sha256
     rederived_sha256: str  # observations_sha256 of normalise(stored pages)
+    rederived_identity_sha256: str  # identity_sha256 of the same
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -129,7 +130,8 @@ def check_pages(
 ) -> PageCheck:
     bad = tuple(page.seq for page in pages if sha256_hex(page.page.body) != page.sha256)
     frame = observations_from_pages(run.workspace, [page.page for page in pages])
-    return PageCheck(run.run_id, bad, rederived_digest(conn, run.run_id, frame))
+    observations, identity = rederived_digests(conn, run.run_id, frame)
+    return PageCheck(run.run_id, bad, observations, identity)
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
@@ -137,14 +139,20 @@ def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredP
     return _read_chunk(conn, Chunk((run,), exact=False)).get(run.run_id, [])
 
 
-def rederived_digest(conn: duckdb.DuckDBPyConnection, run_id: str, frame: pd.DataFrame) -> str:
-    """observations_sha256 of a normalised frame, by the same SQL as on load."""
+def rederived_digests(
+    conn: duckdb.DuckDBPyConnection, run_id: str, frame: pd.DataFrame
+) -> tuple[str, str]:
+    """(observations_sha256, identity_sha256) of a normalised frame, by the same SQL as on
+    load."""
     if frame.empty:
-        return hashing.EMPTY_SHA256
+        return hashing.EMPTY_SHA256, hashing.EMPTY_SHA256
     name = f"_bb2sv_rederived_{os.getpid()}"
     conn.register(name, frames.observations_table(run_id, frame))
     try:
-        return hashing.digests(conn, "observations", name).get(run_id, hashing.EMPTY_SHA256)
+        return tuple(  # type: ignore[return-value]
+            hashing.digests(conn, kind, name).get(run_id, hashing.EMPTY_SHA256)
+            for kind in ("observations", "identity")
+        )
     finally:
         conn.unregister(name)
 

@@ -126,7 +126,10 @@ class _Worker:
                     return
                 for item in reply["checks"]:
                     self.checks[item["run_id"]] = PageCheck(
-                        item["run_id"], tuple(item["bad_body_seqs"]), item["rederived_sha256"]
+                        item["run_id"],
+                        tuple(item["bad_body_seqs"]),
+                        item["rederived_sha256"],
+                        item["rederived_identity_sha256"],
                     )
         except (OSError, ValueError) as exc:
             self.failure = f"{type(exc).__name__}: {exc}"

@@ -7,9 +7,11 @@
 
 `run_hash` = SHA-256 of the UTF-8 text ``prev_run_hash + "\\n" + record_json + "\\n" +
 raw_sha256 + "\\n" + observations_sha256 + "\\n" + policy_sha256``, where record_json is
-`canonical()` serialised with sorted keys and no whitespace. A signed run's record also
-carries `signing_key_id` (stored in run_signatures); an unsigned one has no such key, so the
-hashes of runs stored before signing existed are unchanged.
+`canonical()` serialised with sorted keys and no whitespace.
+
+The identity fields (how the run read the organization directory, `identity_sha256`) and
+`signing_key_id` (the key that signs the run, stored in run_signatures) are in `canonical()`
+only when set: runs recorded before bb2sv had them keep their run_hash.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class RunRecord:
     raw_sha256: str
     observations_sha256: str
     run_hash: str = ""
+    directory_status: RunStatus | None = None  # None: no organization directory configured
+    directory_error: str | None = None
+    directory_source: str | None = None  # the organization's Admin API URL
+    identity_sha256: str | None = None  # None only for runs recorded before it existed
     signing_key_id: str | None = None  # key that signs this run (run_signatures); not a column
 
     @classmethod
@@ -75,6 +81,9 @@ class RunRecord:
                 "request_count": int(values["request_count"]),
                 "error_kind": None if kind is None else _enum_or_text(ErrorKind, kind),
                 "emulated": bool(values["emulated"]),
+                "directory_status": None
+                if values["directory_status"] is None
+                else _enum_or_text(RunStatus, values["directory_status"]),
             },
             policy=policy,
             signing_key_id=signing_key_id,
@@ -82,7 +91,7 @@ class RunRecord:
 
     def canonical(self) -> dict[str, Any]:
         """What the run hash covers besides the digests: every field but them and the hashes."""
-        record = {
+        return {
             "run_id": self.run_id,
             "seq": self.seq,
             "workspace": self.workspace,
@@ -98,10 +107,12 @@ class RunRecord:
             "error_kind": None if self.error_kind is None else str(self.error_kind),
             "emulated": self.emulated,
             "policy": self.policy,
+            **{
+                name: str(value)
+                for name in ONLY_WHEN_SET
+                if (value := getattr(self, name)) is not None
+            },
         }
-        if self.signing_key_id is not None:
-            record["signing_key_id"] = self.signing_key_id
-        return record
 
     def expected_hash(self) -> str:
         record_json = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS).decode()
@@ -136,3 +147,6 @@ COLUMNS = tuple(
     for field in dataclasses.fields(RunRecord)
     if field.name not in ("policy", "signing_key_id")
 )
+IDENTITY_FIELDS = ("directory_status", "directory_error", "directory_source", "identity_sha256")
+# Hashed only when set, so runs recorded before these existed keep their run_hash.
+ONLY_WHEN_SET = (*IDENTITY_FIELDS, "signing_key_id")

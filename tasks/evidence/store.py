@@ -5,6 +5,10 @@ Usage::
     with EvidenceStore.open("evidence.duckdb") as store:            # the one writer
         record = store.record_run(extract, policy=policy)       # a RunRecord
         record.run_id, record.run_hash, record.status, record.member_count
+        # with the collection's read of the organization directory (its pages are stored
+        # after the workspace's, and the run records how the directory was read):
+        record = store.record_run(extract, policy=policy, directory=directory)
+        record.directory_status
     with EvidenceStore.open("evidence.duckdb", read_only=True) as store:
         store.conn.sql("SELECT * FROM daily_compliance").df()
 """
@@ -12,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -21,6 +26,7 @@ from typing import Self
 
 import duckdb
 
+from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing
@@ -121,15 +127,26 @@ class EvidenceStore:
         extract: WorkspaceExtract,
         *,
         policy: Policy,
+        directory: DirectoryExtract | None = None,
         prefect_flow_run_id: str | None = None,
         tool_version: str = __version__,
         signer: RunSigner | None = None,
     ) -> RunRecord:
         """Store one collection run (any status) with its pages and observations, atomically;
-        with a `signer`, its run_hash is signed in the same transaction."""
+        with a `signer`, its run_hash is signed in the same transaction.
+
+        `directory`: the collection's read of the organization directory (None when it is
+        not configured); its pages are stored after the workspace's.
+        """
         if self.read_only:
             raise EvidenceError(f"Evidence file {self.path} is open read-only; cannot record.")
         started = time.perf_counter()
+        if directory is not None:
+            extract = dataclasses.replace(
+                extract,
+                pages=[*extract.pages, *directory.pages],
+                emulated=extract.emulated or directory.emulated,
+            )
         observations = observations_from_pages(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
@@ -157,6 +174,7 @@ class EvidenceStore:
                     tool_version,
                     prefect_flow_run_id,
                     digests,
+                    directory,
                     signing_key_id=None if signer is None else signer.key_id,
                 )
                 self._insert(record, extract)
@@ -193,6 +211,7 @@ class EvidenceStore:
         tool_version: str,
         prefect_flow_run_id: str | None,
         digests: hashing.RunDigests,
+        directory: DirectoryExtract | None,
         *,
         signing_key_id: str | None,
     ) -> RunRecord:
@@ -222,6 +241,10 @@ class EvidenceStore:
             prev_run_hash=prev,
             raw_sha256=digests.raw_sha256,
             observations_sha256=digests.observations_sha256,
+            directory_status=None if directory is None else RunStatus(directory.status),
+            directory_error=None if directory is None else directory.error,
+            directory_source=None if directory is None else directory.source,
+            identity_sha256=digests.identity_sha256,
             signing_key_id=signing_key_id,
         )
 

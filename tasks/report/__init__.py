@@ -54,7 +54,8 @@ def _run_suffix(run_id: str) -> str:
 
 
 def _by_format(directory: Path, names: list[str]) -> dict[str, Path]:
-    return {name.rsplit(".", 1)[-1]: directory / name for name in names}
+    """Files by what follows the base name: `md`, `csv`, … and `members.csv`."""
+    return {name.split(".", 1)[-1]: directory / name for name in names}
 
 
 def write_daily_report(

@@ -1,9 +1,12 @@
-"""Fixed report text: the controls this evidence supports and how a member turns 2SV on.
+"""Fixed report text: the controls this evidence supports, how a member turns 2SV on, what
+each basis means and what the evidence does not cover.
 
 Kept as data so every format (Markdown, HTML, JSON) says exactly the same thing.
 """
 
 from __future__ import annotations
+
+from tasks.vocabulary import MfaBasis
 
 EMULATOR_NOTICE = "EMULATOR DATA — not evidence of a real workspace"
 
@@ -84,3 +87,20 @@ GUIDANCE_STEPS: tuple[str, ...] = (
 
 def controls_rows() -> list[dict[str, str]]:
     return [dict(zip(CONTROL_COLUMNS, row, strict=True)) for row in CONTROLS]
+
+
+# How an in-scope member passes (mfa_basis), in precedence order, then the rest.
+BASIS_LABELS: dict[str, str] = {
+    MfaBasis.BITBUCKET_2SV: "Bitbucket 2SV (has_2fa_enabled)",
+    MfaBasis.ATLASSIAN_2SV: "Atlassian-account 2SV (organization directory)",
+    MfaBasis.IDP_SSO: "Identity-provider MFA (managed account in an attested SSO domain)",
+    MfaBasis.EXCEPTION: "Approved exception",
+    "without_basis": "No accepted second factor (violations)",
+    "out_of_scope": "Out of scope (never a violation, not in the percentage)",
+}
+
+COVERAGE_NOTE = (
+    "Not covered: workspace, project and repository access tokens sign in without a person "
+    "and without two-step verification, and no membership API lists them, so this report "
+    "cannot account for them. Review them in each workspace's and repository's settings."
+)

@@ -20,6 +20,7 @@ from tasks.report.model import (
     COMPLIANT,
     INCOMPLETE,
     NON_COMPLIANT,
+    Bases,
     Counts,
     DailyReport,
     PolicyInfo,
@@ -27,7 +28,7 @@ from tasks.report.model import (
 )
 from tasks.report.output import ReportError
 from tasks.report.queries import first_row, frame
-from tasks.vocabulary import RunStatus, TwoStepState
+from tasks.vocabulary import MfaBasis, RunStatus, TwoStepState
 
 EXPIRY_WARNING_DAYS = 14
 
@@ -55,6 +56,11 @@ def load_run(conn: duckdb.DuckDBPyConnection, run_id: str) -> tuple[RunInfo, Pol
         grace_days=row["grace_days"],
         sla_days=row["sla_days"],
         source_path=row["source_path"],
+        accepted_factors=tuple(row["accepted_factors"]),
+        exclude_account_types=tuple(row["exclude_account_types"]),
+        sso_email_domains=tuple(row["sso_email_domains"] or ()),
+        sso_identity_provider=row["sso_identity_provider"],
+        sso_attestation=row["sso_attestation"],
     )
     return run, policy
 
@@ -96,6 +102,7 @@ def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
         exceptions=exceptions,
         expiring=exceptions[exceptions["expiring"]].reset_index(drop=True),
         raw_pages=frame(conn, "raw_pages", run_id=run_id),
+        bases=_bases(members),
     )
 
 
@@ -183,7 +190,19 @@ def _with_finding_columns(members: pd.DataFrame, findings: pd.DataFrame) -> pd.D
     return members.merge(extra, on="member_key", how="left", validate="one_to_one")
 
 
+def _bases(members: pd.DataFrame) -> Bases:
+    in_scope = members["in_scope"].astype(bool)
+    basis = members["mfa_basis"].value_counts()
+    return Bases(
+        **{item.value: int(basis.get(item.value, 0)) for item in MfaBasis},
+        without_basis=int((in_scope & members["mfa_basis"].isna()).sum()),
+        out_of_scope=int((~in_scope).sum()),
+        in_directory=int((in_scope & members["in_directory"].fillna(False).astype(bool)).sum()),
+    )
+
+
 def _counts(members: pd.DataFrame) -> Counts:
+    members = members[members["in_scope"].astype(bool)]  # out of scope counts nowhere
     states = members["two_step_state"].value_counts()
     assessments = members["assessment"].value_counts()
     in_grace = members["in_grace"].fillna(False).astype(bool)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from tasks.report import render
 from tasks.report.controls import (
+    COVERAGE_NOTE,
     EMULATOR_NOTICE,
     GUIDANCE_STEPS,
     GUIDANCE_TITLE,
@@ -29,17 +30,24 @@ from tasks.report.formatting import (
     text,
     utc_day_series,
 )
+from tasks.report.identity import basis_rows, directory_line, policy_identity
 from tasks.report.model import DailyReport, RunInfo
+from tasks.vocabulary import MfaBasis
 
 DAILY_SCHEMA = "bb2sv.daily-report/1"
 RAW_PAGES_SHOWN = 5
 
 MEMBER_CSV_COLUMNS = [
     "workspace", "run_id", "run_started_at", "member_key", "account_id", "uuid", "nickname",
-    "display_name", "permission", "has_2fa_enabled", "two_step_state", "assessment", "severity",
+    "display_name", "permission", "has_2fa_enabled", "two_step_state", "account_type", "kind",
+    "in_scope", "excluded_by", "in_directory", "mfa_basis", "assessment", "severity",
     "exception_ticket", "exception_expires_on", "first_seen", "due_at", "days_open", "in_grace",
     "sla_breached", "notice",
 ]  # fmt: skip
+MEMBER_TABLE_COLUMNS = ["nickname", "display_name", "account_id", "permission", "two_step_state",
+                        "mfa_basis", "assessment"]  # fmt: skip
+OUT_OF_SCOPE_COLUMNS = ["nickname", "display_name", "account_id", "account_type", "kind",
+                        "excluded_by"]  # fmt: skip
 TIME_COLUMNS = ("first_seen", "due_at", "first_observed", "observed_at", "fetched_at")
 
 
@@ -86,6 +94,16 @@ def _member_label(rows: pd.DataFrame) -> pd.Series:
     return rows["nickname"].where(rows["nickname"].notna(), rows["account_id"]).fillna("")
 
 
+def _violations_first(members: pd.DataFrame) -> pd.DataFrame:
+    """Members without a basis first, then by basis from the last resort (an exception) to
+    Bitbucket 2SV, then by nickname: the rows a reader must look at come first."""
+    order = {basis: rank for rank, basis in enumerate(reversed(list(MfaBasis)), start=1)}
+    rank = members["mfa_basis"].map(order).fillna(0)
+    return members.assign(_rank=rank).sort_values(
+        ["_rank", "nickname", "member_key"], kind="mergesort", na_position="last"
+    )
+
+
 def daily_context(report: DailyReport) -> dict[str, Any]:
     run_started = report.run.started_at
     findings = report.findings.copy()
@@ -93,6 +111,8 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
     findings.loc[findings["in_grace"].fillna(False).astype(bool), "sla"] = "grace period"
     exceptions = report.exceptions.assign(member=_member_label(report.exceptions))
     expiring = report.expiring.assign(member=_member_label(report.expiring))
+    in_scope = report.members["in_scope"].astype(bool)
+    members = _violations_first(report.members[in_scope])[MEMBER_TABLE_COLUMNS]
     return {
         "emulated": report.run.emulated,
         "notice": EMULATOR_NOTICE,
@@ -117,6 +137,14 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
         "guidance_title": GUIDANCE_TITLE,
         "guidance_steps": GUIDANCE_STEPS,
         "controls": controls_rows(),
+        "bases": basis_rows(asdict(report.bases)),
+        "in_directory": report.bases.in_directory,
+        "directory": directory_line(report.run),
+        "identity": policy_identity(report.policy),
+        "out_of_scope": _display_rows(report.members[~in_scope][OUT_OF_SCOPE_COLUMNS]),
+        "members": _display_rows(members, render.MEMBER_TABLE_ROWS),
+        "members_total": len(members),
+        "coverage_note": COVERAGE_NOTE,
     }
 
 
@@ -130,7 +158,7 @@ def member_rows(report: DailyReport, *, for_csv: bool) -> pd.DataFrame:
         rows[column] = iso_utc_series(rows[column]).where(rows[column].notna(), None)
     rows["exception_expires_on"] = utc_day_series(rows["exception_expires_on"]).replace("", None)
     rows["days_open"] = rows["days_open"].astype("Int64")
-    for column in ("in_grace", "sla_breached", "has_2fa_enabled"):
+    for column in ("in_grace", "sla_breached", "has_2fa_enabled", "in_scope", "in_directory"):
         rows[column] = rows[column].astype("boolean")
     rows["notice"] = EMULATOR_NOTICE if report.run.emulated else None
     rows = rows[MEMBER_CSV_COLUMNS]
@@ -180,6 +208,19 @@ def daily_document(report: DailyReport, members_csv: str) -> dict[str, Any]:
         "exceptions_in_force": _json_rows(report.exceptions),
         "exceptions_expiring": _json_rows(report.expiring),
         "raw_pages": _json_rows(report.raw_pages),
+        "identity": {
+            **policy_identity(report.policy),
+            "directory": {
+                "status": run.directory_status,
+                "error": run.directory_error,
+                "source": run.directory_source,
+            },
+        },
+        "bases": asdict(report.bases),
+        "out_of_scope": _json_rows(
+            report.members[~report.members["in_scope"].astype(bool)][OUT_OF_SCOPE_COLUMNS]
+        ),
+        "coverage_note": COVERAGE_NOTE,
         "members_csv": members_csv,
         "controls": controls_rows(),
         "remediation": {"title": GUIDANCE_TITLE, "steps": list(GUIDANCE_STEPS)},

@@ -36,6 +36,9 @@ class RunInfo:
     run_hash: str | None
     error: str | None
     emulated: bool
+    directory_status: str | None = None  # None: no organization directory configured
+    directory_error: str | None = None
+    directory_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +47,30 @@ class PolicyInfo:
     grace_days: int | None
     sla_days: int | None
     source_path: str | None
+    accepted_factors: tuple[str, ...] = ("bitbucket_2sv",)
+    exclude_account_types: tuple[str, ...] = ()
+    sso_email_domains: tuple[str, ...] = ()
+    sso_identity_provider: str | None = None
+    sso_attestation: str | None = None  # set exactly when idp_sso is accepted
+
+
+@dataclass(slots=True)
+class Bases:
+    """How the members of a run pass: in-scope members by mfa_basis, those without one
+    (the violations), and the members out of scope."""
+
+    bitbucket_2sv: int = 0
+    atlassian_2sv: int = 0
+    idp_sso: int = 0
+    exception: int = 0
+    without_basis: int = 0
+    out_of_scope: int = 0
+    in_directory: int = 0  # members in scope that the organization directory lists
 
 
 @dataclass(slots=True)
 class Counts:
-    members: int
+    members: int  # in scope
     enabled: int
     disabled: int
     unknown: int
@@ -58,11 +80,12 @@ class Counts:
 
     @property
     def compliance_pct(self) -> float:
-        """Share of members with 2SV or a valid exception, as `daily_compliance` defines it
-        (100 for an empty workspace). Displays round it DOWN (see formatting.pct)."""
+        """Share of the members in scope with a basis (an accepted second factor or a valid
+        exception), as `daily_compliance` defines it (100 for an empty workspace). Displays
+        round it DOWN (see formatting.pct)."""
         if self.members == 0:
             return 100.0
-        return (self.enabled + self.excepted) * 100.0 / self.members
+        return (self.members - self.violations) * 100.0 / self.members
 
 
 @dataclass(slots=True)
@@ -79,6 +102,7 @@ class DailyReport:
     exceptions: pd.DataFrame  # in force at this run
     expiring: pd.DataFrame  # in force and ending within EXPIRY_WARNING_DAYS
     raw_pages: pd.DataFrame
+    bases: Bases = field(default_factory=Bases)
 
     @property
     def day(self) -> date:
@@ -108,6 +132,9 @@ class PeriodReport:
     emulated: bool
     incomplete_runs: int = 0
     policy_sha256s: list[str] = field(default_factory=list)
+    members: pd.DataFrame = field(default_factory=pd.DataFrame)  # how each member passed
+    sources: list[dict] = field(default_factory=list)  # each source's coverage of the window
+    attestations: pd.DataFrame = field(default_factory=pd.DataFrame)  # SSO relied on
 
 
 @dataclass(frozen=True, slots=True)

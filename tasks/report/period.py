@@ -2,6 +2,7 @@
 
     report = load_period(conn, "acme", date(2026, 9, 1), date(2026, 11, 30))
     report.days_with_evidence, report.gaps, report.findings
+    report.members, report.sources, report.attestations   # how members passed, and on what
 
 Judged as of the end of the window: a finding fixed after the window is shown as open, so
 the report of a closed period does not change when later runs are added.
@@ -66,7 +67,56 @@ def load_period(
         emulated=bool(runs["emulated"].any()) if not runs.empty else False,
         incomplete_runs=int((runs["status"] != RunStatus.COMPLETE).sum()),
         policy_sha256s=sorted(set(complete["policy_sha256"].dropna().astype(str))),
+        members=frame(conn, "period_members", **params),
+        sources=source_coverage(days),
+        attestations=frame(conn, "period_attestations", **params),
     )
+
+
+def source_coverage(days: pd.DataFrame) -> list[dict]:
+    """Each source of who has a second factor over the window's days with evidence: days it
+    was read whole (the SSO attestation: in force with the directory read whole), days it
+    was not, days it was not used, and what it covered on the last of those days."""
+    evidence = days[days["has_evidence"]].reset_index(drop=True)
+    status = evidence["directory_status"]
+    whole, configured = status == RunStatus.COMPLETE, status.notna()
+    attested = evidence["sso_attestation"].notna()
+    if evidence.empty:
+        bitbucket = directory = sso = "no complete run"
+    else:
+        last = evidence.iloc[-1]
+        members = int(last["members"])
+        bitbucket = f"{members - int(last['unknown'])} of {members} in scope with a known state"
+        directory = (
+            f"{int(last['in_directory'])} of {members} in scope listed"
+            if last["directory_status"] == RunStatus.COMPLETE
+            else f"not read whole ({last['directory_status']})"
+            if pd.notna(last["directory_status"])
+            else "not configured"
+        )
+        sso = (
+            f"{int(last['basis_idp_sso'])} pass on it"
+            if pd.notna(last["sso_attestation"])
+            else "not accepted"
+        )
+    return [
+        _source("Bitbucket members listing (has_2fa_enabled)",
+                len(evidence), len(days) - len(evidence), 0, bitbucket),
+        _source("Atlassian organization directory (mfaEnabled, managed accounts)",
+                whole.sum(), (configured & ~whole).sum(), (~configured).sum(), directory),
+        _source("Identity-provider MFA (the policy's SSO attestation)",
+                (attested & whole).sum(), (attested & ~whole).sum(), (~attested).sum(), sso),
+    ]  # fmt: skip
+
+
+def _source(name: str, whole: int, not_whole: int, not_used: int, at_end: str) -> dict:
+    return {
+        "source": name,
+        "days_whole": int(whole),
+        "days_not_whole": int(not_whole),
+        "days_not_used": int(not_used),
+        "at_end": at_end,
+    }
 
 
 def gap_ranges(missing: list[date]) -> list[tuple[date, date]]:

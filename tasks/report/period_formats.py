@@ -1,4 +1,5 @@
-"""A `PeriodReport` in each format: Markdown, HTML (inline SVG), CSV (findings), JSON, SVG.
+"""A `PeriodReport` in each format: Markdown, HTML (inline SVG), CSV (findings), JSON, SVG,
+and a second CSV (`.members.csv`) of how each member passed over the window.
 
 files = period_files(report, base="audit-2026-09-01_2026-11-30")
 """
@@ -12,11 +13,12 @@ import pandas as pd
 
 from tasks.report import render
 from tasks.report.chart import trend_svg
-from tasks.report.controls import EMULATOR_NOTICE, controls_rows
+from tasks.report.controls import COVERAGE_NOTE, EMULATOR_NOTICE, controls_rows
 from tasks.report.daily_formats import run_fields
 from tasks.report.formatting import iso_utc_series, pct, text, utc_day_series
+from tasks.report.identity import basis_rows
 from tasks.report.model import PeriodReport
-from tasks.vocabulary import TwoStepState
+from tasks.vocabulary import Factor, MfaBasis, TwoStepState
 
 PERIOD_SCHEMA = "bb2sv.period-report/1"
 
@@ -25,6 +27,18 @@ FINDING_CSV_COLUMNS = [
     "permission", "two_step_state", "severity", "first_seen", "resolved_at", "resolution",
     "days_to_fix", "due_at", "sla_days", "sla_breached", "sla", "notice",
 ]  # fmt: skip
+MEMBER_CSV_COLUMNS = [
+    "workspace", "member_key", "account_id", "nickname", "display_name", "permission",
+    "account_type", "last_day", "in_scope_last_day", "basis_last_day", "excluded_by_last_day",
+    "days_seen", "days_bitbucket_2sv", "days_atlassian_2sv", "days_idp_sso", "days_exception",
+    "days_without_basis", "days_out_of_scope", "notice",
+]  # fmt: skip
+MEMBER_TABLE_COLUMNS = ["nickname", "display_name", "account_id", "basis_last_day",
+                        "days_seen", "days_bitbucket_2sv", "days_atlassian_2sv", "days_idp_sso",
+                        "days_exception", "days_without_basis", "days_out_of_scope"]  # fmt: skip
+# daily_compliance counts shown per day
+TREND_COUNTS = ("members", *TwoStepState, "excepted", "out_of_scope",
+                *(f"basis_{factor}" for factor in Factor), "without_basis")  # fmt: skip
 
 
 def period_files(report: PeriodReport, base: str) -> dict[str, bytes]:
@@ -38,8 +52,9 @@ def period_files(report: PeriodReport, base: str) -> dict[str, bytes]:
         f"{base}.md": render.render_markdown("period.md.j2", context),
         f"{base}.html": render.render_html("period.html.j2", context),
         f"{base}.csv": render.render_csv(finding_rows(report, for_csv=True)),
-        f"{base}.json": render.render_json(period_document(report)),
+        f"{base}.json": render.render_json(period_document(report, f"{base}.members.csv")),
         f"{base}.svg": (svg + "\n").encode("utf-8"),
+        f"{base}.members.csv": render.render_csv(member_rows(report)),
     }
 
 
@@ -65,10 +80,39 @@ def finding_rows(report: PeriodReport, *, for_csv: bool) -> pd.DataFrame:
     return rows
 
 
+def member_rows(report: PeriodReport) -> pd.DataFrame:
+    """How each member passed over the window (the `.members.csv` file)."""
+    rows = report.members.copy()
+    rows.insert(0, "workspace", report.workspace)
+    rows["last_day"] = utc_day_series(rows["last_day"])
+    rows["in_scope_last_day"] = rows["in_scope_last_day"].astype("boolean")
+    rows["notice"] = EMULATOR_NOTICE if report.emulated else None
+    return rows[MEMBER_CSV_COLUMNS]
+
+
+def _bases_at_end(report: PeriodReport) -> dict[str, int] | None:
+    """Members by basis on the last day of the window with complete evidence."""
+    evidence = report.trend[report.trend["has_evidence"]]
+    if evidence.empty:
+        return None
+    last = evidence.iloc[-1]
+    counts = {item.value: int(last[f"basis_{item.value}"]) for item in MfaBasis}
+    counts.update(without_basis=int(last["without_basis"]), out_of_scope=int(last["out_of_scope"]))
+    return counts
+
+
+def _attestation_rows(report: PeriodReport) -> list[dict[str, Any]]:
+    """Each SSO attestation relied on in the window, with its first and last day."""
+    rows = report.attestations.copy()
+    for column in ("first_day", "last_day"):
+        rows[column] = utc_day_series(rows[column])
+    return render.records(rows)
+
+
 def _trend_rows(report: PeriodReport) -> list[dict[str, Any]]:
     trend = report.trend
     shown = pd.DataFrame({"day": [day.isoformat() for day in trend["day"]]})
-    for column in ("members", *TwoStepState, "excepted"):
+    for column in TREND_COUNTS:
         shown[column] = trend[column].astype("Int64").astype("string").fillna("no evidence")
     shown["compliance_pct"] = [pct(value) for value in trend["compliance_pct"]]
     return shown.to_dict(orient="records")
@@ -90,6 +134,8 @@ def period_context(report: PeriodReport, *, svg: str, svg_name: str) -> dict[str
     evidence_pct = report.trend["compliance_pct"].dropna()
     sla = report.findings["sla"].value_counts()
     last = report.last_run
+    bases = _bases_at_end(report)
+    members = report.members.head(render.MEMBER_TABLE_ROWS)[MEMBER_TABLE_COLUMNS]
     return {
         "emulated": report.emulated,
         "notice": EMULATOR_NOTICE,
@@ -132,11 +178,18 @@ def period_context(report: PeriodReport, *, svg: str, svg_name: str) -> dict[str
         },  # fmt: skip
         "policy_sha256s": report.policy_sha256s,
         "controls": controls_rows(),
+        "bases": None if bases is None else basis_rows(bases),
+        "sources": report.sources,
+        "attestations": _attestation_rows(report),
+        "members": render.records(members.astype("object").where(members.notna(), "")),
+        "members_total": len(report.members),
+        "coverage_note": COVERAGE_NOTE,
     }
 
 
-def period_document(report: PeriodReport) -> dict[str, Any]:
-    trend = report.trend.copy()
+def period_document(report: PeriodReport, members_csv: str) -> dict[str, Any]:
+    """The report as data; the member rows stay in the CSV named by `members_csv`."""
+    trend = report.trend.drop(columns=["accepted_factors", "sso_attestation"])
     trend["day"] = [day.isoformat() for day in trend["day"]]
     trend["compliance_pct"] = trend["compliance_pct"].round(4)
     runs = report.runs[
@@ -171,4 +224,9 @@ def period_document(report: PeriodReport) -> dict[str, Any]:
         "last_run": run_fields(report.last_run) if report.last_run else None,
         "policy_sha256s": report.policy_sha256s,
         "controls": controls_rows(),
+        "bases_at_end": _bases_at_end(report),
+        "sources": report.sources,
+        "sso_attestations": _attestation_rows(report),
+        "members_csv": members_csv,
+        "coverage_note": COVERAGE_NOTE,
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 _SQL_DIR = Path(__file__).parent / "sql"
@@ -40,7 +41,9 @@ def first_row(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict
 
 
 def _plain(value: Any) -> Any:
-    """pandas scalars → plain Python (NaT/NA → None, Timestamp → datetime)."""
+    """pandas scalars → plain Python (NaT/NA → None, Timestamp → datetime, list → list)."""
+    if isinstance(value, np.ndarray | list):  # a LIST column
+        return [_plain(item) for item in value]
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
         return None
     if isinstance(value, pd.Timestamp):

@@ -21,6 +21,7 @@ from tasks.report.escaping import md_escape, neutralise_csv_frame
 
 _TEMPLATES = Path(__file__).parent / "templates"
 MAX_TABLE_ROWS = 1000  # Markdown/HTML list at most this many member rows; CSV/JSON list all.
+MEMBER_TABLE_ROWS = 200  # rows of the every-member tables (violations first); the CSV has all
 
 
 def _environment(autoescape: bool) -> Environment:

@@ -67,23 +67,35 @@ def test_new_file_has_schema_settings_and_duckdb_14_storage(db_path):
     assert storage_version == 67
 
 
+# The columns of the first schema, named: later migrations add nullable columns.
+OBSERVATION_COLUMNS = (
+    "(run_id, workspace, observed_at, account_id, uuid, nickname, display_name, permission, "
+    "has_2fa_enabled, two_step_state)"
+)
+RUN_COLUMNS = (
+    "(run_id, seq, workspace, source, started_at, finished_at, status, member_count, "
+    "request_count, tool_version, prefect_flow_run_id, raw_sha256, prev_run_hash, run_hash, "
+    "error, error_kind, emulated, policy_sha256, observations_sha256)"
+)
+
+
 def test_check_constraints_reject_unknown_states(synth, db_path):
     EvidenceStore.open(db_path).close()
     conn = synth.plain_connect(db_path)
     with pytest.raises(duckdb.ConstraintException):
         conn.execute(
-            "INSERT INTO member_2sv_observations VALUES ('r', 'acme', now(), 'a', NULL, 'n', "
-            "'N', 'member', NULL, 'maybe')"
+            f"INSERT INTO member_2sv_observations {OBSERVATION_COLUMNS} VALUES ('r', 'acme', "
+            "now(), 'a', NULL, 'n', 'N', 'member', NULL, 'maybe')"
         )
     with pytest.raises(duckdb.ConstraintException):  # state must agree with has_2fa_enabled
         conn.execute(
-            "INSERT INTO member_2sv_observations VALUES ('r', 'acme', now(), 'a', NULL, 'n', "
-            "'N', 'member', false, 'enabled')"
+            f"INSERT INTO member_2sv_observations {OBSERVATION_COLUMNS} VALUES ('r', 'acme', "
+            "now(), 'a', NULL, 'n', 'N', 'member', false, 'enabled')"
         )
     with pytest.raises(duckdb.ConstraintException):
         conn.execute(
-            "INSERT INTO collection_runs VALUES ('r', 1, 'acme', 's', now(), now(), 'done', 0, "
-            "0, 'v', NULL, '', '', '', NULL, NULL, false, '', '')"
+            f"INSERT INTO collection_runs {RUN_COLUMNS} VALUES ('r', 1, 'acme', 's', now(), "
+            "now(), 'done', 0, 0, 'v', NULL, '', '', '', NULL, NULL, false, '', '')"
         )
     conn.close()
 

@@ -134,7 +134,7 @@ def test_rebuild_is_byte_identical(evidence, tmp_path):
         "audit-2026-11-20_2026-11-27-*.manifest.json"
     )
     manifest = json.loads(manifest_path.read_bytes())
-    assert len(manifest["files"]) == 5
+    assert len(manifest["files"]) == 6  # md, html, csv, json, svg, members.csv
 
 
 def test_different_content_is_never_overwritten(evidence, tmp_path):

@@ -1,12 +1,18 @@
 -- Per workspace and UTC day (of started_at), from that day's last COMPLETE run.
--- compliance_pct = (enabled + excepted) / members * 100, and 100 when members = 0.
+-- members counts the members IN SCOPE (out_of_scope the others); enabled, disabled and
+-- unknown are their Bitbucket 2SV states; basis_* count them by mfa_basis (excepted =
+-- basis_exception) and without_basis the violations.
+-- compliance_pct = (members - without_basis) / members * 100, and 100 when members = 0.
+-- directory_status: how that run read the organization directory (NULL: not configured);
+-- in_directory: members in scope whom the directory lists.
 CREATE OR REPLACE VIEW daily_compliance AS
 WITH day_runs AS (
     SELECT
         workspace,
         CAST(timezone('UTC', started_at) AS DATE) AS day,
         arg_max(run_id, seq) AS run_id,
-        max(started_at) AS started_at
+        max(started_at) AS started_at,
+        arg_max(directory_status, seq) AS directory_status
     FROM collection_runs
     WHERE status = 'complete'
     GROUP BY ALL
@@ -14,11 +20,17 @@ WITH day_runs AS (
 counts AS (
     SELECT
         run_id,
-        count(*) AS members,
-        count(*) FILTER (WHERE two_step_state = 'enabled') AS enabled,
-        count(*) FILTER (WHERE two_step_state = 'disabled') AS disabled,
-        count(*) FILTER (WHERE two_step_state = 'unknown') AS unknown,
-        count(*) FILTER (WHERE excepted) AS excepted
+        count(*) FILTER (WHERE in_scope) AS members,
+        count(*) FILTER (WHERE in_scope AND two_step_state = 'enabled') AS enabled,
+        count(*) FILTER (WHERE in_scope AND two_step_state = 'disabled') AS disabled,
+        count(*) FILTER (WHERE in_scope AND two_step_state = 'unknown') AS unknown,
+        count(*) FILTER (WHERE excepted) AS excepted,
+        count(*) FILTER (WHERE NOT in_scope) AS out_of_scope,
+        count(*) FILTER (WHERE mfa_basis = 'bitbucket_2sv') AS basis_bitbucket_2sv,
+        count(*) FILTER (WHERE mfa_basis = 'atlassian_2sv') AS basis_atlassian_2sv,
+        count(*) FILTER (WHERE mfa_basis = 'idp_sso') AS basis_idp_sso,
+        count(*) FILTER (WHERE in_scope AND mfa_basis IS NULL) AS without_basis,
+        count(*) FILTER (WHERE in_scope AND in_directory) AS in_directory
     FROM complete_run_members
     WHERE run_id IN (SELECT run_id FROM day_runs)
     GROUP BY run_id
@@ -31,6 +43,14 @@ SELECT
     coalesce(c.unknown, 0) AS unknown,
     coalesce(c.excepted, 0) AS excepted,
     CASE WHEN coalesce(c.members, 0) = 0 THEN 100.0
-         ELSE (c.enabled + c.excepted) * 100.0 / c.members END AS compliance_pct
+         ELSE (c.members - c.without_basis) * 100.0 / c.members END AS compliance_pct,
+    coalesce(c.out_of_scope, 0) AS out_of_scope,
+    coalesce(c.basis_bitbucket_2sv, 0) AS basis_bitbucket_2sv,
+    coalesce(c.basis_atlassian_2sv, 0) AS basis_atlassian_2sv,
+    coalesce(c.basis_idp_sso, 0) AS basis_idp_sso,
+    coalesce(c.excepted, 0) AS basis_exception,
+    coalesce(c.without_basis, 0) AS without_basis,
+    d.directory_status,
+    coalesce(c.in_directory, 0) AS in_directory
 FROM day_runs AS d
 LEFT JOIN counts AS c ON c.run_id = d.run_id;

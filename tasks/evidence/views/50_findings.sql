@@ -1,10 +1,12 @@
--- One row per period a member was non-compliant (2SV disabled or unknown, and not covered
--- by an exception), across consecutive COMPLETE runs of the workspace.
+-- One row per period an IN-SCOPE member had no mfa_basis (no accepted second factor holds
+-- and no exception covers the member), across consecutive COMPLETE runs of the workspace.
 --   severity     worst seen in the period: owner -> policy severity_owner (critical),
---                disabled -> severity_member (high), unknown -> severity_unknown (medium)
+--                known to lack a factor -> severity_member (high), 2SV state unknown ->
+--                severity_unknown (medium)
 --   first_seen / last_seen   started_at of the first / last run that saw the violation
---   resolved_at  started_at of the first later complete run where the member was compliant
---                or absent (resolution = fixed | excepted | left); NULL while open
+--   resolved_at  started_at of the first later complete run where the member was compliant,
+--                out of scope or absent (resolution = fixed | excepted | out_of_scope | left);
+--                NULL while open
 --   due_at       first_seen + sla_days of the policy in force at first detection (pinned);
 --                within grace_days of the member's first observation it is
 --                max(first_observed + grace_days, first_seen + sla_days)
@@ -27,7 +29,7 @@ violations AS (
                   = run_no - 1
              THEN 0 ELSE 1 END AS starts_finding
     FROM obs
-    WHERE NOT compliant
+    WHERE in_scope AND NOT compliant
 ),
 numbered AS (
     SELECT *,
@@ -73,6 +75,7 @@ timed AS (
         nxt.started_at AS resolved_at,
         CASE WHEN nxt.run_id IS NULL THEN NULL
              WHEN res.member_key IS NULL THEN 'left'
+             WHEN NOT res.in_scope THEN 'out_of_scope'
              WHEN res.excepted THEN 'excepted'
              ELSE 'fixed' END AS resolution,
         CASE WHEN g.first_seen < f.first_observed + to_days(g.grace_days)
