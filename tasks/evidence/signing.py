@@ -108,7 +108,9 @@ def check_signatures(
             check.problems.append(RunProblem(run.run_id, run.seq, problem))
         elif trusted is not None:
             trusted_runs.append(run.seq)
-    if trusted is None:
+    if trusted is None and not rows:
+        check.notes.append("no run is signed (set BB2SV_SIGNING_KEY to sign new runs).")
+    elif trusted is None:
         check.notes.append(
             f"{len(rows)} of {len(runs)} runs signed; signatures checked against the public keys "
             "stored in the file, which shows they are intact, not who made them: pass "
