@@ -30,7 +30,7 @@ from tasks.evidence.connection import translate
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.problems import RunProblem
 from tasks.evidence.run_record import RunRecord
-from tasks.evidence.signing import signed_key_ids
+from tasks.evidence.signing import stored_signatures
 from tasks.evidence.store import EvidenceStore
 from tasks.identity import IDENTITY_POLICY_COLUMNS, identity_record
 from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_from_pages
@@ -132,10 +132,10 @@ def chain_problems(
         stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
         with_identity = _runs_with_identity_values(conn)
         policies = _policies(conn)
-        signing_keys = signed_key_ids(conn)
+        signatures = stored_signatures(conn)
         checked = page_results()
 
-    prev_hash, prev_seq = hashing.GENESIS_HASH, 0
+    prev_hash, prev_seq, prev_signed = hashing.GENESIS_HASH, 0, None
     for run in runs.to_dict("records"):
         run = {key: (None if _is_null(value) else value) for key, value in run.items()}
         run_id, seq = run["run_id"], int(run["seq"])
@@ -171,14 +171,21 @@ def chain_problems(
                 policy["sha"] != run["policy_sha256"]
             ):
                 problems.append("policy text does not match policy_sha256")
-            record = RunRecord.from_row(run, policy["record"], signing_keys.get(run_id))
+            signed = signatures.get(run_id)
+            record = RunRecord.from_row(
+                run,
+                policy["record"],
+                signing_key_id=None if signed is None else signed.key_id,
+                prev_signature=None if prev_signed is None else prev_signed.signature,
+            )
             if record.expected_hash() != record.run_hash:
                 problems.append(
-                    "run_hash does not match the run record, digests and policy "
-                    "(a run field, its stored policy or its signature row was edited)"
+                    "run_hash does not match the run record, digests and policy (a run field, "
+                    "its stored policy, its signature row or the previous run's signature was "
+                    "edited)"
                 )
         result.problems.extend(RunProblem(run_id, seq, what) for what in problems)
-        prev_hash, prev_seq = run["run_hash"], seq
+        prev_hash, prev_seq, prev_signed = run["run_hash"], seq, signatures.get(run_id)
     result.problems.extend(_orphans(conn))
     return result
 

@@ -2,7 +2,7 @@
 
     signature = sign_run_hash(signer, record.run_hash)     # base64 text
     store_signature(conn, record, signer)                  # the run_signatures row
-    signed_key_ids(conn)                                   # {run_id: key_id}: in the run hash
+    stored_signatures(conn)     # {run_id: StoredSignature}: key_id and signature are hashed
     check = check_signatures(conn, runs, trusted)          # SignatureCheck(problems, notes)
 
 What is signed is the run_hash, which chains back through every earlier run: one valid
@@ -30,11 +30,12 @@ from tasks.evidence.run_record import RunRecord
 __all__ = [
     "ChainRun",
     "SignatureCheck",
+    "StoredSignature",
     "check_signatures",
     "sign_run_hash",
     "signature_valid",
-    "signed_key_ids",
     "store_signature",
+    "stored_signatures",
 ]
 
 # Domain separation: a bb2sv signing key signs nothing that could be mistaken for this.
@@ -48,6 +49,15 @@ class ChainRun:
     run_id: str
     seq: int
     run_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignature:
+    """What the run hashes cover of a run_signatures row: the run's own hash covers key_id,
+    the next run's hash covers signature."""
+
+    key_id: str
+    signature: str
 
 
 @dataclass(slots=True)
@@ -77,8 +87,9 @@ def store_signature(conn: duckdb.DuckDBPyConnection, record: RunRecord, signer: 
     )
 
 
-def signed_key_ids(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return dict(conn.execute("SELECT run_id, key_id FROM run_signatures").fetchall())
+def stored_signatures(conn: duckdb.DuckDBPyConnection) -> dict[str, StoredSignature]:
+    rows = conn.execute("SELECT run_id, key_id, signature FROM run_signatures").fetchall()
+    return {run_id: StoredSignature(key_id, signature) for run_id, key_id, signature in rows}
 
 
 def check_signatures(

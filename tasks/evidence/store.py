@@ -218,9 +218,12 @@ class EvidenceStore:
         """The run's record, chained to the current head (inside the transaction)."""
         # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
         head = self.conn.execute(
-            "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
+            "SELECT r.seq, r.run_hash, s.signature FROM collection_runs AS r "
+            "LEFT JOIN run_signatures AS s USING (run_id) ORDER BY r.seq DESC LIMIT 1"
         ).fetchall()
-        seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
+        seq, prev, prev_signature = (
+            (head[0][0] + 1, head[0][1], head[0][2]) if head else (1, hashing.GENESIS_HASH, None)
+        )
         return RunRecord.sealed(
             run_id=run_id,
             seq=seq,
@@ -246,6 +249,7 @@ class EvidenceStore:
             directory_source=None if directory is None else directory.source,
             identity_sha256=digests.identity_sha256,
             signing_key_id=signing_key_id,
+            prev_signature=prev_signature,  # the next run's hash covers this run's signature
         )
 
     def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:

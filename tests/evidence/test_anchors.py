@@ -19,7 +19,7 @@ from tasks.evidence.integrity import _policies, verify_chain
 from tasks.evidence.keys import generate_key_pair, signer_from_env
 from tasks.evidence.query import run_query
 from tasks.evidence.run_record import RunRecord
-from tasks.evidence.signing import store_signature
+from tasks.evidence.signing import sign_run_hash, store_signature
 from tasks.evidence.store import EvidenceStore
 from tasks.evidence.verification import verify_evidence
 from tasks.policy import DEFAULT_POLICY
@@ -80,7 +80,7 @@ def forge(world, synth, *edits: str, signer=None) -> None:
     observations = hashing.digests(conn, "observations", "member_2sv_observations")
     policies = _policies(conn)
     conn.execute("DELETE FROM run_signatures")
-    prev = hashing.GENESIS_HASH
+    prev, prev_signature = hashing.GENESIS_HASH, None
     rows = conn.execute("SELECT * FROM collection_runs ORDER BY seq").df().to_dict("records")
     for row in rows:
         row = {key: (None if value != value else value) for key, value in row.items()}  # NaN
@@ -90,6 +90,7 @@ def forge(world, synth, *edits: str, signer=None) -> None:
             raw_sha256=raw.get(row["run_id"], hashing.EMPTY_SHA256),
             observations_sha256=observations.get(row["run_id"], hashing.EMPTY_SHA256),
             signing_key_id=None if signer is None else signer.key_id,
+            prev_signature=prev_signature,
         )
         record = dataclasses.replace(record, run_hash=record.expected_hash())
         conn.execute(
@@ -99,6 +100,7 @@ def forge(world, synth, *edits: str, signer=None) -> None:
         )
         if signer is not None:
             store_signature(conn, record, signer)
+            prev_signature = sign_run_hash(signer, record.run_hash)
         prev = record.run_hash
     conn.close()
 

@@ -75,11 +75,15 @@ def test_unsigned_run_hash_is_what_it_was_before_signing_existed():
     signed = RunRecord.sealed(**RECORD, signing_key_id="4" * 64)
     assert signed.run_hash != HASH_BEFORE_SIGNING
     assert signed.expected_hash() == signed.run_hash
+    after_signed = RunRecord.sealed(**RECORD, prev_signature="c2lnbmF0dXJl")
+    assert after_signed.run_hash not in (HASH_BEFORE_SIGNING, signed.run_hash)
 
 
 def test_a_file_from_before_signing_upgrades_and_keeps_verifying(db_path, synth, signer, pair):
     conn = connect(db_path, read_only=False)
     migrate(conn, target=BEFORE_SIGNATURES)
+    # Today's writer looks up the head run's signature; on the old schema there is none.
+    conn.execute("CREATE TEMP TABLE run_signatures (run_id VARCHAR, signature VARCHAR)")
     old = EvidenceStore(conn, db_path, read_only=False)
     legacy = [r.run_hash for r in record_days(old, synth, (1, 2))]
     old.close()
@@ -109,7 +113,7 @@ def test_signature_rows_cover_the_run_hash(db_path, synth, signer, pair):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ("DELETE FROM run_signatures WHERE run_id = '{run}'", "its signature row was edited"),
+        ("DELETE FROM run_signatures WHERE run_id = '{run}'", "its signature row"),
         ("UPDATE run_signatures SET key_id = '{other}' WHERE run_id = '{run}'", "signature row"),
         (
             "UPDATE run_signatures SET signature = (SELECT signature FROM run_signatures "
@@ -127,6 +131,30 @@ def test_edited_signatures_are_named(db_path, synth, signer, pair, edit, message
     result = verify_evidence(db_path, public_keys=[str(pair.public)])
     assert result.first_bad_run_id == runs[1].run_id, result.report()
     assert message in result.report()
+
+
+def test_the_next_run_covers_a_signature_so_an_edit_shows_without_the_public_key(
+    db_path, synth, signer
+):
+    with EvidenceStore.open(db_path) as store:
+        runs = record_days(store, synth, (1, 2, 3), signer=signer)
+        stored = dict(store.conn.execute("SELECT run_id, signature FROM run_signatures").fetchall())
+    assert runs[2].prev_signature == stored[runs[1].run_id]  # what run 3's hash covers
+    assert runs[0].prev_signature is None
+    conn = synth.plain_connect(db_path)
+    conn.execute(  # another signature by the same key: well-formed, but not run 2's
+        "UPDATE run_signatures SET signature = ? WHERE run_id = ?",
+        [stored[runs[0].run_id], runs[1].run_id],
+    )
+    conn.close()
+    result = verify_evidence(db_path)  # no --public-key
+    assert result.first_bad_run_id == runs[1].run_id, result.report()
+    named = {(p.run_id, p.what) for p in result.problems}
+    assert (
+        runs[2].run_id,
+        "run_hash does not match the run record, digests and policy (a run field, its stored "
+        "policy, its signature row or the previous run's signature was edited)",
+    ) in named
 
 
 def test_the_signer_never_shows_its_key(signer, pair):
