@@ -10,7 +10,8 @@
 
 What is checked: every hash and link of the chain and every raw page (`integrity`); the
 file's views, macros and tables against the shipped ones (`catalog`); the signatures
-(`signing`); the anchor log (`anchors`); that the expected head is still in the chain.
+(`signing`); the anchor log (`anchors`); that the expected head is still in the chain
+(missing: a problem; followed by newer runs: a note saying how many).
 From inside the file alone, deleting its newest runs, or recomputing the whole chain after
 an edit, cannot be seen: the result's notes say which outside reference was not given.
 Tampering never raises; a missing anchor log or unreadable key raises ConfigError.
@@ -142,17 +143,25 @@ def verify_evidence(
 def _head_problems(runs: list[ChainRun], expect_head: str, notes: list[str]) -> list[RunProblem]:
     match = [run for run in runs if run.run_hash == expect_head]
     if not match:
+        head = f"its head is seq {runs[-1].seq} {runs[-1].run_id}" if runs else "it has no runs"
         return [
             RunProblem(
                 "",
                 None,
-                f"the expected head {expect_head[:16]}… is the run_hash of no run in the file: "
-                "the file was truncated or rewritten after that hash was recorded",
+                f"the expected head {expect_head[:16]}… is the run_hash of no run in the file "
+                f"({head}): the file was truncated or rewritten after that hash was recorded",
             )
         ]
-    later = runs[-1].seq - match[0].seq
+    # Runs stored after the hash was recorded are no sign of tampering (collection goes on),
+    # but nothing outside the file vouches for them: say how many, and pass.
+    expected, newer = match[0], runs[-1].seq - match[0].seq
     notes.append(
-        f"the expected head is run {match[0].run_id} (seq {match[0].seq})"
-        + (f"; {later} run(s) were stored after it." if later else ", the newest run.")
+        f"the expected head is run {expected.run_id} (seq {expected.seq})"
+        + (
+            f", but {newer} newer run(s) follow it, up to seq {runs[-1].seq}: check them "
+            "against the anchor log or the public key."
+            if newer
+            else ", the newest run."
+        )
     )
     return []

@@ -89,6 +89,14 @@ def copy_of(signed, tmp_path) -> SimpleNamespace:
     )
 
 
+def delete_run(db: str, run_id: str) -> None:
+    """Delete a run from every table, as someone truncating the file would."""
+    with duckdb.connect(db) as conn:
+        for table in ("run_signatures", "policy_exceptions", "run_policies",
+                      "member_2sv_observations", "raw_api_pages", "collection_runs"):  # fmt: skip
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+
 def head_of(db: str) -> str:
     with duckdb.connect(db, read_only=True) as conn:
         return conn.execute(
@@ -145,17 +153,34 @@ def test_the_private_key_stays_out_of_output_reports_file_and_prefect(signed):
 
 def test_deleting_the_newest_run_is_caught_by_the_log_only(signed, tmp_path):
     copy = copy_of(signed, tmp_path)
-    with duckdb.connect(copy.db) as conn:
+    with duckdb.connect(copy.db, read_only=True) as conn:
         ((newest,),) = conn.execute("SELECT run_id FROM collection_runs WHERE seq = 2").fetchall()
-        for table in ("run_signatures", "policy_exceptions", "run_policies",
-                      "member_2sv_observations", "raw_api_pages", "collection_runs"):  # fmt: skip
-            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [newest])
+    delete_run(copy.db, newest)
     alone = cli("verify", "--db", copy.db)
     assert alone.exit_code == 0 and "cannot be seen without --anchor-log" in alone.stdout
     caught = cli("verify", "--db", copy.db, "--anchor-log", copy.log)
     assert caught.exit_code == 6, caught.output
     assert f"first bad run: seq 2 {newest}" in caught.stderr
     assert "missing from the evidence file" in caught.stderr
+
+
+def test_expect_head_fails_when_its_run_is_gone_and_counts_newer_runs(signed, tmp_path):
+    copy = copy_of(signed, tmp_path)
+    with duckdb.connect(copy.db, read_only=True) as conn:
+        (first, first_hash), (newest, newest_hash) = conn.execute(
+            "SELECT run_id, run_hash FROM collection_runs ORDER BY seq"
+        ).fetchall()
+    older = cli("verify", "--db", copy.db, "--expect-head", first_hash)
+    assert older.exit_code == 0, older.output
+    assert f"the expected head is run {first} (seq 1), but 1 newer run(s) follow it" in (
+        older.stdout
+    )
+    delete_run(copy.db, newest)
+    truncated = cli("verify", "--db", copy.db, "--expect-head", newest_hash)
+    assert truncated.exit_code == 6, truncated.output
+    assert f"is the run_hash of no run in the file (its head is seq 1 {first})" in (
+        truncated.stderr
+    )
 
 
 def test_a_replaced_view_fails_verify(signed, tmp_path):
