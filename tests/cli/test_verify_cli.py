@@ -183,6 +183,18 @@ def test_expect_head_fails_when_its_run_is_gone_and_counts_newer_runs(signed, tm
     )
 
 
+def test_a_wrong_public_key_fails_naming_the_first_run(signed, tmp_path):
+    made = cli("keygen", "--out", str(tmp_path / "other"))
+    assert made.exit_code == 0, made.output
+    result = cli(
+        "verify", "--db", signed.db, "--public-key",
+        str(tmp_path / "other" / "bb2sv-signing-key.pub.pem"),
+    )  # fmt: skip
+    assert result.exit_code == 6, result.output
+    assert "FAILED: first bad run: seq 1 " in result.stderr
+    assert "which is none of the --public-key keys" in result.stderr
+
+
 def test_a_replaced_view_fails_verify(signed, tmp_path):
     copy = copy_of(signed, tmp_path)
     with duckdb.connect(copy.db) as conn:

@@ -157,6 +157,21 @@ def test_the_next_run_covers_a_signature_so_an_edit_shows_without_the_public_key
     ) in named
 
 
+def test_an_unsigned_run_between_signed_ones_is_reported_with_the_public_key(
+    db_path, synth, signer, pair
+):
+    with EvidenceStore.open(db_path) as store:
+        first = record_days(store, synth, (1,), signer=signer)
+        (gap,) = record_days(store, synth, (2,))  # a collection that ran without the key
+        record_days(store, synth, (3,), signer=signer)
+    alone = verify_evidence(db_path)
+    assert alone.ok and "2 of 3 runs signed" in alone.report()
+    result = verify_evidence(db_path, public_keys=[str(pair.public)])
+    assert [(p.run_id, p.seq) for p in result.problems] == [(gap.run_id, 2)], result.report()
+    assert "not signed by a trusted key, though runs from seq 1 on are" in result.report()
+    assert first[0].signing_key_id == pair.key_id
+
+
 def test_the_signer_never_shows_its_key(signer, pair):
     secret = pair.private.read_text()
     body = "".join(secret.splitlines()[1:-1])
