@@ -16,6 +16,7 @@ from typing import TypeVar
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
 
 from tasks.atlassian.config import DirectorySettings
@@ -105,7 +106,7 @@ def record_run_task(
     anchor_log: Path | None = None,
 ) -> RunRecord:
     """Store (and with `signer` sign) the run, then append it to `anchor_log`, outside the
-    evidence file, as soon as it is committed."""
+    evidence file, as soon as it is committed, and publish the same line as an artifact."""
     with EvidenceStore.open(db_path) as store:
         record = store.record_run(
             extract,
@@ -115,8 +116,27 @@ def record_run_task(
             signer=signer,
         )
     if anchor_log is not None:
-        append_anchor(anchor_log, record, evidence=Path(db_path), signer=signer)
+        line = append_anchor(anchor_log, record, evidence=Path(db_path), signer=signer)
+        publish_anchor_artifact(record, line, anchor_log)
     return record
+
+
+def publish_anchor_artifact(record: RunRecord, line: str, anchor_log: Path) -> None:
+    """The anchor line, byte for byte, as the workspace's `bb2sv-anchor-<workspace>` artifact:
+    the Prefect server becomes a second witness that whoever edits the log cannot rewrite.
+    Published here, right after the append, so a failing report cannot keep it back; only in
+    a Prefect run (outside one there is no API to witness it)."""
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", line)), default=0))
+    create_markdown_artifact(
+        markdown=(
+            f"Anchor line of run `{record.run_id}` (seq {record.seq}), as appended to the "
+            f"anchor log {anchor_log}:\n\n{fence}json\n{line}\n{fence}\n"
+        ),
+        key=artifact_key("bb2sv-anchor", record.workspace),
+        description=f"Anchor line of the newest run of {record.workspace}",
+    )
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)

@@ -98,9 +98,11 @@ def anchor_line(record: RunRecord, *, evidence: Path, signer: RunSigner | None) 
 
 def append_anchor(
     log_path: Path, record: RunRecord, *, evidence: Path, signer: RunSigner | None
-) -> None:
-    """Append the run's line in one write (O_APPEND: concurrent writers never interleave)."""
+) -> str:
+    """Append the run's line in one write (O_APPEND: concurrent writers never interleave);
+    return it (without its newline), for a second witness such as a Prefect artifact."""
     line = anchor_line(record, evidence=evidence, signer=signer)
+    written = line.decode().strip()
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -117,8 +119,9 @@ def append_anchor(
             f"Run {record.run_id} is stored in {evidence} (run_hash {record.run_hash}), but "
             f"its line could not be appended to the anchor log {log_path} ({exc.strerror}). "
             "Fix the log's folder or permissions, then append this line to it by hand: "
-            f"{line.decode().strip()}"
+            f"{written}"
         ) from None
+    return written
 
 
 def check_anchor_log_writable(log_path: Path) -> None:
