@@ -241,7 +241,7 @@ def keygen(
         raise fail(exc) from None
     out.print(
         f"private key: {pair.private} (0600)\npublic key:  {pair.public}\n"
-        f"key id:      {pair.key_id}\n\n"
+        f"fingerprint: {pair.key_id} (every report signed with it shows this)\n\n"
         f"Collect with {SIGNING_KEY_VARIABLE}={pair.private} (or store the PEM text in a "
         "Prefect Secret block and set BB2SV_SIGNING_KEY_BLOCK to its name). Keep the private "
         "key away from whoever can edit the evidence file; give the public key to the "

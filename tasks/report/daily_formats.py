@@ -23,6 +23,7 @@ from tasks.report.daily import EXPIRY_WARNING_DAYS
 from tasks.report.formatting import (
     display_utc,
     display_utc_series,
+    fingerprint,
     iso_day,
     iso_utc,
     iso_utc_series,
@@ -124,6 +125,7 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
         "counts": asdict(report.counts),
         "policy": {key: text(value) for key, value in asdict(report.policy).items()},
         "run": _display_run(report.run),
+        "signing_key": fingerprint(report.run.signing_key_id),
         "previous_run": _display_run(report.previous_run) if report.previous_run else None,
         "findings": _display_rows(findings, render.MAX_TABLE_ROWS),
         "findings_total": len(findings),
@@ -191,6 +193,7 @@ def daily_document(report: DailyReport, members_csv: str) -> dict[str, Any]:
         "workspace": run.workspace,
         "day": iso_day(run.started_at),
         "status": report.status,
+        "signing_key_fingerprint": fingerprint(run.signing_key_id),
         "compliance_pct": None if pct_value is None else round(pct_value, 4),
         "counts": asdict(report.counts),
         "policy": asdict(report.policy),

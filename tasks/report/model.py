@@ -39,6 +39,8 @@ class RunInfo:
     directory_status: str | None = None  # None: no organization directory configured
     directory_error: str | None = None
     directory_source: str | None = None
+    signing_key_id: str | None = None  # fingerprint of the key that signed it; None: unsigned
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ class PeriodReport:
     members: pd.DataFrame = field(default_factory=pd.DataFrame)  # how each member passed
     sources: list[dict] = field(default_factory=list)  # each source's coverage of the window
     attestations: pd.DataFrame = field(default_factory=pd.DataFrame)  # SSO relied on
+    signing_keys: list[dict] = field(default_factory=list)  # fingerprint → complete runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,10 @@ the manifest against the evidence it was built from.
 
 Without the evidence file, only the files are checked against the manifest, and whoever
 edits a report can rewrite its manifest too. With it: the manifest's runs must be in the
-file with the same run_hash, and the report is built again from the evidence (reports are
-a pure function of it) and must give the very same manifest, so a changed figure shows even
-when the manifest was rewritten to match. Run `bb2sv verify` for the evidence file itself.
+file with the same run_hash (and signature), and the report is built again from the
+evidence (reports are a pure function of it) and must give the very same manifest, so a
+changed figure shows even when the manifest was rewritten to match. Run `bb2sv verify` for
+the evidence file itself.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ def _run_problems(conn: duckdb.DuckDBPyConnection, document: dict[str, Any]) -> 
             problems.append(
                 f"the manifest's run {run.run_id} has run_hash {document.get('run_hash')}, "
                 f"the evidence file {run.run_hash} (one of them was rewritten)"
+            )
+        # Manifests written before runs were signed carry no signature field.
+        if "signature" in document and document["signature"] != run.signature:
+            problems.append(
+                f"the manifest's signature of run {run.run_id} is not the one stored in the "
+                "evidence file (one of them was changed, or the run was re-signed)"
             )
     for run_id in document.get("run_ids") or []:
         try:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from emulator.offline import make_extract, member
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy
 from tasks.vocabulary import ErrorKind, RunStatus
@@ -32,6 +33,7 @@ def record(
     minute: int = 0,
     status: RunStatus = RunStatus.COMPLETE,
     emulated: bool = False,
+    signer: RunSigner | None = None,
 ) -> str:
     """Record one run of `members` at `day` hour:minute and return its run_id. A run that is
     not complete stopped after its first page (HTTP 503 on page 2)."""
@@ -41,7 +43,7 @@ def record(
                    "error_kind": ErrorKind.TRANSIENT}  # fmt: skip
     extract = make_extract(workspace, members, at=at(day, hour, minute), status=status,
                            emulated=emulated, **stopped)  # fmt: skip
-    return store.record_run(extract, policy=policy).run_id
+    return store.record_run(extract, policy=policy, signer=signer).run_id
 
 
 @pytest.fixture(scope="session")
