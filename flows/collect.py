@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.outcomes import WorkspaceOutcome
 from tasks.atlassian.config import DirectorySettings
 from tasks.atlassian.models import DirectoryExtract
-from tasks.bitbucket.config import BitbucketSettings
+from tasks.bitbucket.config import BitbucketSettings, is_emulator_url
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.preflight import CollectionSetup, preflight
 from tasks.steps import (
@@ -128,6 +128,7 @@ def directory_read(
                 status=RunStatus.FAILED,
                 error=f"reading the directory crashed: {error}",
                 error_kind=ErrorKind.CRASH,
+                emulated=settings.http.emulated,
             ),
         )
     )
@@ -226,6 +227,7 @@ def finished_extract(future: PrefectFuture, workspace: str, source: str) -> Work
             status=RunStatus.FAILED,
             error=f"extraction crashed: {error}",
             error_kind=ErrorKind.CRASH,
+            emulated=is_emulator_url(source),
         ),
     )
 

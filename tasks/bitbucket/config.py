@@ -25,6 +25,7 @@ total per workspace), ``BITBUCKET_BACKOFF_BASE`` / ``BITBUCKET_BACKOFF_CAP`` (se
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ __all__ = [
     "PAGELEN",
     "BitbucketSettings",
     "check_api_url",
+    "is_emulator_url",
     "settings_from_env",
     "tuning_from_env",
 ]
@@ -86,8 +88,27 @@ class BitbucketSettings:
             raise ConfigError("max_requests_per_hour must be at least 1")
 
     @property
+    def emulated(self) -> bool:
+        """Runs read with these settings are emulator data (see `is_emulator_url`)."""
+        return is_emulator_url(self.api_url)
+
+    @property
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
+
+
+def is_emulator_url(url: str) -> bool:
+    """Whether a configured API URL is on this machine's loopback, where the emulator runs:
+    what makes a run `emulated` (its reports say EMULATOR DATA). Decided from the URL bb2sv
+    was configured with, never from a response: a real API cannot be tagged emulated, and a
+    server cannot declare itself the emulator."""
+    host = httpx.URL(url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_api_url(url: str, variable: str) -> str:

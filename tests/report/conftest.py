@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from emulator.offline import make_extract, member
+from emulator.offline import ORIGIN, make_extract, member
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy
@@ -34,6 +34,7 @@ def record(
     status: RunStatus = RunStatus.COMPLETE,
     emulated: bool = False,
     signer: RunSigner | None = None,
+    origin: str = ORIGIN,
 ) -> str:
     """Record one run of `members` at `day` hour:minute and return its run_id. A run that is
     not complete stopped after its first page (HTTP 503 on page 2)."""
@@ -42,7 +43,7 @@ def record(
         stopped = {"pages_read": 1, "error": "HTTP 503 on page 2 after 5 attempts",
                    "error_kind": ErrorKind.TRANSIENT}  # fmt: skip
     extract = make_extract(workspace, members, at=at(day, hour, minute), status=status,
-                           emulated=emulated, **stopped)  # fmt: skip
+                           emulated=emulated, origin=origin, **stopped)  # fmt: skip
     return store.record_run(extract, policy=policy, signer=signer).run_id
 
 
