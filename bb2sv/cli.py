@@ -7,17 +7,16 @@ Exit codes: 0 all complete; 1 unexpected error; 2 bad options; 3 bad configurati
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from bb2sv import __version__
 from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
+from bb2sv.terminal import FORMATS, labelled, literal, write_frame
 
 if TYPE_CHECKING:
     from flows.outcomes import WorkspaceOutcome
@@ -66,16 +65,16 @@ def fail(exc: BaseException) -> typer.Exit:
     message = str(exc) or type(exc).__name__
     if code is ExitCode.ERROR:
         message = f"Unexpected error ({type(exc).__name__}): {message}. Rerun with --debug."
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(labelled("error:", message))  # messages quote values: printed literally
     return typer.Exit(int(code))
 
 
 def verdict(ok: bool, report: str, *, failure: str) -> typer.Exit:
     """Print a verification's report (stdout if it passed, stderr if not); its exit code."""
     if ok:
-        out.print(escape(report), highlight=False, soft_wrap=True)
+        out.print(literal(report, lines=True), soft_wrap=True)
         return typer.Exit(int(ExitCode.OK))
-    err.print(f"[bold red]{failure}[/] {escape(report)}", highlight=False)
+    err.print(labelled(failure, report, lines=True))
     return typer.Exit(int(ExitCode.INTEGRITY))
 
 
@@ -122,35 +121,33 @@ def collect(
     except Exception as exc:
         raise fail(exc) from None
     print_outcomes(outcomes)
-    code = exit_code_for_outcomes(outcomes)
-    for outcome in outcomes:
-        if not outcome.complete:
-            err.print(f"[bold red]{outcome.workspace}:[/] {outcome.error}", highlight=False)
-    # The directory is read once per collection: say so once.
-    directory = next((o for o in outcomes if not o.directory_complete), None)
-    if directory is not None:
-        err.print(
-            f"[bold red]organization directory:[/] {directory.directory_error}", highlight=False
-        )
-    raise typer.Exit(int(code))
+    raise typer.Exit(int(exit_code_for_outcomes(outcomes)))
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
+    """The outcome table on stdout, then why each incomplete workspace (and the directory)
+    was not read whole on stderr; every value literally (they quote the API)."""
     table = Table("workspace", "status", "members", "directory", "report", "run_id")
     for outcome in outcomes:
-        style = "green" if outcome.complete else "red"
-        directory = outcome.directory_status or "not configured"
-        if not outcome.directory_complete:
-            directory = f"[red]{directory}[/]"
         table.add_row(
-            outcome.workspace,
-            f"[{style}]{outcome.status}[/]",
-            str(outcome.member_count),
-            directory,
-            outcome.report_status or "",
-            outcome.run_id,
+            literal(outcome.workspace),
+            literal(outcome.status, "green" if outcome.complete else "red"),
+            literal(outcome.member_count),
+            literal(
+                outcome.directory_status or "not configured",
+                "" if outcome.directory_complete else "red",
+            ),
+            literal(outcome.report_status or ""),
+            literal(outcome.run_id),
         )
     out.print(table)
+    for outcome in outcomes:
+        if not outcome.complete:
+            err.print(labelled(f"{outcome.workspace}:", outcome.error))
+    # The directory is read once per collection: say so once.
+    directory = next((o for o in outcomes if not o.directory_complete), None)
+    if directory is not None:
+        err.print(labelled("organization directory:", directory.directory_error))
 
 
 @app.command("audit-report")
@@ -170,9 +167,9 @@ def audit_report(
     except Exception as exc:
         raise fail(exc) from None
     for result in results:
-        out.print(f"{result.workspace}: {result.status}")
+        out.print(literal(f"{result.workspace}: {result.status}"))
         for path in result.files.values():
-            out.print(f"  {path}")
+            out.print(literal(f"  {path}"), soft_wrap=True)
 
 
 @app.command()
@@ -239,14 +236,17 @@ def keygen(
         pair = generate_key_pair(Path(out_dir))
     except Exception as exc:
         raise fail(exc) from None
+    private, public = literal(pair.private), literal(pair.public)  # paths the user chose
     out.print(
-        f"private key: {pair.private} (0600)\npublic key:  {pair.public}\n"
-        f"fingerprint: {pair.key_id} (every report signed with it shows this)\n\n"
-        f"Collect with {SIGNING_KEY_VARIABLE}={pair.private} (or store the PEM text in a "
-        "Prefect Secret block and set BB2SV_SIGNING_KEY_BLOCK to its name). Keep the private "
-        "key away from whoever can edit the evidence file; give the public key to the "
-        f"auditor: bb2sv verify --public-key {pair.public}",
-        highlight=False,
+        literal(
+            f"private key: {private} (0600)\npublic key:  {public}\n"
+            f"fingerprint: {pair.key_id} (every report signed with it shows this)\n\n"
+            f"Collect with {SIGNING_KEY_VARIABLE}={private} (or store the PEM text in a "
+            "Prefect Secret block and set BB2SV_SIGNING_KEY_BLOCK to its name). Keep the "
+            "private key away from whoever can edit the evidence file; give the public key to "
+            f"the auditor: bb2sv verify --public-key {public}",
+            lines=True,
+        ),
         soft_wrap=True,
     )
 
@@ -257,26 +257,18 @@ def query(
     db: DbOption = "evidence.duckdb",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Read-only SQL on the evidence file."""
+    """Read-only, sandboxed SQL on the evidence file. Values are printed literally (control
+    characters as escapes like \\x1b); CSV cells that look like formulas are neutralised."""
     from tasks.evidence.query import run_query
 
-    if fmt not in ("table", "csv", "json"):
-        err.print("error: --format must be table, csv or json")
+    if fmt not in FORMATS:
+        err.print(literal(f"error: --format must be {', '.join(FORMATS)}"))
         raise typer.Exit(int(ExitCode.USAGE))
     try:
         frame = run_query(db, sql)
     except Exception as exc:
         raise fail(exc) from None
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False))
-        sys.stdout.write("\n")
-    else:
-        table = Table(*[str(c) for c in frame.columns])
-        for row in frame.itertuples(index=False):
-            table.add_row(*["" if v is None else str(v) for v in row])
-        out.print(table)
+    write_frame(frame, fmt, out)
 
 
 @app.command()
@@ -292,7 +284,7 @@ def demo(
         summary = run_demo(Path(directory), days=days, members=members, console=err)
     except Exception as exc:
         raise fail(exc) from None
-    typer.echo(summary)
+    out.print(literal(summary, lines=True), soft_wrap=True)
 
 
 @emulator_app.command("serve")

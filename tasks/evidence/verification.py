@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from tasks.bitbucket.exceptions import ConfigError
+from tasks.canonical import visible_controls
 from tasks.evidence.anchors import check_anchors, read_anchor_log
 from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
@@ -67,7 +68,10 @@ class EvidenceVerification:
             if len(self.problems) > _LISTED:
                 lines.append(f"  … and {len(self.problems) - _LISTED} more problems.")
             lines += [f"  - catalog: {item}" for item in self.catalog]
-        return "\n".join(lines + [f"Note: {note}" for note in self.notes])
+        lines += [f"Note: {note}" for note in self.notes]
+        # Run ids come from the file or the log, which an editor controls: a line break or
+        # escape sequence in one must not start a line of its own or reach the terminal.
+        return "\n".join(visible_controls(line) for line in lines)
 
     def _verdict(self) -> str:
         if not self.problems:

@@ -26,7 +26,7 @@ import duckdb
 import orjson
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import sha256_hex
+from tasks.canonical import sha256_hex, visible_controls
 from tasks.report import write_daily_report, write_period_report
 from tasks.report.daily import load_run
 from tasks.report.manifest import MANIFEST_SCHEMA
@@ -54,7 +54,9 @@ class ReportVerification:
         else:
             lines = [f"FAILED: {self.manifest}: {len(self.problems)} problem(s):"]
             lines += [f"  - {problem}" for problem in self.problems]
-        return "\n".join(lines + [f"Note: {note}" for note in self.notes])
+        lines += [f"Note: {note}" for note in self.notes]
+        # Run ids and names come from the manifest: each stays on its line, escapes visible.
+        return "\n".join(visible_controls(line) for line in lines)
 
 
 def verify_report(
