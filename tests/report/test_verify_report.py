@@ -120,3 +120,16 @@ def test_names_that_leave_the_folder_are_refused(evidence, tmp_path):
     (tmp_path / "junk.json").write_text('{"schema": "something-else"}')
     with pytest.raises(ConfigError, match="is not a bb2sv report manifest"):
         verify_report(tmp_path / "junk.json")
+
+
+def test_a_report_file_swapped_for_another_days_is_named(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        day2, day5 = (write_daily_report(store.conn, runs[n], tmp_path / "r") for n in (1, 4))
+    assert verify_report(day5.manifest_path).ok
+    # A genuine report, written by bb2sv and listed in its own manifest, put in another's place.
+    day5.files["json"].write_bytes(day2.files["json"].read_bytes())
+    result = verify_report(day5.manifest_path)
+    assert result.problems == [
+        f"{day5.files['json'].name} has changed since it was written (its SHA-256 differs)"
+    ]
