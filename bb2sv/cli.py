@@ -185,7 +185,8 @@ def verify(
         typer.Option(
             "--expect-head",
             callback=_run_hash,
-            help="A run_hash recorded earlier; the file must still contain that run.",
+            help="A run_hash recorded earlier; the file must still contain that run (newer "
+            "runs after it are counted in a note).",
         ),
     ] = None,
 ) -> None:
