@@ -17,6 +17,7 @@ from rich.table import Table
 from bb2sv import __version__
 from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
 from bb2sv.terminal import FORMATS, labelled, literal, write_frame
+from tasks.canonical import visible_controls
 
 if TYPE_CHECKING:
     from flows.outcomes import WorkspaceOutcome
@@ -237,7 +238,8 @@ def keygen(
         pair = generate_key_pair(Path(out_dir))
     except Exception as exc:
         raise fail(exc) from None
-    private, public = literal(pair.private), literal(pair.public)  # paths the user chose
+    # Paths the user chose: a line break in one must not start a line of this text.
+    private, public = visible_controls(pair.private), visible_controls(pair.public)
     out.print(
         literal(
             f"private key: {private} (0600)\npublic key:  {public}\n"

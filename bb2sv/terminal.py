@@ -18,14 +18,16 @@ from __future__ import annotations
 import io
 import re
 import sys
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tasks.canonical import visible_controls
-from tasks.report.escaping import neutralise_csv_cell, neutralise_csv_frame
+
+if TYPE_CHECKING:  # imported when used: every command imports this module
+    import pandas as pd
+    from rich.console import Console
 
 __all__ = ["FORMATS", "labelled", "literal", "write_frame"]
 
@@ -51,6 +53,8 @@ def write_frame(frame: pd.DataFrame, fmt: str, console: Console) -> None:
     """Query results in `fmt` (one of FORMATS), every value shown literally. CSV cells that a
     spreadsheet would run as a formula are neutralised as in the reports' CSV files."""
     if fmt == "csv":
+        from tasks.report.escaping import neutralise_csv_cell, neutralise_csv_frame
+
         safe = neutralise_csv_frame(frame)
         safe.columns = [neutralise_csv_cell(str(column)) for column in safe.columns]
         buffer = io.StringIO()

@@ -117,11 +117,11 @@ def record_run_task(
         )
     if anchor_log is not None:
         line = append_anchor(anchor_log, record, evidence=Path(db_path), signer=signer)
-        publish_anchor_artifact(record, line, anchor_log)
+        publish_anchor_artifact(record, line)
     return record
 
 
-def publish_anchor_artifact(record: RunRecord, line: str, anchor_log: Path) -> None:
+def publish_anchor_artifact(record: RunRecord, line: str) -> None:
     """The anchor line, byte for byte, as the workspace's `bb2sv-anchor-<workspace>` artifact:
     the Prefect server becomes a second witness that whoever edits the log cannot rewrite.
     Published here, right after the append, so a failing report cannot keep it back; only in
@@ -130,9 +130,10 @@ def publish_anchor_artifact(record: RunRecord, line: str, anchor_log: Path) -> N
         return
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", line)), default=0))
     create_markdown_artifact(
+        # Only the line itself carries values (inside the fence): nothing else to escape.
         markdown=(
-            f"Anchor line of run `{record.run_id}` (seq {record.seq}), as appended to the "
-            f"anchor log {anchor_log}:\n\n{fence}json\n{line}\n{fence}\n"
+            f"Anchor line of the run at seq {record.seq}, as appended to the anchor log:"
+            f"\n\n{fence}json\n{line}\n{fence}\n"
         ),
         key=artifact_key("bb2sv-anchor", record.workspace),
         description=f"Anchor line of the newest run of {record.workspace}",
