@@ -9,7 +9,7 @@ SIGINT or the time limit.
 from __future__ import annotations
 
 import os
-import sys
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +20,8 @@ from rich.table import Table
 from bb2sv import __version__
 from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
 from bb2sv.signals import Interrupted, interrupt_on_signals
+from bb2sv.terminal import FORMATS, labelled, literal, write_frame
+from tasks.canonical import visible_controls
 
 if TYPE_CHECKING:
     from flows.outcomes import WorkspaceOutcome
@@ -39,6 +41,25 @@ STATE = {"debug": False}
 
 DbOption = Annotated[str, typer.Option("--db", help="Evidence file (DuckDB).")]
 ReportsOption = Annotated[str, typer.Option("--reports-dir", help="Root of dated reports.")]
+AnchorLogOption = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor-log",
+        help="Anchor log: one JSON line per stored run (collect: default "
+        "<reports-dir>/anchors.jsonl). Keep it where the file's editors cannot rewrite it.",
+    ),
+]
+
+
+def _run_hash(value: str | None) -> str | None:
+    from tasks.evidence.verification import HEAD_HASH
+
+    if value is not None and not HEAD_HASH.match(value.lower()):
+        raise typer.BadParameter(
+            "a run_hash is 64 hex digits; take it from a report's manifest.json, the anchor "
+            "log or the Prefect artifact."
+        )
+    return None if value is None else value.lower()
 
 
 def fail(exc: BaseException) -> typer.Exit:
@@ -49,8 +70,17 @@ def fail(exc: BaseException) -> typer.Exit:
     message = str(exc) or type(exc).__name__
     if code is ExitCode.ERROR:
         message = f"Unexpected error ({type(exc).__name__}): {message}. Rerun with --debug."
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(labelled("error:", message))  # messages quote values: printed literally
     return typer.Exit(int(code))
+
+
+def verdict(ok: bool, report: str, *, failure: str) -> typer.Exit:
+    """Print a verification's report (stdout if it passed, stderr if not); its exit code."""
+    if ok:
+        out.print(literal(report, lines=True), soft_wrap=True)
+        return typer.Exit(int(ExitCode.OK))
+    err.print(labelled(failure, report, lines=True))
+    return typer.Exit(int(ExitCode.INTEGRITY))
 
 
 def print_version(value: bool) -> None:
@@ -72,11 +102,7 @@ def main_options(
 
 
 def stopped(stop: Interrupted) -> typer.Exit:
-    err.print(
-        f"[bold red]stopped by {stop.name}[/] before any workspace was read: nothing was sent "
-        "or stored.",
-        highlight=False,
-    )
+    err.print(labelled(f"stopped by {stop.name}:", "before any workspace was read; nothing stored"))
     return typer.Exit(int(ExitCode.STOPPED))
 
 
@@ -99,11 +125,14 @@ def collect(
     time_limit: Annotated[
         float, typer.Option(help="Seconds after which the collection stops cleanly.")
     ] = 3600.0,
+    anchor_log: AnchorLogOption = None,
 ) -> None:
     """Run the collection flow once. Exit 0 only if every workspace produced a complete run.
 
-    SIGTERM or SIGINT stops it within seconds: what was read is stored as failed runs naming
-    the signal, and the exit code is 8.
+    Each stored run is signed when BB2SV_SIGNING_KEY (a PEM file) or BB2SV_SIGNING_KEY_BLOCK
+    (a Prefect Secret block) is set, and its hash is appended to the anchor log. SIGTERM or
+    SIGINT stops it within seconds: what was read is stored as failed runs naming the
+    signal, and the exit code is 8.
     """
     from bb2sv.runner import run_collect_flow
 
@@ -111,48 +140,51 @@ def collect(
         with interrupt_on_signals(), err.status(f"Collecting {len(workspace)} workspace(s)…"):
             result = run_collect_flow(
                 workspace, db, reports_dir, policy, max_concurrent, retry_delay,
-                attempts, give_up_after, time_limit,
+                attempts, give_up_after, time_limit, anchor_log,
             )  # fmt: skip
     except Interrupted as stop:
         raise stopped(stop) from None
     except Exception as exc:
         raise fail(exc) from None
     print_outcomes(result.outcomes)
-    for outcome in result.outcomes:
-        for problem in ([outcome.error] if not outcome.complete else []) + list(outcome.problems):
-            err.print(f"[bold red]{outcome.workspace}:[/] {problem}", highlight=False)
-    # The directory is read once per collection: say so once.
-    directory = next((o for o in result.outcomes if not o.directory_complete), None)
-    if directory is not None:
-        err.print(
-            f"[bold red]organization directory:[/] {directory.directory_error}", highlight=False
-        )
     if result.stopped_by:
         not_started = ", ".join(result.not_started) or "none"
         err.print(
-            f"[bold red]stopped by {result.stopped_by}[/]: the attempts in flight are stored as "
-            f"failed runs; not started: {not_started}. Run the collection again.",
-            highlight=False,
+            labelled(
+                f"stopped by {result.stopped_by}:",
+                f"the attempts in flight are stored as failed runs; not started: "
+                f"{not_started}. Run the collection again.",
+            )
         )
     raise typer.Exit(int(exit_code_for_outcomes(result.outcomes, result.stopped_by)))
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
+    """The outcome table on stdout, then why each incomplete workspace (and the directory)
+    was not read whole on stderr; every value literally (they quote the API)."""
     table = Table("workspace", "status", "members", "directory", "report", "run_id")
     for outcome in outcomes:
-        style = "green" if outcome.complete else "red"
-        directory = outcome.directory_status or "not configured"
-        if not outcome.directory_complete:
-            directory = f"[red]{directory}[/]"
         table.add_row(
-            outcome.workspace,
-            f"[{style}]{outcome.status}[/]",
-            str(outcome.member_count),
-            directory,
-            outcome.report_status or "",
-            outcome.run_id,
+            literal(outcome.workspace),
+            literal(outcome.status, "green" if outcome.complete else "red"),
+            literal(outcome.member_count),
+            literal(
+                outcome.directory_status or "not configured",
+                "" if outcome.directory_complete else "red",
+            ),
+            literal(outcome.report_status or ""),
+            literal(outcome.run_id),
         )
     out.print(table)
+    for outcome in outcomes:
+        if not outcome.complete:
+            err.print(labelled(f"{outcome.workspace}:", outcome.error))
+        for problem in outcome.problems:  # steps after the read: store, report, events, …
+            err.print(labelled(f"{outcome.workspace}:", problem))
+    # The directory is read once per collection: say so once.
+    directory = next((o for o in outcomes if not o.directory_complete), None)
+    if directory is not None:
+        err.print(labelled("organization directory:", directory.directory_error))
 
 
 @app.command("audit-report")
@@ -176,28 +208,93 @@ def audit_report(
     except Exception as exc:
         raise fail(exc) from None
     for result in results:
-        out.print(f"{result.workspace}: {result.status}")
+        out.print(literal(f"{result.workspace}: {result.status}"))
         for path in result.files.values():
-            out.print(f"  {path}")
+            out.print(literal(f"  {path}"), soft_wrap=True)
     if failure is not None:
-        err.print(f"[bold red]error:[/] {failure}", highlight=False)
+        err.print(labelled("error:", str(failure)))
         raise typer.Exit(int(ExitCode.ERROR))
 
 
 @app.command()
-def verify(db: DbOption = "evidence.duckdb") -> None:
-    """Recompute every hash and the chain; exit 6 naming the first run that does not match."""
-    from tasks.evidence.integrity import verify_chain
+def verify(
+    db: DbOption = "evidence.duckdb",
+    anchor_log: AnchorLogOption = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option("--public-key", help="Ed25519 public key (PEM) runs must be signed with."),
+    ] = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            callback=_run_hash,
+            help="A run_hash recorded earlier; the file must still contain that run (newer "
+            "runs after it are counted in a note).",
+        ),
+    ] = None,
+) -> None:
+    """Recompute every hash and the chain; check the views and macros, the signatures, the
+    anchor log and the expected head. Exit 6 naming the first run that does not match."""
+    from tasks.evidence.verification import verify_evidence
 
     try:
-        result = verify_chain(db)
+        result = verify_evidence(
+            db, anchor_log=anchor_log, public_keys=public_key, expect_head=expect_head
+        )
     except Exception as exc:
         raise fail(exc) from None
-    if result.ok:
-        out.print(f"[green]OK[/]: {result.runs_checked} runs verified, chain intact.")
-        raise typer.Exit(0)
-    err.print(f"[bold red]INTEGRITY FAILURE[/] {result.summary()}", highlight=False)
-    raise typer.Exit(int(ExitCode.INTEGRITY))
+    raise verdict(result.ok, result.report(), failure="INTEGRITY FAILURE")
+
+
+@app.command("verify-report")
+def verify_report(
+    manifest: Annotated[str, typer.Argument(help="A report's *.manifest.json.")],
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Evidence file: also rebuild the report and compare."),
+    ] = None,
+) -> None:
+    """Check a report's files against its manifest and, with --db, against the evidence."""
+    from tasks.evidence.store import EvidenceStore
+    from tasks.report.verify_report import verify_report as check_report
+
+    try:
+        if db is None:
+            result = check_report(Path(manifest))
+        else:
+            with EvidenceStore.open(db, read_only=True) as store:
+                result = check_report(Path(manifest), store.conn)
+    except Exception as exc:
+        raise fail(exc) from None
+    raise verdict(result.ok, result.report(), failure="REPORT CHANGED")
+
+
+@app.command()
+def keygen(
+    out_dir: Annotated[str, typer.Option("--out", help="Folder for the new key pair.")],
+) -> None:
+    """Make an Ed25519 key pair for signing runs (private key 0600, never overwritten)."""
+    from tasks.evidence.keys import SIGNING_KEY_VARIABLE, generate_key_pair
+
+    try:
+        pair = generate_key_pair(Path(out_dir))
+    except Exception as exc:
+        raise fail(exc) from None
+    # Paths the user chose: a line break in one must not start a line of this text.
+    private, public = visible_controls(pair.private), visible_controls(pair.public)
+    out.print(
+        literal(
+            f"private key: {private} (0600)\npublic key:  {public}\n"
+            f"fingerprint: {pair.key_id} (every report signed with it shows this)\n\n"
+            f"Collect with {SIGNING_KEY_VARIABLE}={private} (or store the PEM text in a "
+            "Prefect Secret block and set BB2SV_SIGNING_KEY_BLOCK to its name). Keep the "
+            "private key away from whoever can edit the evidence file; give the public key to "
+            f"the auditor: bb2sv verify --public-key {public}",
+            lines=True,
+        ),
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -206,26 +303,18 @@ def query(
     db: DbOption = "evidence.duckdb",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Read-only SQL on the evidence file."""
+    """Read-only, sandboxed SQL on the evidence file. Values are printed literally (control
+    characters as escapes like \\x1b); CSV cells that look like formulas are neutralised."""
     from tasks.evidence.query import run_query
 
-    if fmt not in ("table", "csv", "json"):
-        err.print("error: --format must be table, csv or json")
+    if fmt not in FORMATS:
+        err.print(literal(f"error: --format must be {', '.join(FORMATS)}"))
         raise typer.Exit(int(ExitCode.USAGE))
     try:
         frame = run_query(db, sql)
     except Exception as exc:
         raise fail(exc) from None
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False))
-        sys.stdout.write("\n")
-    else:
-        table = Table(*[str(c) for c in frame.columns])
-        for row in frame.itertuples(index=False):
-            table.add_row(*["" if v is None else str(v) for v in row])
-        out.print(table)
+    write_frame(frame, fmt, out)
 
 
 @app.command("prefect-setup")
@@ -259,7 +348,7 @@ def prefect_setup_command(
         raise fail(exc) from None
     table = Table("kind", "name", "change", "detail")
     for result in results:
-        table.add_row(result.kind, result.name, result.change, result.detail)
+        table.add_row(*(literal(value) for value in astuple(result)))
     out.print(table)
     if notify is None:
         err.print("The automations only record when they fire: pass --notify BLOCK to be told.")
@@ -278,7 +367,7 @@ def demo(
         summary = run_demo(Path(directory), days=days, members=members, console=err)
     except Exception as exc:
         raise fail(exc) from None
-    typer.echo(summary)
+    out.print(literal(summary, lines=True), soft_wrap=True)
 
 
 @emulator_app.command("serve")

@@ -128,14 +128,17 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
     from tasks.bitbucket.config import BitbucketSettings
     from tasks.bitbucket.exceptions import ConfigError
     from tasks.bitbucket.extract import extract_workspace
+    from tasks.evidence.anchors import append_anchor
     from tasks.evidence.store import EvidenceStore
     from tasks.policy import load_policy
+    from tasks.preflight import DEFAULT_ANCHOR_LOG
 
     if days < 1 or members < 1:
         raise ConfigError("--days and --members must be at least 1.")
     started = time.monotonic()
     run_dir = new_run_dir(directory)
     db_path, reports_dir = run_dir / "evidence.duckdb", run_dir / "reports"
+    anchor_log = reports_dir / DEFAULT_ANCHOR_LOG  # where the flow appends too
     today = datetime.now(UTC).date()
     first_day = today - timedelta(days=days - 1)
     specs = [
@@ -202,7 +205,9 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
                 directory = extract_directory(directory_settings, clock=SimulatedDayClock(day))
                 for slug in slugs:
                     extract = extract_workspace(settings, slug, clock=SimulatedDayClock(day))
-                    store.record_run(extract, policy=policies[slug], directory=directory)
+                    record = store.record_run(extract, policy=policies[slug], directory=directory)
+                    # Anchored like the flow's runs, so verify --anchor-log covers the history.
+                    append_anchor(anchor_log, record, evidence=db_path, signer=None)
                 if offset % 10 == 0:
                     console.print(f"backfilled {day} ({offset + 1}/{days - 1} days)")
         backfill_s = time.monotonic() - started
@@ -240,10 +245,10 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
         db_path=str(db_path),
         reports_dir=str(reports_dir),
     )
-    return demo_summary(run_dir, db_path, collected, audited, backfill_s, started)
+    return demo_summary(run_dir, db_path, anchor_log, collected, audited, backfill_s, started)
 
 
-def demo_summary(run_dir, db_path, collected, audited, backfill_s, started) -> str:
+def demo_summary(run_dir, db_path, anchor_log, collected, audited, backfill_s, started) -> str:
     lines = [
         "",
         f"Demo finished in {time.monotonic() - started:.1f} s "
@@ -262,7 +267,7 @@ def demo_summary(run_dir, db_path, collected, audited, backfill_s, started) -> s
     lines += [
         "",
         "Try these (after `source .venv/bin/activate`, or prefix .venv/bin/):",
-        f"  bb2sv verify --db {db_path}",
+        f"  bb2sv verify --db {db_path} --anchor-log {anchor_log}",
     ]
     for sql in QUERIES:
         lines.append(f'  bb2sv query --db {db_path} "{" ".join(sql.split())}"')

@@ -35,18 +35,27 @@ def run_collect_flow(
     attempts: int = 3,
     give_up_after_seconds: float = 180.0,
     time_limit_seconds: float = 3600.0,
+    anchor_log: str | None = None,
 ) -> Collection:
     """Preflight (so bad configuration fails before Prefect starts), then the collection flow."""
     from flows.collect import collect_bitbucket_2sv
     from tasks.preflight import preflight
 
-    preflight(db_path, reports_dir, policy_path, None, max_concurrent_workspaces, workspaces)
+    preflight(
+        db_path,
+        reports_dir,
+        policy_path,
+        None,
+        max_concurrent_workspaces,
+        anchor_log,
+        workspaces,
+    )
     state = collect_bitbucket_2sv(
         workspaces, db_path, reports_dir, policy_path,
         max_concurrent_workspaces=max_concurrent_workspaces,
         retry_delay_seconds=retry_delay_seconds, attempts=attempts,
         give_up_after_seconds=give_up_after_seconds, time_limit_seconds=time_limit_seconds,
-        return_state=True,
+        anchor_log=anchor_log, return_state=True,
     )  # fmt: skip
     result = state.result(raise_on_failure=False)
     if isinstance(result, CollectionIncomplete):

@@ -4,7 +4,9 @@
     with run_emulator([WorkspaceSpec("acme", members=250, seed=1)]) as emu:
         emu.base_url, emu.admin_token, emu.expected_members("acme")
 
-Every response carries `X-Bb2sv-Emulator: 1`. Usage: `run_emulator` in emulator/server.py.
+Every response carries `X-Bb2sv-Emulator: 1`, for people reading its traffic; bb2sv itself
+tells emulator data by the loopback URL it was configured with, never by a header. Usage:
+`run_emulator` in emulator/server.py.
 """
 
 from emulator.auth import Credentials

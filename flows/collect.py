@@ -47,10 +47,10 @@ from flows.attempts import AttemptPlan
 from flows.outcomes import CollectionIncomplete, WorkspaceOutcome
 from tasks.atlassian.config import DirectorySettings
 from tasks.atlassian.models import DirectoryExtract
+from tasks.bitbucket.config import is_emulator_url
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, summary_event
 from tasks.evidence.spool import StoreResult, spooled_runs
-from tasks.policy import Policy
 from tasks.preflight import CollectionSetup, preflight
 from tasks.signals import STOP, stop_after, stop_on_signals
 from tasks.steps import (
@@ -93,6 +93,7 @@ def collect_bitbucket_2sv(
     attempts: Annotated[int, Field(ge=1, le=10)] = 3,
     give_up_after_seconds: Annotated[float, Field(gt=0, le=86_400)] = 180.0,
     time_limit_seconds: Annotated[float, Field(gt=0, le=MAX_TIME_LIMIT_S)] = 3600.0,
+    anchor_log: str | None = None,
 ) -> list[WorkspaceOutcome]:
     """Collect 2SV evidence for each workspace; the run ends Failed if any is not recorded whole.
 
@@ -112,20 +113,25 @@ def collect_bitbucket_2sv(
             attempts, is given up.
         time_limit_seconds: the collection stops cleanly (attempts in flight stored as
             failed runs) if it is still running after this.
+        anchor_log: where each stored run's hash is appended (default
+            `<reports_dir>/anchors.jsonl`); keep it where the file's editors cannot rewrite it.
     """
     logger = get_run_logger()
     show_bb2sv_logs()
     setup = preflight(
-        db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, workspaces
-    )
+        db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, anchor_log,
+        workspaces,
+    )  # fmt: skip
     flow_run_id = str(get_run_context().flow_run.id)
     plan = AttemptPlan(attempts, retry_delay_seconds, give_up_after_seconds)
     STOP.clear()  # a new collection: an earlier one's stop in this process is history
     limit = f"the flow's {time_limit_seconds:g} s time limit (time_limit_seconds)"
     with stop_on_signals(), stop_after(time_limit_seconds, limit):
         if spooled_runs(db_path):
-            replayed = replay_spool_task(db_path)
+            replayed = replay_spool_task(db_path, setup.signer, setup.anchor_log)
             logger.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
+            for unanchored in (result.reason for result in replayed if result.reason):
+                logger.error("%s", unanchored)
         directory = directory_read(setup.directory)
         outcomes, not_started = collect_all(
             setup, db_path, reports_dir, flow_run_id, max_concurrent_workspaces, plan, directory
@@ -190,6 +196,7 @@ def directory_read(settings: DirectorySettings | None) -> Callable[[], Directory
                 status=RunStatus.FAILED,
                 error=f"reading the directory crashed: {error}",
                 error_kind=ErrorKind.CRASH,
+                emulated=settings.http.emulated,
             ),
         )
     )
@@ -221,7 +228,7 @@ def collect_all(
         again = plan.next(attempt, extract, now=time.monotonic())
         extract = plan.describe(attempt, extract, again)
         noted = problems.setdefault(attempt.workspace, [])
-        stored_with = Storing(db_path, setup.policy, flow_run_id, directory())
+        stored_with = Storing(db_path, setup, flow_run_id, directory())
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
             store(extract, attempt.number, noted, stored_with)
@@ -275,10 +282,10 @@ def step(name: str, problems: list[str], task: Callable[..., Any], *args: Any) -
 
 @dataclass(frozen=True, slots=True)
 class Storing:
-    """Where and with what every attempt of this collection is stored."""
+    """Where and with what every attempt of this collection is stored, signed and anchored."""
 
     db_path: str
-    policy: Policy
+    setup: CollectionSetup
     flow_run_id: str
     directory: DirectoryExtract | None
 
@@ -286,13 +293,17 @@ class Storing:
 def store(
     extract: WorkspaceExtract, number: int, problems: list[str], storing: Storing
 ) -> StoreResult | None:
-    """Store one attempt; if the evidence file could not take it, say so in `problems`."""
+    """Store (sign, anchor) one attempt; if the evidence file could not take it, or the anchor
+    log could not be written, say so in `problems`."""
+    setup = storing.setup
     result = step(
-        "store", problems, record_run_task, extract, storing.db_path, storing.policy,
-        storing.flow_run_id, storing.directory,
+        "store", problems, record_run_task, extract, storing.db_path, setup.policy,
+        storing.flow_run_id, storing.directory, setup.signer, setup.anchor_log,
     )  # fmt: skip
     if result is not None and result.record is None:
         problems.append(f"attempt {number} not stored: {result.reason}")
+    elif result is not None and result.reason:
+        problems.append(f"attempt {number}: {result.reason}")
     return result
 
 
@@ -371,6 +382,7 @@ def finished_extract(future: PrefectFuture, workspace: str, source: str) -> Work
             status=RunStatus.FAILED,
             error=f"extraction crashed: {error}",
             error_kind=ErrorKind.CRASH,
+            emulated=is_emulator_url(source),
         ),
     )
 

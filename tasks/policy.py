@@ -18,8 +18,26 @@ from tasks.canonical import sha256_hex
 from tasks.identity import APP_USER, DEFAULT_IDENTITY_RULES, IdentityRules, SsoAttestation
 from tasks.vocabulary import Factor, MfaBasis
 
+__all__ = [
+    "DEFAULT_GRACE_DAYS",
+    "DEFAULT_POLICY",
+    "DEFAULT_SLA_DAYS",
+    "MAX_DAYS",
+    "Policy",
+    "PolicyError",
+    "PolicyException",
+    "SEVERITY_MEMBER_WITHOUT_2SV",
+    "SEVERITY_OWNER_WITHOUT_2SV",
+    "SEVERITY_UNKNOWN",
+    "load_policy",
+    "parse_policy",
+]
+
 DEFAULT_GRACE_DAYS = 7
 DEFAULT_SLA_DAYS = 14
+# Ten years: beyond it a period is no policy, and day arithmetic on it (timestamp +
+# interval in the views) overflows, breaking every later collection and report of the file.
+MAX_DAYS = 3650
 
 # Severity of a non-compliant member, by what they can do and what we know.
 SEVERITY_OWNER_WITHOUT_2SV = "critical"
@@ -51,6 +69,15 @@ class Policy:
     sha256: str = field(default="")
 
     def __post_init__(self) -> None:
+        # A policy built in code gets the bounds a policy file gets (`_NodeReader.days`).
+        for name in ("grace_days", "sla_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS:
+                raise PolicyError(
+                    self.source_path or "<policy>",
+                    f"must be a whole number of days from 0 to {MAX_DAYS}, got {value!r}",
+                    field=name,
+                )
         if not self.sha256:
             object.__setattr__(self, "sha256", sha256_hex(self.source_text))
 
@@ -198,8 +225,10 @@ class _NodeReader:
         value = self.scalar(node, field)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(node, field, f"expected a whole number of days, got {node.value!r}")
-        if value < 0:
-            raise self.fail(node, field, f"must be 0 or more days, got {value}")
+        if not 0 <= value <= MAX_DAYS:
+            raise self.fail(
+                node, field, f"must be from 0 to {MAX_DAYS} days (ten years), got {value}"
+            )
         return value
 
     def text(self, node: yaml.Node, field: str) -> str:

@@ -1,7 +1,8 @@
 """The one preflight: everything checked before any API call, by the CLI and by the flow.
 
-    setup = preflight("evidence.duckdb", "reports", None, None, 4, ["acme"])
-    setup.policy, setup.settings, setup.reports_dir, setup.workspaces
+    setup = preflight("evidence.duckdb", "reports", None, workspaces=["acme"])
+    setup.policy, setup.settings, setup.reports_dir, setup.anchor_log, setup.signer
+    setup.workspaces         # checked: slugs or {uuid}s, in order, each once
     setup.directory          # the organization directory's settings, None when not configured
 
 Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
@@ -22,14 +23,18 @@ from tasks.atlassian.config import ADMIN_API_KEY, ORG_ID, DirectorySettings
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.credentials import resolve_credentials
+from tasks.evidence.anchors import check_anchor_log_writable
 from tasks.evidence.errors import EvidenceLocked
+from tasks.evidence.keys import RunSigner, signer_from_env
 from tasks.evidence.spool import writer_wait
 from tasks.evidence.store import EvidenceStore
 from tasks.identity import DIRECTORY_FACTORS
 from tasks.policy import Policy, load_policy
 from tasks.workspaces import check_workspaces
 
-__all__ = ["CollectionSetup", "check_reports_dir", "preflight"]
+__all__ = ["DEFAULT_ANCHOR_LOG", "CollectionSetup", "check_reports_dir", "preflight"]
+
+DEFAULT_ANCHOR_LOG = "anchors.jsonl"  # under the reports root
 
 log = logging.getLogger("bb2sv.preflight")
 PREFLIGHT_LOCK_WAIT_S = 5.0
@@ -40,8 +45,10 @@ class CollectionSetup:
     policy: Policy
     settings: BitbucketSettings
     reports_dir: Path
-    workspaces: list[str] = field(default_factory=list)
+    anchor_log: Path  # one JSON line per stored run, outside the evidence file
     directory: DirectorySettings | None = None
+    signer: RunSigner | None = None  # BB2SV_SIGNING_KEY(_BLOCK); its repr shows no key
+    workspaces: list[str] = field(default_factory=list)
 
 
 def preflight(
@@ -50,9 +57,11 @@ def preflight(
     policy_path: str | os.PathLike | None,
     secret_blocks: Mapping[str, str] | None = None,
     max_concurrent_workspaces: int = 1,
+    anchor_log: str | os.PathLike | None = None,
     workspaces: Iterable[str] = (),
 ) -> CollectionSetup:
-    """Workspaces, policy, credentials, reports folder and evidence file, in that order."""
+    """Workspaces, policy, credentials, signing key, reports folder, anchor log (default
+    `<reports_dir>/anchors.jsonl`) and evidence file, in that order."""
     names = check_workspaces(workspaces) if workspaces else []
     policy = load_policy(policy_path)
     settings, directory = resolve_credentials(secret_blocks)
@@ -63,15 +72,18 @@ def preflight(
             f"show, but it is not configured: set {ORG_ID} and {ADMIN_API_KEY} (or "
             f"{ADMIN_API_KEY}_BLOCK), or remove {named} from accepted_factors."
         )
+    signer = signer_from_env()
     if max_concurrent_workspaces < 1:
         raise ConfigError("max_concurrent_workspaces must be at least 1.")
     reports = check_reports_dir(reports_dir)
+    anchors = Path(anchor_log) if anchor_log is not None else reports / DEFAULT_ANCHOR_LOG
+    check_anchor_log_writable(anchors)
     try:  # creates or migrates; fails clearly if corrupt, too new or not an evidence file
         with EvidenceStore.open(db_path, lock_timeout_s=min(PREFLIGHT_LOCK_WAIT_S, writer_wait())):
             pass
     except EvidenceLocked as exc:
         log.warning("%s Collecting anyway: each run waits for the file, or is spooled.", exc)
-    return CollectionSetup(policy, settings, reports, names, directory)
+    return CollectionSetup(policy, settings, reports, anchors, directory, signer, names)
 
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:

@@ -9,6 +9,7 @@ where Prefect adds nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 
 from tasks.atlassian.config import DirectorySettings
 from tasks.atlassian.extract import extract_directory
@@ -27,6 +29,8 @@ from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, member_event
 from tasks.evidence import spool
+from tasks.evidence.anchors import AnchorWriteError, append_anchor
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
@@ -82,16 +86,61 @@ def record_run_task(
     policy: Policy,
     flow_run_id: str | None,
     directory: DirectoryExtract | None = None,
+    signer: RunSigner | None = None,
+    anchor_log: Path | None = None,
 ) -> spool.StoreResult:
-    """Store the attempt (with the collection's directory read); if the evidence file cannot
-    take it, keep it in the spool."""
-    return spool.store_or_spool(db_path, extract, policy, flow_run_id, directory)
+    """Store (and with `signer` sign) the attempt with the collection's directory read; if
+    the evidence file cannot take it, keep it in the spool. A stored run is appended to
+    `anchor_log`, outside the evidence file, as soon as it is committed, and the same line
+    is published as an artifact."""
+    result = spool.store_or_spool(db_path, extract, policy, flow_run_id, directory, signer)
+    return anchored(result, db_path, signer, anchor_log)
 
 
 @task(name="store-spooled-runs", cache_policy=NO_CACHE)
-def replay_spool_task(db_path: str) -> list[RunRecord]:
-    """Store the attempts an earlier collection had to spool, before this one's."""
-    return spool.replay(db_path)
+def replay_spool_task(
+    db_path: str, signer: RunSigner | None = None, anchor_log: Path | None = None
+) -> list[spool.StoreResult]:
+    """Store (sign, anchor) the attempts an earlier collection had to spool, before this
+    one's; a result whose `reason` is set was stored but could not be anchored."""
+    return [
+        anchored(spool.StoreResult(record=record), db_path, signer, anchor_log)
+        for record in spool.replay(db_path, signer=signer)
+    ]
+
+
+def anchored(
+    result: spool.StoreResult, db_path: str, signer: RunSigner | None, anchor_log: Path | None
+) -> spool.StoreResult:
+    """Append a stored run to the anchor log and publish the line; a log that cannot be
+    written leaves the run stored, and the result says what to append by hand."""
+    if result.record is None or anchor_log is None:
+        return result
+    try:
+        line = append_anchor(anchor_log, result.record, evidence=Path(db_path), signer=signer)
+    except AnchorWriteError as exc:
+        return dataclasses.replace(result, reason=str(exc))
+    publish_anchor_artifact(result.record, line)
+    return result
+
+
+def publish_anchor_artifact(record: RunRecord, line: str) -> None:
+    """The anchor line, byte for byte, as the workspace's `bb2sv-anchor-<workspace>` artifact:
+    the Prefect server becomes a second witness that whoever edits the log cannot rewrite.
+    Published here, right after the append, so a failing report cannot keep it back; only in
+    a Prefect run (outside one there is no API to witness it)."""
+    if TaskRunContext.get() is None and FlowRunContext.get() is None:
+        return
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", line)), default=0))
+    create_markdown_artifact(
+        # Only the line itself carries values (inside the fence): nothing else to escape.
+        markdown=(
+            f"Anchor line of the run at seq {record.seq}, as appended to the anchor log:"
+            f"\n\n{fence}json\n{line}\n{fence}\n"
+        ),
+        key=artifact_key("bb2sv-anchor", record.workspace),
+        description=f"Anchor line of the newest run of {record.workspace}",
+    )
 
 
 @task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
@@ -157,6 +206,7 @@ def publish_artifacts_task(stored: RunRecord, bundle: ReportBundle | None) -> No
                 "members": stored.member_count,
                 "run_id": stored.run_id,
                 "run_hash": stored.run_hash,
+                "signing_key_id": stored.signing_key_id or "",
                 "report_dir": str(bundle.directory) if bundle else "",
             }
         ],

@@ -84,7 +84,7 @@ def extract_directory(
         pages=reader.pages,
         users_read=walk.result.values_read,
         request_count=reader.request_count,
-        emulated=reader.emulated,
+        emulated=settings.http.emulated,  # from the configured URL, never a response header
     )
     if walk.error is not None:
         directory.status = RunStatus.INCOMPLETE if reader.successful_pages else RunStatus.FAILED

@@ -31,7 +31,7 @@ Usage::
 
     with BitbucketClient(settings, "acme") as bb:
         fetched = bb.fetch(url, Listing.MEMBERS)
-        fetched.document["values"], bb.pages, bb.request_count, bb.emulated
+        fetched.document["values"], bb.pages, bb.request_count
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ __all__ = ["BITBUCKET", "Api", "BitbucketClient", "FetchedPage", "parse_envelope
 
 logger = logging.getLogger("bb2sv.bitbucket")
 
-EMULATOR_HEADER = "X-Bb2sv-Emulator"
 MIN_ATTEMPT_TIMEOUT = 0.05
 # Query parameters that can carry a credential (Bitbucket accepts ?access_token=).
 _SECRET_PARAMS = ("access_token", "token", "client_secret")
@@ -163,7 +162,6 @@ class BitbucketClient:
         self.pages: list[RawPage] = []
         self.request_count = 0  # API requests sent, retries included; OAuth token requests not
         self.successful_pages = 0
-        self.emulated = False
 
     def __enter__(self) -> BitbucketClient:
         return self
@@ -393,8 +391,6 @@ class BitbucketClient:
             body=body,
         )
         self.pages.append(page)
-        if response.headers.get(EMULATOR_HEADER) == "1":
-            self.emulated = True
         return page
 
     def _note_near_limit(self, near: str | None) -> None:

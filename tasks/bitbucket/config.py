@@ -27,6 +27,7 @@ pacing included), ``BITBUCKET_MAX_ATTEMPTS`` (per page), ``BITBUCKET_RETRY_AFTER
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ __all__ = [
     "PAGELEN",
     "BitbucketSettings",
     "check_api_url",
+    "is_emulator_url",
     "settings_from_env",
     "tuning_from_env",
 ]
@@ -98,8 +100,27 @@ class BitbucketSettings:
             raise ConfigError("max_attempts must be at least 1")
 
     @property
+    def emulated(self) -> bool:
+        """Runs read with these settings are emulator data (see `is_emulator_url`)."""
+        return is_emulator_url(self.api_url)
+
+    @property
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
+
+
+def is_emulator_url(url: str) -> bool:
+    """Whether a configured API URL is on this machine's loopback, where the emulator runs:
+    what makes a run `emulated` (its reports say EMULATOR DATA). Decided from the URL bb2sv
+    was configured with, never from a response: a real API cannot be tagged emulated, and a
+    server cannot declare itself the emulator."""
+    host = httpx.URL(url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_api_url(url: str, variable: str) -> str:

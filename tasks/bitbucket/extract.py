@@ -240,7 +240,7 @@ def extract_workspace(
         request_count=bb.request_count,
         error=error,
         error_kind=error_kind,
-        emulated=bb.emulated,
+        emulated=settings.emulated,  # from the configured URL, never a response header
         stalled_since=bb.stalled_since,
     )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import orjson
 
+from tasks.canonical import visible_controls
 from tasks.vocabulary import ErrorKind, Listing
 
 __all__ = ["error_summary", "oauth_refused", "status_error"]
@@ -34,7 +35,7 @@ def error_summary(body: bytes) -> tuple[str, list[str] | None, list[str] | None]
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict):
         error = document if isinstance(document, dict) else {}
-    message = str(error.get("message") or "").strip()[:_MAX_DETAIL]
+    message = _shown(error.get("message") or "")
     detail = error.get("detail")
     granted = required = None
     for source in (detail, error.get("data"), error):
@@ -43,8 +44,14 @@ def error_summary(body: bytes) -> tuple[str, list[str] | None, list[str] | None]
             required = _scopes(source.get("required"))
             break
     if not message and isinstance(detail, str):
-        message = detail.strip()[:_MAX_DETAIL]
+        message = _shown(detail)
     return message or "no message", granted, required
+
+
+def _shown(text: object) -> str:
+    # The server's words go into errors, logs, the evidence and the terminal: cut short, and
+    # with any escape sequence visible rather than acted on.
+    return visible_controls(str(text).strip()[:_MAX_DETAIL])
 
 
 def _scopes(value: object) -> list[str]:

@@ -73,7 +73,7 @@ class WorkspaceExtract:
     request_count: int = 0
     error: str | None = None
     error_kind: ErrorKind | None = None  # why it is not complete, without parsing `error`
-    emulated: bool = False  # True when the server identified itself as the bb2sv emulator
+    emulated: bool = False  # read from a loopback URL, i.e. the emulator (is_emulator_url)
     # clock.monotonic() when the page still failing at the end was first tried (None if the
     # last page succeeded): a retry of the workspace carries the stall's budget over.
     stalled_since: float | None = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -18,9 +20,14 @@ from tasks.evidence.errors import EvidenceCorrupt, EvidenceError, EvidenceLocked
 
 # Nothing may be downloaded at run time, and new files must stay readable by DuckDB 1.4
 # (a file created by 2.0 with defaults is storage version 999, which 1.4 refuses).
+# No connection may touch other files either: SQL that someone planted in the file (a macro
+# named like a built-in, a view) runs with the connection's rights, and must not be able to
+# read a key file or write elsewhere. The database file itself and DuckDB's own temporary
+# files stay usable.
 CONNECTION_CONFIG: dict[str, str | bool] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
+    "enable_external_access": False,
     "storage_compatibility_version": "v1.4.0",
 }
 
@@ -30,15 +37,47 @@ _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<process>.*?) \(PID (
 DUCKDB_MAGIC = b"DUCK"
 
 
+Opened = TypeVar("Opened")
+
+
+def in_memory(*, external_access: bool = False) -> duckdb.DuckDBPyConnection:
+    """A private in-memory database with the same settings. `external_access` only for the
+    moment it must ATTACH an evidence file: the caller turns it off right after."""
+    config = {**CONNECTION_CONFIG, "enable_external_access": external_access}
+    del config["storage_compatibility_version"]  # no file of its own
+    conn = duckdb.connect(":memory:", config=config)
+    apply_session_settings(conn)
+    return conn
+
+
 def connect(
     path: Path, *, read_only: bool, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> duckdb.DuckDBPyConnection:
     """Open `path`, waiting up to `lock_timeout_s` while another process holds the lock."""
+    conn = wait_for_lock(
+        lambda: duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG),
+        path,
+        lock_timeout_s,
+    )
+    apply_session_settings(conn)
+    return conn
+
+
+def apply_session_settings(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("SET TimeZone = 'UTC'")
+    # An index scan on raw_api_pages(run_id, seq) fetches blobs row by row, which takes
+    # ~30 s for a 2,000-page run in duckdb 2.0.1; a filtered table scan takes 0.2 s.
+    conn.execute("SET index_scan_max_count = 0")
+
+
+def wait_for_lock(open_once: Callable[[], Opened], path: Path, lock_timeout_s: float) -> Opened:
+    """`open_once()` (a connect or an ATTACH of `path`), retried while another process holds
+    the file's lock, for up to `lock_timeout_s`; DuckDB errors become EvidenceErrors."""
     deadline = time.monotonic() + lock_timeout_s
     pause = 0.05
     while True:
         try:
-            conn = duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
+            return open_once()
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
             if "Could not set lock" not in str(exc):
@@ -48,14 +87,8 @@ def connect(
                 raise locked_error(path, holder, lock_timeout_s) from None
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.5)
-            continue
         except duckdb.Error as exc:
             raise translate(exc, path, action="open") from None
-        conn.execute("SET TimeZone = 'UTC'")
-        # An index scan on raw_api_pages(run_id, seq) fetches blobs row by row, which takes
-        # ~30 s for a 2,000-page run in duckdb 2.0.1; a filtered table scan takes 0.2 s.
-        conn.execute("SET index_scan_max_count = 0")
-        return conn
 
 
 def locked_error(path: Path, holder: re.Match | None, waited_s: float) -> EvidenceLocked:
@@ -84,12 +117,17 @@ def translate(exc: duckdb.Error, path: Path, *, action: str) -> EvidenceError:
             f"Evidence file {path} is truncated ({_first_line(text)}). Restore it from a "
             "backup; the file was left unchanged."
         )
-    if "different configuration" in text:
+    if "different configuration" in text or "Unique file handle conflict" in text:
         return EvidenceError(
             f"Evidence file {path} is already open in this process with other settings "
             "(read-only vs writable). Close the other EvidenceStore first."
         )
     return EvidenceError(f"Could not {action} evidence file {path}: {_first_line(text)}")
+
+
+def path_literal(path: Path) -> str:
+    """A path as an SQL string literal (ATTACH and SET take no parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def has_duckdb_header(path: Path) -> bool:

@@ -19,6 +19,7 @@ verify (stored rows), so the same SQL defines them::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -26,8 +27,10 @@ from typing import Any, Literal
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from tasks.canonical import sha256_hex
+from tasks.evidence.connection import in_memory
 
 GENESIS_HASH = "0" * 64
 EMPTY_SHA256 = sha256_hex(b"")
@@ -46,6 +49,34 @@ def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) ->
     placeholder = "{pages}" if kind == "raw" else "{observations}"
     sql = _digest_sql(kind).replace(placeholder, relation)
     return dict(conn.execute(sql).fetchall())
+
+
+@dataclass(frozen=True, slots=True)
+class RunDigests:
+    raw_sha256: str
+    observations_sha256: str
+    identity_sha256: str
+
+
+def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> RunDigests:
+    """A new run's digests from its Arrow tables (pages without bodies), computed in a fresh
+    in-memory database of our own: nothing stored in an evidence file takes part."""
+    conn = in_memory()
+    try:
+        conn.register("_bb2sv_pages", pages)
+        conn.register("_bb2sv_obs", observations)
+        return RunDigests(
+            *(
+                digests(conn, kind, relation).get(run_id, EMPTY_SHA256)
+                for kind, relation in (
+                    ("raw", "_bb2sv_pages"),
+                    ("observations", "_bb2sv_obs"),
+                    ("identity", "_bb2sv_obs"),
+                )
+            )
+        )
+    finally:
+        conn.close()
 
 
 def policy_record(

@@ -28,17 +28,12 @@ from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing, page_checks, page_pool
 from tasks.evidence.connection import translate
 from tasks.evidence.errors import IntegrityError
+from tasks.evidence.problems import RunProblem
 from tasks.evidence.run_record import RunRecord
+from tasks.evidence.signing import stored_signatures
 from tasks.evidence.store import EvidenceStore
 from tasks.identity import IDENTITY_POLICY_COLUMNS, identity_record
 from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_from_pages
-
-
-@dataclass(frozen=True, slots=True)
-class RunProblem:
-    run_id: str
-    seq: int | None  # None for rows that belong to no run
-    what: str
 
 
 @dataclass(slots=True)
@@ -93,7 +88,7 @@ def verify_chain(
     path = Path(path)
     with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:
         try:
-            return _verify(store.conn, path, workers)
+            return chain_problems(store.conn, path, workers)
         except duckdb.Error as exc:
             raise translate(exc, path, action="verify") from None
 
@@ -123,7 +118,10 @@ def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     return Rederivation(run_id, digest.get(run_id, hashing.EMPTY_SHA256), missing, unexpected)
 
 
-def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) -> ChainVerification:
+def chain_problems(
+    conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None = None
+) -> ChainVerification:
+    """verify_chain on an open (read-only) store connection."""
     runs = conn.execute("SELECT * FROM collection_runs ORDER BY seq").df()
     result = ChainVerification(runs_checked=len(runs))
     locations = page_checks.run_locations(conn)
@@ -134,9 +132,10 @@ def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) ->
         stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
         with_identity = _runs_with_identity_values(conn)
         policies = _policies(conn)
+        signatures = stored_signatures(conn)
         checked = page_results()
 
-    prev_hash, prev_seq = hashing.GENESIS_HASH, 0
+    prev_hash, prev_seq, prev_signed = hashing.GENESIS_HASH, 0, None
     for run in runs.to_dict("records"):
         run = {key: (None if _is_null(value) else value) for key, value in run.items()}
         run_id, seq = run["run_id"], int(run["seq"])
@@ -172,14 +171,21 @@ def _verify(conn: duckdb.DuckDBPyConnection, path: Path, workers: int | None) ->
                 policy["sha"] != run["policy_sha256"]
             ):
                 problems.append("policy text does not match policy_sha256")
-            record = RunRecord.from_row(run, policy["record"])
+            signed = signatures.get(run_id)
+            record = RunRecord.from_row(
+                run,
+                policy["record"],
+                signing_key_id=None if signed is None else signed.key_id,
+                prev_signature=None if prev_signed is None else prev_signed.signature,
+            )
             if record.expected_hash() != record.run_hash:
                 problems.append(
-                    "run_hash does not match the run record, digests and policy "
-                    "(a run field or stored policy was edited)"
+                    "run_hash does not match the run record, digests and policy (a run field, "
+                    "its stored policy, its signature row or the previous run's signature was "
+                    "edited)"
                 )
         result.problems.extend(RunProblem(run_id, seq, what) for what in problems)
-        prev_hash, prev_seq = run["run_hash"], seq
+        prev_hash, prev_seq, prev_signed = run["run_hash"], seq, signatures.get(run_id)
     result.problems.extend(_orphans(conn))
     return result
 

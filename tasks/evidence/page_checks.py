@@ -25,8 +25,11 @@ import pandas as pd
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing
+from tasks.evidence.catalog import stored_table
 from tasks.normalise import observations_from_pages
 
+# The stored table itself: rowids are not visible through the sandbox's pass-through view.
+PAGES = stored_table("raw_api_pages")
 CHUNK_PAGES = 1_000  # ~100 MB of bodies at 100 members a page
 _FETCH_ROWS = 256  # one fetchall of ~100 MB of bodies is pathologically slow in duckdb 2.0.1
 
@@ -81,10 +84,10 @@ class PageCheck:
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
     """Every run in chain order with the rowid range of its pages (no bodies read)."""
     rows = conn.execute(
-        """
+        f"""
         WITH spans AS (
             SELECT run_id, min(rowid) AS lo, max(rowid) AS hi, count(*) AS pages
-            FROM raw_api_pages GROUP BY run_id
+            FROM {PAGES} GROUP BY run_id
         )
         SELECT r.run_id, r.workspace, s.lo, s.hi, coalesce(s.pages, 0)
         FROM collection_runs AS r LEFT JOIN spans AS s USING (run_id)
@@ -160,7 +163,7 @@ def _read_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> dict[str, list
         return {}
     sql = (
         "SELECT run_id, seq, sha256, listing, url, status_code, fetched_at, body "
-        "FROM raw_api_pages WHERE rowid BETWEEN ? AND ?"
+        f"FROM {PAGES} WHERE rowid BETWEEN ? AND ?"
     )
     params: list[object] = [chunk.lo, chunk.hi]
     if not chunk.exact:

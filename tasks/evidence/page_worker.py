@@ -16,14 +16,14 @@ from pathlib import Path
 
 import orjson
 
-from tasks.evidence.connection import connect
+from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
 from tasks.evidence.page_checks import Chunk, RunPages, check_chunk
+from tasks.evidence.sandbox import open_sandboxed
 
 
 def serve(path: Path) -> None:
-    conn = connect(path, read_only=True)
     # One DuckDB thread per worker: the workers already use every CPU between them.
-    conn.execute("SET threads = 1")
+    conn = open_sandboxed(path, lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S, threads=1)
     for line in sys.stdin.buffer:
         try:
             request = orjson.loads(line)

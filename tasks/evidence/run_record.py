@@ -9,8 +9,13 @@
 raw_sha256 + "\\n" + observations_sha256 + "\\n" + policy_sha256``, where record_json is
 `canonical()` serialised with sorted keys and no whitespace.
 
-The identity fields (how the run read the organization directory, `identity_sha256`) are in
-`canonical()` only when set: runs recorded before bb2sv had them keep their run_hash.
+The identity fields (how the run read the organization directory, `identity_sha256`),
+`signing_key_id` (the key that signs the run, stored in run_signatures) and
+`prev_signature` (the previous run's signature, when that run was signed) are in
+`canonical()` only when set: runs recorded before bb2sv had them, and runs after an unsigned
+one, keep their run_hash. So a signed run's hash covers its key, its signature covers its
+hash, and the next run's hash covers that signature: editing or dropping a stored signature
+breaks the chain even for a verifier without the public key.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class RunRecord:
     directory_error: str | None = None
     directory_source: str | None = None  # the organization's Admin API URL
     identity_sha256: str | None = None  # None only for runs recorded before it existed
+    signing_key_id: str | None = None  # key that signs this run (run_signatures); not a column
+    prev_signature: str | None = None  # the previous run's signature, if any; not a column
 
     @classmethod
     def sealed(cls, **fields: Any) -> Self:
@@ -62,8 +69,15 @@ class RunRecord:
         return dataclasses.replace(record, run_hash=record.expected_hash())
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], policy: dict[str, Any]) -> Self:
-        """A stored collection_runs row (values as DuckDB returns them), for verify."""
+    def from_row(
+        cls,
+        row: dict[str, Any],
+        policy: dict[str, Any],
+        signing_key_id: str | None = None,
+        prev_signature: str | None = None,
+    ) -> Self:
+        """A stored collection_runs row (values as DuckDB returns them), for verify, with the
+        run's key id and the previous run's signature as run_signatures holds them."""
         values = {name: row.get(name) for name in COLUMNS}
         kind = values["error_kind"]
         return cls(
@@ -82,6 +96,8 @@ class RunRecord:
                 else _enum_or_text(RunStatus, values["directory_status"]),
             },
             policy=policy,
+            signing_key_id=signing_key_id,
+            prev_signature=prev_signature,
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -103,8 +119,8 @@ class RunRecord:
             "emulated": self.emulated,
             "policy": self.policy,
             **{
-                name: None if value is None else str(value)
-                for name in IDENTITY_FIELDS
+                name: str(value)
+                for name in ONLY_WHEN_SET
                 if (value := getattr(self, name)) is not None
             },
         }
@@ -136,5 +152,12 @@ def _enum_or_text(enum: type, value: str) -> Any:
         return value
 
 
-COLUMNS = tuple(field.name for field in dataclasses.fields(RunRecord) if field.name != "policy")
+# policy lives in run_policies; signing_key_id and prev_signature in run_signatures.
+COLUMNS = tuple(
+    field.name
+    for field in dataclasses.fields(RunRecord)
+    if field.name not in ("policy", "signing_key_id", "prev_signature")
+)
 IDENTITY_FIELDS = ("directory_status", "directory_error", "directory_source", "identity_sha256")
+# Hashed only when set, so runs recorded before these existed keep their run_hash.
+ONLY_WHEN_SET = (*IDENTITY_FIELDS, "signing_key_id", "prev_signature")

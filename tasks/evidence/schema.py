@@ -49,19 +49,23 @@ def view_files() -> list[Path]:
     return sorted((_HERE / "views").glob("*.sql"))
 
 
-def user_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
+def user_tables(conn: duckdb.DuckDBPyConnection, database: str | None = None) -> set[str]:
+    """Tables of `database` (default: the connection's current one)."""
     rows = conn.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = coalesce(?, current_database())",
+        [database],
     ).fetchall()
     return {name for (name,) in rows}
 
 
-def schema_version(conn: duckdb.DuckDBPyConnection) -> int | None:
+def schema_version(conn: duckdb.DuckDBPyConnection, database: str | None = None) -> int | None:
     """Highest applied migration; 0 for an empty database; None if it has foreign tables."""
-    tables = user_tables(conn)
+    tables = user_tables(conn, database)
     if "schema_version" not in tables:
         return 0 if not tables else None
-    (version,) = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0]
+    table = "schema_version" if database is None else f"{database}.main.schema_version"
+    (version,) = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchall()[0]
     return int(version)
 
 

@@ -29,6 +29,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.models import RawPage, WorkspaceExtract
 from tasks.canonical import as_utc, utc_iso
 from tasks.evidence.errors import EvidenceLocked
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy, parse_policy
@@ -57,6 +58,9 @@ _SLICE_S = 1.0  # the wait is taken in slices, so a stop ends it within a second
 
 @dataclass(frozen=True, slots=True)
 class StoreResult:
+    """`record` when stored, else `spooled` (the file) and `reason`; a `reason` beside a
+    `record` says what went wrong after the store (e.g. the anchor log)."""
+
     record: RunRecord | None = None
     spooled: Path | None = None
     reason: str | None = None
@@ -103,14 +107,16 @@ def store_or_spool(
     policy: Policy,
     flow_run_id: str | None,
     directory: DirectoryExtract | None = None,
+    signer: RunSigner | None = None,
     wait_s: float | None = None,
 ) -> StoreResult:
-    """Record the attempt (with the collection's directory read, if any) in the evidence
-    file, or keep it in the spool and say why."""
+    """Record (and with `signer` sign) the attempt, with the collection's directory read if
+    any, in the evidence file, or keep it in the spool and say why. The spool never holds
+    the key: a spooled attempt is signed by the collection that stores it."""
     wait_s = writer_wait() if wait_s is None else wait_s
     spooled = Spooled(extract, policy, flow_run_id, directory)
     try:
-        return StoreResult(record=_record(db_path, spooled, wait_s))
+        return StoreResult(record=_record(db_path, spooled, wait_s, signer))
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
         path = write_spool(db_path, spooled)
         reason = (
@@ -127,9 +133,11 @@ def spooled_runs(db_path: str | os.PathLike) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
-def replay(db_path: str | os.PathLike, wait_s: float | None = None) -> list[RunRecord]:
-    """Store every spooled attempt, oldest first; stop at the first that cannot be stored
-    (it stays in the spool, with the ones after it)."""
+def replay(
+    db_path: str | os.PathLike, wait_s: float | None = None, signer: RunSigner | None = None
+) -> list[RunRecord]:
+    """Store (and with `signer` sign) every spooled attempt, oldest first; stop at the first
+    that cannot be stored (it stays in the spool, with the ones after it)."""
     wait_s = writer_wait() if wait_s is None else wait_s
     stored: list[RunRecord] = []
     for path in spooled_runs(db_path):
@@ -139,7 +147,7 @@ def replay(db_path: str | os.PathLike, wait_s: float | None = None) -> list[RunR
         except FileNotFoundError:
             continue
         try:
-            record = _record(db_path, read_spool(claimed), wait_s)
+            record = _record(db_path, read_spool(claimed), wait_s, signer)
         except Exception as exc:
             claimed.rename(path)
             log.error("spooled attempt %s stays in the spool: %s", path.name, exc)
@@ -160,13 +168,16 @@ class Spooled:
     directory: DirectoryExtract | None = None
 
 
-def _record(db_path: str | os.PathLike, attempt: Spooled, wait_s: float) -> RunRecord:
+def _record(
+    db_path: str | os.PathLike, attempt: Spooled, wait_s: float, signer: RunSigner | None
+) -> RunRecord:
     with open_writer(db_path, wait_s) as store:
         return store.record_run(
             attempt.extract,
             policy=attempt.policy,
             directory=attempt.directory,
             prefect_flow_run_id=attempt.flow_run_id,
+            signer=signer,
         )
 
 

@@ -32,6 +32,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing
+from tasks.evidence.catalog import EVIDENCE, foreign_macros
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
     connect,
@@ -41,11 +42,15 @@ from tasks.evidence.connection import (
 from tasks.evidence.errors import (
     EvidenceCorrupt,
     EvidenceError,
+    IntegrityError,
     NotAnEvidenceFile,
     SchemaTooNew,
 )
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import COLUMNS, RunRecord
+from tasks.evidence.sandbox import attach_read_only, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
+from tasks.evidence.signing import store_signature
 from tasks.normalise import observations_from_pages
 from tasks.policy import Policy
 from tasks.version import __version__
@@ -86,29 +91,39 @@ class EvidenceStore:
         deadline = time.monotonic() + lock_timeout_s
         created = not path.exists()
         if not created:
-            version = _inspect(path, lock_timeout_s)
-            if read_only and version < LATEST_VERSION:
-                raise EvidenceError(
-                    f"Evidence file {path} has schema version {version}, older than this "
-                    f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
-                    "upgrade it, then query it."
+            if not has_duckdb_header(path):
+                raise NotAnEvidenceFile(
+                    f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv "
+                    "evidence file. Check --db; the file was left unchanged."
                 )
+            # Inspected attached, so nothing stored in the file takes part in reading it.
+            attached = attach_read_only(path, lock_timeout_s=lock_timeout_s)
+            try:
+                version = _inspect(attached, path)
+                if read_only:
+                    _require_latest(version, path)
+                    # Reads go on through this connection, under the shipped catalog.
+                    return cls(sandbox(attached, path), path, read_only=True)
+                _refuse_planted_macros(attached, path)
+            except BaseException:
+                attached.close()
+                raise
+            attached.close()
         elif read_only:
             raise EvidenceError(
                 f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) first, "
                 "or pass --db with the right path."
             )
         remaining = max(0.0, deadline - time.monotonic())
-        conn = connect(path, read_only=read_only, lock_timeout_s=remaining)
+        conn = connect(path, read_only=False, lock_timeout_s=remaining)
         if created:
             os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
-        if not read_only:
-            try:
-                migrate(conn)
-            except duckdb.Error as exc:
-                conn.close()
-                raise translate(exc, path, action="upgrade the schema of") from None
-        return cls(conn, path, read_only=read_only)
+        try:
+            migrate(conn)
+        except duckdb.Error as exc:
+            conn.close()
+            raise translate(exc, path, action="upgrade the schema of") from None
+        return cls(conn, path, read_only=False)
 
     def close(self) -> None:
         self.conn.close()
@@ -127,8 +142,10 @@ class EvidenceStore:
         directory: DirectoryExtract | None = None,
         prefect_flow_run_id: str | None = None,
         tool_version: str = __version__,
+        signer: RunSigner | None = None,
     ) -> RunRecord:
-        """Store one collection run (any status) with its pages and observations, atomically.
+        """Store one collection run (any status) with its pages and observations, atomically;
+        with a `signer`, its run_hash is signed in the same transaction.
 
         `directory`: the collection's read of the organization directory (None when it is
         not configured); its pages are stored after the workspace's.
@@ -145,9 +162,14 @@ class EvidenceStore:
         observations = observations_from_pages(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
+        observed = frames.observations_table(run_id, observations)
+        # Digested in a private database: a macro planted in the file (say, one named
+        # sha256) must not decide what the new run's hashes are.
+        digests = hashing.run_digests_apart(
+            run_id, frames.pages_table(run_id, extract.pages, with_body=False), observed
+        )
         views = {
-            "_bb2sv_pages": frames.pages_table(run_id, extract.pages, with_body=False),
-            "_bb2sv_obs": frames.observations_table(run_id, observations),
+            "_bb2sv_obs": observed,
             "_bb2sv_policy": policy_row,
             "_bb2sv_exceptions": exceptions,
         }
@@ -163,9 +185,13 @@ class EvidenceStore:
                     policy,
                     tool_version,
                     prefect_flow_run_id,
+                    digests,
                     directory,
+                    signing_key_id=None if signer is None else signer.key_id,
                 )
                 self._insert(record, extract)
+                if signer is not None:  # the hash covers the key; the signature, the hash
+                    store_signature(self.conn, record, signer)
                 self.conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT has already rolled back; keep the original error.
@@ -196,17 +222,20 @@ class EvidenceStore:
         policy: Policy,
         tool_version: str,
         prefect_flow_run_id: str | None,
+        digests: hashing.RunDigests,
         directory: DirectoryExtract | None,
+        *,
+        signing_key_id: str | None,
     ) -> RunRecord:
         """The run's record, chained to the current head (inside the transaction)."""
         # fetchall, not fetchone: an unfinished result blocks the connection in duckdb 2.0
         head = self.conn.execute(
-            "SELECT seq, run_hash FROM collection_runs ORDER BY seq DESC LIMIT 1"
+            "SELECT r.seq, r.run_hash, s.signature FROM collection_runs AS r "
+            "LEFT JOIN run_signatures AS s USING (run_id) ORDER BY r.seq DESC LIMIT 1"
         ).fetchall()
-        seq, prev = (head[0][0] + 1, head[0][1]) if head else (1, hashing.GENESIS_HASH)
-        raw = hashing.digests(self.conn, "raw", "_bb2sv_pages")
-        obs = hashing.digests(self.conn, "observations", "_bb2sv_obs")
-        identity = hashing.digests(self.conn, "identity", "_bb2sv_obs")
+        seq, prev, prev_signature = (
+            (head[0][0] + 1, head[0][1], head[0][2]) if head else (1, hashing.GENESIS_HASH, None)
+        )
         return RunRecord.sealed(
             run_id=run_id,
             seq=seq,
@@ -225,12 +254,14 @@ class EvidenceStore:
             policy_sha256=policy.sha256,
             policy=frames.policy_record_of(policy),
             prev_run_hash=prev,
-            raw_sha256=raw.get(run_id, hashing.EMPTY_SHA256),
-            observations_sha256=obs.get(run_id, hashing.EMPTY_SHA256),
+            raw_sha256=digests.raw_sha256,
+            observations_sha256=digests.observations_sha256,
             directory_status=None if directory is None else RunStatus(directory.status),
             directory_error=None if directory is None else directory.error,
             directory_source=None if directory is None else directory.source,
-            identity_sha256=identity.get(run_id, hashing.EMPTY_SHA256),
+            identity_sha256=digests.identity_sha256,
+            signing_key_id=signing_key_id,
+            prev_signature=prev_signature,  # the next run's hash covers this run's signature
         )
 
     def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:
@@ -265,26 +296,19 @@ def new_run_id(extract: WorkspaceExtract) -> str:
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
 
 
-def _inspect(path: Path, lock_timeout_s: float) -> int:
-    """Schema version of an existing file, read without writing anything."""
-    if not has_duckdb_header(path):
-        raise NotAnEvidenceFile(
-            f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv evidence "
-            "file. Check --db; the file was left unchanged."
-        )
-    conn = connect(path, read_only=True, lock_timeout_s=lock_timeout_s)
+def _inspect(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Schema version of the attached file, read without writing anything."""
     try:
-        version = schema_version(conn)
+        version = schema_version(conn, EVIDENCE)
         block_size, blocks = conn.execute(
-            "SELECT block_size, used_blocks FROM pragma_database_size()"
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = ?",
+            [EVIDENCE],
         ).fetchall()[0]
     except duckdb.Error as exc:
         raise EvidenceCorrupt(
             f"Evidence file {path} could not be read ({str(exc).splitlines()[0]}). Restore "
             "it from a backup; the file was left unchanged."
         ) from None
-    finally:
-        conn.close()
     # DuckDB reads data blocks lazily, so a truncated file opens fine. The file must hold
     # at least its used blocks after the three 4 KiB header blocks (total_blocks is no
     # bound: free blocks at the end are cut off the file).
@@ -308,3 +332,24 @@ def _inspect(path: Path, lock_timeout_s: float) -> int:
             supported=LATEST_VERSION,
         )
     return version
+
+
+def _require_latest(version: int, path: Path) -> None:
+    if version < LATEST_VERSION:
+        raise EvidenceError(
+            f"Evidence file {path} has schema version {version}, older than this "
+            f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
+            "upgrade it, then query it."
+        )
+
+
+def _refuse_planted_macros(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    planted = foreign_macros(conn)
+    if planted:
+        raise IntegrityError(
+            f"Evidence file {path} holds macros that bb2sv did not create "
+            f"({', '.join(planted)}): someone edited the file, and such macros change what "
+            "SQL run in it means, so bb2sv will not write to it. Run `bb2sv verify` to see "
+            "every change, then restore the file from a backup (or, once you know what "
+            "happened, DROP MACRO them). The file was left unchanged."
+        )

@@ -23,7 +23,7 @@ import duckdb
 from tasks.canonical import sha256_hex
 from tasks.report.daily import load_daily, violation_changes
 from tasks.report.daily_formats import daily_files
-from tasks.report.formatting import pct
+from tasks.report.formatting import fingerprint, pct
 from tasks.report.manifest import manifest_bytes
 from tasks.report.model import ReportBundle
 from tasks.report.output import (
@@ -75,7 +75,11 @@ def write_daily_report(
         run_id=run.run_id,
         run_hash=run.run_hash,
         emulated=run.emulated,
-        extra={"status": report.status},
+        extra={
+            "status": report.status,
+            "signing_key_fingerprint": fingerprint(run.signing_key_id),
+            "signature": run.signature,
+        },
     )
     summary = (
         f"**{run.workspace}** {report.status}: compliance {pct(report.compliance_pct)}, "
@@ -114,6 +118,8 @@ def write_period_report(
         emulated=report.emulated,
         extra={
             "status": report.status,
+            "signing_key_fingerprints": report.signing_keys,
+            "signature": last.signature if last else None,
             "start": start.isoformat(),
             "end": end.isoformat(),
             "run_ids": report.runs["run_id"].tolist(),

@@ -15,6 +15,7 @@ import pandas as pd
 from tasks.canonical import as_utc
 
 NOT_APPLICABLE = "n/a"
+UNSIGNED = "unsigned"
 
 
 def iso_utc(moment: datetime | pd.Timestamp | None) -> str | None:
@@ -52,6 +53,19 @@ def text(value: object) -> str:
     except (TypeError, ValueError):
         pass
     return str(value)
+
+
+def fingerprint(key_id: str | None) -> str:
+    """How reports name the key that signed a run: its key id, the SHA-256 (hex) of the raw
+    Ed25519 public key, as `bb2sv keygen` prints it; "unsigned" when no key signed it."""
+    return key_id or UNSIGNED
+
+
+def fingerprints_text(keys: list[dict]) -> str:
+    """One line for the signing keys of several runs (`[{"fingerprint", "runs"}]`)."""
+    if len(keys) <= 1:
+        return keys[0]["fingerprint"] if keys else UNSIGNED
+    return ", ".join(f"{key['fingerprint']} ({key['runs']} runs)" for key in keys)
 
 
 def utc_day_series(series: pd.Series) -> pd.Series:

@@ -39,6 +39,8 @@ class RunInfo:
     directory_status: str | None = None  # None: no organization directory configured
     directory_error: str | None = None
     directory_source: str | None = None
+    signing_key_id: str | None = None  # fingerprint of the key that signed it; None: unsigned
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,23 @@ class DailyReport:
         return self.run.started_at.date()
 
     @property
+    def source_changed(self) -> bool:
+        """This run read the Bitbucket API at another base URL than the workspace's previous
+        complete run (what `daily_compliance.source_changed` says of a day's run)."""
+        previous = self.previous_run
+        return previous is not None and previous.source != self.run.source
+
+    @property
+    def directory_source_changed(self) -> bool:
+        """Both runs read the organization directory, at different Admin API URLs."""
+        previous, run = self.previous_run, self.run
+        return (
+            previous is not None
+            and None not in (previous.directory_source, run.directory_source)
+            and previous.directory_source != run.directory_source
+        )
+
+    @property
     def compliance_pct(self) -> float | None:
         # An incomplete run never shows a percentage that could pass for a result.
         return None if self.status == INCOMPLETE else self.counts.compliance_pct
@@ -135,6 +154,7 @@ class PeriodReport:
     members: pd.DataFrame = field(default_factory=pd.DataFrame)  # how each member passed
     sources: list[dict] = field(default_factory=list)  # each source's coverage of the window
     attestations: pd.DataFrame = field(default_factory=pd.DataFrame)  # SSO relied on
+    signing_keys: list[dict] = field(default_factory=list)  # fingerprint → complete runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,14 @@ the report of a closed period does not change when later runs are added.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
 
 from tasks.report.daily import load_run, sort_findings
+from tasks.report.formatting import fingerprint
 from tasks.report.model import COMPLIANT, INCOMPLETE, NON_COMPLIANT, PeriodReport, RunInfo
 from tasks.report.output import ReportError
 from tasks.report.queries import first_row, frame
@@ -70,7 +72,19 @@ def load_period(
         members=frame(conn, "period_members", **params),
         sources=source_coverage(days),
         attestations=frame(conn, "period_attestations", **params),
+        signing_keys=signing_keys(complete),
     )
+
+
+def signing_keys(runs: pd.DataFrame) -> list[dict]:
+    """Each key that signed the window's complete runs, by fingerprint ("unsigned" for runs
+    no key signed), with its number of runs: most runs first, then by fingerprint."""
+    keys = runs["signing_key_id"].astype("object").where(runs["signing_key_id"].notna(), None)
+    counts = Counter(fingerprint(key) for key in keys)
+    return [
+        {"fingerprint": name, "runs": count}
+        for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
 
 
 def source_coverage(days: pd.DataFrame) -> list[dict]:

@@ -15,7 +15,13 @@ from tasks.report import render
 from tasks.report.chart import trend_svg
 from tasks.report.controls import COVERAGE_NOTE, EMULATOR_NOTICE, controls_rows
 from tasks.report.daily_formats import run_fields
-from tasks.report.formatting import iso_utc_series, pct, text, utc_day_series
+from tasks.report.formatting import (
+    fingerprints_text,
+    iso_utc_series,
+    pct,
+    text,
+    utc_day_series,
+)
 from tasks.report.identity import basis_rows
 from tasks.report.model import PeriodReport
 from tasks.vocabulary import Factor, MfaBasis, TwoStepState
@@ -145,6 +151,7 @@ def period_context(report: PeriodReport, *, svg: str, svg_name: str) -> dict[str
         "start": report.start.isoformat(),
         "end": report.end.isoformat(),
         "status": report.status,
+        "signing_key": fingerprints_text(report.signing_keys),
         "days_in_window": report.days_in_window,
         "days_with_evidence": report.days_with_evidence,
         "coverage_pct": pct(report.days_with_evidence * 100 / report.days_in_window),
@@ -207,6 +214,7 @@ def period_document(report: PeriodReport, members_csv: str) -> dict[str, Any]:
         "start": report.start.isoformat(),
         "end": report.end.isoformat(),
         "status": report.status,
+        "signing_key_fingerprints": report.signing_keys,
         "coverage": {
             "days_in_window": report.days_in_window,
             "days_with_complete_evidence": report.days_with_evidence,

@@ -143,6 +143,18 @@ def test_bad_policy_names_the_line(tmp_path, emu):
     assert "sla_days" in result.stderr and "line 2" in result.stderr
 
 
+def test_policy_days_out_of_bounds_stop_collect_before_anything_is_stored(tmp_path, emu):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("grace_days: 7\nsla_days: 1000000000\n", encoding="utf-8")
+    result = collect(tmp_path, "acme", "--policy", str(policy), env=emulator_env(emu))
+    assert result.exit_code == 3, result.output
+    assert_clean_exit(result)
+    message = result.stderr
+    assert str(policy) in message and "line 2" in message and "sla_days" in message
+    assert "from 0 to 3650 days" in message
+    assert not (tmp_path / "e.duckdb").exists(), "nothing is stored with a bad policy"
+
+
 def test_unwritable_reports_dir_is_a_config_error(tmp_path, emu):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the reports directory should be")

@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 
 from bb2sv.demo import new_run_dir, run_demo
-from tasks.evidence.integrity import verify_chain
 from tasks.evidence.query import run_query
+from tasks.evidence.verification import verify_evidence
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -20,7 +20,11 @@ def test_demo_writes_verified_evidence_and_reports(tmp_path):
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     db = folder / "evidence.duckdb"
     assert str(db) in summary
-    assert verify_chain(db).ok
+    anchors = folder / "reports" / "anchors.jsonl"
+    assert f"--anchor-log {anchors}" in summary
+    verified = verify_evidence(db, anchor_log=anchors)  # backfill and flow both anchor
+    assert verified.ok, verified.report()
+    assert f"{3 * 6} of {3 * 6} runs anchored" in verified.report()
     runs = run_query(db, "select status, count(*) as n from collection_runs group by 1")
     counts = dict(zip(runs["status"], runs["n"], strict=True))
     # 5 backfilled days × 3 workspaces + today's flow run; two days of one are incomplete

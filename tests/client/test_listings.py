@@ -100,7 +100,7 @@ def test_plus_goes_on_the_wire_as_2b_over_one_kept_alive_connection(
     server = canned_server(200, b'{"pagelen": 100, "size": 0, "values": []}')
     extract = collect(settings_at(server.base_url, "t-wire-1"), "acme")
     assert extract.status == "complete", extract.error
-    assert extract.emulated is False  # no X-Bb2sv-Emulator header from this server
+    assert extract.emulated is True  # a loopback URL, though this server sends no header
     request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
     assert request_lines == [
         b"GET /2.0/workspaces/acme/members?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled"
@@ -110,3 +110,29 @@ def test_plus_goes_on_the_wire_as_2b_over_one_kept_alive_connection(
     assert server.connections == 1  # HTTP/1.1 keep-alive: both pages on one connection
     assert b"\r\nAuthorization: Bearer t-wire-1" in server.heads[0]
     assert b"Connection: keep-alive" in server.heads[0]
+
+
+def test_a_server_calling_itself_the_emulator_is_not_believed():
+    """`emulated` comes from the configured URL. A server that is not on loopback (here an
+    in-process transport standing in for one: no real non-loopback HTTPS server can run in a
+    test) and answers with the emulator's header still gives real, not emulator, data."""
+    import httpx
+
+    from tasks.bitbucket.config import BitbucketSettings, is_emulator_url
+    from tasks.bitbucket.extract import extract_workspace
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {"pagelen": 100, "size": 0, "values": []}
+        return httpx.Response(200, json=body, headers={"X-Bb2sv-Emulator": "1"})
+
+    settings = BitbucketSettings(
+        auth=BearerToken("t-hostile-1"), api_url="https://bitbucket.example.test/2.0"
+    )
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        extract = extract_workspace(settings, "acme", client=http)
+    assert extract.status == "complete", extract.error
+    assert extract.emulated is False
+    assert [is_emulator_url(url) for url in (
+        "https://api.bitbucket.org/2.0", "http://127.0.0.1:8765/2.0", "http://localhost:1/2.0",
+        "https://127.0.0.2/2.0", "http://[::1]:8765/2.0", "https://127.0.0.1.example.com/2.0",
+    )] == [False, True, True, True, True, False]  # fmt: skip

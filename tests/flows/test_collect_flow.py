@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 from prefect.events.clients import AssertingEventsClient
 from prefect.events.worker import EventsWorker
@@ -71,6 +72,20 @@ def test_artifacts_link_the_run(tmp_path, bitbucket_env):
     assert summary is not None and "alpha" in summary.data
     table = Artifact.get("bb2sv-run-alpha")
     assert table is not None and state.result()[0].run_id in table.data
+
+
+def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(tmp_path, bitbucket_env):
+    from prefect.artifacts import Artifact
+
+    for _ in range(2):  # the key holds the newest run's line; older ones stay in its history
+        state = run_collect(tmp_path, ["alpha"])
+        assert state.is_completed(), state.message
+    logged = (tmp_path / "reports" / "anchors.jsonl").read_text().splitlines()
+    artifact = Artifact.get("bb2sv-anchor-alpha")
+    assert artifact is not None
+    witnessed = artifact.data.split("```json\n", 1)[1].split("\n```", 1)[0]
+    assert witnessed == logged[-1]  # the very line, anchored_at included
+    assert orjson.loads(witnessed)["run_id"] == state.result()[0].run_id
 
 
 def test_incomplete_workspace_fails_the_run_and_keeps_the_good_one(tmp_path, bitbucket_env):

@@ -6,6 +6,7 @@ DuckDB files, a real reader process holding the evidence file, a real SIGTERM.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -217,6 +218,8 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
     runs, _ = stored(tmp_path, "workspace, status")
     assert runs == [("alpha", "complete"), ("beta", "complete")], "the spooled run first"
     assert list(spooled.parent.iterdir()) == []
+    anchored = (tmp_path / "r" / "anchors.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["workspace"] for line in anchored] == ["alpha", "beta"]
     from tasks.evidence.integrity import verify_chain
 
     assert verify_chain(db).ok

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from emulator.offline import make_extract, member
+from emulator.offline import ORIGIN, make_extract, member
+from tasks.evidence.keys import RunSigner
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy
 from tasks.vocabulary import ErrorKind, RunStatus
@@ -32,6 +33,8 @@ def record(
     minute: int = 0,
     status: RunStatus = RunStatus.COMPLETE,
     emulated: bool = False,
+    signer: RunSigner | None = None,
+    origin: str = ORIGIN,
 ) -> str:
     """Record one run of `members` at `day` hour:minute and return its run_id. A run that is
     not complete stopped after its first page (HTTP 503 on page 2)."""
@@ -40,8 +43,8 @@ def record(
         stopped = {"pages_read": 1, "error": "HTTP 503 on page 2 after 5 attempts",
                    "error_kind": ErrorKind.TRANSIENT}  # fmt: skip
     extract = make_extract(workspace, members, at=at(day, hour, minute), status=status,
-                           emulated=emulated, **stopped)  # fmt: skip
-    return store.record_run(extract, policy=policy).run_id
+                           emulated=emulated, origin=origin, **stopped)  # fmt: skip
+    return store.record_run(extract, policy=policy, signer=signer).run_id
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 from tasks.policy import (
     DEFAULT_GRACE_DAYS,
     DEFAULT_POLICY,
+    Policy,
     PolicyError,
     load_policy,
 )
@@ -78,7 +79,9 @@ def test_empty_file_is_the_default_values_with_its_own_hash(tmp_path):
 @pytest.mark.parametrize(
     ("text", "field", "line", "words"),
     [
-        ("grace_days: 7\nsla_days: -1\n", "sla_days", 2, "0 or more"),
+        ("grace_days: 7\nsla_days: -1\n", "sla_days", 2, "from 0 to 3650 days"),
+        ("grace_days: 7\nsla_days: 1000000000\n", "sla_days", 2, "from 0 to 3650 days"),
+        ("grace_days: 3651\n", "grace_days", 1, "from 0 to 3650 days (ten years), got 3651"),
         ("grace_days: seven\n", "grace_days", 1, "whole number"),
         ("grace_days: true\n", "grace_days", 1, "whole number"),
         ("grace_days: 1\nsla_dayz: 3\n", "sla_dayz", 2, "unknown key"),
@@ -105,6 +108,15 @@ def test_bad_values_name_file_field_and_line(tmp_path, text, field, line, words)
     assert (error.field, error.line) == (field, line)
     assert str(path) in str(error) and f"line {line}" in str(error) and field in str(error)
     assert words in str(error)
+
+
+def test_the_bounds_themselves_are_allowed_and_policies_built_in_code_keep_them(tmp_path):
+    policy = load_policy(write(tmp_path, "grace_days: 0\nsla_days: 3650\n"))
+    assert (policy.grace_days, policy.sla_days) == (0, 3650)
+    with pytest.raises(PolicyError, match="sla_days: must be a whole number of days from 0 to"):
+        Policy(sla_days=1_000_000_000)
+    with pytest.raises(PolicyError, match="grace_days"):
+        Policy(grace_days=-1)
 
 
 def test_bad_yaml_names_the_line(tmp_path):

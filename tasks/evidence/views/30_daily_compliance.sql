@@ -5,6 +5,8 @@
 -- compliance_pct = (members - without_basis) / members * 100, and 100 when members = 0.
 -- directory_status: how that run read the organization directory (NULL: not configured);
 -- in_directory: members in scope whom the directory lists.
+-- source_changed: that run read the Bitbucket API at another base URL than the workspace's
+-- previous complete run (complete_runs.source_changed): evidence from somewhere else.
 CREATE OR REPLACE VIEW daily_compliance AS
 WITH day_runs AS (
     SELECT
@@ -51,6 +53,8 @@ SELECT
     coalesce(c.excepted, 0) AS basis_exception,
     coalesce(c.without_basis, 0) AS without_basis,
     d.directory_status,
-    coalesce(c.in_directory, 0) AS in_directory
+    coalesce(c.in_directory, 0) AS in_directory,
+    r.source_changed
 FROM day_runs AS d
-LEFT JOIN counts AS c ON c.run_id = d.run_id;
+LEFT JOIN counts AS c ON c.run_id = d.run_id
+JOIN complete_runs AS r ON r.run_id = d.run_id;

@@ -1,0 +1,74 @@
+"""Read-only connections that run only the SQL bb2sv ships, and nothing that touches other
+files.
+
+    conn = open_sandboxed(Path("evidence.duckdb"), lock_timeout_s=30)
+    conn.sql("SELECT * FROM daily_compliance")   # the shipped view over the file's tables
+
+The evidence file is ATTACHed read-only as `evidence` into a private in-memory database.
+That database holds a pass-through view per evidence table and the shipped views and
+macros (`catalog.create_shipped`); the file's catalog is not on the search path, so names,
+functions and macros resolve to bb2sv's definitions and DuckDB's built-ins, never to
+something stored in the file. Then the connection is locked down: no file access beyond
+the attached file (`enable_external_access=false`: no read_text, COPY, ATTACH, INSTALL or
+LOAD) and `lock_configuration=true`, so SQL cannot turn that back on. Reports, `bb2sv
+query`, events and verify all read this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from tasks.evidence.catalog import EVIDENCE, create_shipped
+from tasks.evidence.connection import in_memory, path_literal, translate, wait_for_lock
+
+__all__ = ["attach_read_only", "open_sandboxed", "sandbox"]
+
+
+def open_sandboxed(
+    path: Path, *, lock_timeout_s: float, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The file attached read-only under the shipped catalog, locked down (see above)."""
+    return sandbox(attach_read_only(path, lock_timeout_s=lock_timeout_s), path, threads=threads)
+
+
+def sandbox(
+    conn: duckdb.DuckDBPyConnection, path: Path, *, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An `attach_read_only` connection given the shipped catalog, then locked down."""
+    with _closed_on_failure(conn, path):
+        if threads is not None:
+            conn.execute(f"SET threads = {int(threads)}")
+        create_shipped(conn)
+        conn.execute("SET lock_configuration = true")
+    return conn
+
+
+def attach_read_only(path: Path, *, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """A private in-memory database with the file attached read-only as `evidence` and no
+    file access beyond it; its catalog is empty and its configuration still open."""
+    conn = in_memory(external_access=True)  # only until the file is attached
+    with _closed_on_failure(conn, path):
+        wait_for_lock(
+            lambda: conn.execute(f"ATTACH {path_literal(path)} AS {EVIDENCE} (READ_ONLY)"),
+            path,
+            lock_timeout_s,
+        )
+        # Spill where a read-only connection to the file would (next to it), not the cwd.
+        conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
+        conn.execute("SET enable_external_access = false")
+    return conn
+
+
+@contextmanager
+def _closed_on_failure(conn: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, duckdb.Error):
+            raise translate(exc, path, action="open") from None
+        raise

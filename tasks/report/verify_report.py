@@ -1,0 +1,200 @@
+"""`bb2sv verify-report`: a report's files against its manifest, and (with the evidence file)
+the manifest against the evidence it was built from.
+
+    result = verify_report(Path("reports/2026-11-27/acme/daily-….manifest.json"))
+    result = verify_report(manifest_path, conn)          # conn: a read-only evidence store
+    result.ok, result.report()
+
+Without the evidence file, only the files are checked against the manifest, and whoever
+edits a report can rewrite its manifest too. With it: the manifest's runs must be in the
+file with the same run_hash (and signature), and the report is built again from the
+evidence (reports are a pure function of it) and must give the very same manifest, so a
+changed figure shows even when the manifest was rewritten to match. Run `bb2sv verify` for
+the evidence file itself.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from tasks.bitbucket.exceptions import ConfigError
+from tasks.canonical import sha256_hex, visible_controls
+from tasks.report import write_daily_report, write_period_report
+from tasks.report.daily import load_run
+from tasks.report.manifest import MANIFEST_SCHEMA
+from tasks.report.output import ReportError
+
+__all__ = ["ReportVerification", "verify_report"]
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # what report files are called
+
+
+@dataclass(slots=True)
+class ReportVerification:
+    manifest: Path
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def report(self) -> str:
+        if self.ok:
+            lines = [f"OK: {self.files} file(s) match {self.manifest.name}."]
+        else:
+            lines = [f"FAILED: {self.manifest}: {len(self.problems)} problem(s):"]
+            lines += [f"  - {problem}" for problem in self.problems]
+        lines += [f"Note: {note}" for note in self.notes]
+        # Run ids and names come from the manifest: each stays on its line, escapes visible.
+        return "\n".join(visible_controls(line) for line in lines)
+
+
+def verify_report(
+    manifest_path: Path, conn: duckdb.DuckDBPyConnection | None = None
+) -> ReportVerification:
+    """Check the files, then (with `conn`) the runs and a rebuild from the evidence."""
+    given = _read(manifest_path)
+    document = _parse(given, manifest_path)
+    result = ReportVerification(manifest_path, files=len(document["files"]))
+    result.problems += _file_problems(manifest_path.parent, document["files"])
+    if conn is None:
+        result.notes.append(
+            "checked against the manifest only; pass --db to check the manifest against the "
+            "evidence (whoever edits a report can rewrite its manifest too)."
+        )
+        return result
+    run_problems = _run_problems(conn, document)
+    result.problems += run_problems
+    if not run_problems:
+        _compare_rebuild(conn, document, given, manifest_path.name, result)
+    return result
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot read the manifest {path} ({exc.strerror}). Pass the *.manifest.json "
+            "written beside the report."
+        ) from None
+
+
+def _parse(given: bytes, path: Path) -> dict[str, Any]:
+    try:
+        document = orjson.loads(given)
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict) or document.get("schema") != MANIFEST_SCHEMA:
+        raise ConfigError(
+            f"{path} is not a bb2sv report manifest ({MANIFEST_SCHEMA}). Pass the "
+            "*.manifest.json written beside the report."
+        )
+    if not isinstance(document.get("files"), list):
+        raise ConfigError(f"{path} lists no files; it is not a complete bb2sv report manifest.")
+    return document
+
+
+def _file_problems(folder: Path, entries: list[Any]) -> list[str]:
+    problems = []
+    for entry in entries:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        if not _PLAIN_NAME.match(name):
+            problems.append(f"the manifest lists {name!r}, which is not a report file name")
+            continue
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif sha256_hex(path.read_bytes()) != entry.get("sha256"):
+            problems.append(f"{name} has changed since it was written (its SHA-256 differs)")
+    return problems
+
+
+def _run_problems(conn: duckdb.DuckDBPyConnection, document: dict[str, Any]) -> list[str]:
+    problems = []
+    if document.get("run_id") is not None:
+        try:
+            run = load_run(conn, document["run_id"])[0]
+        except ReportError:
+            return [f"run {document['run_id']} of the manifest is not in the evidence file"]
+        if run.run_hash != document.get("run_hash"):
+            problems.append(
+                f"the manifest's run {run.run_id} has run_hash {document.get('run_hash')}, "
+                f"the evidence file {run.run_hash} (one of them was rewritten)"
+            )
+        # Manifests written before runs were signed carry no signature field.
+        if "signature" in document and document["signature"] != run.signature:
+            problems.append(
+                f"the manifest's signature of run {run.run_id} is not the one stored in the "
+                "evidence file (one of them was changed, or the run was re-signed)"
+            )
+    for run_id in document.get("run_ids") or []:
+        try:
+            load_run(conn, run_id)
+        except ReportError:
+            problems.append(f"run {run_id} covered by the report is not in the evidence file")
+    return problems
+
+
+def _compare_rebuild(
+    conn: duckdb.DuckDBPyConnection,
+    document: dict[str, Any],
+    given: bytes,
+    manifest_name: str,
+    result: ReportVerification,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="bb2sv-verify-report-") as folder:
+        try:
+            bundle = _rebuild(conn, document, Path(folder))
+        except (ReportError, KeyError, ValueError) as exc:
+            result.problems.append(f"the report cannot be built again from the evidence: {exc}")
+            return
+        rebuilt = bundle.manifest_path.read_bytes()
+    if rebuilt == given and bundle.manifest_path.name == manifest_name:
+        result.notes.append(
+            f"run {document['run_id']} is in the evidence file with the same run_hash, and "
+            "building the report again from the evidence gives the same files."
+        )
+        return
+    again = orjson.loads(rebuilt)
+    if again.get("run_id") != document.get("run_id"):
+        result.notes.append(
+            "the evidence now holds later runs in this window than when the report was "
+            "written, so its content was not rebuilt; its runs and files were checked."
+        )
+        return
+    result.problems += _differences(document, again)
+
+
+def _rebuild(conn: duckdb.DuckDBPyConnection, document: dict[str, Any], folder: Path):
+    if document["kind"] == "daily":
+        return write_daily_report(conn, document["run_id"], folder)
+    start, end = date.fromisoformat(document["start"]), date.fromisoformat(document["end"])
+    return write_period_report(conn, document["workspace"], start, end, folder)
+
+
+def _differences(document: dict[str, Any], again: dict[str, Any]) -> list[str]:
+    listed = {item.get("name"): item.get("sha256") for item in document["files"]}
+    derived = {item["name"]: item["sha256"] for item in again["files"]}
+    problems = [
+        f"{name} differs from the report the evidence gives (the report and its manifest "
+        "were changed after they were written)"
+        for name in sorted(listed.keys() | derived.keys())
+        if listed.get(name) != derived.get(name)
+    ]
+    problems += [
+        f"the manifest says {key} = {document.get(key)!r}, the evidence gives {again.get(key)!r}"
+        for key in sorted(again.keys() - {"files"})
+        if document.get(key) != again.get(key)
+    ]
+    return problems or ["the manifest's bytes differ from the one the evidence gives"]

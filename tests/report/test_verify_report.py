@@ -1,0 +1,135 @@
+"""verify_report: files against the manifest, the manifest against the evidence (a rebuild)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+
+import pytest
+
+from tasks.bitbucket.exceptions import ConfigError
+from tasks.canonical import sha256_hex
+from tasks.evidence.store import EvidenceStore
+from tasks.report import write_daily_report, write_period_report
+from tasks.report.verify_report import verify_report
+
+START = date(2026, 9, 1)
+
+
+def people(day: date, member) -> list:
+    return [member("alice", True, "owner"), member("bob", day >= date(2026, 9, 3))]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, build):
+    """Five daily runs of `acme`, 2026-09-01 to 09-05."""
+    path = tmp_path_factory.mktemp("verify-report") / "evidence.duckdb"
+    with EvidenceStore.open(path) as store:
+        runs = [
+            build.record(store, "acme", START + timedelta(days=n), people(START, build.member))
+            for n in range(5)
+        ]
+    return path, runs
+
+
+@pytest.fixture
+def evidence(built, tmp_path):
+    path, runs = built
+    copy = tmp_path / "evidence.duckdb"
+    shutil.copyfile(path, copy)  # one test adds a run
+    return copy, runs
+
+
+def rewrite_consistently(manifest, name: str, old: str, new: str) -> None:
+    """Edit a report file and its manifest entry so that they agree again."""
+    path = manifest.parent / name
+    path.write_bytes(path.read_bytes().replace(old.encode(), new.encode()))
+    document = json.loads(manifest.read_bytes())
+    entry = next(item for item in document["files"] if item["name"] == name)
+    entry["sha256"], entry["bytes"] = sha256_hex(path.read_bytes()), path.stat().st_size
+    manifest.write_text(json.dumps(document))
+
+
+def test_a_period_report_rebuilds_byte_for_byte(evidence, tmp_path):
+    path, _ = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 4), tmp_path / "r")
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert result.ok, result.report()
+    assert result.files == len(bundle.files) and "gives the same files" in result.report()
+
+
+def test_an_edited_period_report_is_caught_only_with_the_evidence(evidence, tmp_path):
+    path, _ = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 4), tmp_path / "r")
+    markdown = bundle.files["md"].name
+    rewrite_consistently(bundle.manifest_path, markdown, "acme", "acne")
+    assert verify_report(bundle.manifest_path).ok
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert not result.ok
+    assert f"{markdown} differs from the report the evidence gives" in result.report()
+
+
+def test_a_window_that_gained_runs_is_not_rebuilt_but_its_runs_are_checked(
+    evidence, tmp_path, build
+):
+    path, _ = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
+    with EvidenceStore.open(path) as store:
+        build.record(store, "acme", date(2026, 9, 20), people(START, build.member))
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert result.ok, result.report()
+    assert "holds later runs in this window" in result.report()
+
+
+def test_a_manifest_naming_another_run_hash_or_a_deleted_run(evidence, tmp_path, build):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[-1], tmp_path / "r")
+    document = json.loads(bundle.manifest_path.read_bytes())
+    document["run_hash"] = "0" * 64
+    bundle.manifest_path.write_text(json.dumps(document))
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert f"has run_hash {'0' * 64}, the evidence file" in result.report()
+    document["run_id"] = "20260905T060000Z-acme-deadbeef"
+    bundle.manifest_path.write_text(json.dumps(document))
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert "run 20260905T060000Z-acme-deadbeef of the manifest is not in the evidence file" in (
+        result.report()
+    )
+
+
+def test_names_that_leave_the_folder_are_refused(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[0], tmp_path / "r")
+    document = json.loads(bundle.manifest_path.read_bytes())
+    document["files"].append({"name": "../../../etc/passwd", "sha256": "0" * 64})
+    bundle.manifest_path.write_text(json.dumps(document))
+    result = verify_report(bundle.manifest_path)
+    assert result.problems == [
+        "the manifest lists '../../../etc/passwd', which is not a report file name"
+    ]
+    (tmp_path / "junk.json").write_text('{"schema": "something-else"}')
+    with pytest.raises(ConfigError, match="is not a bb2sv report manifest"):
+        verify_report(tmp_path / "junk.json")
+
+
+def test_a_report_file_swapped_for_another_days_is_named(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        day2, day5 = (write_daily_report(store.conn, runs[n], tmp_path / "r") for n in (1, 4))
+    assert verify_report(day5.manifest_path).ok
+    # A genuine report, written by bb2sv and listed in its own manifest, put in another's place.
+    day5.files["json"].write_bytes(day2.files["json"].read_bytes())
+    result = verify_report(day5.manifest_path)
+    assert result.problems == [
+        f"{day5.files['json'].name} has changed since it was written (its SHA-256 differs)"
+    ]
