@@ -44,3 +44,19 @@ def synth() -> SimpleNamespace:
     import conftest by name)."""
     builders = {name: getattr(offline, name) for name in offline.__all__}
     return SimpleNamespace(**builders, plain_connect=plain_connect, copy_file=copy_file)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory) -> Path:
+    """One run of 60 members in a file shared by a module whose queries only read (or are
+    refused)."""
+    from datetime import date
+
+    from tasks.evidence.store import EvidenceStore
+    from tasks.policy import DEFAULT_POLICY
+
+    path = tmp_path_factory.mktemp("filled") / "evidence.duckdb"
+    extract = offline.make_extract("acme", offline.synthetic_members(60), day=date(2026, 3, 1))
+    with EvidenceStore.open(path) as store:
+        store.record_run(extract, policy=DEFAULT_POLICY)
+    return path

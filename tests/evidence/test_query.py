@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from tasks.evidence.errors import EvidenceError
 from tasks.evidence.query import run_query
-from tasks.evidence.store import EvidenceStore
-from tasks.policy import DEFAULT_POLICY
-
-
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory, synth):
-    """One run of 60 members, shared: every query here is read-only (or refused)."""
-    db_path = tmp_path_factory.mktemp("query") / "evidence.duckdb"
-    with EvidenceStore.open(db_path) as store:
-        extract = synth.make_extract("acme", synth.synthetic_members(60), day=date(2026, 3, 1))
-        store.record_run(extract, policy=DEFAULT_POLICY)
-    return db_path
 
 
 def test_query_returns_a_dataframe(filled):

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from tasks.evidence.errors import EvidenceError
 from tasks.evidence.query import run_query
-from tasks.evidence.store import EvidenceStore
-from tasks.policy import DEFAULT_POLICY
-
-
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory, synth):
-    path = tmp_path_factory.mktemp("sandbox") / "evidence.duckdb"
-    with EvidenceStore.open(path) as store:
-        extract = synth.make_extract("acme", synth.synthetic_members(20), day=date(2026, 3, 1))
-        store.record_run(extract, policy=DEFAULT_POLICY)
-    return path
 
 
 @pytest.fixture
@@ -84,6 +71,6 @@ def test_a_planted_view_that_reads_a_file_is_refused_too(filled, synth, secret_f
 
 
 def test_selects_and_explain_still_work(filled):
-    assert run_query(filled, "SELECT count(*) AS n FROM member_2sv_observations")["n"][0] == 20
+    assert run_query(filled, "SELECT count(*) AS n FROM member_2sv_observations")["n"][0] == 60
     assert not run_query(filled, "EXPLAIN SELECT * FROM findings").empty
     assert not run_query(filled, "FROM duckdb_views() SELECT view_name").empty
