@@ -68,8 +68,18 @@ def write_frame(frame: pd.DataFrame, fmt: str, console: Console) -> None:
         for column in frame.columns:
             table.add_column(literal(column))
         for row in frame.itertuples(index=False):
-            table.add_row(*[literal("" if value is None else value) for value in row])
+            table.add_row(*[literal(_blank_if_missing(value)) for value in row])
         console.print(table)
+
+
+def _blank_if_missing(value: object) -> object:
+    """SQL NULL reaches pandas as None, NaN, NaT or pd.NA: show it as an empty cell."""
+    try:
+        if value is None or value != value:  # NaN and NaT are not equal to themselves
+            return ""
+    except TypeError:  # pd.NA refuses to be a bool
+        return ""
+    return value
 
 
 def _visible_cell(value: object) -> object:
