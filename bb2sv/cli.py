@@ -127,7 +127,11 @@ def collect(
     ] = 3600.0,
     anchor_log: AnchorLogOption = None,
 ) -> None:
-    """Run the collection flow once. Exit 0 only if every workspace produced a complete run.
+    """Collect once. Exit 0 only if every workspace produced a complete run.
+
+    With a Prefect API configured (PREFECT_API_URL or a Prefect profile) it runs as the
+    `collect-bitbucket-2sv` flow on that server; without one, the same steps run in this
+    process, starting no server (no Prefect events or artifacts then).
 
     Each stored run is signed when BB2SV_SIGNING_KEY (a PEM file) or BB2SV_SIGNING_KEY_BLOCK
     (a Prefect Secret block) is set, and its hash is appended to the anchor log. SIGTERM or
@@ -140,7 +144,7 @@ def collect(
         with interrupt_on_signals(), err.status(f"Collecting {len(workspace)} workspace(s)…"):
             result = run_collect_flow(
                 workspace, db, reports_dir, policy, max_concurrent, retry_delay,
-                attempts, give_up_after, time_limit, anchor_log,
+                attempts, give_up_after, time_limit, anchor_log, console=err,
             )  # fmt: skip
     except Interrupted as stop:
         raise stopped(stop) from None

@@ -1,21 +1,22 @@
-"""Running the flows from the command line: the shared preflight, then a real Prefect flow run."""
+"""Running the flows from the command line: the shared preflight, then the collection.
+
+`bb2sv collect` runs the collection flow when a Prefect API is configured (`PREFECT_API_URL`,
+a Prefect profile or project settings: runs, logs, events and artifacts are then on that
+server), and otherwise the same steps in-process without starting a Prefect server
+(flows/local.py); the evidence and reports are the same either way.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-from flows.outcomes import AuditOutcome, CollectionIncomplete, WorkspaceOutcome
+from bb2sv.terminal import logs_printed
+from flows.outcomes import AuditIncomplete, AuditOutcome, Collection, CollectionIncomplete
 from tasks.bitbucket.exceptions import ConfigError
 
-
-@dataclass(frozen=True, slots=True)
-class Collection:
-    """What a collection flow run produced, whatever its final state."""
-
-    outcomes: list[WorkspaceOutcome]
-    stopped_by: str | None = None
-    not_started: tuple[str, ...] = field(default=())
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def parse_day(text: str, option: str) -> date:
@@ -36,30 +37,38 @@ def run_collect_flow(
     give_up_after_seconds: float = 180.0,
     time_limit_seconds: float = 3600.0,
     anchor_log: str | None = None,
+    console: Console | None = None,
 ) -> Collection:
-    """Preflight (so bad configuration fails before Prefect starts), then the collection flow."""
-    from flows.collect import collect_bitbucket_2sv
+    """Check the options and preflight (bad configuration fails before anything starts),
+    then collect: as the Prefect flow if a Prefect API is configured, else in-process, its
+    warnings printed on `console` (there is no Prefect to show them)."""
+    from flows.collection import CollectionOptions
+    from flows.local import collect_locally, prefect_api_configured
     from tasks.preflight import preflight
 
-    preflight(
-        db_path,
-        reports_dir,
-        policy_path,
-        None,
-        max_concurrent_workspaces,
-        anchor_log,
-        workspaces,
-    )
-    state = collect_bitbucket_2sv(
-        workspaces, db_path, reports_dir, policy_path,
-        max_concurrent_workspaces=max_concurrent_workspaces,
+    options = CollectionOptions.checked(
+        workspaces=workspaces, db_path=db_path, reports_dir=reports_dir,
+        policy_path=policy_path, max_concurrent_workspaces=max_concurrent_workspaces,
         retry_delay_seconds=retry_delay_seconds, attempts=attempts,
         give_up_after_seconds=give_up_after_seconds, time_limit_seconds=time_limit_seconds,
-        anchor_log=anchor_log, return_state=True,
+        anchor_log=anchor_log,
     )  # fmt: skip
+    setup = preflight(
+        db_path, reports_dir, policy_path, None, max_concurrent_workspaces, anchor_log,
+        workspaces,
+    )  # fmt: skip
+    if not prefect_api_configured():
+        if console is None:
+            return collect_locally(options, setup)
+        with logs_printed(console):
+            return collect_locally(options, setup)
+
+    from flows.collect import collect_bitbucket_2sv
+
+    state = collect_bitbucket_2sv(**options.model_dump(), return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, CollectionIncomplete):
-        return Collection(result.outcomes, result.stopped_by, result.not_started)
+        return Collection(result.outcomes, result.stopped_by, result.not_started, result.directory)
     if isinstance(result, BaseException):
         raise result
     return Collection(result)
@@ -68,13 +77,24 @@ def run_collect_flow(
 def run_audit_flow(
     workspaces: list[str], start: date, end: date, db_path: str, reports_dir: str
 ) -> list[AuditOutcome]:
-    from flows.audit_report import bitbucket_2sv_audit_report
+    """The audit-period reports: as the Prefect flow if a Prefect API is configured, else
+    in-process. Raises `AuditIncomplete` (outcomes and all) if a workspace's failed."""
+    from flows.audit import write_audit_reports
+    from flows.local import prefect_api_configured
     from tasks.evidence.store import EvidenceStore
     from tasks.period import check_window
 
     check_window(start, end)
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here
         pass
+    if not prefect_api_configured():
+        outcomes, failures = write_audit_reports(workspaces, start, end, db_path, reports_dir)
+        if failures:
+            raise AuditIncomplete(outcomes, failures)
+        return outcomes
+
+    from flows.audit_report import bitbucket_2sv_audit_report
+
     return flow_result(
         bitbucket_2sv_audit_report(workspaces, start, end, db_path, reports_dir, return_state=True)
     )

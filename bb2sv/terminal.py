@@ -16,8 +16,11 @@ its control characters made visible (`\\x1b`)::
 from __future__ import annotations
 
 import io
+import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -29,7 +32,7 @@ if TYPE_CHECKING:  # imported when used: every command imports this module
     import pandas as pd
     from rich.console import Console
 
-__all__ = ["FORMATS", "labelled", "literal", "write_frame"]
+__all__ = ["FORMATS", "labelled", "literal", "logs_printed", "write_frame"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -84,3 +87,32 @@ def _blank_if_missing(value: object) -> object:
 
 def _visible_cell(value: object) -> object:
     return visible_controls(value) if isinstance(value, str) else value
+
+
+class LiteralLogHandler(logging.Handler):
+    """Log records as `warning: message` lines on a console, the message literally (it may
+    quote a server)."""
+
+    def __init__(self, console: Console, level: int) -> None:
+        super().__init__(level)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = "bold red" if record.levelno >= logging.ERROR else "bold yellow"
+            self.console.print(labelled(f"{record.levelname.lower()}:", record.getMessage(), style))
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def logs_printed(console: Console, level: int = logging.WARNING) -> Iterator[None]:
+    """While the block runs, `bb2sv.*` records at `level` and above are printed on `console`
+    (an ad-hoc collection has no Prefect to show them)."""
+    logger = logging.getLogger("bb2sv")
+    handler = LiteralLogHandler(console, level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.signals import STOP
-from tasks.steps import Attempt
+from tasks.step_functions import Attempt
 from tasks.vocabulary import RunStatus
 
 __all__ = ["AttemptPlan"]

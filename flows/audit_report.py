@@ -14,6 +14,7 @@ with an `AuditIncomplete` exception naming each failure::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from prefect import flow, get_run_logger
@@ -21,13 +22,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.audit import write_audit_reports
 from flows.outcomes import AuditIncomplete, AuditOutcome
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import as_utc
-from tasks.evidence.store import EvidenceStore
 from tasks.period import check_window, previous_month
+from tasks.report import ReportBundle
 from tasks.steps import artifact_key, period_report_task
-from tasks.workspaces import check_workspaces
 
 FLOW_NAME = "bitbucket-2sv-audit-report"
 
@@ -41,28 +42,26 @@ def bitbucket_2sv_audit_report(
     reports_dir: str = "reports",
 ) -> list[AuditOutcome]:
     """Write the audit-period report for each workspace (all in the evidence file if None)."""
-    logger = get_run_logger()
     start, end = audit_window(start, end)
-    if workspaces is None:
-        with EvidenceStore.open(db_path, read_only=True) as store:
-            rows = store.conn.execute(
-                "select distinct workspace from collection_runs order by workspace"
-            ).fetchall()
-        workspaces = [row[0] for row in rows]
-    else:
-        workspaces = check_workspaces(workspaces)
-    outcomes: list[AuditOutcome] = []
-    failures: dict[str, str] = {}
-    for workspace in workspaces:
-        try:
-            outcomes.append(audit_one(workspace, start, end, db_path, reports_dir))
-        except Exception as exc:  # one workspace's report never costs the others theirs
-            failures[workspace] = str(exc) or type(exc).__name__
-            logger.error("%s: the audit report failed: %s", workspace, exc)
+    outcomes, failures = write_audit_reports(
+        workspaces, start, end, db_path, reports_dir,
+        write=period_report_task, publish=publish_summary(start, end), logger=get_run_logger(),
+    )  # fmt: skip
     if failures:
         failure = AuditIncomplete(outcomes, failures)
         return Failed(message=str(failure), data=failure)
     return outcomes
+
+
+def publish_summary(start: date, end: date) -> Callable[[str, ReportBundle], None]:
+    def publish(workspace: str, bundle: ReportBundle) -> None:
+        create_markdown_artifact(
+            markdown=bundle.summary_markdown,
+            key=artifact_key("bb2sv-audit", workspace),
+            description=f"2SV audit period {start}..{end} for {workspace}",
+        )
+
+    return publish
 
 
 def audit_window(start: date | None, end: date | None) -> tuple[date, date]:
@@ -79,21 +78,3 @@ def audit_window(start: date | None, end: date | None) -> tuple[date, date]:
         start, end = previous_month(scheduled)
     check_window(start, end)
     return start, end
-
-
-def audit_one(
-    workspace: str, start: date, end: date, db_path: str, reports_dir: str
-) -> AuditOutcome:
-    bundle = period_report_task(workspace, start, end, db_path, reports_dir)
-    create_markdown_artifact(
-        markdown=bundle.summary_markdown,
-        key=artifact_key("bb2sv-audit", workspace),
-        description=f"2SV audit period {start}..{end} for {workspace}",
-    )
-    get_run_logger().info("%s: %s → %s", workspace, bundle.status, bundle.directory)
-    return AuditOutcome(
-        workspace=workspace,
-        status=bundle.status,
-        directory=str(bundle.directory),
-        files={kind: str(path) for kind, path in bundle.files.items()},
-    )

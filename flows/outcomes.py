@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from tasks.vocabulary import ErrorKind, RunStatus
 
-__all__ = ["AuditIncomplete", "AuditOutcome", "CollectionIncomplete", "WorkspaceOutcome"]
+__all__ = [
+    "AuditIncomplete",
+    "AuditOutcome",
+    "Collection",
+    "CollectionIncomplete",
+    "WorkspaceOutcome",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,32 @@ class WorkspaceOutcome:
     def clean(self) -> bool:
         """Complete with its directory, stored, and every step after it succeeded."""
         return self.complete and self.directory_complete and not self.problems and not self.spooled
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What one collection produced: an outcome per finished workspace, and what kept it from
+    being whole (a stop and the workspaces it kept from starting, the directory's problem)."""
+
+    outcomes: list[WorkspaceOutcome]
+    stopped_by: str | None = None
+    not_started: tuple[str, ...] = ()
+    directory_problem: str | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Every workspace (and the directory) read, stored and reported whole; no stop."""
+        return (
+            self.stopped_by is None
+            and not self.not_started
+            and self.directory_problem is None
+            and all(outcome.clean for outcome in self.outcomes)
+        )
+
+    def failure(self) -> CollectionIncomplete:
+        return CollectionIncomplete(
+            self.outcomes, self.stopped_by, self.not_started, self.directory_problem
+        )
 
 
 class CollectionIncomplete(Exception):

@@ -1,18 +1,18 @@
-"""Thin Prefect task wrappers around the plain functions of each step.
+"""The collection's steps as Prefect tasks: the plain functions of tasks/step_functions.py,
+named and wrapped.
 
-The business logic lives in `tasks.bitbucket`, `tasks.evidence` and `tasks.report`; these
-wrappers only add what Prefect is good at: names, artifacts and events. Retrying a workspace
+The business logic lives in `tasks.bitbucket`, `tasks.evidence` and `tasks.report`, and the
+steps themselves in `tasks.step_functions` (which `bb2sv collect` runs without Prefect when
+no Prefect API is configured); these wrappers only add what Prefect is good at: names, a
+request budget shared by every run of the API, artifacts and events. Retrying a workspace
 is the flow's decision (flows/attempts.py), not a Prefect task retry, so that every attempt
-is stored before the next one starts. Tests call the plain functions, or a task's `.fn`
-where Prefect adds nothing.
+is stored before the next one starts. Tests call the plain functions, or a task's `.fn`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 from prefect import task
@@ -21,32 +21,40 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 
 from tasks.atlassian.config import DirectorySettings
-from tasks.atlassian.extract import extract_directory
 from tasks.atlassian.models import DirectoryExtract
-from tasks.bitbucket.clock import SYSTEM_CLOCK
 from tasks.bitbucket.config import BitbucketSettings
-from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, member_event
 from tasks.evidence import spool
-from tasks.evidence.anchors import AnchorWriteError, append_anchor
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
-from tasks.report import ReportBundle, violation_changes, write_daily_report, write_period_report
+from tasks.report import ReportBundle, violation_changes
 from tasks.shared_budget import pacer_for_run
+from tasks.step_functions import (
+    Attempt,
+    daily_report,
+    extract_attempt,
+    extract_directory_once,
+    period_report,
+    record_attempt,
+    replay_spool,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try at reading a workspace. `not_before` and `stall_until` are on time.monotonic():
-    wait until the first, and let no page keep failing past the second (None: no limit)."""
-
-    workspace: str
-    number: int = 1
-    not_before: float = 0.0
-    stall_until: float | None = None
+__all__ = [
+    "TASK_FOR_STEP",
+    "Attempt",
+    "artifact_key",
+    "daily_report_task",
+    "emit_violation_events_task",
+    "extract_directory_task",
+    "extract_workspace_task",
+    "period_report_task",
+    "publish_artifacts_task",
+    "record_run_task",
+    "replay_spool_task",
+]
 
 
 @task(
@@ -56,14 +64,8 @@ class Attempt:
     persist_result=False,
 )
 def extract_workspace_task(settings: BitbucketSettings, attempt: Attempt) -> WorkspaceExtract:
-    """Read one workspace (never raises for API faults), after the attempt's delay."""
-    SYSTEM_CLOCK.sleep(attempt.not_before - SYSTEM_CLOCK.monotonic())  # a stop ends the wait
-    return extract_workspace(
-        settings,
-        attempt.workspace,
-        pacer=pacer_for_run(settings),
-        stall_until=attempt.stall_until,
-    )
+    """`extract_attempt`, paced by the budget every run against this Prefect API shares."""
+    return extract_attempt(settings, attempt, pacer_for_run(settings))
 
 
 @task(
@@ -73,10 +75,8 @@ def extract_workspace_task(settings: BitbucketSettings, attempt: Attempt) -> Wor
     persist_result=False,
 )
 def extract_directory_task(settings: DirectorySettings) -> DirectoryExtract:
-    """Read the organization directory once (never raises for API faults), with the client's
-    page retries and ceilings. It is not read again as a whole: its pages are stored with
-    every workspace's run, so every request the Admin API saw is on record."""
-    return extract_directory(settings, pacer=pacer_for_run(settings.http))
+    """`extract_directory_once`, paced by the budget shared through the Prefect API."""
+    return extract_directory_once(settings, pacer_for_run(settings.http))
 
 
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
@@ -89,39 +89,19 @@ def record_run_task(
     signer: RunSigner | None = None,
     anchor_log: Path | None = None,
 ) -> spool.StoreResult:
-    """Store (and with `signer` sign) the attempt with the collection's directory read; if
-    the evidence file cannot take it, keep it in the spool. A stored run is appended to
-    `anchor_log`, outside the evidence file, as soon as it is committed, and the same line
-    is published as an artifact."""
-    result = spool.store_or_spool(db_path, extract, policy, flow_run_id, directory, signer)
-    return anchored(result, db_path, signer, anchor_log)
+    """`record_attempt`, each anchor line also published as an artifact."""
+    return record_attempt(
+        extract, db_path, policy, flow_run_id, directory, signer, anchor_log,
+        witness=publish_anchor_artifact,
+    )  # fmt: skip
 
 
 @task(name="store-spooled-runs", cache_policy=NO_CACHE)
 def replay_spool_task(
     db_path: str, signer: RunSigner | None = None, anchor_log: Path | None = None
 ) -> list[spool.StoreResult]:
-    """Store (sign, anchor) the attempts an earlier collection had to spool, before this
-    one's; a result whose `reason` is set was stored but could not be anchored."""
-    return [
-        anchored(spool.StoreResult(record=record), db_path, signer, anchor_log)
-        for record in spool.replay(db_path, signer=signer)
-    ]
-
-
-def anchored(
-    result: spool.StoreResult, db_path: str, signer: RunSigner | None, anchor_log: Path | None
-) -> spool.StoreResult:
-    """Append a stored run to the anchor log and publish the line; a log that cannot be
-    written leaves the run stored, and the result says what to append by hand."""
-    if result.record is None or anchor_log is None:
-        return result
-    try:
-        line = append_anchor(anchor_log, result.record, evidence=Path(db_path), signer=signer)
-    except AnchorWriteError as exc:
-        return dataclasses.replace(result, reason=str(exc))
-    publish_anchor_artifact(result.record, line)
-    return result
+    """`replay_spool`, each anchor line also published as an artifact."""
+    return replay_spool(db_path, signer, anchor_log, witness=publish_anchor_artifact)
 
 
 def publish_anchor_artifact(record: RunRecord, line: str) -> None:
@@ -143,18 +123,14 @@ def publish_anchor_artifact(record: RunRecord, line: str) -> None:
     )
 
 
-@task(name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE)
-def daily_report_task(stored: RunRecord, db_path: str, reports_dir: str) -> ReportBundle:
-    with EvidenceStore.open(db_path, read_only=True) as store:
-        return write_daily_report(store.conn, stored.run_id, Path(reports_dir))
+daily_report_task = task(
+    name="write-daily-report", task_run_name="report-{stored.workspace}", cache_policy=NO_CACHE
+)(daily_report)
 
 
-@task(name="write-period-report", task_run_name="audit-{workspace}", cache_policy=NO_CACHE)
-def period_report_task(
-    workspace: str, start: date, end: date, db_path: str, reports_dir: str
-) -> ReportBundle:
-    with EvidenceStore.open(db_path, read_only=True) as store:
-        return write_period_report(store.conn, workspace, start, end, Path(reports_dir))
+period_report_task = task(
+    name="write-period-report", task_run_name="audit-{workspace}", cache_policy=NO_CACHE
+)(period_report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,3 +189,14 @@ def publish_artifacts_task(stored: RunRecord, bundle: ReportBundle | None) -> No
         key=artifact_key("bb2sv-run", stored.workspace),
         description="Evidence run recorded for this workspace",
     )
+
+
+# Each step of the collection (tasks/step_functions.py) and the task that runs it in a
+# Prefect flow run: flows/collection.py names the plain function, the engine picks.
+TASK_FOR_STEP = {
+    extract_attempt: extract_workspace_task,
+    extract_directory_once: extract_directory_task,
+    record_attempt: record_run_task,
+    replay_spool: replay_spool_task,
+    daily_report: daily_report_task,
+}

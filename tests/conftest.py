@@ -36,10 +36,15 @@ class BackgroundHarness:
         self.ready = threading.Event()
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.api_url: str | None = None
         self.thread = threading.Thread(target=self._run, name="prefect-harness", daemon=True)
 
     def _run(self) -> None:
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            temporary_settings,
+        )
         from prefect.testing.utilities import prefect_test_harness
 
         # Flow-run heartbeats (every 180 s) only matter to a long-lived server watching for
@@ -50,6 +55,7 @@ class BackgroundHarness:
                 temporary_settings(no_heartbeats),
                 prefect_test_harness(server_startup_timeout=120),
             ):
+                self.api_url = PREFECT_API_URL.value()
                 self.ready.set()
                 self.stop.wait()
         except BaseException as exc:  # surfaced to the tests that need the harness
@@ -86,7 +92,17 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """The session's one Prefect test harness (a temporary API and database)."""
+    """The session's one Prefect test harness (a temporary API and database); its API URL."""
     assert _HARNESS is not None, "started at collection for every test that uses it"
     _HARNESS.wait()
-    yield
+    yield _HARNESS.api_url
+
+
+@pytest.fixture
+def no_prefect_api():
+    """No Prefect API configured (in this thread), whatever the session's harness set: what
+    an ad-hoc `bb2sv collect` on a fresh machine sees, so it collects in-process."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield

@@ -1,5 +1,8 @@
 """`bb2sv` commands: error paths in-process with typer's CliRunner, plus two smoke tests of
-the real console script in a subprocess (collect → verify → query, and a corrupt file)."""
+the real console script in a subprocess (collect → verify → query, and a corrupt file).
+
+No Prefect API is configured here, as on a fresh machine: `bb2sv collect` runs in-process.
+One test configures the session's test server and sees the collection run as the flow."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from emulator import WorkspaceSpec, run_emulator
 BB2SV = str(Path(sys.executable).with_name("bb2sv"))
 SECRET = "emu-cli-admin-token-XYZ987"
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("no_prefect_api")
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +62,8 @@ def assert_clean_exit(result) -> None:
 
 
 def bb2sv_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    from prefect.settings import PREFECT_API_URL
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BITBUCKET_")}
-    # The subprocess uses the session's test Prefect server instead of starting its own.
-    base["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    """The real console script, with no Prefect API configured."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "PREFECT_API"))}
     return subprocess.run(
         [BB2SV, *args], env={**base, **env}, capture_output=True, text=True, timeout=180
     )
@@ -202,3 +202,34 @@ def test_version_is_printed():
     result = cli("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"bb2sv {__version__}"
+
+
+def stored_flow_run_ids(db: str) -> list[str | None]:
+    with duckdb.connect(db, read_only=True) as conn:
+        rows = conn.execute("select prefect_flow_run_id from collection_runs").fetchall()
+    return [row[0] for row in rows]
+
+
+def test_without_a_prefect_api_collect_runs_in_process(tmp_path, emu):
+    result = collect(tmp_path, "acme", env=emulator_env(emu))
+    assert result.exit_code == 0, result.output
+    assert stored_flow_run_ids(str(tmp_path / "e.duckdb")) == [None], "no flow run behind it"
+    assert list((tmp_path / "r").rglob("*.html")), "the daily report is written all the same"
+
+
+def test_with_a_prefect_api_collect_runs_as_the_flow(tmp_path, emu, prefect_harness):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.collect import FLOW_NAME
+
+    with temporary_settings({PREFECT_API_URL: prefect_harness}):
+        result = collect(tmp_path, "acme", env=emulator_env(emu))
+        assert result.exit_code == 0, result.output
+        (flow_run_id,) = stored_flow_run_ids(str(tmp_path / "e.duckdb"))
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(UUID(flow_run_id))
+            flow = client.read_flow(flow_run.flow_id)
+    assert flow.name == FLOW_NAME and flow_run.state.is_completed()

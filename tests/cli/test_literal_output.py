@@ -146,7 +146,7 @@ def hostile_api():
     server.server_close()
 
 
-@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.usefixtures("no_prefect_api")
 def test_collect_prints_a_servers_words_literally(tmp_path, hostile_api, hostile):
     result = cli(
         "collect", "--workspace", "acme", "--db", str(tmp_path / "e.duckdb"),

@@ -13,7 +13,8 @@ from prefect.events.worker import EventsWorker
 
 from emulator import Scenario
 from flows.audit_report import bitbucket_2sv_audit_report
-from flows.collect import collect_bitbucket_2sv, sliding_window
+from flows.collect import collect_bitbucket_2sv
+from flows.collection import sliding_window
 from tasks.vocabulary import RunStatus
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -1,0 +1,94 @@
+"""The steps after extraction for N members: store, daily report, violation events, artifacts.
+
+    python benchmarks/post_steps.py 20000    → one JSON line of figures
+
+Each step as the collection runs it: as Prefect tasks inside a flow run against a temporary
+local API (Prefect's start is not counted), and as plain calls (`bb2sv collect` with no
+Prefect API: store and report only). Two runs a day apart, so the second opens and
+resolves violations as a daily run does; the second is the one measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from common import Timer
+
+from emulator.offline import make_extract
+from emulator.world import WorkspaceSpec
+from tasks.policy import DEFAULT_POLICY
+from tasks.step_functions import daily_report, record_attempt
+
+DAY = date(2026, 11, 20)
+
+
+def plain(members: int, folder: Path) -> dict:
+    spec = WorkspaceSpec("bench", members=members, seed=11)
+    db, reports = str(folder / "plain.duckdb"), str(folder / "plain-reports")
+    record_attempt(make_extract(spec, day=DAY.replace(day=19)), db, DEFAULT_POLICY, None)
+    extract = make_extract(spec, day=DAY)
+    with Timer() as store_t:
+        stored = record_attempt(extract, db, DEFAULT_POLICY, None).record
+    with Timer() as report_t:
+        daily_report(stored, db, reports)
+    return {"store_s": store_t.seconds, "report_s": report_t.seconds}
+
+
+def in_flow(members: int, folder: Path) -> dict:
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+
+    from tasks.steps import (
+        daily_report_task,
+        emit_violation_events_task,
+        publish_artifacts_task,
+        record_run_task,
+    )
+
+    spec = WorkspaceSpec("bench", members=members, seed=11)
+    db, reports = str(folder / "flow.duckdb"), str(folder / "flow-reports")
+    record_attempt(make_extract(spec, day=DAY.replace(day=19)), db, DEFAULT_POLICY, None)
+    extract = make_extract(spec, day=DAY)
+
+    @flow(name="post-steps-benchmark")
+    def post_steps() -> dict:
+        with Timer() as store_t:
+            stored = record_run_task(extract, db, DEFAULT_POLICY, None).record
+        with Timer() as report_t:
+            bundle = daily_report_task(stored, db, reports)
+        with Timer() as events_t:
+            sent = emit_violation_events_task(stored, db)
+        with Timer() as artifacts_t:
+            publish_artifacts_task(stored, bundle)
+        return {
+            "store_s": store_t.seconds,
+            "report_s": report_t.seconds,
+            "events_s": events_t.seconds,
+            "events": sent.opened + sent.resolved,
+            "artifacts_s": artifacts_t.seconds,
+        }
+
+    with prefect_test_harness(server_startup_timeout=120):
+        return post_steps()
+
+
+def main(members: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = plain(members, Path(tmp))
+        prefect = in_flow(members, Path(tmp))
+    return {
+        "members": members,
+        "plain": {**local, "total_s": sum(local.values())},
+        "flow": {
+            **prefect,
+            "total_s": sum(v for k, v in prefect.items() if k.endswith("_s")),
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]))))

@@ -1,0 +1,111 @@
+"""The collection without Prefect: the same steps, run in this process on a thread pool.
+
+`bb2sv collect` takes this path when no Prefect API is configured (no `PREFECT_API_URL` in
+the environment or the active Prefect profile), so an ad-hoc run does not start Prefect's
+temporary server (about 10 s). Nothing here imports Prefect. What needs a Prefect API is
+left out, and only that: task runs, events (no automations could see them) and artifacts.
+The evidence, reports, anchor log, signatures, spool, retries and stops are the same.
+
+    from flows.local import collect_locally
+    collection = collect_locally(CollectionOptions(workspaces=["acme"]), setup)
+    collection.whole
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from flows.collection import CollectionOptions, run_collection
+from flows.outcomes import Collection
+from tasks.evidence.run_record import RunRecord
+from tasks.preflight import CollectionSetup
+from tasks.report import ReportBundle
+
+__all__ = ["LocalEngine", "collect_locally", "prefect_api_configured"]
+
+# Extractions of up to 32 workspaces and the directory read at once (the flow's own limit).
+MAX_WORKERS = 33
+
+
+def prefect_api_configured() -> bool:
+    """Whether Prefect has an API to run flows against, as Prefect itself reads its settings
+    (environment, `.env`, prefect.toml, pyproject.toml, the active profile).
+
+    Asking Prefect means importing it (about 1 s), so that is skipped, when Prefect is not
+    loaded yet, if none of the places its settings come from mentions one.
+    """
+    if "prefect" not in sys.modules and not _settings_may_name_an_api():
+        return False
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def _settings_may_name_an_api() -> bool:
+    """False only when no source of Prefect's settings can set its API URL: no PREFECT_API*
+    or PREFECT_PROFILE* variable, no `.env` or prefect.toml here, no [tool.prefect] in
+    pyproject.toml, and a profiles file (in PREFECT_HOME, ~/.prefect) that names no API."""
+    if any(name.startswith(("PREFECT_API", "PREFECT_PROFILE")) for name in os.environ):
+        return True
+    here = Path.cwd()
+    if (here / ".env").exists() or (here / "prefect.toml").exists():
+        return True
+    if "tool.prefect" in _text(here / "pyproject.toml"):
+        return True
+    prefect_home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    return "API" in _text(prefect_home / "profiles.toml").upper()
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+class LocalEngine:
+    """Steps as plain calls; background steps on a thread pool of this process."""
+
+    run_id: str | None = None  # no Prefect flow run to point to
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.log = logging.getLogger("bb2sv.collect")
+
+    def submit(self, step: Callable[..., Any], *args: Any) -> Future:
+        return self.pool.submit(step, *args)
+
+    def next_done(self, handles: list[Future]) -> Future:
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        return next(handle for handle in handles if handle in done)  # the oldest first
+
+    def outcome(self, handle: Future) -> object:
+        error = handle.exception()
+        return handle.result() if error is None else error
+
+    def call(self, step: Callable[..., Any], *args: Any) -> Any:
+        return step(*args)
+
+    def announcements(
+        self, stored: RunRecord, bundle: ReportBundle | None, db_path: str
+    ) -> Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]]:
+        return ()  # events and artifacts need a Prefect API
+
+    def summary(self, collection: Collection) -> None:
+        pass
+
+
+def collect_locally(options: CollectionOptions, setup: CollectionSetup) -> Collection:
+    """Run the collection in this process; `setup` is `preflight(...)` for `options`."""
+    pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="bb2sv-step")
+    try:
+        return run_collection(options, setup, LocalEngine(pool))
+    finally:
+        # A stop has ended every step's waits; nothing left running needs joining twice.
+        pool.shutdown(wait=True, cancel_futures=True)
