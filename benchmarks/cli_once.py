@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import time
 from pathlib import Path
 
@@ -40,8 +40,16 @@ def main(members: int) -> dict:
         # A fresh evidence file each time: the first collection of a new machine.
         collect_runs = [
             timed(
-                [bb2sv, "collect", "-w", "bench", "--db", f"{tmp}/e{run}.duckdb",
-                 "--reports-dir", f"{tmp}/reports{run}"],
+                [
+                    bb2sv,
+                    "collect",
+                    "-w",
+                    "bench",
+                    "--db",
+                    f"{tmp}/e{run}.duckdb",
+                    "--reports-dir",
+                    f"{tmp}/reports{run}",
+                ],
                 env,
             )  # fmt: skip
             for run in range(3)

@@ -145,7 +145,9 @@ class PrefectEngine:
     ) -> Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]]:
         steps: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
         if stored.status == RunStatus.COMPLETE:
-            steps.append(("violation events", emit_violation_events_task, (stored, db_path)))
+            steps.append(
+                ("violation events", emit_violation_events_task, (stored, db_path, bundle))
+            )
         steps.append(("artifacts", publish_artifacts_task, (stored, bundle)))
         return steps
 

@@ -141,11 +141,18 @@ class ViolationEvents:
 
 
 @task(name="emit-violation-events", cache_policy=NO_CACHE)
-def emit_violation_events_task(stored: RunRecord, db_path: str) -> ViolationEvents:
+def emit_violation_events_task(
+    stored: RunRecord, db_path: str, bundle: ReportBundle | None = None
+) -> ViolationEvents:
     """One bounded Prefect event per member whose violation opened or closed since the last
-    complete run (tasks/events.py). Automations (Slack, e-mail, PagerDuty) trigger on them."""
-    with EvidenceStore.open(db_path, read_only=True) as store:
-        opened, resolved = violation_changes(store.conn, stored.run_id)
+    complete run (tasks/events.py). Automations (Slack, e-mail, PagerDuty) trigger on them.
+    The changes come from the run's daily report (`bundle`) when it was written, else from
+    the evidence file."""
+    if bundle is not None and bundle.violation_changes is not None:
+        opened, resolved = bundle.violation_changes
+    else:
+        with EvidenceStore.open(db_path, read_only=True) as store:
+            opened, resolved = violation_changes(store.conn, stored.run_id)
     not_sent = 0
     for change, frame in (("opened", opened), ("resolved", resolved)):
         for member in frame.to_dict("records"):

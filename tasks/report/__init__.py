@@ -90,7 +90,11 @@ def write_daily_report(
     bundle = _write_bundle(
         directory, files, manifest_name, manifest, report.status, summary, run.emulated
     )
-    return dataclasses.replace(bundle, compliance_pct=report.compliance_pct)
+    return dataclasses.replace(
+        bundle,
+        compliance_pct=report.compliance_pct,
+        violation_changes=(report.opened, report.resolved),
+    )
 
 
 def write_period_report(

@@ -163,7 +163,9 @@ class ReportBundle:
 
     `files` maps a format (`md`, `html`, `csv`, `json`, `svg`) to its path; `manifest_path`
     lists every file's SHA-256. `summary_markdown` is a few lines for a Prefect artifact;
-    `compliance_pct` is the daily report's figure (None for an incomplete run or a period).
+    `compliance_pct` is the daily report's figure (None for an incomplete run or a period);
+    `violation_changes` the (opened, resolved) members the daily report found, read from
+    the evidence once for both the report and the events that announce them.
     """
 
     directory: Path
@@ -172,3 +174,4 @@ class ReportBundle:
     status: str
     summary_markdown: str
     compliance_pct: float | None = None
+    violation_changes: tuple[pd.DataFrame, pd.DataFrame] | None = None
