@@ -138,14 +138,18 @@ def collect(
     SIGINT stops it within seconds: what was read is stored as failed runs naming the
     signal, and the exit code is 8.
     """
-    from bb2sv.runner import run_collect_flow
+    from bb2sv.runner import collect_as_configured
+    from flows.collection import CollectionOptions
 
     try:
+        options = CollectionOptions.checked(
+            workspaces=workspace, db_path=db, reports_dir=reports_dir, policy_path=policy,
+            max_concurrent_workspaces=max_concurrent, retry_delay_seconds=retry_delay,
+            attempts=attempts, give_up_after_seconds=give_up_after,
+            time_limit_seconds=time_limit, anchor_log=anchor_log,
+        )  # fmt: skip
         with interrupt_on_signals(), err.status(f"Collecting {len(workspace)} workspace(s)…"):
-            result = run_collect_flow(
-                workspace, db, reports_dir, policy, max_concurrent, retry_delay,
-                attempts, give_up_after, time_limit, anchor_log, console=err,
-            )  # fmt: skip
+            result = collect_as_configured(options, console=err)
     except Interrupted as stop:
         raise stopped(stop) from None
     except Exception as exc:
@@ -200,13 +204,13 @@ def audit_report(
     reports_dir: ReportsOption = "reports",
 ) -> None:
     """Write the audit-period report from the evidence file alone."""
-    from bb2sv.runner import parse_day, run_audit_flow
+    from bb2sv.runner import parse_day, audit_as_configured
     from flows.outcomes import AuditIncomplete
 
     failure = None
     try:
         start, end = parse_day(from_, "--from"), parse_day(to, "--to")
-        results = run_audit_flow(workspace, start, end, db, reports_dir)
+        results = audit_as_configured(workspace, start, end, db, reports_dir)
     except AuditIncomplete as exc:
         results, failure = exc.outcomes, exc
     except Exception as exc:

@@ -18,6 +18,8 @@ from tasks.bitbucket.exceptions import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from flows.collection import CollectionOptions
+
 
 def parse_day(text: str, option: str) -> date:
     try:
@@ -26,36 +28,16 @@ def parse_day(text: str, option: str) -> date:
         raise ConfigError(f"{option} must be a date like 2026-11-27, got {text!r}.") from None
 
 
-def run_collect_flow(
-    workspaces: list[str],
-    db_path: str,
-    reports_dir: str,
-    policy_path: str | None,
-    max_concurrent_workspaces: int = 4,
-    retry_delay_seconds: float = 10.0,
-    attempts: int = 3,
-    give_up_after_seconds: float = 180.0,
-    time_limit_seconds: float = 3600.0,
-    anchor_log: str | None = None,
-    console: Console | None = None,
-) -> Collection:
-    """Check the options and preflight (bad configuration fails before anything starts),
-    then collect: as the Prefect flow if a Prefect API is configured, else in-process, its
-    warnings printed on `console` (there is no Prefect to show them)."""
-    from flows.collection import CollectionOptions
+def collect_as_configured(options: CollectionOptions, console: Console | None = None) -> Collection:
+    """Preflight (bad configuration fails before anything starts), then collect: as the
+    Prefect flow if a Prefect API is configured, else in-process, its warnings printed on
+    `console` (there is no Prefect to show them)."""
     from flows.local import collect_locally, prefect_api_configured
     from tasks.preflight import preflight
 
-    options = CollectionOptions.checked(
-        workspaces=workspaces, db_path=db_path, reports_dir=reports_dir,
-        policy_path=policy_path, max_concurrent_workspaces=max_concurrent_workspaces,
-        retry_delay_seconds=retry_delay_seconds, attempts=attempts,
-        give_up_after_seconds=give_up_after_seconds, time_limit_seconds=time_limit_seconds,
-        anchor_log=anchor_log,
-    )  # fmt: skip
     setup = preflight(
-        db_path, reports_dir, policy_path, None, max_concurrent_workspaces, anchor_log,
-        workspaces,
+        options.db_path, options.reports_dir, options.policy_path, options.secret_blocks,
+        options.max_concurrent_workspaces, options.anchor_log, options.workspaces,
     )  # fmt: skip
     if not prefect_api_configured():
         if console is None:
@@ -74,7 +56,7 @@ def run_collect_flow(
     return Collection(result)
 
 
-def run_audit_flow(
+def audit_as_configured(
     workspaces: list[str], start: date, end: date, db_path: str, reports_dir: str
 ) -> list[AuditOutcome]:
     """The audit-period reports: as the Prefect flow if a Prefect API is configured, else

@@ -21,7 +21,7 @@ from common import Timer
 from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.policy import DEFAULT_POLICY
-from tasks.step_functions import daily_report, record_attempt
+from tasks.step_functions import Destination, daily_report, record_attempt
 
 DAY = date(2026, 11, 20)
 
@@ -29,10 +29,11 @@ DAY = date(2026, 11, 20)
 def plain(members: int, folder: Path) -> dict:
     spec = WorkspaceSpec("bench", members=members, seed=11)
     db, reports = str(folder / "plain.duckdb"), str(folder / "plain-reports")
-    record_attempt(make_extract(spec, day=DAY.replace(day=19)), db, DEFAULT_POLICY, None)
+    to = Destination(db, DEFAULT_POLICY)
+    record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
     extract = make_extract(spec, day=DAY)
     with Timer() as store_t:
-        stored = record_attempt(extract, db, DEFAULT_POLICY, None).record
+        stored = record_attempt(extract, to).record
     with Timer() as report_t:
         daily_report(stored, db, reports)
     return {"store_s": store_t.seconds, "report_s": report_t.seconds}
@@ -51,13 +52,14 @@ def in_flow(members: int, folder: Path) -> dict:
 
     spec = WorkspaceSpec("bench", members=members, seed=11)
     db, reports = str(folder / "flow.duckdb"), str(folder / "flow-reports")
-    record_attempt(make_extract(spec, day=DAY.replace(day=19)), db, DEFAULT_POLICY, None)
+    to = Destination(db, DEFAULT_POLICY)
+    record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
     extract = make_extract(spec, day=DAY)
 
     @flow(name="post-steps-benchmark")
     def post_steps() -> dict:
         with Timer() as store_t:
-            stored = record_run_task(extract, db, DEFAULT_POLICY, None).record
+            stored = record_run_task(extract, to).record
         with Timer() as report_t:
             bundle = daily_report_task(stored, db, reports)
         with Timer() as events_t:

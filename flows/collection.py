@@ -50,6 +50,7 @@ from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
 from tasks.step_functions import (
     Attempt,
+    Destination,
     daily_report,
     extract_attempt,
     extract_directory_once,
@@ -138,7 +139,7 @@ def run_collection(
     limit = f"the flow's {options.time_limit_seconds:g} s time limit (time_limit_seconds)"
     with stop_on_signals(), stop_after(options.time_limit_seconds, limit):
         if spooled_runs(options.db_path):
-            replayed = engine.call(replay_spool, options.db_path, setup.signer, setup.anchor_log)
+            replayed = engine.call(replay_spool, destination(engine, options, setup))
             engine.log.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
             for unanchored in (result.reason for result in replayed if result.reason):
                 engine.log.error("%s", unanchored)
@@ -208,7 +209,7 @@ def collect_all(
         again = plan.next(attempt, extract, now=time.monotonic())
         extract = plan.describe(attempt, extract, again)
         noted = problems.setdefault(attempt.workspace, [])
-        storing = Storing(engine, options, setup, directory())
+        storing = Storing(engine, options, destination(engine, options, setup, directory()))
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
             store(extract, attempt.number, noted, storing)
@@ -249,14 +250,25 @@ def sliding_window(
         fill()  # the caller may have queued a retry
 
 
+def destination(
+    engine: Engine,
+    options: CollectionOptions,
+    setup: CollectionSetup,
+    directory: DirectoryExtract | None = None,
+) -> Destination:
+    """Where this collection's attempts are stored, with the collection's directory read."""
+    return Destination(
+        options.db_path, setup.policy, engine.run_id, directory, setup.signer, setup.anchor_log
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Storing:
-    """Where and with what every attempt of this collection is stored, signed and anchored."""
+    """How one attempt is stored, and its workspace's report written, by this collection."""
 
     engine: Engine
     options: CollectionOptions
-    setup: CollectionSetup
-    directory: DirectoryExtract | None
+    to: Destination
 
     def step(self, name: str, problems: list[str], function: Callable[..., Any], *args: Any):
         """Run one step; if it fails, say so in `problems` and go on (None): one workspace's
@@ -274,11 +286,9 @@ def store(
 ) -> StoreResult | None:
     """Store (sign, anchor) one attempt; if the evidence file could not take it, or the anchor
     log could not be written, say so in `problems`."""
-    setup, engine = storing.setup, storing.engine
     result = storing.step(
-        "store", problems, engine.call, record_attempt, extract, storing.options.db_path,
-        setup.policy, engine.run_id, storing.directory, setup.signer, setup.anchor_log,
-    )  # fmt: skip
+        "store", problems, storing.engine.call, record_attempt, extract, storing.to
+    )
     if result is not None and result.record is None:
         problems.append(f"attempt {number} not stored: {result.reason}")
     elif result is not None and result.reason:
@@ -295,7 +305,7 @@ def store_and_report(
 
     After a stop only the store happens: the evidence first, and the stop promptly.
     """
-    engine, options, directory = storing.engine, storing.options, storing.directory
+    engine, options, directory = storing.engine, storing.options, storing.to.directory
     result = store(extract, attempts, problems, storing)
     stored = None if result is None else result.record
     if stored is None:

@@ -5,9 +5,10 @@ flow runs the same functions as tasks (tasks/steps.py wraps each one with `task(
 adds only what needs Prefect: artifacts and events). Nothing here imports Prefect, so the
 ad-hoc path never pays for starting it.
 
-    from tasks.step_functions import Attempt, extract_attempt, record_attempt
+    from tasks.step_functions import Attempt, Destination, extract_attempt, record_attempt
     extract = extract_attempt(settings, Attempt("acme"))
-    result = record_attempt(extract, "evidence.duckdb", policy, None)
+    result = record_attempt(extract, Destination("evidence.duckdb", policy))
+    result.record.run_hash      # None (and result.spooled set) if the file could not take it
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tasks.report import ReportBundle, write_daily_report, write_period_report
 
 __all__ = [
     "Attempt",
+    "Destination",
     "Witness",
     "daily_report",
     "extract_attempt",
@@ -80,50 +82,52 @@ def extract_directory_once(
     return extract_directory(settings, pacer=pacer)
 
 
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where and how a collection stores its attempts: the evidence file, the policy in force,
+    the Prefect flow run (None ad hoc), the collection's directory read, the signing key and
+    the anchor log (None: not anchored)."""
+
+    db_path: str
+    policy: Policy
+    flow_run_id: str | None = None
+    directory: DirectoryExtract | None = None
+    signer: RunSigner | None = None
+    anchor_log: Path | None = None
+
+
 def record_attempt(
-    extract: WorkspaceExtract,
-    db_path: str,
-    policy: Policy,
-    flow_run_id: str | None,
-    directory: DirectoryExtract | None = None,
-    signer: RunSigner | None = None,
-    anchor_log: Path | None = None,
-    witness: Witness | None = None,
+    extract: WorkspaceExtract, to: Destination, witness: Witness | None = None
 ) -> spool.StoreResult:
-    """Store (and with `signer` sign) the attempt with the collection's directory read; if
-    the evidence file cannot take it, keep it in the spool. A stored run is appended to
-    `anchor_log`, outside the evidence file, as soon as it is committed."""
-    result = spool.store_or_spool(db_path, extract, policy, flow_run_id, directory, signer)
-    return anchored(result, db_path, signer, anchor_log, witness)
+    """Store (and with a signer sign) the attempt with the collection's directory read; if
+    the evidence file cannot take it, keep it in the spool. A stored run is appended to the
+    anchor log, outside the evidence file, as soon as it is committed."""
+    result = spool.store_or_spool(
+        to.db_path, extract, to.policy, to.flow_run_id, to.directory, to.signer
+    )
+    return anchored(result, to, witness)
 
 
-def replay_spool(
-    db_path: str,
-    signer: RunSigner | None = None,
-    anchor_log: Path | None = None,
-    witness: Witness | None = None,
-) -> list[spool.StoreResult]:
+def replay_spool(to: Destination, witness: Witness | None = None) -> list[spool.StoreResult]:
     """Store (sign, anchor) the attempts an earlier collection had to spool, before this
     one's; a result whose `reason` is set was stored but could not be anchored."""
     return [
-        anchored(spool.StoreResult(record=record), db_path, signer, anchor_log, witness)
-        for record in spool.replay(db_path, signer=signer)
+        anchored(spool.StoreResult(record=record), to, witness)
+        for record in spool.replay(to.db_path, signer=to.signer)
     ]
 
 
 def anchored(
-    result: spool.StoreResult,
-    db_path: str,
-    signer: RunSigner | None,
-    anchor_log: Path | None,
-    witness: Witness | None = None,
+    result: spool.StoreResult, to: Destination, witness: Witness | None = None
 ) -> spool.StoreResult:
     """Append a stored run to the anchor log (and tell `witness` the line); a log that
     cannot be written leaves the run stored, and the result says what to append by hand."""
-    if result.record is None or anchor_log is None:
+    if result.record is None or to.anchor_log is None:
         return result
     try:
-        line = append_anchor(anchor_log, result.record, evidence=Path(db_path), signer=signer)
+        line = append_anchor(
+            to.anchor_log, result.record, evidence=Path(to.db_path), signer=to.signer
+        )
     except AnchorWriteError as exc:
         return dataclasses.replace(result, reason=str(exc))
     if witness is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -26,14 +25,13 @@ from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.events import emit_bounded, member_event
 from tasks.evidence import spool
-from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
-from tasks.policy import Policy
 from tasks.report import ReportBundle, violation_changes
 from tasks.shared_budget import pacer_for_run
 from tasks.step_functions import (
     Attempt,
+    Destination,
     daily_report,
     extract_attempt,
     extract_directory_once,
@@ -80,28 +78,15 @@ def extract_directory_task(settings: DirectorySettings) -> DirectoryExtract:
 
 
 @task(name="record-run", task_run_name="record-{extract.workspace}", cache_policy=NO_CACHE)
-def record_run_task(
-    extract: WorkspaceExtract,
-    db_path: str,
-    policy: Policy,
-    flow_run_id: str | None,
-    directory: DirectoryExtract | None = None,
-    signer: RunSigner | None = None,
-    anchor_log: Path | None = None,
-) -> spool.StoreResult:
+def record_run_task(extract: WorkspaceExtract, to: Destination) -> spool.StoreResult:
     """`record_attempt`, each anchor line also published as an artifact."""
-    return record_attempt(
-        extract, db_path, policy, flow_run_id, directory, signer, anchor_log,
-        witness=publish_anchor_artifact,
-    )  # fmt: skip
+    return record_attempt(extract, to, witness=publish_anchor_artifact)
 
 
 @task(name="store-spooled-runs", cache_policy=NO_CACHE)
-def replay_spool_task(
-    db_path: str, signer: RunSigner | None = None, anchor_log: Path | None = None
-) -> list[spool.StoreResult]:
+def replay_spool_task(to: Destination) -> list[spool.StoreResult]:
     """`replay_spool`, each anchor line also published as an artifact."""
-    return replay_spool(db_path, signer, anchor_log, witness=publish_anchor_artifact)
+    return replay_spool(to, witness=publish_anchor_artifact)
 
 
 def publish_anchor_artifact(record: RunRecord, line: str) -> None:

@@ -1,24 +1,19 @@
-"""What the command-line tests share: `bb2sv` run in this process with typer's CliRunner."""
+"""What the command-line tests share: the module's emulator."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from datetime import date
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from bb2sv.cli import app
+from emulator import run_emulator
 
-CREDENTIAL_PREFIXES = ("BITBUCKET_", "ATLASSIAN_", "BB2SV_")
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    """`bb2sv ARGS` in this process; credentials and bb2sv settings come only from `env`."""
-    cleared = {name: None for name in os.environ if name.startswith(CREDENTIAL_PREFIXES)}
-    return CliRunner().invoke(app, list(args), env={**cleared, **(env or {})})
+EMULATOR_DAY = date(2026, 11, 20)
 
 
-@pytest.fixture
-def cli() -> Callable[..., Result]:
-    return invoke
+@pytest.fixture(scope="module")
+def emu(request):
+    """An emulator for the test module: its `EMULATED` workspaces, admin token `TOKEN`."""
+    module = request.module
+    with run_emulator(module.EMULATED, day=EMULATOR_DAY, admin_token=module.TOKEN) as emulator:
+        yield emulator

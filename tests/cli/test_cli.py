@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -18,20 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bb2sv.cli import app
-from emulator import WorkspaceSpec, run_emulator
+from emulator import WorkspaceSpec
 
 BB2SV = str(Path(sys.executable).with_name("bb2sv"))
-SECRET = "emu-cli-admin-token-XYZ987"
+SECRET = TOKEN = "emu-cli-admin-token-XYZ987"
+EMULATED = [WorkspaceSpec("acme", members=150, seed=5)]
 
 pytestmark = pytest.mark.usefixtures("no_prefect_api")
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with run_emulator(
-        [WorkspaceSpec("acme", members=150, seed=5)], day=date(2026, 11, 20), admin_token=SECRET
-    ) as emulator:
-        yield emulator
 
 
 def emulator_env(emu, token: str = SECRET) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from uuid import UUID
@@ -15,19 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bb2sv.cli import app
-from emulator import WorkspaceSpec, run_emulator
+from emulator import WorkspaceSpec
 
 TOKEN = "emu-verify-admin-token-QRS321"
+EMULATED = [WorkspaceSpec("acme", members=120, seed=8)]
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with run_emulator(
-        [WorkspaceSpec("acme", members=120, seed=8)], day=date(2026, 11, 20), admin_token=TOKEN
-    ) as emulator:
-        yield emulator
 
 
 def cli(*args: str, env: dict[str, str] | None = None):
