@@ -204,7 +204,7 @@ def audit_report(
     reports_dir: ReportsOption = "reports",
 ) -> None:
     """Write the audit-period report from the evidence file alone."""
-    from bb2sv.runner import parse_day, audit_as_configured
+    from bb2sv.runner import audit_as_configured, parse_day
     from flows.outcomes import AuditIncomplete
 
     failure = None

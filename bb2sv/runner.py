@@ -32,7 +32,8 @@ def collect_as_configured(options: CollectionOptions, console: Console | None = 
     """Preflight (bad configuration fails before anything starts), then collect: as the
     Prefect flow if a Prefect API is configured, else in-process, its warnings printed on
     `console` (there is no Prefect to show them)."""
-    from flows.local import collect_locally, prefect_api_configured
+    from flows.local import collect_locally
+    from tasks.prefect_api import prefect_api_configured
     from tasks.preflight import preflight
 
     setup = preflight(
@@ -62,9 +63,9 @@ def audit_as_configured(
     """The audit-period reports: as the Prefect flow if a Prefect API is configured, else
     in-process. Raises `AuditIncomplete` (outcomes and all) if a workspace's failed."""
     from flows.audit import write_audit_reports
-    from flows.local import prefect_api_configured
     from tasks.evidence.store import EvidenceStore
     from tasks.period import check_window
+    from tasks.prefect_api import prefect_api_configured
 
     check_window(start, end)
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here

@@ -14,11 +14,8 @@ The evidence, reports, anchor log, signatures, spool, retries and stops are the 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Any
 
 from flows.collection import CollectionOptions, run_collection
@@ -27,46 +24,10 @@ from tasks.evidence.run_record import RunRecord
 from tasks.preflight import CollectionSetup
 from tasks.report import ReportBundle
 
-__all__ = ["LocalEngine", "collect_locally", "prefect_api_configured"]
+__all__ = ["LocalEngine", "collect_locally"]
 
 # Extractions of up to 32 workspaces and the directory read at once (the flow's own limit).
 MAX_WORKERS = 33
-
-
-def prefect_api_configured() -> bool:
-    """Whether Prefect has an API to run flows against, as Prefect itself reads its settings
-    (environment, `.env`, prefect.toml, pyproject.toml, the active profile).
-
-    Asking Prefect means importing it (about 1 s), so that is skipped, when Prefect is not
-    loaded yet, if none of the places its settings come from mentions one.
-    """
-    if "prefect" not in sys.modules and not _settings_may_name_an_api():
-        return False
-    from prefect.settings import get_current_settings
-
-    return bool(get_current_settings().api.url)
-
-
-def _settings_may_name_an_api() -> bool:
-    """False only when no source of Prefect's settings can set its API URL: no PREFECT_API*
-    or PREFECT_PROFILE* variable, no `.env` or prefect.toml here, no [tool.prefect] in
-    pyproject.toml, and a profiles file (in PREFECT_HOME, ~/.prefect) that names no API."""
-    if any(name.startswith(("PREFECT_API", "PREFECT_PROFILE")) for name in os.environ):
-        return True
-    here = Path.cwd()
-    if (here / ".env").exists() or (here / "prefect.toml").exists():
-        return True
-    if "tool.prefect" in _text(here / "pyproject.toml"):
-        return True
-    prefect_home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    return "API" in _text(prefect_home / "profiles.toml").upper()
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 class LocalEngine:

@@ -49,6 +49,8 @@ def secret_block_names(
 
 
 def load_secret_block(block_name: str, variable: str) -> str:
+    """The value of a Prefect Secret block. Without a Prefect API configured, Prefect reads
+    it from its local database (~/.prefect), starting a temporary server to do so."""
     from prefect.blocks.system import Secret
 
     try:

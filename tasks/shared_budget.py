@@ -26,6 +26,7 @@ import httpx
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.ratelimit import WINDOW_SECONDS, RequestPacer, pacer_for
 from tasks.canonical import sha256_hex
+from tasks.prefect_api import prefect_api_configured
 from tasks.signals import STOP
 
 __all__ = [
@@ -146,9 +147,7 @@ _SHARED_LOCK = threading.Lock()
 
 def pacer_for_run(settings: BitbucketSettings) -> RequestPacer:
     """The shared budget when a Prefect API is configured, else this process's pacer."""
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
+    if not prefect_api_configured():
         return pacer_for(settings)
     name = budget_limit_name(settings)
     # Held while the limit is made sure of and the client started: concurrent extractions of
