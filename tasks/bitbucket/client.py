@@ -40,8 +40,10 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -160,6 +162,7 @@ class BitbucketClient:
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
             headers={"User-Agent": f"bb2sv/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
+            verify=_tls_context(),
         )
         # `stop` ends waits and starts no new attempt. Only the process-wide STOP also cuts the
         # request in flight: a scoped stop lets it finish, so its response is kept.
@@ -419,6 +422,14 @@ class BitbucketClient:
                 self._pacer.slow_down(interval)
         elif self._pacer.slowed:
             self._pacer.relax()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once per
+    process: loading the CA bundle takes ~25 ms, and each listing of each workspace opens a
+    client. One context serves any number of connections and threads."""
+    return httpx.create_ssl_context()
 
 
 def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:
