@@ -35,13 +35,24 @@ PEER_SCRIPT = ROOT / "benchmarks" / "peer_dlt.py"
 WORKSPACE = "bench"
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(wall seconds of the whole process, its stderr)."""
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{command[:3]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return seconds
+    return seconds, result.stderr
+
+
+def dlt_steps(stderr: str) -> dict[str, float]:
+    """peer_dlt.py's 'dlt <step>: <seconds> s' lines (extract, normalize, load, run)."""
+    steps = {}
+    for line in stderr.splitlines():
+        if line.startswith("dlt ") and line.endswith(" s") and ": " in line:
+            name, seconds = line.removeprefix("dlt ").removesuffix(" s").split(": ", 1)
+            steps[name] = float(seconds)
+    return steps
 
 
 def ids_sha256(ids: list[str]) -> str:
@@ -90,11 +101,11 @@ def main(members: int, latency_s: float) -> dict:
         evidence = Path(tmp) / "evidence.duckdb"
         collect = [bb2sv, "collect", "-w", WORKSPACE, "--db", str(evidence)]
         collect += ["--reports-dir", f"{tmp}/reports"]
-        bb2sv_s = timed(collect, env)
+        bb2sv_s, _ = timed(collect, env)
         print(f"bb2sv collect: {bb2sv_s:.2f} s", file=sys.stderr, flush=True)
         peer_db = Path(tmp) / "peer.duckdb"
         load = [str(PEER_PYTHON), str(PEER_SCRIPT), "load", base_url, TOKEN, WORKSPACE]
-        dlt_s = timed([*load, str(peer_db), f"{tmp}/dlt"], env)
+        dlt_s, dlt_err = timed([*load, str(peer_db), f"{tmp}/dlt"], env)
         print(f"dlt: {dlt_s:.2f} s", file=sys.stderr, flush=True)
         counted = subprocess.run(
             [str(PEER_PYTHON), str(PEER_SCRIPT), "count", str(peer_db)],
@@ -112,6 +123,7 @@ def main(members: int, latency_s: float) -> dict:
         "ratio": dlt_s / bb2sv_s,
         "bb2sv": ours,
         "dlt": peer,
+        "dlt_steps_s": dlt_steps(dlt_err),
         "same_members": ours["members_ids_sha256"] == peer["members_ids_sha256"],
     }
 

@@ -59,6 +59,9 @@ def load(api_url: str, token: str, workspace: str, db: str, workdir: str) -> Non
         pipelines_dir=os.path.join(workdir, "pipelines"),
     )
     pipeline.run(source)
+    for step in pipeline.last_trace.steps:  # where dlt's time went, for whoever reads stderr
+        seconds = (step.finished_at - step.started_at).total_seconds()
+        print(f"dlt {step.step}: {seconds:.2f} s", file=sys.stderr)
 
 
 def count(db: str) -> None:

@@ -140,6 +140,14 @@ def main() -> None:
             "≥ ×2 faster",
         ),
         (
+            "  dlt's steps: extract, normalize, load",
+            ", ".join(
+                f"{peer['dlt_steps_s'].get(step, float('nan')):.1f} s"
+                for step in ("extract", "normalize", "load")
+            ),
+            "",
+        ),
+        (
             "  rows loaded: bb2sv observations (dlt members, permissions)",
             f"{peer['bb2sv']['members']:,} ({peer['dlt']['members']:,}, "
             f"{peer['dlt']['permissions']:,}), {same}",
