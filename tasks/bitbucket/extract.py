@@ -220,9 +220,11 @@ def extract_workspace(
     """Read members and permissions of one workspace, at once. Never raises for API faults.
 
     `client` lets a caller supply its own httpx.Client (it is not closed; both listings send
-    through it); `clock`, `pacer` and `rng` exist for tests and for sharing one pacer
-    explicitly. `stall_until` (on `clock.monotonic()`) carries an earlier attempt's stall
-    over: until a page succeeds, no page may keep failing past it.
+    through its pool, so a whole-response deadline cutting one listing's connection may cut
+    a connection the other listing took over, which that one then retries); `clock`,
+    `pacer` and `rng` exist for tests and for sharing one pacer explicitly. `stall_until`
+    (on `clock.monotonic()`) carries an earlier attempt's stall over: until a page of a
+    listing succeeds, no page of it may keep failing past it.
     """
     started_at = clock.now()
     pacer = pacer or pacer_for(settings)
