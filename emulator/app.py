@@ -69,7 +69,8 @@ def error(
 
 
 class EmulatorHeaders:
-    """ASGI middleware: counts requests, adds `X-Bb2sv-Emulator: 1`, applies `latency_s`."""
+    """ASGI middleware: counts requests (and logs their paths), adds `X-Bb2sv-Emulator: 1`,
+    applies `latency_s`."""
 
     def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app, self.state = app, state
@@ -78,7 +79,7 @@ class EmulatorHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.state.count_request()
+        self.state.count_request(scope["path"])
         latency = self.state.scenario.latency_s
         if latency:
             await self.state.pause(latency)  # async: other requests keep flowing

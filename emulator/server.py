@@ -105,6 +105,11 @@ class Emulator:
         """Requests served so far, all endpoints (including rejected ones)."""
         return self.state.request_count
 
+    def request_paths(self) -> list[str]:
+        """Paths of the requests served so far (the last 100,000), in the order they arrived:
+        e.g. '/2.0/workspaces/acme/members'."""
+        return self.state.request_paths()
+
     def set_day(self, day: date) -> None:
         """Move the simulated clock: the world as of that UTC day."""
         self.state.set_day(day)

@@ -4,6 +4,7 @@ state = EmulatorState([WorkspaceSpec("acme", members=25)], day=date(2026, 11, 27
 state.resolve("acme"), state.resolve(spec.uuid)     # by slug or {uuid}
 pop, order = state.listing("acme-spec", "members")  # who is listed, in which order
 state.directory_users()                             # the organization directory today
+state.request_paths()                               # the paths requested, in arrival order
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,6 +25,8 @@ from emulator.auth import Auth, Credentials, RateLimiter
 from emulator.directory import DEFAULT_ORG, OrgSpec, directory_users
 from emulator.scenario import FaultState, Scenario
 from emulator.world import PERMISSIONS, Population, WorkspaceSpec, population
+
+REQUEST_LOG_SIZE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class EmulatorState:
         self._salt = secrets.token_bytes(16)
         self._lock = threading.Lock()
         self.request_count = 0
+        # Arrival order of the most recent requests: tests see which listing asked when.
+        self._paths: deque[str] = deque(maxlen=REQUEST_LOG_SIZE)
         self.stopping = threading.Event()  # set on shutdown: cuts injected delays short
 
     async def pause(self, seconds: float) -> None:
@@ -73,9 +79,15 @@ class EmulatorState:
     def scenario(self) -> Scenario:
         return self.faults.scenario
 
-    def count_request(self) -> None:
+    def count_request(self, path: str) -> None:
         with self._lock:
             self.request_count += 1
+            self._paths.append(path)
+
+    def request_paths(self) -> list[str]:
+        """Paths of the last REQUEST_LOG_SIZE requests (all endpoints), in arrival order."""
+        with self._lock:
+            return list(self._paths)
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Install a scenario: resets fault counters, join/leave shifts and budgets."""

@@ -18,6 +18,10 @@ The Bitbucket client checks STOP before each attempt, sleeps on it and cuts the 
 in flight (tasks/bitbucket/inflight.py); the collection flow stores what was read as a
 `failed` run naming the signal, starts nothing new, and ends. A time limit is a stop too:
 `stop_after(seconds, reason)`.
+
+Work that must also stop on its own (the other listings of a workspace, once one of them has
+failed) uses a scoped flag: `with stop_scope() as halt:` gives a `StopFlag` that a process-wide
+stop requests too, and that `halt.request(...)` requests for that work alone.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import count
 
-__all__ = ["STOP", "StopFlag", "signals_handled_by", "stop_after", "stop_on_signals"]
+__all__ = [
+    "STOP",
+    "StopFlag",
+    "signals_handled_by",
+    "stop_after",
+    "stop_on_signals",
+    "stop_scope",
+]
 
 logger = logging.getLogger("bb2sv.signals")
 
@@ -97,6 +108,15 @@ class StopFlag:
 
 
 STOP = StopFlag()
+
+
+@contextmanager
+def stop_scope(parent: StopFlag = STOP) -> Iterator[StopFlag]:
+    """A flag of its own for one piece of work: requesting it stops that work only, and a stop
+    of `parent` (requested before or while the block runs) requests it with the same reason."""
+    scope = StopFlag()
+    with parent.hook(lambda: scope.request(parent.reason or "a stop")):
+        yield scope
 
 
 @contextmanager

@@ -23,6 +23,10 @@ as a `RawPage`. `stalled_since` is when the page that is failing now was first t
 after a success); a caller retrying the workspace passes `stall_until` so the stall's budget
 carries over into the next attempt.
 
+A client reads one listing at a time: `pages` and the counters are its own. Listings read at
+once each get a client (tasks/bitbucket/extract.py); what they share (the pacer, the auth's
+OAuth token, the `stop` flag) is thread-safe.
+
 The same client reads the Atlassian organization directory: `api` names what differs (how
 the subject is named in messages, the page envelope, the words for a final answer), and
 `BITBUCKET` is the default.
@@ -36,8 +40,10 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -68,7 +74,7 @@ from tasks.bitbucket.messages import status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
-from tasks.signals import STOP
+from tasks.signals import STOP, StopFlag
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing
 
@@ -139,6 +145,7 @@ class BitbucketClient:
         rng: random.Random | None = None,
         api: Api = BITBUCKET,
         stall_until: float | None = None,
+        stop: StopFlag = STOP,
     ) -> None:
         self.settings = settings
         self.workspace = workspace
@@ -150,11 +157,16 @@ class BitbucketClient:
         self._owns_http = http is None
         self._http = http or httpx.Client(
             timeout=settings.timeout,
-            # HTTP/1.1 keep-alive: pages are fetched one after another on one connection.
+            # HTTP/1.1 keep-alive: a listing's pages are fetched one after another on one
+            # connection (its `next` links are opaque, so they cannot be fetched at once).
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
             headers={"User-Agent": f"bb2sv/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
+            verify=_tls_context(),
         )
+        # `stop` ends waits and starts no new attempt. Only the process-wide STOP also cuts the
+        # request in flight: a scoped stop lets it finish, so its response is kept.
+        self._stop = stop
         self._inflight = InFlight()
         # Until a page succeeds, an earlier attempt's stall (clock.monotonic time) still counts.
         self._stall_until = stall_until
@@ -235,11 +247,14 @@ class BitbucketClient:
         return Deadline(self._clock, max(0.0, seconds))
 
     def _check_stop(self, where: str) -> None:
-        if STOP.requested:
+        # The process-wide stop first: a scoped flag learns of it through a hook, a moment later.
+        stop = STOP if STOP.requested else self._stop
+        if stop.requested:
             raise CollectionStopped(
-                f"stopped by {STOP.reason} while reading {where} ({self.successful_pages} "
+                f"stopped by {stop.reason} while reading {where} ({self.successful_pages} "
                 "page(s) read); the attempt is kept as a failed run with every response "
-                "received. Run the collection again."
+                "received. Run the collection again.",
+                reason=stop.reason,
             )
 
     def _attempt(
@@ -407,6 +422,14 @@ class BitbucketClient:
                 self._pacer.slow_down(interval)
         elif self._pacer.slowed:
             self._pacer.relax()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once per
+    process: loading the CA bundle takes ~25 ms, and each listing of each workspace opens a
+    client. One context serves any number of connections and threads."""
+    return httpx.create_ssl_context()
 
 
 def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:

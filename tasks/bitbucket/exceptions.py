@@ -69,9 +69,16 @@ class PaginationAnomaly(BitbucketError):
 
 
 class CollectionStopped(BitbucketError):
-    """A stop was requested (tasks/signals.py): the attempt ends as `failed`, pages kept."""
+    """A stop was requested (tasks/signals.py): the attempt ends as `failed`, pages kept.
+
+    `reason` is the stop's (e.g. 'SIGTERM', or a scoped stop's own reason).
+    """
 
     kind = ErrorKind.STOPPED
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class OAuthTokenError(BitbucketError):

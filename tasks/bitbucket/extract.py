@@ -11,32 +11,49 @@ Usage::
                           # transient | rate_limited | anomaly; None when complete
     extract.error         # what went wrong and what to do (never a secret)
 
+The two listings are read at once, each in its own thread with its own client (their `next`
+links are opaque, so the pages of one listing come one after the other; the listings need not
+wait for each other). They share the pacer and the OAuth token; an earlier attempt's stall
+bounds each listing until a page of it arrives (both start at once, as the members listing
+alone did when the listings were read one after the other).
+Whatever the timing, the extract's pages are in the same order: every response of the members
+listing as received, then every response of the permissions listing as received.
+
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
 links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
 membership changed while paging), an entry has no user, a member has neither account_id
 nor uuid or has one that is not a JSON string, or the first page's `size` disagrees with
 the distinct members read (a missing or non-integer `size` is logged, never trusted). A
-stop (tasks/signals.py) ends the attempt as `failed`, with every page received kept.
+stop (tasks/signals.py) ends both listings and the attempt as `failed`, with every page
+received kept. A listing that fails (an error answer, a retry budget spent) stops the other
+one too, as soon as its request in flight is answered (that response is kept) or at once if
+it is waiting: the attempt can no longer be complete, so more requests would only spend the
+hourly budget. The error recorded is the failed listing's, never the other's "stopped";
+anomalies (loops, members listed twice, a wrong `size`) stop nothing: both listings are read
+and every reason is given.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
 
 from tasks.bitbucket.client import BitbucketClient
-from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
+from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock, stopped_by
 from tasks.bitbucket.config import PAGELEN, BitbucketSettings
-from tasks.bitbucket.exceptions import BitbucketError, PaginationAnomaly
+from tasks.bitbucket.exceptions import BitbucketError, CollectionStopped, PaginationAnomaly
 from tasks.bitbucket.models import ListingResult, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
-from tasks.bitbucket.ratelimit import RequestPacer
+from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.secret import scrub
 from tasks.normalise import member_key
+from tasks.signals import StopFlag, stop_scope
 from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
 __all__ = ["extract_workspace", "listing_url"]
@@ -46,6 +63,8 @@ logger = logging.getLogger("bb2sv.bitbucket")
 # `+` must reach the server as %2B, or it decodes to a space and the field is not added.
 MEMBERS_QUERY = f"pagelen={PAGELEN}&fields=%2Bvalues.user.has_2fa_enabled"
 PERMISSIONS_QUERY = f"pagelen={PAGELEN}"
+# Why a listing stops when the other one failed (`CollectionStopped.reason`).
+OTHER_LISTING_FAILED = "the other listing's failure"
 
 
 def listing_url(api_url: str, workspace: str, listing: Listing) -> str:
@@ -198,25 +217,46 @@ def extract_workspace(
     rng: random.Random | None = None,
     stall_until: float | None = None,
 ) -> WorkspaceExtract:
-    """Read members and permissions of one workspace. Never raises for API faults.
+    """Read members and permissions of one workspace, at once. Never raises for API faults.
 
-    `client` lets a caller supply its own httpx.Client (it is not closed); `clock`, `pacer`
-    and `rng` exist for tests and for sharing one pacer explicitly. `stall_until` (on
-    `clock.monotonic()`) carries an earlier attempt's stall over: until a page succeeds, no
-    page may keep failing past it.
+    `client` lets a caller supply its own httpx.Client (it is not closed; both listings send
+    through its pool, so a whole-response deadline cutting one listing's connection may cut
+    a connection the other listing took over, which that one then retries); `clock`,
+    `pacer` and `rng` exist for tests and for sharing one pacer explicitly. `stall_until`
+    (on `clock.monotonic()`) carries an earlier attempt's stall over: until a page of a
+    listing succeeds, no page of it may keep failing past it.
     """
     started_at = clock.now()
-    walks: list[ListingWalk] = []
-    with BitbucketClient(
-        settings, workspace, http=client, clock=clock, pacer=pacer, rng=rng, stall_until=stall_until
-    ) as bb:
-        for listing in WORKSPACE_LISTINGS:
-            walk = walk_listing(bb, listing)
-            walks.append(walk)
-            if walk.error is not None:
-                break
-    status, error, error_kind = _verdict(workspace, walks, bb.successful_pages)
-    _warn_if_2fa_hidden(workspace, walks[0])
+    pacer = pacer or pacer_for(settings)
+    # A seeded rng gives each listing a seeded one of its own: jitter stays reproducible
+    # whichever thread draws first.
+    rngs = [
+        random.Random(rng.getrandbits(64)) if rng is not None else None for _ in WORKSPACE_LISTINGS
+    ]
+    with stop_scope() as halt:
+        readers = [
+            BitbucketClient(
+                settings,
+                workspace,
+                http=client,
+                clock=stopped_by(clock, halt),
+                pacer=pacer,
+                rng=listing_rng,
+                stall_until=stall_until,
+                stop=halt,
+            )
+            for listing_rng in rngs
+        ]
+        try:
+            walks = _walk_at_once(readers, halt)
+        finally:
+            for reader in readers:
+                reader.close()
+    members = walks[WORKSPACE_LISTINGS.index(Listing.MEMBERS)]
+    members_read = readers[WORKSPACE_LISTINGS.index(Listing.MEMBERS)].successful_pages
+    status, error, error_kind, failed = _verdict(workspace, walks, members_read)
+    request_count = sum(reader.request_count for reader in readers)
+    _warn_if_2fa_hidden(workspace, members)
     if error is not None:
         error = scrub(error, settings.auth.secret_values())
         log = logger.error if status == RunStatus.FAILED else logger.warning
@@ -226,8 +266,8 @@ def extract_workspace(
             "%s: %s, %d members, %d requests",
             workspace,
             status,
-            walks[0].result.values_read,
-            bb.request_count,
+            members.result.values_read,
+            request_count,
         )
     return WorkspaceExtract(
         workspace=workspace,
@@ -235,27 +275,66 @@ def extract_workspace(
         started_at=started_at,
         finished_at=clock.now(),
         status=status,
-        pages=bb.pages,
+        # Listing by listing, each as received: the same order whatever the threads' timing.
+        pages=[page for reader in readers for page in reader.pages],
         listings=[walk.result for walk in walks],
-        request_count=bb.request_count,
+        request_count=request_count,
         error=error,
         error_kind=error_kind,
         emulated=settings.emulated,  # from the configured URL, never a response header
-        stalled_since=bb.stalled_since,
+        # The stall of the listing whose failure is recorded; the other one's is its stop.
+        stalled_since=None if failed is None else readers[walks.index(failed)].stalled_since,
     )
 
 
+def _walk_at_once(readers: list[BitbucketClient], halt: StopFlag) -> list[ListingWalk]:
+    """Walk WORKSPACE_LISTINGS, each with its reader in its own thread; the walks in that
+    order. The first listing to fail requests `halt`, which stops the others."""
+
+    def walk(reader: BitbucketClient, listing: Listing) -> ListingWalk:
+        try:
+            walked = walk_listing(reader, listing)
+        except BaseException:  # not an API fault (a bug): the other listings stop before it rises
+            halt.request(OTHER_LISTING_FAILED)
+            raise
+        if walked.error is not None and not isinstance(walked.error, CollectionStopped):
+            halt.request(OTHER_LISTING_FAILED)
+        return walked
+
+    with ThreadPoolExecutor(len(readers), thread_name_prefix="bb2sv-listing") as pool:
+        # Each thread runs in a copy of this context, so Prefect's run context (and the
+        # logs it collects) follows the listings into their threads.
+        futures = [
+            pool.submit(contextvars.copy_context().run, walk, reader, listing)
+            for reader, listing in zip(readers, WORKSPACE_LISTINGS, strict=True)
+        ]
+    return [future.result() for future in futures]
+
+
+def _stopped_by_other(walk: ListingWalk) -> bool:
+    error = walk.error
+    return isinstance(error, CollectionStopped) and error.reason == OTHER_LISTING_FAILED
+
+
 def _verdict(
-    workspace: str, walks: list[ListingWalk], successful_pages: int
-) -> tuple[RunStatus, str | None, ErrorKind | None]:
-    """(status, error, error_kind) from the walks."""
-    stopped = next((walk for walk in walks if walk.error is not None), None)
-    if stopped is not None:
-        assert stopped.error is not None
-        status = RunStatus.INCOMPLETE if successful_pages else RunStatus.FAILED
-        if stopped.error.kind is ErrorKind.STOPPED:
+    workspace: str, walks: list[ListingWalk], members_read: int
+) -> tuple[RunStatus, str | None, ErrorKind | None, ListingWalk | None]:
+    """(status, error, error_kind, the walk whose error it is) from the walks.
+
+    The error is that of the first listing (in WORKSPACE_LISTINGS order) that failed on its
+    own, never a listing's stop because the other one failed. The attempt is `failed` when
+    no members page arrived (nothing usable) or when it was stopped, else `incomplete`.
+    """
+    failed = next(
+        (walk for walk in walks if walk.error is not None and not _stopped_by_other(walk)),
+        None,
+    )
+    if failed is not None:
+        assert failed.error is not None
+        status = RunStatus.INCOMPLETE if members_read else RunStatus.FAILED
+        if failed.error.kind is ErrorKind.STOPPED:
             status = RunStatus.FAILED  # interrupted: whatever was read proves nothing whole
-        return status, stopped.error.message, stopped.error.kind
+        return status, failed.error.message, failed.error.kind, failed
     broken = [walk.result for walk in walks if not walk.result.complete]
     if broken:
         reasons = "; ".join(f"{result.listing} listing: {result.reason}" for result in broken)
@@ -263,8 +342,8 @@ def _verdict(
             f"workspace '{workspace}' was not read whole: {reasons}. Run the collection again; "
             "if it repeats, the API's pagination is at fault."
         )
-        return RunStatus.INCOMPLETE, error, ErrorKind.ANOMALY
-    return RunStatus.COMPLETE, None, None
+        return RunStatus.INCOMPLETE, error, ErrorKind.ANOMALY, None
+    return RunStatus.COMPLETE, None, None, None
 
 
 def _warn_if_2fa_hidden(workspace: str, members: ListingWalk) -> None:

@@ -20,6 +20,10 @@ from tasks.signals import STOP
 from tasks.vocabulary import ErrorKind, RunStatus
 
 
+def members_requests(emu) -> int:
+    return sum(path.endswith("/members") for path in emu.request_paths())
+
+
 @pytest.fixture(autouse=True)
 def no_stop_left_behind():
     STOP.clear()
@@ -67,7 +71,7 @@ def test_a_retry_after_beyond_the_cap_gives_up_at_once(emu, make_settings, colle
     emu.set_scenario(Scenario(rate_limit_storm=5, retry_after_s=120))
     extract = collect(make_settings(retry_after_cap=30, retry_deadline=600), "acme", clock=clock)
     assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.RATE_LIMITED)
-    assert clock.sleeps == [] and extract.request_count == 1
+    assert clock.sleeps == [] and extract.request_count <= 2  # one per listing at most
     assert "the server asks to wait 120 s" in extract.error
     assert (
         "BITBUCKET_RETRY_AFTER_CAP" in extract.error and "Run again in 2 minute(s)" in extract.error
@@ -102,17 +106,50 @@ def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_set
             extract_workspace(settings, "acme", clock=SYSTEM_CLOCK, pacer=RequestPacer(10**6))
         )
     )
+    asked = members_requests(emu)
     worker.start()
-    while emu.request_count - before < 2:  # the second page is on its way, and slow
+    while members_requests(emu) - asked < 2:  # the second members page is on its way, slowly
         worker.join(0.01)
     STOP.request("SIGTERM")
     worker.join(10)
     assert not worker.is_alive(), "the stop did not reach the request in flight"
     (extract,) = done
     assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.STOPPED)
-    assert "stopped by SIGTERM" in extract.error and "at page 2" in extract.error
-    assert [page.status_code for page in extract.pages] == [200]
-    assert extract.request_count == emu.request_count - before == 2
+    assert "stopped by SIGTERM while reading members of workspace 'acme' at page 2" in (
+        extract.error
+    )
+    members = [page.status_code for page in extract.pages if page.listing == "members"]
+    assert members == [200]  # and what the permissions listing had read by then, all kept
+    assert {page.status_code for page in extract.pages} == {200}
+    assert extract.request_count == emu.request_count - before
+
+
+def test_a_stop_ends_both_listings_in_flight(emu, make_settings):
+    """Both listings wait on a 30 s response at once: one stop cuts both."""
+    from tasks.bitbucket.extract import extract_workspace
+    from tasks.bitbucket.ratelimit import RequestPacer
+
+    emu.set_scenario(Scenario(slow_responses=2, slow_s=30))  # page 1 of each listing
+    settings = make_settings(read_timeout=60, response_deadline=60)
+    done: list = []
+    before = emu.request_count
+    worker = threading.Thread(
+        target=lambda: done.append(
+            extract_workspace(settings, "acme", clock=SYSTEM_CLOCK, pacer=RequestPacer(10**6))
+        )
+    )
+    worker.start()
+    while emu.request_count - before < 2:  # both first pages are on their way, and slow
+        worker.join(0.01)
+    STOP.request("SIGTERM")
+    worker.join(10)
+    assert not worker.is_alive(), "the stop did not reach both requests in flight"
+    (extract,) = done
+    assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.STOPPED)
+    assert "stopped by SIGTERM while reading members" in extract.error
+    for listing in extract.listings:
+        assert not listing.complete and "stopped by SIGTERM" in listing.reason
+    assert extract.pages == [] and extract.request_count == 2
 
 
 def test_a_stop_ends_a_backoff_wait(emu, make_settings, caplog):
@@ -133,14 +170,15 @@ def test_a_stop_ends_a_backoff_wait(emu, make_settings, caplog):
         )
     )
     worker.start()
-    while "retry 1 in 50 s" not in caplog.text:  # the client is about to wait 50 s
+    while caplog.text.count("retry 1 in 50 s") < 2:  # both listings are about to wait 50 s
         worker.join(0.01)
     STOP.request("SIGINT")
     worker.join(10)
     assert not worker.is_alive(), "a 50 s Retry-After wait ignored the stop"
     (extract,) = done
-    assert extract.error_kind == ErrorKind.STOPPED and extract.request_count == 1
-    assert [page.status_code for page in extract.pages] == [429]
+    assert extract.error_kind == ErrorKind.STOPPED and extract.request_count == 2
+    assert [page.status_code for page in extract.pages] == [429, 429]
+    assert [page.listing for page in extract.pages] == ["members", "permissions"]
 
 
 def test_an_account_id_of_the_wrong_json_type_is_incomplete_and_kept(

@@ -23,7 +23,12 @@ def statuses(extract):
 def test_429_storm_with_retry_after_seconds(
     emu, make_settings, collect, member_keys, expected_keys, clock, wait
 ):
-    emu.set_scenario(Scenario(rate_limit_storm=3, retry_after="seconds", retry_after_s=wait))
+    # Targeted: an untargeted storm hits whichever listing asks first.
+    emu.set_scenario(
+        Scenario(
+            rate_limit_storm=3, retry_after="seconds", retry_after_s=wait, fault_listing="members"
+        )
+    )
     extract = collect(make_settings(), "acme", clock=clock)
     assert extract.status == "complete", extract.error
     assert clock.sleeps == [float(wait)] * 3
@@ -45,7 +50,7 @@ def test_429_storm_without_retry_after_backs_off_with_jitter(
     emu, make_settings, collect, clock, caplog
 ):
     caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
-    emu.set_scenario(Scenario(rate_limit_storm=4, retry_after="none"))
+    emu.set_scenario(Scenario(rate_limit_storm=4, retry_after="none", fault_listing="members"))
     extract = collect(make_settings(backoff_base=0.5, backoff_cap=1.5), "acme", clock=clock)
     assert extract.status == "complete", extract.error
     assert len(clock.sleeps) == 4
@@ -100,7 +105,8 @@ def test_network_faults_are_retried(settings_at, collect, clock, caplog, fault, 
 
     def answer(request: httpx.Request) -> httpx.Response:
         sent.append(request)
-        if len(sent) == 1:
+        members = [r for r in sent if r.url.path.endswith("/members")]
+        if request.url.path.endswith("/members") and len(members) == 1:
             raise fault("injected", request=request)
         return httpx.Response(200, json={"size": 0, "values": []})
 
@@ -147,7 +153,7 @@ def test_member_joining_during_pagination_is_a_duplicate(emu, make_settings, col
     reason = extract.listings[0].reason
     assert reason.startswith("3 members were listed twice (first: 557058:")
     assert "on pages 1 and 2" in reason and "membership changed" in reason
-    assert extract.listings[1].complete
+    # The permissions listing, read at the same time, may see the change too (or may not).
 
 
 def test_member_leaving_during_pagination_is_a_size_mismatch(emu, make_settings, collect):
@@ -183,19 +189,22 @@ def test_server_budget_exhausted_midway_is_incomplete_rate_limited(
     emu.set_scenario(Scenario(hourly_budget=4))  # Retry-After ≈ 3600 s, beyond the deadline
     extract = collect(make_settings(retry_deadline=20), "acme", clock=clock)
     assert (extract.status, extract.error_kind) == ("incomplete", "rate_limited")
-    assert statuses(extract) == [200, 200, 200, 200, 429]
+    # Four pages between the two listings, then the 429 that spends the budget (the other
+    # listing's request in flight may have met the limit too).
+    assert sorted(statuses(extract)) in ([200] * 4 + [429], [200] * 4 + [429, 429])
     # Gave up at once instead of sleeping past the deadline (NearLimit pacing is ~4 ms here).
     assert sum(clock.sleeps) < 0.1
     assert "workspace 'acme'" in extract.error and "BITBUCKET_RETRY_DEADLINE" in extract.error
-    assert extract.listings[0].complete and not extract.listings[1].complete
+    assert not all(listing.complete for listing in extract.listings)
 
 
 def test_rate_limited_before_any_page_is_failed(emu, make_settings, collect, clock):
-    emu.set_scenario(Scenario(rate_limit_storm=50, retry_after_s=3))
+    emu.set_scenario(Scenario(rate_limit_storm=50, retry_after_s=3, fault_listing="members"))
     extract = collect(make_settings(retry_deadline=10), "acme", clock=clock)
+    # Failed: no members page arrived, whatever the permissions listing read meanwhile.
     assert (extract.status, extract.error_kind) == ("failed", "rate_limited")
     assert clock.sleeps == [3.0, 3.0, 3.0]  # the 4th wait would pass the 10 s deadline
-    assert set(statuses(extract)) == {429}
+    assert {page.status_code for page in extract.pages if page.listing == "members"} == {429}
 
 
 @pytest.mark.parametrize(("fault_after", "status"), [(0, "failed"), (1, "incomplete")])
@@ -226,8 +235,10 @@ def test_client_budget_beyond_the_deadline_stops_without_a_request(
 ):
     settings = make_settings(max_requests_per_hour=2, retry_deadline=60)
     extract = collect(settings, "acme", clock=clock)
-    assert (extract.status, extract.error_kind) == ("incomplete", "rate_limited")
-    assert extract.request_count == 2 and statuses(extract) == [200, 200]
+    # The two slots go to whichever listings ask first: failed if members got none.
+    assert extract.status in ("incomplete", "failed") and extract.error_kind == "rate_limited"
+    # Never past the budget; a slot taken just as the other listing gave up goes unused.
+    assert 1 <= extract.request_count <= 2 and statuses(extract) == [200] * extract.request_count
     assert "BITBUCKET_MAX_REQUESTS_PER_HOUR" in extract.error
 
 
@@ -242,6 +253,8 @@ def test_near_limit_header_slows_the_pace(emu, make_settings, collect, clock):
     second = collect(settings, "acme", clock=clock, pacer=pacer)
     assert second.status == "complete", second.error
     assert pacer.slowed
-    assert len(clock.sleeps) == 2  # requests 11 and 12 are spaced 1 s apart
+    # Requests 11 and 12 are spaced 1 s apart from the one before; one of the two may
+    # already have been on its way (the other listing's) when request 10 said NearLimit.
+    assert 1 <= len(clock.sleeps) <= 2
     assert all(0.5 <= wait <= 1.0 for wait in clock.sleeps), clock.sleeps
     assert 429 not in statuses(second)

@@ -107,3 +107,30 @@ def test_listing_url_encodes_plus_and_uuid_slug():
         "?pagelen=100&fields=%2Bvalues.user.has_2fa_enabled"
     )
     assert httpx.Request("GET", url).url.raw_path.endswith(b"fields=%2Bvalues.user.has_2fa_enabled")
+
+
+def test_a_scoped_stop_follows_its_parent_and_stops_nothing_else():
+    from tasks.signals import StopFlag, stop_scope
+
+    parent = StopFlag()
+    with stop_scope(parent) as scope:
+        scope.request("the other listing's failure")
+        assert scope.requested and not parent.requested  # the rest of the process goes on
+    with stop_scope(parent) as scope:
+        parent.request("SIGTERM")
+        assert (scope.requested, scope.reason) == (True, "SIGTERM")
+    with stop_scope(parent) as scope:  # a stop that came before the scope reaches it too
+        assert (scope.requested, scope.reason) == (True, "SIGTERM")
+
+
+def test_a_system_clock_stopped_by_a_flag_ends_its_sleep_on_it():
+    from tasks.bitbucket.clock import SYSTEM_CLOCK, stopped_by
+    from tasks.signals import STOP, StopFlag
+
+    flag = StopFlag()
+    flag.request("the other listing's failure")
+    clock = stopped_by(SYSTEM_CLOCK, flag)
+    assert clock.stop is flag and SYSTEM_CLOCK.stop is STOP  # a copy; the original is kept
+    clock.sleep(3600)  # returns at once: the flag is requested
+    fake = object()
+    assert stopped_by(fake, flag) is fake  # a test clock's sleeps do not really wait

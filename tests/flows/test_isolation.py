@@ -108,12 +108,14 @@ def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
 
 
 def terminate_once_reading(emu, then=lambda: None) -> threading.Thread:
-    """SIGTERM to this process once the collection is reading (its handler is installed),
-    after `then()`: what a worker does, and a cancellation asks the API first."""
+    """SIGTERM to this process once the collection is reading (its handler is installed)
+    and a page has come back, after `then()`: what a worker does, and a cancellation asks
+    the API first."""
     before = emu.request_count
 
     def run() -> None:
-        while emu.request_count - before < 2:
+        # Both listings ask for their first page at once: a third request follows a page.
+        while emu.request_count - before < 3:
             threading.Event().wait(0.01)
         then()
         os.kill(os.getpid(), signal.SIGTERM)
