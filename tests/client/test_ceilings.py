@@ -92,29 +92,43 @@ def test_a_trailing_line_break_is_just_trimmed():
     assert settings.auth.token.reveal() == "token-value"
 
 
-def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_settings):
-    """A real wait (SystemClock) on a 30 s response: the stop ends it at once."""
+def extract_in_background(settings) -> tuple[threading.Thread, list]:
+    """`extract_workspace` of acme on a thread, with real waits (SystemClock) and a pacer
+    that never holds a request back; the extract lands in the list when it ends."""
     from tasks.bitbucket.extract import extract_workspace
     from tasks.bitbucket.ratelimit import RequestPacer
 
-    emu.set_scenario(Scenario(slow_responses=1, slow_s=30, fault_listing="members", fault_after=1))
-    settings = make_settings(read_timeout=60, response_deadline=60)
     done: list = []
-    before = emu.request_count
     worker = threading.Thread(
         target=lambda: done.append(
             extract_workspace(settings, "acme", clock=SYSTEM_CLOCK, pacer=RequestPacer(10**6))
         )
     )
-    asked = members_requests(emu)
     worker.start()
-    while members_requests(emu) - asked < 2:  # the second members page is on its way, slowly
+    return worker, done
+
+
+def stop_when(ready, background: tuple[threading.Thread, list], signal: str = "SIGTERM"):
+    """Once `ready()`, request a stop; the extract, which must end within 10 s of it."""
+    worker, done = background
+    while not ready():
         worker.join(0.01)
-    STOP.request("SIGTERM")
+    STOP.request(signal)
     worker.join(10)
-    assert not worker.is_alive(), "the stop did not reach the request in flight"
+    assert not worker.is_alive(), f"the {signal} did not reach the extraction's waits"
     (extract,) = done
     assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.STOPPED)
+    return extract
+
+
+def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_settings):
+    """A real wait (SystemClock) on a 30 s response: the stop ends it at once."""
+    emu.set_scenario(Scenario(slow_responses=1, slow_s=30, fault_listing="members", fault_after=1))
+    before, asked = emu.request_count, members_requests(emu)
+    extract = stop_when(
+        lambda: members_requests(emu) - asked >= 2,  # the second members page, slowly
+        extract_in_background(make_settings(read_timeout=60, response_deadline=60)),
+    )
     assert "stopped by SIGTERM while reading members of workspace 'acme' at page 2" in (
         extract.error
     )
@@ -126,26 +140,12 @@ def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_set
 
 def test_a_stop_ends_both_listings_in_flight(emu, make_settings):
     """Both listings wait on a 30 s response at once: one stop cuts both."""
-    from tasks.bitbucket.extract import extract_workspace
-    from tasks.bitbucket.ratelimit import RequestPacer
-
     emu.set_scenario(Scenario(slow_responses=2, slow_s=30))  # page 1 of each listing
-    settings = make_settings(read_timeout=60, response_deadline=60)
-    done: list = []
     before = emu.request_count
-    worker = threading.Thread(
-        target=lambda: done.append(
-            extract_workspace(settings, "acme", clock=SYSTEM_CLOCK, pacer=RequestPacer(10**6))
-        )
+    extract = stop_when(
+        lambda: emu.request_count - before >= 2,  # both first pages are on their way, slowly
+        extract_in_background(make_settings(read_timeout=60, response_deadline=60)),
     )
-    worker.start()
-    while emu.request_count - before < 2:  # both first pages are on their way, and slow
-        worker.join(0.01)
-    STOP.request("SIGTERM")
-    worker.join(10)
-    assert not worker.is_alive(), "the stop did not reach both requests in flight"
-    (extract,) = done
-    assert (extract.status, extract.error_kind) == (RunStatus.FAILED, ErrorKind.STOPPED)
     assert "stopped by SIGTERM while reading members" in extract.error
     for listing in extract.listings:
         assert not listing.complete and "stopped by SIGTERM" in listing.reason
@@ -153,30 +153,14 @@ def test_a_stop_ends_both_listings_in_flight(emu, make_settings):
 
 
 def test_a_stop_ends_a_backoff_wait(emu, make_settings, caplog):
-    from tasks.bitbucket.extract import extract_workspace
-    from tasks.bitbucket.ratelimit import RequestPacer
-
     caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
     emu.set_scenario(Scenario(rate_limit_storm=100, retry_after_s=50))
-    done: list = []
-    worker = threading.Thread(
-        target=lambda: done.append(
-            extract_workspace(
-                make_settings(retry_after_cap=100),
-                "acme",
-                clock=SYSTEM_CLOCK,
-                pacer=RequestPacer(10**6),
-            )
-        )
+    extract = stop_when(
+        lambda: caplog.text.count("retry 1 in 50 s") >= 2,  # both listings wait 50 s
+        extract_in_background(make_settings(retry_after_cap=100)),
+        signal="SIGINT",
     )
-    worker.start()
-    while caplog.text.count("retry 1 in 50 s") < 2:  # both listings are about to wait 50 s
-        worker.join(0.01)
-    STOP.request("SIGINT")
-    worker.join(10)
-    assert not worker.is_alive(), "a 50 s Retry-After wait ignored the stop"
-    (extract,) = done
-    assert extract.error_kind == ErrorKind.STOPPED and extract.request_count == 2
+    assert extract.request_count == 2
     assert [page.status_code for page in extract.pages] == [429, 429]
     assert [page.listing for page in extract.pages] == ["members", "permissions"]
 
