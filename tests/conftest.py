@@ -76,28 +76,11 @@ class BackgroundHarness:
 _HARNESS: BackgroundHarness | None = None
 
 
-def needs_prefect(item) -> bool:
-    return "prefect_harness" in getattr(item, "fixturenames", ())
-
-
-def pytest_itemcollected(item):
-    """Under pytest-xdist the tests that need Prefect form one group (see below)."""
-    if needs_prefect(item):
-        item.add_marker(pytest.mark.xdist_group("prefect"))
-
-
 def pytest_collection_modifyitems(session, config, items):
-    """Tests that need Prefect run last; their harness starts now, in the background.
-
-    Under pytest-xdist (`-n 2 --dist loadgroup`) they form one group, so that one worker
-    runs them all against one harness, which it starts when the first of them needs it
-    (the server's start keeps one core busy while the other worker runs other tests).
-    """
+    """Tests that need Prefect run last; their harness starts now, in the background."""
     global _HARNESS
-    items.sort(key=needs_prefect)
-    prefect_items = [item for item in items if needs_prefect(item)]
-    worker = getattr(config, "workerinput", {}).get("workerid")
-    if prefect_items and _HARNESS is None and worker is None:
+    items.sort(key=lambda item: "prefect_harness" in getattr(item, "fixturenames", ()))
+    if _HARNESS is None and any("prefect_harness" in item.fixturenames for item in items):
         _HARNESS = BackgroundHarness()
         _HARNESS.thread.start()
 
@@ -110,10 +93,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def prefect_harness():
     """The session's one Prefect test harness (a temporary API and database); its API URL."""
-    global _HARNESS
-    if _HARNESS is None:  # an xdist worker: started by the first test that needs it
-        _HARNESS = BackgroundHarness()
-        _HARNESS.thread.start()
+    assert _HARNESS is not None, "started at collection for every test that uses it"
     _HARNESS.wait()
     yield _HARNESS.api_url
 
