@@ -17,7 +17,8 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 import orjson
 import pandas as pd
@@ -105,15 +106,56 @@ def users(values: list) -> Iterable[tuple[dict, dict]]:
             yield value, user
 
 
-def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
+_UNSEEN = object()
+
+
+class PageMemo:
+    """What each page body yielded, kept by the body's SHA-256 (least recently used out).
+
+    The same body always yields the same members, roles and directory entries, so `bb2sv
+    verify`, re-deriving a year of daily runs that repeat most of their pages, parses each
+    distinct body once. Only for pages whose `sha256` is the hash of their body (RawPage
+    computes it when not given; verify gives it only for bodies it re-hashed).
+    """
+
+    def __init__(self, capacity: int = 4_096) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def get(self, page: RawPage, what: str, extract: Callable[[RawPage], tuple]) -> tuple:
+        key = (what, page.listing, page.status_code, page.sha256)
+        found = self._items.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._items[key] = extract(page)
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return found
+
+
+def _extracted(memo: PageMemo | None, page: RawPage, what: str, extract) -> tuple:
+    return extract(page) if memo is None else memo.get(page, what, extract)
+
+
+def page_roles(page: RawPage) -> tuple[tuple[str, str], ...]:
+    """(member key, permission) of each membership of one /permissions page, in order."""
+    key_of = member_key
+    return tuple(
+        (key, permission)
+        for _page, values in usable_pages([page], Listing.PERMISSIONS)
+        for value, user in users(values)
+        if (key := key_of(user)) and isinstance(permission := value.get("permission"), str)
+    )
+
+
+def permissions_by_member(pages: Iterable[RawPage], memo: PageMemo | None = None) -> dict[str, str]:
     """member key → permission from the /permissions listing (first sighting wins)."""
     roles: dict[str, str] = {}
-    key_of = member_key  # bound locally: this loop runs once per member per run
-    for _page, values in usable_pages(pages, Listing.PERMISSIONS):
-        for value, user in users(values):
-            key = key_of(user)
-            if key and key not in roles and isinstance(permission := value.get("permission"), str):
-                roles[key] = permission
+    for page in pages:
+        if page.listing == Listing.PERMISSIONS and page.status_code == 200:
+            for key, permission in _extracted(memo, page, "roles", page_roles):
+                roles.setdefault(key, permission)
     return roles
 
 
@@ -121,38 +163,68 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFrame:
-    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
-    directory facts joined on account_id from the run's directory pages."""
-    roles = permissions_by_member(pages)
-    directory = directory_index(pages)
-    listed = {} if directory is None else directory
-    seen: set[str] = set()
-    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace, then IDENTITY_COLUMNS
-    # Bound locally: this loop runs once per member per run, at load and again in verify.
-    key_of, state_of, add, text = member_key, two_step_state, rows.append, _text
-    for page, values in usable_pages(pages, Listing.MEMBERS):
+def page_members(page: RawPage) -> tuple[tuple, ...]:
+    """(key, account_id, uuid, nickname, display_name, has_2fa_enabled as stored,
+    two_step_state, account_type, kind) of each member of one members page, in order."""
+    key_of, state_of, text = member_key, two_step_state, _text
+    members = []
+    for _page, values in usable_pages([page], Listing.MEMBERS):
         for _value, user in users(values):
             key = key_of(user)
-            if key is None or key in seen:
+            if key is None:
                 continue
-            seen.add(key)
             state = state_of(has_2fa := user.get("has_2fa_enabled"))
-            account_id = user.get("account_id")
-            entry = listed.get(account_id, NOT_LISTED)
-            add(
+            members.append(
                 (
-                    page.fetched_at,
-                    account_id,
+                    key,
+                    user.get("account_id"),
                     user.get("uuid"),
                     user.get("nickname"),
                     user.get("display_name"),
-                    roles.get(key),
                     None if state is TwoStepState.UNKNOWN else has_2fa,
                     state.value,
                     text(user.get("type")),
                     text(user.get("kind")),
-                    None if directory is None else entry is not NOT_LISTED,
+                )
+            )
+    return tuple(members)
+
+
+def observations_from_pages(
+    workspace: str, pages: list[RawPage], *, memo: PageMemo | None = None
+) -> pd.DataFrame:
+    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
+    directory facts joined on account_id from the run's directory pages.
+
+    `memo`: pages already seen by body hash (`PageMemo`); the result is the same without."""
+    roles = permissions_by_member(pages, memo)
+    directory = directory_index(pages, memo)
+    listed = {} if directory is None else directory
+    seen: set[str] = set()
+    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace, then IDENTITY_COLUMNS
+    # Bound locally: this loop runs once per member per run, at load and again in verify.
+    add, role_of, entry_of, no_directory = rows.append, roles.get, listed.get, directory is None
+    for page in pages:
+        if page.listing != Listing.MEMBERS or page.status_code != 200:
+            continue
+        fetched_at = page.fetched_at
+        for key, account_id, *user, account_type, kind in _extracted(
+            memo, page, "members", page_members
+        ):
+            if key in seen:
+                continue
+            seen.add(key)
+            entry = entry_of(account_id, NOT_LISTED)
+            add(
+                (
+                    fetched_at,
+                    account_id,
+                    *user[:3],
+                    role_of(key),
+                    *user[3:],
+                    account_type,
+                    kind,
+                    None if no_directory else entry is not NOT_LISTED,
                     entry.account_status,
                     entry.claim_status,
                     entry.mfa_enabled,

@@ -127,7 +127,7 @@ def chain_problems(
     locations = page_checks.run_locations(conn)
     with page_pool.checking_pages(conn, path, locations, workers=workers) as page_results:
         # Whole-table digests in this process while the workers read the page bodies.
-        raw = hashing.digests(conn, "raw", "raw_api_pages")
+        raw = hashing.digests(conn, "raw", "raw_api_responses")
         stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
         stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
         with_identity = _runs_with_identity_values(conn)
@@ -147,7 +147,10 @@ def chain_problems(
             )
         pages = checked[run_id]
         for page_seq in pages.bad_body_seqs:
-            problems.append(f"raw page {page_seq}: body does not match its sha256 (edited)")
+            problems.append(
+                f"raw page {page_seq}: body does not match its sha256 (edited, deleted, or "
+                "patched from a base body that was)"
+            )
         if raw.get(run_id, hashing.EMPTY_SHA256) != run["raw_sha256"]:
             problems.append(
                 "raw_sha256 does not match the stored pages (page deleted, "
@@ -252,7 +255,10 @@ def _runs_with_identity_values(conn: duckdb.DuckDBPyConnection) -> set[str]:
 def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
     rows = conn.execute(
         """
-        SELECT DISTINCT run_id, 'raw pages' AS kind FROM raw_api_pages
+        SELECT DISTINCT run_id, 'raw pages' AS kind FROM raw_api_responses
+        WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
+        UNION ALL
+        SELECT DISTINCT run_id, 'page bodies' FROM raw_page_bodies
         WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
         UNION ALL
         SELECT DISTINCT run_id, 'observations' FROM member_2sv_observations
@@ -260,7 +266,25 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
         ORDER BY 1, 2
         """
     ).fetchall()
-    return [
+    unused = conn.execute(
+        """
+        SELECT DISTINCT run_id FROM raw_page_bodies
+        WHERE sha256 NOT IN (SELECT sha256 FROM raw_api_responses)
+          AND sha256 NOT IN (SELECT base_sha256 FROM raw_page_bodies WHERE patch IS NOT NULL)
+          AND run_id IN (SELECT run_id FROM collection_runs)
+        ORDER BY 1
+        """
+    ).fetchall()
+    added = [
+        RunProblem(
+            run_id,
+            None,
+            f"a page body stored with run {run_id} is no page's body nor any patch's base "
+            "(added, or its page's sha256 was edited)",
+        )
+        for (run_id,) in unused
+    ]
+    return added + [
         RunProblem(
             run_id,
             None,

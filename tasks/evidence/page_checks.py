@@ -1,9 +1,11 @@
 """The part of verify that reads page bodies: re-hash every body, re-derive every run.
 
-This is most of verify's work (a year of daily 10,000-member runs is ~7 GB of JSON). Pages
-are read in chunks of whole runs by rowid range, because each query on the ZSTD-compressed
-`body` column costs a fixed ~20 ms however few rows it returns, and a `run_id = ?` filter
-scans the whole table: one query per run made verify quadratic in the history::
+This is most of verify's work (a year of daily 10,000-member runs is ~7 GB of JSON, though
+only ~3,000 distinct bodies). Page metadata is read in chunks of whole runs by rowid range
+of `raw_api_responses` (a `run_id = ?` filter scans the whole table: one query per run made
+verify quadratic in the history); the chunk's bodies are then read from `raw_page_bodies`
+by hash, rebuilt (`page_bodies.rebuild`) and re-hashed once each per `BodyCache`, and
+re-derivation parses each distinct body once (`PageMemo`)::
 
     runs = run_locations(conn)
     for chunk in chunks(runs):
@@ -24,14 +26,16 @@ import pandas as pd
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import frames, hashing
+from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import stored_table
-from tasks.normalise import observations_from_pages
+from tasks.normalise import PageMemo, observations_from_pages
 
-# The stored table itself: rowids are not visible through the sandbox's pass-through view.
-PAGES = stored_table("raw_api_pages")
+# The stored tables themselves: rowids are not visible through the sandbox's views.
+PAGES = stored_table("raw_api_responses")
+BODIES = stored_table("raw_page_bodies")
+BODY_CACHE_BYTES = 256 * 2**20  # rebuilt bodies kept for the next runs of a chunk
+_WHOLE_AMONG = "WHERE patch IS NULL AND sha256 IN (SELECT unnest(?))"
 CHUNK_PAGES = 1_000  # ~100 MB of bodies at 100 members a page
-_FETCH_ROWS = 256  # one fetchall of ~100 MB of bodies is pathologically slow in duckdb 2.0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,8 @@ class Chunk:
 class StoredPage:
     page: RawPage
     seq: int
-    sha256: str  # as stored (RawPage.sha256 is recomputed when the stored value is empty)
+    sha256: str  # as stored
+    intact: bool = True  # a stored body gives back bytes with this sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,24 +124,73 @@ def chunks(runs: list[RunPages], *, max_pages: int = CHUNK_PAGES) -> Iterator[Ch
         yield Chunk(tuple(current), exact=True)
 
 
-def check_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> list[PageCheck]:
+class BodyCache:
+    """Bodies by sha256, each stored row rebuilt and re-hashed once: `good[sha]` is the body
+    when every stored row of that hash gives it back, None when one does not (edited, or
+    its base is missing or edited) or no row has it. Also the parse memo of those bodies."""
+
+    def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
+        self.good: dict[str, bytes | None] = {}
+        self.max_bytes = max_bytes
+        self.memo = PageMemo()
+        self._held = 0
+
+    def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
+        wanted = sorted(shas - self.good.keys())
+        if not wanted:
+            return
+        if self._held > self.max_bytes:  # bodies of runs long past; their checks are done
+            self.good = {}
+            self._held = 0
+        rows = list(
+            page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
+        )
+        bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
+        wholes = {
+            row.sha256: row.body
+            for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [sorted(bases)])
+            if row.body is not None and sha256_hex(row.body) == row.sha256
+        }
+        found: dict[str, bytes | None] = dict.fromkeys(wanted)
+        seen: set[str] = set()
+        for row in rows:
+            body = page_bodies.rebuild(row, wholes)
+            ok = body is not None and sha256_hex(body) == row.sha256
+            if row.sha256 in seen and (found[row.sha256] is None or not ok):
+                found[row.sha256] = None  # any bad row of a hash makes it bad
+                continue
+            seen.add(row.sha256)
+            found[row.sha256] = body if ok else None
+        for sha, body in found.items():
+            self.good[sha] = body
+            self._held += len(body or b"")
+
+
+def check_chunk(
+    conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache | None = None
+) -> list[PageCheck]:
     """Re-hash each run's page bodies and digest the observations re-derived from them."""
-    by_run = _read_chunk(conn, chunk)
-    return [check_pages(conn, run, by_run.get(run.run_id, [])) for run in chunk.runs]
+    cache = BodyCache() if cache is None else cache
+    by_run = _read_chunk(conn, chunk, cache)
+    return [check_pages(conn, run, by_run.get(run.run_id, []), cache) for run in chunk.runs]
 
 
 def check_pages(
-    conn: duckdb.DuckDBPyConnection, run: RunPages, pages: list[StoredPage]
+    conn: duckdb.DuckDBPyConnection,
+    run: RunPages,
+    pages: list[StoredPage],
+    cache: BodyCache | None = None,
 ) -> PageCheck:
-    bad = tuple(page.seq for page in pages if sha256_hex(page.page.body) != page.sha256)
-    frame = observations_from_pages(run.workspace, [page.page for page in pages])
+    bad = tuple(page.seq for page in pages if not page.intact)
+    memo = None if cache is None else cache.memo
+    frame = observations_from_pages(run.workspace, [page.page for page in pages], memo=memo)
     observations, identity = rederived_digests(conn, run.run_id, frame)
     return PageCheck(run.run_id, bad, observations, identity)
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
-    """The run's pages in seq order."""
-    return _read_chunk(conn, Chunk((run,), exact=False)).get(run.run_id, [])
+    """The run's pages in seq order (a page whose body is not intact has an empty body)."""
+    return _read_chunk(conn, Chunk((run,), exact=False), BodyCache()).get(run.run_id, [])
 
 
 def rederived_digests(
@@ -157,25 +211,34 @@ def rederived_digests(
         conn.unregister(name)
 
 
-def _read_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> dict[str, list[StoredPage]]:
+def _read_chunk(
+    conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache
+) -> dict[str, list[StoredPage]]:
     """{run_id: [StoredPage, …] in seq order} for the chunk's runs."""
     if chunk.lo is None:
         return {}
     sql = (
-        "SELECT run_id, seq, sha256, listing, url, status_code, fetched_at, body "
+        "SELECT run_id, seq, sha256, listing, url, status_code, fetched_at "
         f"FROM {PAGES} WHERE rowid BETWEEN ? AND ?"
     )
     params: list[object] = [chunk.lo, chunk.hi]
     if not chunk.exact:
         sql += " AND run_id = ?"
         params.append(chunk.runs[0].run_id)
-    result = conn.execute(sql, params)
+    rows = conn.execute(sql, params).fetchall()
+    cache.load(conn, {row[2] for row in rows})
     by_run: dict[str, list[StoredPage]] = {}
-    while rows := result.fetchmany(_FETCH_ROWS):
-        for run_id, seq, sha256, *page in rows:
-            # RawPage fills in an empty sha256; the stored value is kept apart to check it.
-            stored = StoredPage(RawPage(*page, sha256=sha256), seq, sha256)
-            by_run.setdefault(run_id, []).append(stored)
+    for run_id, seq, sha256, *page in rows:
+        body = cache.good.get(sha256)
+        # An intact body hashes to the page's sha256, so the parse memo may key it by that;
+        # any other page is parsed as what it is: no body.
+        stored = StoredPage(
+            RawPage(*page, body=body or b"", sha256=sha256 if body is not None else ""),
+            seq,
+            sha256,
+            intact=body is not None,
+        )
+        by_run.setdefault(run_id, []).append(stored)
     for pages in by_run.values():
         pages.sort(key=lambda page: page.seq)
     return by_run

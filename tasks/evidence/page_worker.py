@@ -17,13 +17,14 @@ from pathlib import Path
 import orjson
 
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
-from tasks.evidence.page_checks import Chunk, RunPages, check_chunk
+from tasks.evidence.page_checks import BodyCache, Chunk, RunPages, check_chunk
 from tasks.evidence.sandbox import open_sandboxed
 
 
 def serve(path: Path) -> None:
     # One DuckDB thread per worker: the workers already use every CPU between them.
     conn = open_sandboxed(path, lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S, threads=1)
+    cache = BodyCache()  # chunks come in chain order: the next run repeats most bodies
     for line in sys.stdin.buffer:
         try:
             request = orjson.loads(line)
@@ -35,7 +36,7 @@ def serve(path: Path) -> None:
                     "rederived_sha256": check.rederived_sha256,
                     "rederived_identity_sha256": check.rederived_identity_sha256,
                 }
-                for check in check_chunk(conn, chunk)
+                for check in check_chunk(conn, chunk, cache)
             ]
             reply: dict = {"checks": checks}
         except Exception as exc:  # reported to the parent, which raises it

@@ -31,7 +31,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
-from tasks.evidence import frames, hashing
+from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import EVIDENCE, foreign_macros
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
@@ -272,22 +272,25 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
-        # Bodies go in slices, so only one slice at a time is copied into Arrow (a
-        # 100,000-member run carries about 190 MB of JSON).
-        for start in range(0, len(extract.pages), PAGES_PER_INSERT):
-            chunk = extract.pages[start : start + PAGES_PER_INSERT]
-            table = frames.pages_table(record.run_id, chunk, first_seq=start + 1)
-            self.conn.register("_bb2sv_page_slice", table)
-            try:
-                self.conn.execute(
-                    "INSERT INTO raw_api_pages BY NAME SELECT * FROM _bb2sv_page_slice"
-                )
-            finally:
-                self.conn.unregister("_bb2sv_page_slice")
+        pages = frames.pages_table(record.run_id, extract.pages, with_body=False)
+        self.conn.register("_bb2sv_responses", pages)
+        try:
+            self.conn.execute(
+                "INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses"
+            )
+        finally:
+            self.conn.unregister("_bb2sv_responses")
+        # Only bodies the file does not hold yet, most as patches of yesterday's
+        # (page_bodies.py): a daily run repeats nearly all of its pages.
+        bodies = page_bodies.bodies_to_store(
+            self.conn, record.run_id, extract.workspace, extract.pages
+        )
+        self.conn.register("_bb2sv_bodies", bodies)
+        try:
+            self.conn.execute("INSERT INTO raw_page_bodies BY NAME SELECT * FROM _bb2sv_bodies")
+        finally:
+            self.conn.unregister("_bb2sv_bodies")
         self.conn.execute("INSERT INTO member_2sv_observations BY NAME SELECT * FROM _bb2sv_obs")
-
-
-PAGES_PER_INSERT = 200
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:

@@ -160,8 +160,9 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
     assert verify_chain(path, workers=0).ok
     with tamper(path) as conn:  # a directory page's body edited: mfaEnabled false → true
         conn.execute(
-            "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
-            "'\"mfaEnabled\":false', '\"mfaEnabled\":true')) WHERE listing = 'directory'"
+            "UPDATE raw_page_bodies SET body = encode(replace(decode(body), "
+            "'\"mfaEnabled\":false', '\"mfaEnabled\":true')) WHERE sha256 IN "
+            "(SELECT sha256 FROM raw_api_responses WHERE listing = 'directory')"
         )
     result = verify_chain(path, workers=0)
     assert result.first_bad_run_id == run_id
