@@ -290,7 +290,19 @@ class EvidenceStore:
             self.conn.execute("INSERT INTO raw_page_bodies BY NAME SELECT * FROM _bb2sv_bodies")
         finally:
             self.conn.unregister("_bb2sv_bodies")
-        self.conn.execute("INSERT INTO member_2sv_observations BY NAME SELECT * FROM _bb2sv_obs")
+        # Who once, what each run saw per run (migration 0007).
+        for statement in _STORE_OBSERVATIONS:
+            self.conn.execute(statement)
+
+
+_STORE_OBSERVATIONS = [
+    statement
+    for statement in (Path(__file__).parent / "sql" / "store_observations.sql")
+    .read_text("utf-8")
+    .split(";\n")
+    if statement.strip()
+    and not all(line.startswith("--") for line in statement.strip().splitlines())
+]
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:

@@ -24,7 +24,7 @@ from tasks.evidence.store import EvidenceStore
 from tasks.evidence.verification import verify_evidence
 from tasks.policy import DEFAULT_POLICY
 
-TABLES = ["run_signatures", "policy_exceptions", "run_policies", "member_2sv_observations",
+TABLES = ["run_signatures", "policy_exceptions", "run_policies", "member_run_states",
           "raw_page_bodies", "raw_api_responses", "collection_runs"]  # fmt: skip
 
 
@@ -134,7 +134,7 @@ def test_a_consistently_recomputed_chain_passes_alone_but_not_against_references
     forge(
         world,
         synth,
-        "UPDATE member_2sv_observations SET has_2fa_enabled = true, two_step_state = 'enabled' "
+        "UPDATE member_run_states SET has_2fa_enabled = true, two_step_state = 'enabled' "
         f"WHERE run_id = '{target}' AND two_step_state = 'disabled'",
         # Page bodies are stored once and shared: the forger stores edited copies and
         # points the run's pages at them.

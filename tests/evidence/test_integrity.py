@@ -16,7 +16,8 @@ TABLES = [
     "collection_runs",
     "raw_api_responses",
     "raw_page_bodies",
-    "member_2sv_observations",
+    "member_run_states",
+    "member_identities",
     "run_policies",
     "policy_exceptions",
 ]
@@ -111,7 +112,7 @@ def test_rederive_matches_untouched_runs_and_shows_edits(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE member_2sv_observations SET display_name = 'Someone Else' WHERE nickname = 'user7'",
+        "UPDATE member_identities SET display_name = 'Someone Else' WHERE nickname = 'user7'",
     )
     with EvidenceStore.open(db_path, read_only=True) as store:
         diff = rederive(store.conn, chain[0])
@@ -124,8 +125,9 @@ def test_edited_observation(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE member_2sv_observations SET has_2fa_enabled = true, "
-        f"two_step_state = 'enabled' WHERE nickname = 'user20' AND run_id = '{chain[1]}'",
+        "UPDATE member_run_states SET has_2fa_enabled = true, two_step_state = 'enabled' "
+        f"WHERE run_id = '{chain[1]}' AND member_id = "
+        "(SELECT id FROM member_identities WHERE nickname = 'user20')",
     )
     assert_first_bad(db_path, chain[1], "stored observations do not match")
 
@@ -151,7 +153,13 @@ def test_edited_raw_page_body(db_path, synth, chain):
 def test_deleted_run_in_the_middle(db_path, synth, chain):
     victim = chain[1]
     tamper(
-        db_path, synth, *[f"DELETE FROM {t} WHERE run_id = '{victim}'" for t in reversed(TABLES)]
+        db_path,
+        synth,
+        *[
+            f"DELETE FROM {t} WHERE run_id = '{victim}'"
+            for t in reversed(TABLES)
+            if t != "member_identities"  # shared by runs: no run_id
+        ],
     )
     assert_first_bad(db_path, chain[2], "chain broken")
 
@@ -203,7 +211,8 @@ def test_worker_processes_find_the_same_problems(db_path, synth, chain):
         db_path,
         synth,
         FLIP_2SV_IN_BODY.format(run=chain[1]),
-        f"DELETE FROM member_2sv_observations WHERE run_id = '{chain[2]}' AND nickname = 'user3'",
+        f"DELETE FROM member_run_states WHERE run_id = '{chain[2]}' AND member_id = "
+        "(SELECT id FROM member_identities WHERE nickname = 'user3')",
     )
     in_process = verify_chain(db_path, workers=0)
     in_workers = verify_chain(db_path, workers=2)
