@@ -161,7 +161,10 @@ def chain_problems(
                 "stored observations do not match observations_sha256 (edited, "
                 "deleted or added rows)"
             )
-        if pages.rederived_sha256 != run["observations_sha256"]:
+        rederived = pages.rederived_sha256
+        if rederived is None:  # the very rows stored: their digest is the stored one
+            rederived = stored_obs.get(run_id, hashing.EMPTY_SHA256)
+        if rederived != run["observations_sha256"]:
             problems.append(
                 "observations re-derived from the raw pages differ from observations_sha256"
             )
@@ -236,7 +239,10 @@ def _identity_problems(
             "stored identity columns do not match identity_sha256 (account type, kind or "
             "directory facts edited)"
         )
-    if pages.rederived_identity_sha256 != expected:
+    rederived = pages.rederived_identity_sha256
+    if rederived is None:  # the very rows stored
+        rederived = stored.get(run["run_id"], hashing.EMPTY_SHA256)
+    if rederived != expected:
         problems.append(
             "identity columns re-derived from the raw pages differ from identity_sha256"
         )

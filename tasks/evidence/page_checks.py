@@ -22,13 +22,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import frames, hashing, page_bodies
+from tasks.evidence import hashing, page_bodies
 from tasks.evidence.catalog import stored_table
-from tasks.normalise import PageMemo, observations_from_pages
+from tasks.normalise import (
+    IDENTITY_COLUMNS,
+    OBSERVATION_COLUMNS,
+    PageMemo,
+    observations_table,
+)
 
 # The stored tables themselves: rowids are not visible through the sandbox's views.
 PAGES = stored_table("raw_api_responses")
@@ -82,8 +87,10 @@ class StoredPage:
 class PageCheck:
     run_id: str
     bad_body_seqs: tuple[int, ...]  # pages whose body does not hash to their stored sha256
-    rederived_sha256: str  # observations_sha256 of normalise(stored pages)
-    rederived_identity_sha256: str  # identity_sha256 of the same
+    # observations_sha256 of normalise(stored pages); None: those rows are the stored rows
+    # (same values, as a multiset), so their digest is the stored rows' digest.
+    rederived_sha256: str | None
+    rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -169,10 +176,14 @@ class BodyCache:
 def check_chunk(
     conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache | None = None
 ) -> list[PageCheck]:
-    """Re-hash each run's page bodies and digest the observations re-derived from them."""
+    """Re-hash each run's page bodies and check the observations re-derived from them."""
     cache = BodyCache() if cache is None else cache
     by_run = _read_chunk(conn, chunk, cache)
-    return [check_pages(conn, run, by_run.get(run.run_id, []), cache) for run in chunk.runs]
+    stored = _stored_rows(conn, [run.run_id for run in chunk.runs])
+    return [
+        check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id))
+        for run in chunk.runs
+    ]
 
 
 def check_pages(
@@ -180,12 +191,61 @@ def check_pages(
     run: RunPages,
     pages: list[StoredPage],
     cache: BodyCache | None = None,
+    stored: pa.Table | None = None,
 ) -> PageCheck:
+    """The run's bad pages, and its re-derived rows compared with `stored` (the run's stored
+    observations): where they are the same rows, the stored digests stand for them (the
+    caller checks those); where not, the re-derived rows are digested here."""
     bad = tuple(page.seq for page in pages if not page.intact)
     memo = None if cache is None else cache.memo
-    frame = observations_from_pages(run.workspace, [page.page for page in pages], memo=memo)
-    observations, identity = rederived_digests(conn, run.run_id, frame)
-    return PageCheck(run.run_id, bad, observations, identity)
+    derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
+    same_observations = _same_rows(derived, stored, OBSERVATION_COLUMNS)
+    same_identity = _same_rows(derived, stored, IDENTITY_DIGESTED)
+    if same_observations and same_identity:
+        return PageCheck(run.run_id, bad, None, None)
+    observations, identity = rederived_digests(conn, run.run_id, derived)
+    return PageCheck(
+        run.run_id,
+        bad,
+        None if same_observations else observations,
+        None if same_identity else identity,
+    )
+
+
+# The columns identity_sha256 covers (digests/identity_sha256.sql).
+IDENTITY_DIGESTED = ["account_id", "uuid", *IDENTITY_COLUMNS]
+
+
+def _same_rows(derived: pa.Table, stored: pa.Table | None, columns: list[str]) -> bool:
+    """The same rows over `columns`, in any order (both sorted by every column)."""
+    if stored is None:
+        return derived.num_rows == 0
+    if stored.num_rows != derived.num_rows:
+        return False
+    mine = derived.select(columns)
+    theirs = stored.select(columns).cast(mine.schema)
+    if mine.equals(theirs):  # the usual case: stored in the order normalise gave them
+        return True
+    order = [(name, "ascending") for name in columns]
+    return mine.sort_by(order).equals(theirs.sort_by(order))
+
+
+def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, pa.Table]:
+    """{run_id: its stored observations (Arrow)}. The run_id range first: runs ids grow with
+    time and rows are stored in run order, so DuckDB skips the row groups outside it."""
+    if not run_ids:
+        return {}
+    table = conn.sql(
+        f"SELECT run_id, {', '.join(OBSERVATION_COLUMNS + IDENTITY_COLUMNS)} "
+        "FROM member_2sv_observations "
+        "WHERE run_id BETWEEN $lo AND $hi AND run_id IN (SELECT unnest($ids))",
+        params={"lo": min(run_ids), "hi": max(run_ids), "ids": run_ids},
+    ).to_arrow_table()
+    runs = table["run_id"].to_numpy(zero_copy_only=False)
+    out = {}
+    for run_id in set(runs.tolist()):
+        out[run_id] = table.filter(pa.array(runs == run_id))
+    return out
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
@@ -194,14 +254,14 @@ def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredP
 
 
 def rederived_digests(
-    conn: duckdb.DuckDBPyConnection, run_id: str, frame: pd.DataFrame
+    conn: duckdb.DuckDBPyConnection, run_id: str, derived: pa.Table
 ) -> tuple[str, str]:
-    """(observations_sha256, identity_sha256) of a normalised frame, by the same SQL as on
-    load."""
-    if frame.empty:
+    """(observations_sha256, identity_sha256) of re-derived rows (`observations_table`), by
+    the same SQL as on load."""
+    if derived.num_rows == 0:
         return hashing.EMPTY_SHA256, hashing.EMPTY_SHA256
     name = f"_bb2sv_rederived_{os.getpid()}"
-    conn.register(name, frames.observations_table(run_id, frame))
+    conn.register(name, derived.add_column(0, "run_id", pa.array([run_id] * derived.num_rows)))
     try:
         return tuple(  # type: ignore[return-value]
             hashing.digests(conn, kind, name).get(run_id, hashing.EMPTY_SHA256)
