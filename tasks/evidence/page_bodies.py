@@ -18,11 +18,12 @@ Reading (verify, rederive)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
@@ -55,8 +56,10 @@ class BodyRow:
 
 def bodies_to_store(
     conn: duckdb.DuckDBPyConnection, run_id: str, workspace: str, pages: list[RawPage]
-) -> pa.Table:
-    """The raw_page_bodies rows a new run adds: its bodies the file does not hold yet."""
+) -> Iterator[pa.Table]:
+    """The raw_page_bodies rows a new run adds (its bodies the file does not hold yet), in
+    slices of SLICE_ROWS: only one slice of bodies at a time is copied into Arrow (a
+    100,000-member run carries about 190 MB of JSON)."""
     new: dict[str, RawPage] = {}
     for page in pages:
         if page.sha256 in new:
@@ -75,9 +78,18 @@ def bodies_to_store(
         ).fetchall()
         for (sha,) in held:
             del new[sha]
-    rows: dict[str, list] = {name: [] for name in BODIES_SCHEMA.names}
     bases = _previous_bases(conn, run_id, workspace, list(new.values()), pages)
-    for sha, page in new.items():
+    items = list(new.items())
+    for start in range(0, len(items), SLICE_ROWS):
+        yield _slice(run_id, items[start : start + SLICE_ROWS], bases)
+
+
+SLICE_ROWS = 200
+
+
+def _slice(run_id: str, items: list[tuple[str, RawPage]], bases: dict) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in BODIES_SCHEMA.names}
+    for sha, page in items:
         base = bases.get(sha)
         ops = None if base is None else make_patch(base[1], page.body)
         rows["sha256"].append(sha)
@@ -93,7 +105,7 @@ def bodies_to_store(
     # body_column cannot hold nulls; the patched rows' bodies are NULL in the table.
     mask = pa.array([body is None for body in rows["body"]], pa.bool_())
     return table.set_column(
-        3, "body", pa.compute.if_else(mask, pa.scalar(None, pa.large_binary()), table["body"])
+        3, "body", pc.if_else(mask, pa.scalar(None, pa.large_binary()), table["body"])
     )
 
 
