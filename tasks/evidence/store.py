@@ -51,7 +51,7 @@ from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach_read_only, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.evidence.signing import store_signature
-from tasks.normalise import observations_from_pages
+from tasks.normalise import observations_table
 from tasks.policy import Policy
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, RunStatus
@@ -159,14 +159,14 @@ class EvidenceStore:
                 pages=[*extract.pages, *directory.pages],
                 emulated=extract.emulated or directory.emulated,
             )
-        observations = observations_from_pages(extract.workspace, extract.pages)
+        observations = observations_table(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
         observed = frames.observations_table(run_id, observations)
         # Digested in a private database: a macro planted in the file (say, one named
         # sha256) must not decide what the new run's hashes are.
         digests = hashing.run_digests_apart(
-            run_id, frames.pages_table(run_id, extract.pages, with_body=False), observed
+            run_id, frames.pages_table(run_id, extract.pages), observed
         )
         views = {
             "_bb2sv_obs": observed,
@@ -181,7 +181,7 @@ class EvidenceStore:
                 record = self._seal(
                     extract,
                     run_id,
-                    len(observations),
+                    observations.num_rows,
                     policy,
                     tool_version,
                     prefect_flow_run_id,
@@ -272,7 +272,7 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
-        pages = frames.pages_table(record.run_id, extract.pages, with_body=False)
+        pages = frames.pages_table(record.run_id, extract.pages)
         self.conn.register("_bb2sv_responses", pages)
         try:
             self.conn.execute(
