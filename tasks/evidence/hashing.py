@@ -19,6 +19,7 @@ verify (stored rows), so the same SQL defines them::
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -26,8 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.canonical import sha256_hex
 from tasks.evidence.connection import in_memory
@@ -46,9 +49,29 @@ def _digest_sql(kind: DigestKind) -> str:
 
 def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) -> dict[str, str]:
     """Digest per run_id of `relation` (a table name or a parenthesised sub-query we wrote)."""
-    placeholder = "{pages}" if kind == "raw" else "{observations}"
-    sql = _digest_sql(kind).replace(placeholder, relation)
-    return dict(conn.execute(sql).fetchall())
+    if kind == "raw":
+        sql = _digest_sql(kind).replace("{pages}", relation)
+        return dict(conn.execute(sql).fetchall())
+    lines = conn.sql(_digest_sql(kind).replace("{observations}", relation)).to_arrow_table()
+    return sorted_lines_digests(lines)
+
+
+def sorted_lines_digests(lines: pa.Table) -> dict[str, str]:
+    """{run_id: SHA-256 of its `line`s sorted (byte order) and joined by "\n"} of a table of
+    (run_id, line). Python sorts str by code point, which is the byte order of UTF-8, as
+    DuckDB's ORDER BY on VARCHAR."""
+    if lines.num_rows == 0:
+        return {}
+    lines = lines.take(pc.sort_indices(lines["run_id"]))
+    runs = lines["run_id"].to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    column = lines["line"]
+    out = {}
+    for start, end in itertools.pairwise(starts):
+        texts = column.slice(start, end - start).to_pylist()
+        texts.sort()
+        out[runs[start]] = sha256_hex("\n".join(texts).encode("utf-8"))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,12 +128,13 @@ def chain_problems(
     with page_pool.checking_pages(conn, path, locations, workers=workers) as page_results:
         # Whole-table digests in this process while the workers read the page bodies.
         raw = hashing.digests(conn, "raw", "raw_api_responses")
-        stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
-        stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
         with_identity = _runs_with_identity_values(conn)
         policies = _policies(conn)
         signatures = stored_signatures(conn)
         checked = page_results()
+    # The stored rows' digests were computed with the pages, run by run.
+    stored_obs = {run_id: check.stored_sha256 for run_id, check in checked.items()}
+    stored_identity = {run_id: check.stored_identity_sha256 for run_id, check in checked.items()}
 
     prev_hash, prev_seq, prev_signed = hashing.GENESIS_HASH, 0, None
     for run in runs.to_dict("records"):

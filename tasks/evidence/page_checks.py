@@ -17,6 +17,7 @@ re-derivation parses each distinct body once (`PageMemo`)::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ class PageCheck:
     # (same values, as a multiset), so their digest is the stored rows' digest.
     rederived_sha256: str | None
     rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
+    stored_sha256: str = hashing.EMPTY_SHA256  # observations_sha256 of the stored rows
+    stored_identity_sha256: str = hashing.EMPTY_SHA256  # identity_sha256 of the stored rows
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -179,11 +182,27 @@ def check_chunk(
     """Re-hash each run's page bodies and check the observations re-derived from them."""
     cache = BodyCache() if cache is None else cache
     by_run = _read_chunk(conn, chunk, cache)
-    stored = _stored_rows(conn, [run.run_id for run in chunk.runs])
+    rows = _stored_rows(conn, [run.run_id for run in chunk.runs])
+    stored = _by_run(rows)
+    observations, identity = _digests_of(conn, rows)
     return [
-        check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id))
+        dataclasses.replace(
+            check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id)),
+            stored_sha256=observations.get(run.run_id, hashing.EMPTY_SHA256),
+            stored_identity_sha256=identity.get(run.run_id, hashing.EMPTY_SHA256),
+        )
         for run in chunk.runs
     ]
+
+
+def _digests_of(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> tuple[dict, dict]:
+    """(observations_sha256, identity_sha256) per run of stored rows, by the digest SQL."""
+    name = f"_bb2sv_stored_{os.getpid()}"
+    conn.register(name, rows)
+    try:
+        return hashing.digests(conn, "observations", name), hashing.digests(conn, "identity", name)
+    finally:
+        conn.unregister(name)
 
 
 def check_pages(
@@ -230,17 +249,18 @@ def _same_rows(derived: pa.Table, stored: pa.Table | None, columns: list[str]) -
     return mine.sort_by(order).equals(theirs.sort_by(order))
 
 
-def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, pa.Table]:
-    """{run_id: its stored observations (Arrow)}. The run_id range first: runs ids grow with
+def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Table:
+    """The runs' stored observations (Arrow). The run_id range first: runs ids grow with
     time and rows are stored in run order, so DuckDB skips the row groups outside it."""
-    if not run_ids:
-        return {}
-    table = conn.sql(
+    return conn.sql(
         f"SELECT run_id, {', '.join(OBSERVATION_COLUMNS + IDENTITY_COLUMNS)} "
         "FROM member_2sv_observations "
         "WHERE run_id BETWEEN $lo AND $hi AND run_id IN (SELECT unnest($ids))",
         params={"lo": min(run_ids), "hi": max(run_ids), "ids": run_ids},
     ).to_arrow_table()
+
+
+def _by_run(table: pa.Table) -> dict[str, pa.Table]:
     runs = table["run_id"].to_numpy(zero_copy_only=False)
     out = {}
     for run_id in set(runs.tolist()):

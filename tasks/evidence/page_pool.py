@@ -133,6 +133,8 @@ class _Worker:
                         tuple(item["bad_body_seqs"]),
                         item["rederived_sha256"],
                         item["rederived_identity_sha256"],
+                        item["stored_sha256"],
+                        item["stored_identity_sha256"],
                     )
         except (OSError, ValueError) as exc:
             self.failure = f"{type(exc).__name__}: {exc}"

@@ -5,7 +5,8 @@ Started by `page_pool.checking_pages` as ``python -m tasks.evidence.page_worker 
     stdin   {"runs": [{"run_id": …, "workspace": …, "lo": 0, "hi": 199, "pages": 200}, …],
              "exact": true}
     stdout  {"checks": [{"run_id": …, "bad_body_seqs": [], "rederived_sha256": …,
-                         "rederived_identity_sha256": …}, …]}
+                         "rederived_identity_sha256": …, "stored_sha256": …,
+                         "stored_identity_sha256": …}, …]}
             or {"error": "…"}
 """
 
@@ -35,6 +36,8 @@ def serve(path: Path) -> None:
                     "bad_body_seqs": list(check.bad_body_seqs),
                     "rederived_sha256": check.rederived_sha256,
                     "rederived_identity_sha256": check.rederived_identity_sha256,
+                    "stored_sha256": check.stored_sha256,
+                    "stored_identity_sha256": check.stored_identity_sha256,
                 }
                 for check in check_chunk(conn, chunk, cache)
             ]
