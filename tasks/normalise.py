@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -131,24 +132,29 @@ def _extracted(memo: PageMemo | None, page: RawPage, what: str, extract) -> tupl
     return extract(page) if memo is None else memo.get(page, what, extract)
 
 
-def page_roles(page: RawPage) -> tuple[tuple[str, str], ...]:
-    """(member key, permission) of each membership of one /permissions page, in order."""
+def page_roles(page: RawPage) -> dict[str, str]:
+    """member key → permission on one /permissions page (first sighting wins). Shared
+    through the memo: never changed."""
     key_of = member_key
-    return tuple(
+    pairs = [
         (key, permission)
         for _page, values in usable_pages([page], Listing.PERMISSIONS)
         for value, user in users(values)
         if (key := key_of(user)) and isinstance(permission := value.get("permission"), str)
-    )
+    ]
+    return dict(reversed(pairs))  # a later pair is overwritten by an earlier one
 
 
 def permissions_by_member(pages: Iterable[RawPage], memo: PageMemo | None = None) -> dict[str, str]:
     """member key → permission from the /permissions listing (first sighting wins)."""
+    found = [
+        _extracted(memo, page, "roles", page_roles)
+        for page in pages
+        if page.listing == Listing.PERMISSIONS and page.status_code == 200
+    ]
     roles: dict[str, str] = {}
-    for page in pages:
-        if page.listing == Listing.PERMISSIONS and page.status_code == 200:
-            for key, permission in _extracted(memo, page, "roles", page_roles):
-                roles.setdefault(key, permission)
+    for on_page in reversed(found):  # pages in reverse: an earlier page's role wins
+        roles.update(on_page)
     return roles
 
 
@@ -240,7 +246,7 @@ def observations_table(
         for page in pages
         if page.listing == Listing.MEMBERS and page.status_code == 200
     ]
-    keys = [key for _page, part in parts for key in part.keys]
+    keys = list(itertools.chain.from_iterable(part.keys for _page, part in parts))
     columns = pa.concat_tables([part.columns for _page, part in parts]) if parts else None
     if columns is None:
         columns = page_members(RawPage(Listing.MEMBERS, "", 200, _EPOCH, b"")).columns
@@ -271,7 +277,7 @@ def observations_table(
         "workspace": pa.array([workspace] * rows, pa.string()),
         "observed_at": observed_at,
         **{name: columns[name] for name in ("account_id", "uuid", "nickname", "display_name")},
-        "permission": _strings(tuple(role_of(key) for key in keys)),
+        "permission": _strings(tuple(map(role_of, keys))),
         **{name: columns[name] for name in MEMBER_FIELDS[4:]},
         "in_directory": in_directory,
         "directory_account_status": status,
