@@ -11,8 +11,9 @@ Definitions (also in README.md):
 * `run_hash`          = see `tasks.evidence.run_record.RunRecord` (prev_run_hash is the
   previous run's run_hash (seq - 1), or GENESIS_HASH for the first run).
 
-The digests are computed by DuckDB over a relation, both on load (registered frames) and in
-verify (stored rows), so the same SQL defines them::
+The digests are computed over a relation, both on load (registered frames) and in verify
+(stored rows), by the same code: DuckDB makes the lines with the SQL above, and for the two
+row digests `sorted_lines_digests` sorts, joins and hashes each run's lines::
 
     digests(conn, "observations", "member_2sv_observations")  # {run_id: hex}
 """
