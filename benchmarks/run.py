@@ -118,7 +118,9 @@ def main() -> None:
     rows += [
         (
             f"{args.year_members:,} members: adding run N (N = {', '.join(map(str, at))})",
-            " / ".join(f"{history[f'run_{n}_s']:.2f} s" for n in at),
+            " / ".join(
+                f"{history[f'run_{n}_s']:.2f} s (CPU {history[f'run_{n}_cpu_s']:.2f} s)" for n in at
+            ),
             "flat within ±50%",
         ),
         (
