@@ -146,12 +146,12 @@ class BodyCache:
         self._held = 0
 
     def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
-        wanted = sorted(shas - self.good.keys())
-        if not wanted:
-            return
         if self._held > self.max_bytes:  # bodies of runs long past; their checks are done
             self.good = {}
             self._held = 0
+        wanted = sorted(shas - self.good.keys())
+        if not wanted:
+            return
         rows = list(
             page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
         )

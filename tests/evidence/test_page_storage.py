@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tasks.bitbucket.models import RawPage
+from tasks.evidence import page_checks
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.page_patch import apply_patch, make_patch
@@ -107,6 +108,23 @@ def test_bodies_are_stored_once_mostly_as_patches_and_come_back_exact(history):
     assert patched > 0
     assert whole + patched < sum(len(extract.pages) for extract in extracts)
     assert verify_chain(path, workers=0).ok
+
+
+def test_bodies_dropped_from_a_full_cache_are_read_again(history):
+    """The body cache is emptied when it holds too much; the next chunk reads what it
+    needs again (a year verified in one process goes past the limit)."""
+    path, _extracts, ids = history
+    with EvidenceStore.open(path, read_only=True) as store:
+        runs = page_checks.run_locations(store.conn)
+        cache = page_checks.BodyCache(max_bytes=1)
+        checks = [
+            check
+            for chunk in page_checks.chunks(runs, max_pages=10)  # a run per chunk
+            for check in page_checks.check_chunk(store.conn, chunk, cache)
+        ]
+    assert [check.run_id for check in checks] == ids
+    assert all(not check.bad_body_seqs for check in checks)
+    assert all(check.rederived_sha256 is None for check in checks)  # same rows as stored
 
 
 def _tamper(path: Path, synth, *statements: str) -> None:
