@@ -63,9 +63,12 @@ def sorted_lines_digests(lines: pa.Table) -> dict[str, str]:
     DuckDB's ORDER BY on VARCHAR."""
     if lines.num_rows == 0:
         return {}
-    lines = lines.take(pc.sort_indices(lines["run_id"]))
     runs = lines["run_id"].to_numpy(zero_copy_only=False)
     starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    if len(set(runs[starts[:-1]].tolist())) != len(starts) - 1:  # a run's lines apart
+        lines = lines.take(pc.sort_indices(lines["run_id"]))
+        runs = lines["run_id"].to_numpy(zero_copy_only=False)
+        starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
     column = lines["line"]
     out = {}
     for start, end in itertools.pairwise(starts):

@@ -18,11 +18,13 @@ re-derivation parses each distinct body once (`PageMemo`)::
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
@@ -141,13 +143,14 @@ class BodyCache:
 
     def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
         self.good: dict[str, bytes | None] = {}
+        self.bases: dict[str, bytes] = {}  # whole bodies patches are made from, re-hashed
         self.max_bytes = max_bytes
         self.memo = PageMemo()
         self._held = 0
 
     def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
         if self._held > self.max_bytes:  # bodies of runs long past; their checks are done
-            self.good = {}
+            self.good, self.bases = {}, {}
             self._held = 0
         wanted = sorted(shas - self.good.keys())
         if not wanted:
@@ -156,11 +159,13 @@ class BodyCache:
             page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
         )
         bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
-        wholes = {
-            row.sha256: row.body
-            for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [sorted(bases)])
-            if row.body is not None and sha256_hex(row.body) == row.sha256
-        }
+        # Patches of one base span many days: a base already read is not read again.
+        missing = sorted(bases - self.bases.keys())
+        for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [missing]):
+            if row.body is not None and sha256_hex(row.body) == row.sha256:
+                self.bases[row.sha256] = row.body
+                self._held += len(row.body)
+        wholes = {sha: self.bases[sha] for sha in bases if sha in self.bases}
         found: dict[str, bytes | None] = dict.fromkeys(wanted)
         seen: set[str] = set()
         for row in rows:
@@ -261,11 +266,13 @@ def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Tabl
 
 
 def _by_run(table: pa.Table) -> dict[str, pa.Table]:
+    """{run_id: its rows}; rows come back run after run, so mostly by slicing."""
     runs = table["run_id"].to_numpy(zero_copy_only=False)
-    out = {}
-    for run_id in set(runs.tolist()):
-        out[run_id] = table.filter(pa.array(runs == run_id))
-    return out
+    starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    blocks = [(runs[start], start, end) for start, end in itertools.pairwise(starts)]
+    if len({run_id for run_id, _start, _end in blocks}) == len(blocks):
+        return {run_id: table.slice(start, end - start) for run_id, start, end in blocks}
+    return {run_id: table.filter(pa.array(runs == run_id)) for run_id in set(runs.tolist())}
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
