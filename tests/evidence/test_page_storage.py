@@ -9,10 +9,12 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tasks.bitbucket.models import RawPage
-from tasks.evidence import page_checks
+from tasks.evidence import hashing, page_checks
+from tasks.evidence.connection import in_memory
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.page_patch import apply_patch, make_patch
@@ -55,6 +57,29 @@ def test_patches_give_back_every_byte_over_random_edits():
             patched += 1
             assert apply_patch(base, ops) == body
     assert patched > 1_000  # most small edits are patched, not stored whole
+
+
+def test_row_digests_sort_lines_by_their_utf8_bytes_as_duckdb_does():
+    """hashing.sorted_lines_digests (Arrow) against DuckDB's own ordered string_agg, the
+    definition the stored hashes were made with, over lines of any characters."""
+    rng = random.Random(7)
+    alphabet = ["a", "b", "Z", "é", "ß", "€", "😀", "\u0001", "\n", '"', "\\", "\uffff", "Ā"]
+    rows = [
+        (f"run{rng.randint(1, 4)}", "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))))
+        for _ in range(2_000)
+    ]
+    conn = in_memory()
+    conn.execute("CREATE TABLE lines (run_id VARCHAR, line VARCHAR)")
+    conn.executemany("INSERT INTO lines VALUES (?, ?)", rows)
+    expected = dict(
+        conn.execute(
+            "SELECT run_id, sha256(string_agg(line, chr(10) ORDER BY line)) FROM lines GROUP BY 1"
+        ).fetchall()
+    )
+    table = conn.sql("SELECT * FROM lines").to_arrow_table()
+    assert hashing.sorted_lines_digests(table) == expected
+    shuffled = table.take(pa.array(rng.sample(range(table.num_rows), table.num_rows)))
+    assert hashing.sorted_lines_digests(shuffled) == expected
 
 
 def test_a_patch_that_copies_past_its_base_is_refused():
