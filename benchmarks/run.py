@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=LATENCY_S, help="seconds per request")
     parser.add_argument("--year-members", type=int, default=10_000)
     parser.add_argument("--year-days", type=int, default=365)
+    parser.add_argument("--history-runs", type=int, default=1000)
     args = parser.parse_args()
 
     sizes = [1_000, 10_000] + ([100_000] if args.full else [])
@@ -100,8 +101,36 @@ def main() -> None:
         ('"as of date" member state', f"{year['as_of_s']:.3f} s", ""),
         ("`findings` over the year", f"{year['findings_s']:.3f} s", ""),
         ("audit-period report over the year", f"{year['period_report_s']:.2f} s", ""),
-        ("`bb2sv verify` over the year", f"{year['verify_s']:.1f} s", ""),
-        ("evidence file bytes per observation row", f"{year['bytes_per_row']:.1f}", ""),
+        ("`bb2sv verify` over the year", f"{year['verify_s']:.1f} s", "< 10 s"),
+        (
+            "evidence file bytes per member-day (raw pages included)",
+            f"{year['bytes_per_row']:.1f}",
+            "≤ 60",
+        ),
+        (
+            "  pages stored: distinct bodies (of them patches)",
+            f"{year['pages']:,}: {year['distinct_bodies']:,} ({year['patched_bodies']:,})",
+            "",
+        ),
+    ]
+
+    print(f"the cost of adding run N, up to {args.history_runs:,}…", file=sys.stderr, flush=True)
+    history = child("history.py", str(args.year_members), str(args.history_runs))
+    figures["history"] = history
+    at = [n for n in (10, 100, 1000) if f"run_{n}_s" in history]
+    rows += [
+        (
+            f"{args.year_members:,} members: adding run N (N = {', '.join(map(str, at))})",
+            " / ".join(
+                f"{history[f'run_{n}_s']:.2f} s (CPU {history[f'run_{n}_cpu_s']:.2f} s)" for n in at
+            ),
+            "flat within ±50%",
+        ),
+        (
+            f"  file bytes per member-day after {args.history_runs:,} runs",
+            f"{history['bytes_per_member_day']:.1f}",
+            "≤ 60",
+        ),
     ]
 
     print("bb2sv collect end to end (no Prefect API: in-process)…", file=sys.stderr, flush=True)

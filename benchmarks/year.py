@@ -51,6 +51,10 @@ def main(members: int, days: int) -> dict:
             with Timer() as period_t:
                 write_period_report(conn, "year", start, end, Path(tmp) / "reports")
             rows = conn.execute("select count(*) from member_2sv_observations").fetchone()[0]
+            bodies, patched, responses = conn.execute(
+                "select count(*), count(patch), (select count(*) from raw_api_responses) "
+                "from raw_page_bodies"
+            ).fetchone()
         with Timer() as verify_t:
             result = verify_chain(db)
         assert result.ok, result
@@ -64,7 +68,13 @@ def main(members: int, days: int) -> dict:
             "findings_s": findings_t.seconds,
             "period_report_s": period_t.seconds,
             "verify_s": verify_t.seconds,
+            # One observation row per member and day: the whole file (raw pages included)
+            # per member-day.
             "bytes_per_row": db.stat().st_size / rows,
+            "file_bytes": db.stat().st_size,
+            "pages": responses,
+            "distinct_bodies": bodies,
+            "patched_bodies": patched,
         }
 
 

@@ -166,32 +166,51 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def directory_index(pages: Iterable[RawPage]) -> dict[str, DirectoryEntry] | None:
+def directory_index(pages: Iterable[RawPage], memo=None) -> dict[str, DirectoryEntry] | None:
     """accountId → entry from the successful, parseable directory pages (first sighting
-    wins); None when the run holds no such page (the directory was not read)."""
+    wins); None when the run holds no such page (the directory was not read).
+
+    `memo`: a `tasks.normalise.PageMemo`, so a body seen before is not parsed again."""
     index: dict[str, DirectoryEntry] | None = None
     for page in pages:
         if page.listing != Listing.DIRECTORY or page.status_code != 200:
             continue
-        try:
-            document = orjson.loads(page.body)
-        except orjson.JSONDecodeError:
-            continue
-        users = document.get("data") if isinstance(document, dict) else None
-        if not isinstance(users, list):
+        entries = (
+            directory_entries(page)
+            if memo is None
+            else memo.get(page, "directory", directory_entries)
+        )
+        if entries is None:
             continue
         index = {} if index is None else index
-        for user in users:
-            account_id = user.get("accountId") if isinstance(user, dict) else None
-            if isinstance(account_id, str) and account_id and account_id not in index:
-                mfa = user.get("mfaEnabled")
-                index[account_id] = DirectoryEntry(
-                    account_status=_text(user.get("accountStatus")),
-                    claim_status=_text(user.get("claimStatus")),
-                    mfa_enabled=mfa if isinstance(mfa, bool) else None,
-                    email_domain=email_domain(user.get("email")),
-                )
+        for account_id, entry in entries:
+            index.setdefault(account_id, entry)
     return index
+
+
+def directory_entries(page: RawPage) -> tuple[tuple[str, DirectoryEntry], ...] | None:
+    """(accountId, entry) of one directory page, in order; None when it is not a usable
+    page (not JSON, or no `data` list)."""
+    try:
+        document = orjson.loads(page.body)
+    except orjson.JSONDecodeError:
+        return None
+    users = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(users, list):
+        return None
+    entries = []
+    for user in users:
+        account_id = user.get("accountId") if isinstance(user, dict) else None
+        if isinstance(account_id, str) and account_id:
+            mfa = user.get("mfaEnabled")
+            entry = DirectoryEntry(
+                account_status=_text(user.get("accountStatus")),
+                claim_status=_text(user.get("claimStatus")),
+                mfa_enabled=mfa if isinstance(mfa, bool) else None,
+                email_domain=email_domain(user.get("email")),
+            )
+            entries.append((account_id, entry))
+    return tuple(entries)
 
 
 # ---------------------------------------------------------------------------------------------

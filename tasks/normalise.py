@@ -17,10 +17,16 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.identity import DirectoryEntry, directory_index
@@ -46,20 +52,9 @@ IDENTITY_COLUMNS = [
     "directory_mfa_enabled",
     "directory_email_domain",
 ]
-STRING_COLUMNS = (
-    "workspace",
-    "account_id",
-    "uuid",
-    "nickname",
-    "display_name",
-    "permission",
-    "account_type",
-    "kind",
-    "directory_account_status",
-    "directory_claim_status",
-    "directory_email_domain",
-)
 NOT_LISTED = DirectoryEntry(None, None, None, None)
+_UTC_US = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def two_step_state(has_2fa_enabled: object) -> TwoStepState:
@@ -105,15 +100,61 @@ def users(values: list) -> Iterable[tuple[dict, dict]]:
             yield value, user
 
 
-def permissions_by_member(pages: Iterable[RawPage]) -> dict[str, str]:
+_UNSEEN = object()
+
+
+class PageMemo:
+    """What each page body yielded, kept by the body's SHA-256 (least recently used out).
+
+    The same body always yields the same members, roles and directory entries, so `bb2sv
+    verify`, re-deriving a year of daily runs that repeat most of their pages, parses each
+    distinct body once. Only for pages whose `sha256` is the hash of their body (RawPage
+    computes it when not given; verify gives it only for bodies it re-hashed).
+    """
+
+    def __init__(self, capacity: int = 4_096) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def get(self, page: RawPage, what: str, extract: Callable[[RawPage], tuple]) -> tuple:
+        key = (what, page.listing, page.status_code, page.sha256)
+        found = self._items.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._items[key] = extract(page)
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return found
+
+
+def _extracted(memo: PageMemo | None, page: RawPage, what: str, extract) -> tuple:
+    return extract(page) if memo is None else memo.get(page, what, extract)
+
+
+def page_roles(page: RawPage) -> dict[str, str]:
+    """member key → permission on one /permissions page (first sighting wins). Shared
+    through the memo: never changed."""
+    key_of = member_key
+    pairs = [
+        (key, permission)
+        for _page, values in usable_pages([page], Listing.PERMISSIONS)
+        for value, user in users(values)
+        if (key := key_of(user)) and isinstance(permission := value.get("permission"), str)
+    ]
+    return dict(reversed(pairs))  # a later pair is overwritten by an earlier one
+
+
+def permissions_by_member(pages: Iterable[RawPage], memo: PageMemo | None = None) -> dict[str, str]:
     """member key → permission from the /permissions listing (first sighting wins)."""
+    found = [
+        _extracted(memo, page, "roles", page_roles)
+        for page in pages
+        if page.listing == Listing.PERMISSIONS and page.status_code == 200
+    ]
     roles: dict[str, str] = {}
-    key_of = member_key  # bound locally: this loop runs once per member per run
-    for _page, values in usable_pages(pages, Listing.PERMISSIONS):
-        for value, user in users(values):
-            key = key_of(user)
-            if key and key not in roles and isinstance(permission := value.get("permission"), str):
-                roles[key] = permission
+    for on_page in reversed(found):  # pages in reverse: an earlier page's role wins
+        roles.update(on_page)
     return roles
 
 
@@ -121,53 +162,139 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def observations_from_pages(workspace: str, pages: list[RawPage]) -> pd.DataFrame:
-    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
-    directory facts joined on account_id from the run's directory pages."""
-    roles = permissions_by_member(pages)
-    directory = directory_index(pages)
-    listed = {} if directory is None else directory
-    seen: set[str] = set()
-    rows: list[tuple] = []  # OBSERVATION_COLUMNS after workspace, then IDENTITY_COLUMNS
-    # Bound locally: this loop runs once per member per run, at load and again in verify.
-    key_of, state_of, add, text = member_key, two_step_state, rows.append, _text
-    for page, values in usable_pages(pages, Listing.MEMBERS):
+@dataclass(frozen=True, slots=True)
+class PageMembers:
+    """The members of one members page, in order: their keys (as Python values, for the
+    first-sighting rule) and MEMBER_FIELDS as Arrow columns."""
+
+    keys: tuple
+    columns: pa.Table
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+
+# The identity and 2SV columns a members page gives, per member.
+MEMBER_FIELDS = (
+    "account_id",
+    "uuid",
+    "nickname",
+    "display_name",
+    "has_2fa_enabled",
+    "two_step_state",
+    "account_type",
+    "kind",
+)
+
+
+def page_members(page: RawPage) -> PageMembers:
+    """Each member (with a key) of one members page, in order."""
+    key_of, state_of, text = member_key, two_step_state, _text
+    keys, rows = [], []
+    for _page, values in usable_pages([page], Listing.MEMBERS):
         for _value, user in users(values):
             key = key_of(user)
-            if key is None or key in seen:
+            if key is None:
                 continue
-            seen.add(key)
             state = state_of(has_2fa := user.get("has_2fa_enabled"))
-            account_id = user.get("account_id")
-            entry = listed.get(account_id, NOT_LISTED)
-            add(
+            keys.append(key)
+            rows.append(
                 (
-                    page.fetched_at,
-                    account_id,
+                    user.get("account_id"),
                     user.get("uuid"),
                     user.get("nickname"),
                     user.get("display_name"),
-                    roles.get(key),
                     None if state is TwoStepState.UNKNOWN else has_2fa,
                     state.value,
                     text(user.get("type")),
                     text(user.get("kind")),
-                    None if directory is None else entry is not NOT_LISTED,
-                    entry.account_status,
-                    entry.claim_status,
-                    entry.mfa_enabled,
-                    entry.email_domain,
                 )
             )
-    names = OBSERVATION_COLUMNS[1:] + IDENTITY_COLUMNS
-    columns = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
-    frame = pd.DataFrame(
-        {"workspace": [workspace] * len(rows), **{n: columns.get(n, []) for n in names}},
-        columns=OBSERVATION_COLUMNS + IDENTITY_COLUMNS,
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(MEMBER_FIELDS)
+    arrays = [
+        pa.array(column, pa.bool_()) if name == "has_2fa_enabled" else _strings(column)
+        for name, column in zip(MEMBER_FIELDS, columns, strict=True)
+    ]
+    return PageMembers(tuple(keys), pa.table(dict(zip(MEMBER_FIELDS, arrays, strict=True))))
+
+
+def _strings(values: tuple) -> pa.Array:
+    """Text values as an Arrow string column; anything else JSON gave (a number, a list)
+    as pandas' `astype("string")` writes it."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        converted = pd.Series(values, dtype=object).astype("string")
+        return pa.array(converted).cast(pa.string())
+
+
+def observations_table(
+    workspace: str, pages: list[RawPage], *, memo: PageMemo | None = None
+) -> pa.Table:
+    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
+    directory facts joined on account_id from the run's directory pages: the columns
+    OBSERVATION_COLUMNS + IDENTITY_COLUMNS as Arrow (observed_at in µs, UTC).
+
+    Built page by page (a page's members are Arrow columns), so a run costs a few
+    operations per page, not per member. `memo`: pages already seen by body hash
+    (`PageMemo`); the result is the same without."""
+    roles = permissions_by_member(pages, memo)
+    directory = directory_index(pages, memo)
+    parts: list[tuple[RawPage, PageMembers]] = [
+        (page, _extracted(memo, page, "members", page_members))
+        for page in pages
+        if page.listing == Listing.MEMBERS and page.status_code == 200
+    ]
+    keys = list(itertools.chain.from_iterable(part.keys for _page, part in parts))
+    columns = pa.concat_tables([part.columns for _page, part in parts]) if parts else None
+    if columns is None:
+        columns = page_members(RawPage(Listing.MEMBERS, "", 200, _EPOCH, b"")).columns
+    counts = [part.size for _page, part in parts]
+    observed_at = pa.array(
+        np.repeat(np.array([page.fetched_at for page, _ in parts], dtype=object), counts),
+        _UTC_US,
+    )
+    if len(set(keys)) != len(keys):  # a member listed twice: its first sighting counts
+        seen: set = set()
+        first = [not (key in seen or seen.add(key)) for key in keys]
+        mask = pa.array(first, pa.bool_())
+        columns, observed_at = columns.filter(mask), observed_at.filter(mask)
+        keys = [key for key, keep in zip(keys, first, strict=True) if keep]
+    rows = len(keys)
+    if directory is None:  # not read: every directory column NULL
+        status = claim = domain = pa.nulls(rows, pa.string())
+        in_directory = mfa = pa.nulls(rows, pa.bool_())
+    else:
+        entries = [directory.get(a, NOT_LISTED) for a in columns["account_id"].to_pylist()]
+        in_directory = pa.array([entry is not NOT_LISTED for entry in entries], pa.bool_())
+        status = _strings(tuple(entry.account_status for entry in entries))
+        claim = _strings(tuple(entry.claim_status for entry in entries))
+        mfa = pa.array([entry.mfa_enabled for entry in entries], pa.bool_())
+        domain = _strings(tuple(entry.email_domain for entry in entries))
+    role_of = roles.get
+    table = {
+        "workspace": pa.array([workspace] * rows, pa.string()),
+        "observed_at": observed_at,
+        **{name: columns[name] for name in ("account_id", "uuid", "nickname", "display_name")},
+        "permission": _strings(tuple(map(role_of, keys))),
+        **{name: columns[name] for name in MEMBER_FIELDS[4:]},
+        "in_directory": in_directory,
+        "directory_account_status": status,
+        "directory_claim_status": claim,
+        "directory_mfa_enabled": mfa,
+        "directory_email_domain": domain,
+    }
+    return pa.table({name: table[name] for name in OBSERVATION_COLUMNS + IDENTITY_COLUMNS})
+
+
+def observations_from_pages(
+    workspace: str, pages: list[RawPage], *, memo: PageMemo | None = None
+) -> pd.DataFrame:
+    """`observations_table` as a DataFrame: text as `string`, booleans as `boolean`,
+    observed_at as UTC datetimes."""
+    frame = observations_table(workspace, pages, memo=memo).to_pandas(
+        types_mapper={pa.string(): pd.StringDtype(), pa.bool_(): pd.BooleanDtype()}.get
     )
     frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
-    for column in ("has_2fa_enabled", "in_directory", "directory_mfa_enabled"):
-        frame[column] = frame[column].astype("boolean")
-    for column in (*STRING_COLUMNS, "two_step_state"):
-        frame[column] = frame[column].astype("string")
     return frame

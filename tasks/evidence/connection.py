@@ -68,6 +68,9 @@ def apply_session_settings(conn: duckdb.DuckDBPyConnection) -> None:
     # An index scan on raw_api_pages(run_id, seq) fetches blobs row by row, which takes
     # ~30 s for a 2,000-page run in duckdb 2.0.1; a filtered table scan takes 0.2 s.
     conn.execute("SET index_scan_max_count = 0")
+    # A long migration (upgrading a year of pages takes seconds) would otherwise draw
+    # DuckDB's progress bar over the CLI's output.
+    conn.execute("SET enable_progress_bar = false")
 
 
 def wait_for_lock(open_once: Callable[[], Opened], path: Path, lock_timeout_s: float) -> Opened:

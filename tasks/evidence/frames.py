@@ -31,7 +31,7 @@ _UTC_US = pa.timestamp("us", tz="UTC")
 _TEXTS = pa.list_(pa.string())
 _LIST_COLUMNS = {"accepted_factors", "exclude_account_types", "sso_email_domains"}
 
-PAGES_SCHEMA = pa.schema(
+RESPONSES_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("seq", pa.int32()),
@@ -39,7 +39,6 @@ PAGES_SCHEMA = pa.schema(
         ("url", pa.string()),
         ("status_code", pa.int32()),
         ("fetched_at", _UTC_US),
-        ("body", pa.large_binary()),
         ("sha256", pa.string()),
     ]
 )
@@ -72,12 +71,9 @@ def body_column(bodies: list[bytes]) -> pa.Array:
     )
 
 
-def pages_table(
-    run_id: str, pages: list[RawPage], *, first_seq: int = 1, with_body: bool = True
-) -> pa.Table:
-    """raw_api_pages rows; seq is the order received, starting at `first_seq`.
-
-    Without bodies it is the small table the raw digest is computed from.
+def pages_table(run_id: str, pages: list[RawPage], *, first_seq: int = 1) -> pa.Table:
+    """raw_api_responses rows (raw_api_pages without the body, which page_bodies stores);
+    seq is the order received, starting at `first_seq`. The raw digest is computed from it.
     """
     columns = {
         "run_id": [run_id] * len(pages),
@@ -88,17 +84,17 @@ def pages_table(
         "fetched_at": [page.fetched_at for page in pages],
         "sha256": [page.sha256 for page in pages],
     }
-    if not with_body:
-        return pa.table(columns, schema=PAGES_SCHEMA.remove(PAGES_SCHEMA.get_field_index("body")))
-    columns["body"] = body_column([page.body for page in pages])
-    return pa.table({name: columns[name] for name in PAGES_SCHEMA.names}, schema=PAGES_SCHEMA)
+    return pa.table(columns, schema=RESPONSES_SCHEMA)
 
 
-def observations_table(run_id: str, observations: pd.DataFrame) -> pa.Table:
-    """member_2sv_observations rows: the normalised frame plus run_id, typed for DuckDB."""
-    table = pa.Table.from_pandas(
-        observations[OBSERVATION_COLUMNS + IDENTITY_COLUMNS], preserve_index=False, safe=False
-    )
+def observations_table(run_id: str, observations: pd.DataFrame | pa.Table) -> pa.Table:
+    """member_2sv_observations rows: the normalised rows (a frame, or the Arrow table of
+    `normalise.observations_table`) plus run_id, typed for DuckDB."""
+    columns = OBSERVATION_COLUMNS + IDENTITY_COLUMNS
+    if isinstance(observations, pa.Table):
+        table = observations.select(columns)
+    else:
+        table = pa.Table.from_pandas(observations[columns], preserve_index=False, safe=False)
     table = table.set_column(
         table.schema.get_field_index("observed_at"),
         "observed_at",

@@ -11,14 +11,17 @@ Definitions (also in README.md):
 * `run_hash`          = see `tasks.evidence.run_record.RunRecord` (prev_run_hash is the
   previous run's run_hash (seq - 1), or GENESIS_HASH for the first run).
 
-The digests are computed by DuckDB over a relation, both on load (registered frames) and in
-verify (stored rows), so the same SQL defines them::
+The digests are computed over a relation, both on load (registered frames) and in verify
+(stored rows), by the same code: DuckDB makes the lines with the SQL above, and for the two
+row digests `sorted_lines_digests` sorts, joins and hashes each run's lines::
 
     digests(conn, "observations", "member_2sv_observations")  # {run_id: hex}
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -26,8 +29,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.canonical import sha256_hex
 from tasks.evidence.connection import in_memory
@@ -37,6 +42,7 @@ EMPTY_SHA256 = sha256_hex(b"")
 _DIGESTS_DIR = Path(__file__).parent / "digests"
 
 DigestKind = Literal["raw", "observations", "identity"]
+_NEWLINE = pa.scalar("\n", pa.large_string())
 
 
 @cache
@@ -46,9 +52,36 @@ def _digest_sql(kind: DigestKind) -> str:
 
 def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) -> dict[str, str]:
     """Digest per run_id of `relation` (a table name or a parenthesised sub-query we wrote)."""
-    placeholder = "{pages}" if kind == "raw" else "{observations}"
-    sql = _digest_sql(kind).replace(placeholder, relation)
-    return dict(conn.execute(sql).fetchall())
+    if kind == "raw":
+        sql = _digest_sql(kind).replace("{pages}", relation)
+        return dict(conn.execute(sql).fetchall())
+    lines = conn.sql(_digest_sql(kind).replace("{observations}", relation)).to_arrow_table()
+    return sorted_lines_digests(lines)
+
+
+def sorted_lines_digests(lines: pa.Table) -> dict[str, str]:
+    """{run_id: SHA-256 of its `line`s sorted (byte order) and joined by "\n"} of a table of
+    (run_id, line). Arrow sorts strings by their UTF-8 bytes, as DuckDB's ORDER BY on
+    VARCHAR does, and joins them in one buffer that is hashed in place."""
+    if lines.num_rows == 0:
+        return {}
+    runs = lines["run_id"].to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    if len(set(runs[starts[:-1]].tolist())) != len(starts) - 1:  # a run's lines apart
+        lines = lines.take(pc.sort_indices(lines["run_id"]))
+        runs = lines["run_id"].to_numpy(zero_copy_only=False)
+        starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    column = lines["line"].combine_chunks().cast(pa.large_string())
+    out = {}
+    for start, end in itertools.pairwise(starts):
+        part = column.slice(start, end - start)
+        part = part.take(pc.sort_indices(part))
+        one = pa.LargeListArray.from_arrays(pa.array([0, len(part)], pa.int64()), part)
+        joined = pc.binary_join(one, _NEWLINE)  # one string: the run's lines, sorted
+        _validity, offsets, data = joined.buffers()
+        first, last = np.frombuffer(offsets, np.int64)[joined.offset : joined.offset + 2]
+        out[runs[start]] = hashlib.sha256(memoryview(data)[first:last]).hexdigest()
+    return out
 
 
 @dataclass(frozen=True, slots=True)

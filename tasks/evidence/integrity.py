@@ -127,13 +127,14 @@ def chain_problems(
     locations = page_checks.run_locations(conn)
     with page_pool.checking_pages(conn, path, locations, workers=workers) as page_results:
         # Whole-table digests in this process while the workers read the page bodies.
-        raw = hashing.digests(conn, "raw", "raw_api_pages")
-        stored_obs = hashing.digests(conn, "observations", "member_2sv_observations")
-        stored_identity = hashing.digests(conn, "identity", "member_2sv_observations")
+        raw = hashing.digests(conn, "raw", "raw_api_responses")
         with_identity = _runs_with_identity_values(conn)
         policies = _policies(conn)
         signatures = stored_signatures(conn)
         checked = page_results()
+    # The stored rows' digests were computed with the pages, run by run.
+    stored_obs = {run_id: check.stored_sha256 for run_id, check in checked.items()}
+    stored_identity = {run_id: check.stored_identity_sha256 for run_id, check in checked.items()}
 
     prev_hash, prev_seq, prev_signed = hashing.GENESIS_HASH, 0, None
     for run in runs.to_dict("records"):
@@ -147,7 +148,10 @@ def chain_problems(
             )
         pages = checked[run_id]
         for page_seq in pages.bad_body_seqs:
-            problems.append(f"raw page {page_seq}: body does not match its sha256 (edited)")
+            problems.append(
+                f"raw page {page_seq}: body does not match its sha256 (edited, deleted, or "
+                "patched from a base body that was)"
+            )
         if raw.get(run_id, hashing.EMPTY_SHA256) != run["raw_sha256"]:
             problems.append(
                 "raw_sha256 does not match the stored pages (page deleted, "
@@ -158,7 +162,10 @@ def chain_problems(
                 "stored observations do not match observations_sha256 (edited, "
                 "deleted or added rows)"
             )
-        if pages.rederived_sha256 != run["observations_sha256"]:
+        rederived = pages.rederived_sha256
+        if rederived is None:  # the very rows stored: their digest is the stored one
+            rederived = stored_obs.get(run_id, hashing.EMPTY_SHA256)
+        if rederived != run["observations_sha256"]:
             problems.append(
                 "observations re-derived from the raw pages differ from observations_sha256"
             )
@@ -233,7 +240,10 @@ def _identity_problems(
             "stored identity columns do not match identity_sha256 (account type, kind or "
             "directory facts edited)"
         )
-    if pages.rederived_identity_sha256 != expected:
+    rederived = pages.rederived_identity_sha256
+    if rederived is None:  # the very rows stored
+        rederived = stored.get(run["run_id"], hashing.EMPTY_SHA256)
+    if rederived != expected:
         problems.append(
             "identity columns re-derived from the raw pages differ from identity_sha256"
         )
@@ -252,7 +262,10 @@ def _runs_with_identity_values(conn: duckdb.DuckDBPyConnection) -> set[str]:
 def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
     rows = conn.execute(
         """
-        SELECT DISTINCT run_id, 'raw pages' AS kind FROM raw_api_pages
+        SELECT DISTINCT run_id, 'raw pages' AS kind FROM raw_api_responses
+        WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
+        UNION ALL
+        SELECT DISTINCT run_id, 'page bodies' FROM raw_page_bodies
         WHERE run_id NOT IN (SELECT run_id FROM collection_runs)
         UNION ALL
         SELECT DISTINCT run_id, 'observations' FROM member_2sv_observations
@@ -260,7 +273,25 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
         ORDER BY 1, 2
         """
     ).fetchall()
-    return [
+    unused = conn.execute(
+        """
+        SELECT DISTINCT run_id FROM raw_page_bodies
+        WHERE sha256 NOT IN (SELECT sha256 FROM raw_api_responses)
+          AND sha256 NOT IN (SELECT base_sha256 FROM raw_page_bodies WHERE patch IS NOT NULL)
+          AND run_id IN (SELECT run_id FROM collection_runs)
+        ORDER BY 1
+        """
+    ).fetchall()
+    added = [
+        RunProblem(
+            run_id,
+            None,
+            f"a page body stored with run {run_id} is no page's body nor any patch's base "
+            "(added, or its page's sha256 was edited)",
+        )
+        for (run_id,) in unused
+    ]
+    return added + [
         RunProblem(
             run_id,
             None,

@@ -1,9 +1,11 @@
 """The part of verify that reads page bodies: re-hash every body, re-derive every run.
 
-This is most of verify's work (a year of daily 10,000-member runs is ~7 GB of JSON). Pages
-are read in chunks of whole runs by rowid range, because each query on the ZSTD-compressed
-`body` column costs a fixed ~20 ms however few rows it returns, and a `run_id = ?` filter
-scans the whole table: one query per run made verify quadratic in the history::
+This is most of verify's work (a year of daily 10,000-member runs is ~7 GB of JSON, though
+only ~3,000 distinct bodies). Page metadata is read in chunks of whole runs by rowid range
+of `raw_api_responses` (a `run_id = ?` filter scans the whole table: one query per run made
+verify quadratic in the history); the chunk's bodies are then read from `raw_page_bodies`
+by hash, rebuilt (`page_bodies.rebuild`) and re-hashed once each per `BodyCache`, and
+re-derivation parses each distinct body once (`PageMemo`)::
 
     runs = run_locations(conn)
     for chunk in chunks(runs):
@@ -15,23 +17,33 @@ scans the whole table: one query per run made verify quadratic in the history::
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import frames, hashing
+from tasks.evidence import hashing, page_bodies
 from tasks.evidence.catalog import stored_table
-from tasks.normalise import observations_from_pages
+from tasks.normalise import (
+    IDENTITY_COLUMNS,
+    OBSERVATION_COLUMNS,
+    PageMemo,
+    observations_table,
+)
 
-# The stored table itself: rowids are not visible through the sandbox's pass-through view.
-PAGES = stored_table("raw_api_pages")
+# The stored tables themselves: rowids are not visible through the sandbox's views.
+PAGES = stored_table("raw_api_responses")
+BODIES = stored_table("raw_page_bodies")
+BODY_CACHE_BYTES = 256 * 2**20  # rebuilt bodies kept for the next runs of a chunk
+_WHOLE_AMONG = "WHERE patch IS NULL AND sha256 IN (SELECT unnest(?))"
 CHUNK_PAGES = 1_000  # ~100 MB of bodies at 100 members a page
-_FETCH_ROWS = 256  # one fetchall of ~100 MB of bodies is pathologically slow in duckdb 2.0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +82,20 @@ class Chunk:
 class StoredPage:
     page: RawPage
     seq: int
-    sha256: str  # as stored (RawPage.sha256 is recomputed when the stored value is empty)
+    sha256: str  # as stored
+    intact: bool = True  # a stored body gives back bytes with this sha256
 
 
 @dataclass(frozen=True, slots=True)
 class PageCheck:
     run_id: str
     bad_body_seqs: tuple[int, ...]  # pages whose body does not hash to their stored sha256
-    rederived_sha256: str  # observations_sha256 of normalise(stored pages)
-    rederived_identity_sha256: str  # identity_sha256 of the same
+    # observations_sha256 of normalise(stored pages); None: those rows are the stored rows
+    # (same values, as a multiset), so their digest is the stored rows' digest.
+    rederived_sha256: str | None
+    rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
+    stored_sha256: str = hashing.EMPTY_SHA256  # observations_sha256 of the stored rows
+    stored_identity_sha256: str = hashing.EMPTY_SHA256  # identity_sha256 of the stored rows
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -119,35 +136,159 @@ def chunks(runs: list[RunPages], *, max_pages: int = CHUNK_PAGES) -> Iterator[Ch
         yield Chunk(tuple(current), exact=True)
 
 
-def check_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> list[PageCheck]:
-    """Re-hash each run's page bodies and digest the observations re-derived from them."""
-    by_run = _read_chunk(conn, chunk)
-    return [check_pages(conn, run, by_run.get(run.run_id, [])) for run in chunk.runs]
+class BodyCache:
+    """Bodies by sha256, each stored row rebuilt and re-hashed once: `good[sha]` is the body
+    when every stored row of that hash gives it back, None when one does not (edited, or
+    its base is missing or edited) or no row has it. Also the parse memo of those bodies."""
+
+    def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
+        self.good: dict[str, bytes | None] = {}
+        self.bases: dict[str, bytes] = {}  # whole bodies patches are made from, re-hashed
+        self.max_bytes = max_bytes
+        self.memo = PageMemo()
+        self._held = 0
+
+    def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
+        if self._held > self.max_bytes:  # bodies of runs long past; their checks are done
+            self.good, self.bases = {}, {}
+            self._held = 0
+        wanted = sorted(shas - self.good.keys())
+        if not wanted:
+            return
+        rows = list(
+            page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
+        )
+        bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
+        # Patches of one base span many days: a base already read is not read again.
+        missing = sorted(bases - self.bases.keys())
+        for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [missing]):
+            if row.body is not None and sha256_hex(row.body) == row.sha256:
+                self.bases[row.sha256] = row.body
+                self._held += len(row.body)
+        wholes = {sha: self.bases[sha] for sha in bases if sha in self.bases}
+        found: dict[str, bytes | None] = dict.fromkeys(wanted)
+        seen: set[str] = set()
+        for row in rows:
+            body = page_bodies.rebuild(row, wholes)
+            ok = body is not None and sha256_hex(body) == row.sha256
+            if row.sha256 in seen and (found[row.sha256] is None or not ok):
+                found[row.sha256] = None  # any bad row of a hash makes it bad
+                continue
+            seen.add(row.sha256)
+            found[row.sha256] = body if ok else None
+        for sha, body in found.items():
+            self.good[sha] = body
+            self._held += len(body or b"")
+
+
+def check_chunk(
+    conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache | None = None
+) -> list[PageCheck]:
+    """Re-hash each run's page bodies and check the observations re-derived from them."""
+    cache = BodyCache() if cache is None else cache
+    by_run = _read_chunk(conn, chunk, cache)
+    rows = _stored_rows(conn, [run.run_id for run in chunk.runs])
+    stored = _by_run(rows)
+    observations, identity = _digests_of(conn, rows)
+    return [
+        dataclasses.replace(
+            check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id)),
+            stored_sha256=observations.get(run.run_id, hashing.EMPTY_SHA256),
+            stored_identity_sha256=identity.get(run.run_id, hashing.EMPTY_SHA256),
+        )
+        for run in chunk.runs
+    ]
+
+
+def _digests_of(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> tuple[dict, dict]:
+    """(observations_sha256, identity_sha256) per run of stored rows, by the digest SQL."""
+    name = f"_bb2sv_stored_{os.getpid()}"
+    conn.register(name, rows)
+    try:
+        return hashing.digests(conn, "observations", name), hashing.digests(conn, "identity", name)
+    finally:
+        conn.unregister(name)
 
 
 def check_pages(
-    conn: duckdb.DuckDBPyConnection, run: RunPages, pages: list[StoredPage]
+    conn: duckdb.DuckDBPyConnection,
+    run: RunPages,
+    pages: list[StoredPage],
+    cache: BodyCache | None = None,
+    stored: pa.Table | None = None,
 ) -> PageCheck:
-    bad = tuple(page.seq for page in pages if sha256_hex(page.page.body) != page.sha256)
-    frame = observations_from_pages(run.workspace, [page.page for page in pages])
-    observations, identity = rederived_digests(conn, run.run_id, frame)
-    return PageCheck(run.run_id, bad, observations, identity)
+    """The run's bad pages, and its re-derived rows compared with `stored` (the run's stored
+    observations): where they are the same rows, the stored digests stand for them (the
+    caller checks those); where not, the re-derived rows are digested here."""
+    bad = tuple(page.seq for page in pages if not page.intact)
+    memo = None if cache is None else cache.memo
+    derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
+    same_observations = _same_rows(derived, stored, OBSERVATION_COLUMNS)
+    same_identity = _same_rows(derived, stored, IDENTITY_DIGESTED)
+    if same_observations and same_identity:
+        return PageCheck(run.run_id, bad, None, None)
+    observations, identity = rederived_digests(conn, run.run_id, derived)
+    return PageCheck(
+        run.run_id,
+        bad,
+        None if same_observations else observations,
+        None if same_identity else identity,
+    )
+
+
+# The columns identity_sha256 covers (digests/identity_sha256.sql).
+IDENTITY_DIGESTED = ["account_id", "uuid", *IDENTITY_COLUMNS]
+
+
+def _same_rows(derived: pa.Table, stored: pa.Table | None, columns: list[str]) -> bool:
+    """The same rows over `columns`, in any order (both sorted by every column)."""
+    if stored is None:
+        return derived.num_rows == 0
+    if stored.num_rows != derived.num_rows:
+        return False
+    mine = derived.select(columns)
+    theirs = stored.select(columns).cast(mine.schema)
+    if mine.equals(theirs):  # the usual case: stored in the order normalise gave them
+        return True
+    order = [(name, "ascending") for name in columns]
+    return mine.sort_by(order).equals(theirs.sort_by(order))
+
+
+def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Table:
+    """The runs' stored observations (Arrow). The run_id range first: runs ids grow with
+    time and rows are stored in run order, so DuckDB skips the row groups outside it."""
+    return conn.sql(
+        f"SELECT run_id, {', '.join(OBSERVATION_COLUMNS + IDENTITY_COLUMNS)} "
+        "FROM member_2sv_observations "
+        "WHERE run_id BETWEEN $lo AND $hi AND run_id IN (SELECT unnest($ids))",
+        params={"lo": min(run_ids), "hi": max(run_ids), "ids": run_ids},
+    ).to_arrow_table()
+
+
+def _by_run(table: pa.Table) -> dict[str, pa.Table]:
+    """{run_id: its rows}; rows come back run after run, so mostly by slicing."""
+    runs = table["run_id"].to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
+    blocks = [(runs[start], start, end) for start, end in itertools.pairwise(starts)]
+    if len({run_id for run_id, _start, _end in blocks}) == len(blocks):
+        return {run_id: table.slice(start, end - start) for run_id, start, end in blocks}
+    return {run_id: table.filter(pa.array(runs == run_id)) for run_id in set(runs.tolist())}
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
-    """The run's pages in seq order."""
-    return _read_chunk(conn, Chunk((run,), exact=False)).get(run.run_id, [])
+    """The run's pages in seq order (a page whose body is not intact has an empty body)."""
+    return _read_chunk(conn, Chunk((run,), exact=False), BodyCache()).get(run.run_id, [])
 
 
 def rederived_digests(
-    conn: duckdb.DuckDBPyConnection, run_id: str, frame: pd.DataFrame
+    conn: duckdb.DuckDBPyConnection, run_id: str, derived: pa.Table
 ) -> tuple[str, str]:
-    """(observations_sha256, identity_sha256) of a normalised frame, by the same SQL as on
-    load."""
-    if frame.empty:
+    """(observations_sha256, identity_sha256) of re-derived rows (`observations_table`), by
+    the same SQL as on load."""
+    if derived.num_rows == 0:
         return hashing.EMPTY_SHA256, hashing.EMPTY_SHA256
     name = f"_bb2sv_rederived_{os.getpid()}"
-    conn.register(name, frames.observations_table(run_id, frame))
+    conn.register(name, derived.add_column(0, "run_id", pa.array([run_id] * derived.num_rows)))
     try:
         return tuple(  # type: ignore[return-value]
             hashing.digests(conn, kind, name).get(run_id, hashing.EMPTY_SHA256)
@@ -157,25 +298,34 @@ def rederived_digests(
         conn.unregister(name)
 
 
-def _read_chunk(conn: duckdb.DuckDBPyConnection, chunk: Chunk) -> dict[str, list[StoredPage]]:
+def _read_chunk(
+    conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache
+) -> dict[str, list[StoredPage]]:
     """{run_id: [StoredPage, …] in seq order} for the chunk's runs."""
     if chunk.lo is None:
         return {}
     sql = (
-        "SELECT run_id, seq, sha256, listing, url, status_code, fetched_at, body "
+        "SELECT run_id, seq, sha256, listing, url, status_code, fetched_at "
         f"FROM {PAGES} WHERE rowid BETWEEN ? AND ?"
     )
     params: list[object] = [chunk.lo, chunk.hi]
     if not chunk.exact:
         sql += " AND run_id = ?"
         params.append(chunk.runs[0].run_id)
-    result = conn.execute(sql, params)
+    rows = conn.execute(sql, params).fetchall()
+    cache.load(conn, {row[2] for row in rows})
     by_run: dict[str, list[StoredPage]] = {}
-    while rows := result.fetchmany(_FETCH_ROWS):
-        for run_id, seq, sha256, *page in rows:
-            # RawPage fills in an empty sha256; the stored value is kept apart to check it.
-            stored = StoredPage(RawPage(*page, sha256=sha256), seq, sha256)
-            by_run.setdefault(run_id, []).append(stored)
+    for run_id, seq, sha256, *page in rows:
+        body = cache.good.get(sha256)
+        # An intact body hashes to the page's sha256, so the parse memo may key it by that;
+        # any other page is parsed as what it is: no body.
+        stored = StoredPage(
+            RawPage(*page, body=body or b"", sha256=sha256 if body is not None else ""),
+            seq,
+            sha256,
+            intact=body is not None,
+        )
+        by_run.setdefault(run_id, []).append(stored)
     for pages in by_run.values():
         pages.sort(key=lambda page: page.seq)
     return by_run

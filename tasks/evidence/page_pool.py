@@ -28,7 +28,7 @@ import duckdb
 import orjson
 
 from tasks.evidence.errors import EvidenceError
-from tasks.evidence.page_checks import Chunk, PageCheck, RunPages, check_chunk, chunks
+from tasks.evidence.page_checks import BodyCache, Chunk, PageCheck, RunPages, check_chunk, chunks
 
 # Below this many stored pages, starting worker processes (~1 s) costs more than it saves.
 PARALLEL_MIN_PAGES = 2_000
@@ -50,7 +50,10 @@ def checking_pages(
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if pages >= PARALLEL_MIN_PAGES else 0
     workers = min(workers, len(work))
     if workers <= 1:
-        yield lambda: {check.run_id: check for chunk in work for check in check_chunk(conn, chunk)}
+        cache = BodyCache()
+        yield lambda: {
+            check.run_id: check for chunk in work for check in check_chunk(conn, chunk, cache)
+        }
         return
     todo: queue.Queue[Chunk] = queue.Queue()
     for chunk in sorted(work, key=lambda chunk: -sum(run.pages for run in chunk.runs)):
@@ -130,6 +133,8 @@ class _Worker:
                         tuple(item["bad_body_seqs"]),
                         item["rederived_sha256"],
                         item["rederived_identity_sha256"],
+                        item["stored_sha256"],
+                        item["stored_identity_sha256"],
                     )
         except (OSError, ValueError) as exc:
             self.failure = f"{type(exc).__name__}: {exc}"

@@ -5,7 +5,8 @@ Started by `page_pool.checking_pages` as ``python -m tasks.evidence.page_worker 
     stdin   {"runs": [{"run_id": …, "workspace": …, "lo": 0, "hi": 199, "pages": 200}, …],
              "exact": true}
     stdout  {"checks": [{"run_id": …, "bad_body_seqs": [], "rederived_sha256": …,
-                         "rederived_identity_sha256": …}, …]}
+                         "rederived_identity_sha256": …, "stored_sha256": …,
+                         "stored_identity_sha256": …}, …]}
             or {"error": "…"}
 """
 
@@ -17,13 +18,14 @@ from pathlib import Path
 import orjson
 
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
-from tasks.evidence.page_checks import Chunk, RunPages, check_chunk
+from tasks.evidence.page_checks import BodyCache, Chunk, RunPages, check_chunk
 from tasks.evidence.sandbox import open_sandboxed
 
 
 def serve(path: Path) -> None:
     # One DuckDB thread per worker: the workers already use every CPU between them.
     conn = open_sandboxed(path, lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S, threads=1)
+    cache = BodyCache()  # chunks come in chain order: the next run repeats most bodies
     for line in sys.stdin.buffer:
         try:
             request = orjson.loads(line)
@@ -34,8 +36,10 @@ def serve(path: Path) -> None:
                     "bad_body_seqs": list(check.bad_body_seqs),
                     "rederived_sha256": check.rederived_sha256,
                     "rederived_identity_sha256": check.rederived_identity_sha256,
+                    "stored_sha256": check.stored_sha256,
+                    "stored_identity_sha256": check.stored_identity_sha256,
                 }
-                for check in check_chunk(conn, chunk)
+                for check in check_chunk(conn, chunk, cache)
             ]
             reply: dict = {"checks": checks}
         except Exception as exc:  # reported to the parent, which raises it

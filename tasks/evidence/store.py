@@ -31,7 +31,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
-from tasks.evidence import frames, hashing
+from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import EVIDENCE, foreign_macros
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
@@ -51,7 +51,7 @@ from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach_read_only, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.evidence.signing import store_signature
-from tasks.normalise import observations_from_pages
+from tasks.normalise import observations_table
 from tasks.policy import Policy
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, RunStatus
@@ -159,14 +159,14 @@ class EvidenceStore:
                 pages=[*extract.pages, *directory.pages],
                 emulated=extract.emulated or directory.emulated,
             )
-        observations = observations_from_pages(extract.workspace, extract.pages)
+        observations = observations_table(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
         observed = frames.observations_table(run_id, observations)
         # Digested in a private database: a macro planted in the file (say, one named
         # sha256) must not decide what the new run's hashes are.
         digests = hashing.run_digests_apart(
-            run_id, frames.pages_table(run_id, extract.pages, with_body=False), observed
+            run_id, frames.pages_table(run_id, extract.pages), observed
         )
         views = {
             "_bb2sv_obs": observed,
@@ -181,7 +181,7 @@ class EvidenceStore:
                 record = self._seal(
                     extract,
                     run_id,
-                    len(observations),
+                    observations.num_rows,
                     policy,
                     tool_version,
                     prefect_flow_run_id,
@@ -272,22 +272,37 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
-        # Bodies go in slices, so only one slice at a time is copied into Arrow (a
-        # 100,000-member run carries about 190 MB of JSON).
-        for start in range(0, len(extract.pages), PAGES_PER_INSERT):
-            chunk = extract.pages[start : start + PAGES_PER_INSERT]
-            table = frames.pages_table(record.run_id, chunk, first_seq=start + 1)
-            self.conn.register("_bb2sv_page_slice", table)
+        pages = frames.pages_table(record.run_id, extract.pages)
+        self.conn.register("_bb2sv_responses", pages)
+        try:
+            self.conn.execute(
+                "INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses"
+            )
+        finally:
+            self.conn.unregister("_bb2sv_responses")
+        # Only bodies the file does not hold yet, most as patches of yesterday's
+        # (page_bodies.py): a daily run repeats nearly all of its pages.
+        for bodies in page_bodies.bodies_to_store(
+            self.conn, record.run_id, extract.workspace, extract.pages
+        ):
+            self.conn.register("_bb2sv_bodies", bodies)
             try:
-                self.conn.execute(
-                    "INSERT INTO raw_api_pages BY NAME SELECT * FROM _bb2sv_page_slice"
-                )
+                self.conn.execute("INSERT INTO raw_page_bodies BY NAME SELECT * FROM _bb2sv_bodies")
             finally:
-                self.conn.unregister("_bb2sv_page_slice")
-        self.conn.execute("INSERT INTO member_2sv_observations BY NAME SELECT * FROM _bb2sv_obs")
+                self.conn.unregister("_bb2sv_bodies")
+        # Who once, what each run saw per run (migration 0007).
+        for statement in _STORE_OBSERVATIONS:
+            self.conn.execute(statement)
 
 
-PAGES_PER_INSERT = 200
+_STORE_OBSERVATIONS = [
+    statement
+    for statement in (Path(__file__).parent / "sql" / "store_observations.sql")
+    .read_text("utf-8")
+    .split(";\n")
+    if statement.strip()
+    and not all(line.startswith("--") for line in statement.strip().splitlines())
+]
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:

@@ -179,7 +179,7 @@ def test_verify_names_the_tampered_run(tmp_path, emu):
     assert cli("verify", "--db", db).exit_code == 0
     with duckdb.connect(db) as conn:
         conn.execute(
-            "update member_2sv_observations set two_step_state = 'enabled', "
+            "update member_run_states set two_step_state = 'enabled', "
             "has_2fa_enabled = true where run_id = ? and two_step_state <> 'enabled'",
             [first.run_id],
         )

@@ -85,7 +85,8 @@ def delete_run(db: str, run_id: str) -> None:
     """Delete a run from every table, as someone truncating the file would."""
     with duckdb.connect(db) as conn:
         for table in ("run_signatures", "policy_exceptions", "run_policies",
-                      "member_2sv_observations", "raw_api_pages", "collection_runs"):  # fmt: skip
+                      "member_run_states", "raw_page_bodies", "raw_api_responses",
+                      "collection_runs"):  # fmt: skip
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 

@@ -24,8 +24,8 @@ from tasks.evidence.store import EvidenceStore
 from tasks.evidence.verification import verify_evidence
 from tasks.policy import DEFAULT_POLICY
 
-TABLES = ["run_signatures", "policy_exceptions", "run_policies", "member_2sv_observations",
-          "raw_api_pages", "collection_runs"]  # fmt: skip
+TABLES = ["run_signatures", "policy_exceptions", "run_policies", "member_run_states",
+          "raw_page_bodies", "raw_api_responses", "collection_runs"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def forge(world, synth, *edits: str, signer=None) -> None:
     conn = synth.plain_connect(world.db)
     for edit in edits:
         conn.execute(edit)
-    raw = hashing.digests(conn, "raw", "raw_api_pages")
+    raw = hashing.digests(conn, "raw", "raw_api_responses")
     observations = hashing.digests(conn, "observations", "member_2sv_observations")
     policies = _policies(conn)
     conn.execute("DELETE FROM run_signatures")
@@ -134,12 +134,17 @@ def test_a_consistently_recomputed_chain_passes_alone_but_not_against_references
     forge(
         world,
         synth,
-        "UPDATE member_2sv_observations SET has_2fa_enabled = true, two_step_state = 'enabled' "
+        "UPDATE member_run_states SET has_2fa_enabled = true, two_step_state = 'enabled' "
         f"WHERE run_id = '{target}' AND two_step_state = 'disabled'",
-        "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
-        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')), "
-        "sha256 = sha256(replace(decode(body), '\"has_2fa_enabled\":false', "
-        f"'\"has_2fa_enabled\":true')) WHERE run_id = '{target}'",
+        # Page bodies are stored once and shared: the forger stores edited copies and
+        # points the run's pages at them.
+        "CREATE TEMP TABLE forged AS SELECT seq, encode(replace(decode(body), "
+        "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) AS body "
+        f"FROM raw_api_pages WHERE run_id = '{target}'",
+        f"INSERT INTO raw_page_bodies SELECT DISTINCT sha256(body), '{target}', NULL, body, NULL "
+        "FROM forged WHERE sha256(body) NOT IN (SELECT sha256 FROM raw_page_bodies)",
+        "UPDATE raw_api_responses SET sha256 = (SELECT sha256(f.body) FROM forged AS f "
+        f"WHERE f.seq = raw_api_responses.seq) WHERE run_id = '{target}'",
     )
     forged = f"SELECT disabled FROM daily_compliance WHERE run_id = '{target}'"
     assert run_query(world.db, forged)["disabled"].tolist() == [0]  # was 4

@@ -14,8 +14,10 @@ from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
 
 TABLES = [
     "collection_runs",
-    "raw_api_pages",
-    "member_2sv_observations",
+    "raw_api_responses",
+    "raw_page_bodies",
+    "member_run_states",
+    "member_identities",
     "run_policies",
     "policy_exceptions",
 ]
@@ -61,10 +63,12 @@ def chain(db_path, synth, chain_file) -> list[str]:
 
 
 # Rewrites one stored page body (member 2SV false → true) without touching its sha256.
+# Bodies are stored once: the first three runs read the same first page, so all three (and
+# the incomplete fourth, which read only that page) hold the edited body.
 FLIP_2SV_IN_BODY = (
-    "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
+    "UPDATE raw_page_bodies SET body = encode(replace(decode(body), "
     "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
-    "WHERE run_id = '{run}' AND seq = 1"
+    "WHERE sha256 = (SELECT sha256 FROM raw_api_responses WHERE run_id = '{run}' AND seq = 1)"
 )
 
 
@@ -108,7 +112,7 @@ def test_rederive_matches_untouched_runs_and_shows_edits(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE member_2sv_observations SET display_name = 'Someone Else' WHERE nickname = 'user7'",
+        "UPDATE member_identities SET display_name = 'Someone Else' WHERE nickname = 'user7'",
     )
     with EvidenceStore.open(db_path, read_only=True) as store:
         diff = rederive(store.conn, chain[0])
@@ -121,14 +125,15 @@ def test_edited_observation(db_path, synth, chain):
     tamper(
         db_path,
         synth,
-        "UPDATE member_2sv_observations SET has_2fa_enabled = true, "
-        f"two_step_state = 'enabled' WHERE nickname = 'user20' AND run_id = '{chain[1]}'",
+        "UPDATE member_run_states SET has_2fa_enabled = true, two_step_state = 'enabled' "
+        f"WHERE run_id = '{chain[1]}' AND member_id = "
+        "(SELECT id FROM member_identities WHERE nickname = 'user20')",
     )
     assert_first_bad(db_path, chain[1], "stored observations do not match")
 
 
 def test_deleted_raw_page(db_path, synth, chain):
-    tamper(db_path, synth, f"DELETE FROM raw_api_pages WHERE run_id = '{chain[2]}' AND seq = 2")
+    tamper(db_path, synth, f"DELETE FROM raw_api_responses WHERE run_id = '{chain[2]}' AND seq = 2")
     assert_first_bad(db_path, chain[2], "raw_sha256 does not match")
 
 
@@ -139,15 +144,22 @@ def test_edited_raw_page_body(db_path, synth, chain):
         FLIP_2SV_IN_BODY.format(run=chain[1]),
     )
     result = verify_chain(db_path)
-    assert result.first_bad_run_id == chain[1]
+    assert result.first_bad_run_id == chain[0]  # the first run that holds that body
     assert "raw page 1: body does not match its sha256" in result.summary()
     assert "re-derived from the raw pages differ" in result.summary()
+    assert {p.run_id for p in result.problems} == set(chain[:4])
 
 
 def test_deleted_run_in_the_middle(db_path, synth, chain):
     victim = chain[1]
     tamper(
-        db_path, synth, *[f"DELETE FROM {t} WHERE run_id = '{victim}'" for t in reversed(TABLES)]
+        db_path,
+        synth,
+        *[
+            f"DELETE FROM {t} WHERE run_id = '{victim}'"
+            for t in reversed(TABLES)
+            if t != "member_identities"  # shared by runs: no run_id
+        ],
     )
     assert_first_bad(db_path, chain[2], "chain broken")
 
@@ -158,7 +170,7 @@ def test_deleted_run_in_the_middle(db_path, synth, chain):
         # chain[2] now sits at seq 2
         ("UPDATE collection_runs SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END "
          "WHERE seq IN (2, 3)", "chain broken"),
-        ("UPDATE raw_api_pages SET seq = CASE seq WHEN 1 THEN 2 ELSE 1 END "
+        ("UPDATE raw_api_responses SET seq = CASE seq WHEN 1 THEN 2 ELSE 1 END "
          "WHERE run_id = '{run}' AND seq IN (1, 2)", "raw_sha256 does not match"),
     ],
     ids=["runs", "raw-pages"],
@@ -199,13 +211,14 @@ def test_worker_processes_find_the_same_problems(db_path, synth, chain):
         db_path,
         synth,
         FLIP_2SV_IN_BODY.format(run=chain[1]),
-        f"DELETE FROM member_2sv_observations WHERE run_id = '{chain[2]}' AND nickname = 'user3'",
+        f"DELETE FROM member_run_states WHERE run_id = '{chain[2]}' AND member_id = "
+        "(SELECT id FROM member_identities WHERE nickname = 'user3')",
     )
     in_process = verify_chain(db_path, workers=0)
     in_workers = verify_chain(db_path, workers=2)
     assert in_workers.problems == in_process.problems
-    assert in_workers.first_bad_run_id == chain[1]
-    assert {p.run_id for p in in_workers.problems} == {chain[1], chain[2]}
+    assert in_workers.first_bad_run_id == chain[0]  # the edited body is shared
+    assert {p.run_id for p in in_workers.problems} == set(chain[:4])
 
 
 def test_a_page_stored_out_of_place_still_counts_for_its_run(db_path, synth, chain):
@@ -216,9 +229,9 @@ def test_a_page_stored_out_of_place_still_counts_for_its_run(db_path, synth, cha
     tamper(
         db_path,
         synth,
-        f"CREATE TABLE moved AS SELECT * FROM raw_api_pages WHERE {page}",
-        f"DELETE FROM raw_api_pages WHERE {page}",
-        "INSERT INTO raw_api_pages SELECT * FROM moved",
+        f"CREATE TABLE moved AS SELECT * FROM raw_api_responses WHERE {page}",
+        f"DELETE FROM raw_api_responses WHERE {page}",
+        "INSERT INTO raw_api_responses SELECT * FROM moved",
         "DROP TABLE moved",
     )
     for workers in (0, 2):

@@ -68,10 +68,7 @@ def test_new_file_has_schema_settings_and_duckdb_14_storage(db_path):
 
 
 # The columns of the first schema, named: later migrations add nullable columns.
-OBSERVATION_COLUMNS = (
-    "(run_id, workspace, observed_at, account_id, uuid, nickname, display_name, permission, "
-    "has_2fa_enabled, two_step_state)"
-)
+STATE_COLUMNS = "(run_id, member_id, observed_at, permission, has_2fa_enabled, two_step_state)"
 RUN_COLUMNS = (
     "(run_id, seq, workspace, source, started_at, finished_at, status, member_count, "
     "request_count, tool_version, prefect_flow_run_id, raw_sha256, prev_run_hash, run_hash, "
@@ -84,13 +81,13 @@ def test_check_constraints_reject_unknown_states(synth, db_path):
     conn = synth.plain_connect(db_path)
     with pytest.raises(duckdb.ConstraintException):
         conn.execute(
-            f"INSERT INTO member_2sv_observations {OBSERVATION_COLUMNS} VALUES ('r', 'acme', "
-            "now(), 'a', NULL, 'n', 'N', 'member', NULL, 'maybe')"
+            f"INSERT INTO member_run_states {STATE_COLUMNS} VALUES ('r', 1, now(), 'member', "
+            "NULL, 'maybe')"
         )
     with pytest.raises(duckdb.ConstraintException):  # state must agree with has_2fa_enabled
         conn.execute(
-            f"INSERT INTO member_2sv_observations {OBSERVATION_COLUMNS} VALUES ('r', 'acme', "
-            "now(), 'a', NULL, 'n', 'N', 'member', false, 'enabled')"
+            f"INSERT INTO member_run_states {STATE_COLUMNS} VALUES ('r', 1, now(), 'member', "
+            "false, 'enabled')"
         )
     with pytest.raises(duckdb.ConstraintException):
         conn.execute(

@@ -84,8 +84,39 @@ def test_a_file_from_before_signing_upgrades_and_keeps_verifying(db_path, synth,
     migrate(conn, target=BEFORE_SIGNATURES)
     # Today's writer looks up the head run's signature; on the old schema there is none.
     conn.execute("CREATE TEMP TABLE run_signatures (run_id VARCHAR, signature VARCHAR)")
+    # ... and stores pages as responses and shared bodies, which the old schema keeps in
+    # raw_api_pages, one body per page (copied there below, as an old writer stored them).
+    conn.execute(
+        "CREATE TEMP TABLE raw_api_responses AS SELECT * EXCLUDE (body) FROM raw_api_pages"
+    )
+    conn.execute(
+        "CREATE TEMP TABLE raw_page_bodies (sha256 VARCHAR, run_id VARCHAR, base_sha256 VARCHAR,"
+        ' body BLOB, patch STRUCT("offset" BIGINT, "length" BIGINT, "data" BLOB)[])'
+    )
+    # Observations, likewise: who once (member_identities), what per run (member_run_states).
+    conn.execute(
+        "CREATE TEMP TABLE member_identities (id BIGINT, workspace VARCHAR, account_id VARCHAR, "
+        "uuid VARCHAR, nickname VARCHAR, display_name VARCHAR, account_type VARCHAR, "
+        "kind VARCHAR)"
+    )
+    conn.execute(
+        "CREATE TEMP TABLE member_run_states AS SELECT run_id, 0::BIGINT AS member_id, "
+        "observed_at, permission, has_2fa_enabled, two_step_state, in_directory, "
+        "directory_account_status, directory_claim_status, directory_mfa_enabled, "
+        "directory_email_domain FROM member_2sv_observations LIMIT 0"
+    )
     old = EvidenceStore(conn, db_path, read_only=False)
     legacy = [r.run_hash for r in record_days(old, synth, (1, 2))]
+    conn.execute(
+        "INSERT INTO main.member_2sv_observations BY NAME "
+        "SELECT s.* EXCLUDE (member_id), i.* EXCLUDE (id) FROM temp.member_run_states AS s "
+        "JOIN temp.member_identities AS i ON i.id = s.member_id"
+    )
+    conn.execute(
+        "INSERT INTO main.raw_api_pages SELECT r.run_id, r.seq, r.listing, r.url, "
+        "r.status_code, r.fetched_at, b.body, r.sha256 FROM temp.raw_api_responses AS r "
+        "JOIN temp.raw_page_bodies AS b USING (sha256) ORDER BY r.fetched_at, r.seq"
+    )
     old.close()
     with EvidenceStore.open(db_path) as store:  # migrates, then signs new runs
         signed = record_days(store, synth, (3, 4), signer=signer)

@@ -160,8 +160,9 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
     assert verify_chain(path, workers=0).ok
     with tamper(path) as conn:  # a directory page's body edited: mfaEnabled false → true
         conn.execute(
-            "UPDATE raw_api_pages SET body = encode(replace(decode(body), "
-            "'\"mfaEnabled\":false', '\"mfaEnabled\":true')) WHERE listing = 'directory'"
+            "UPDATE raw_page_bodies SET body = encode(replace(decode(body), "
+            "'\"mfaEnabled\":false', '\"mfaEnabled\":true')) WHERE sha256 IN "
+            "(SELECT sha256 FROM raw_api_responses WHERE listing = 'directory')"
         )
     result = verify_chain(path, workers=0)
     assert result.first_bad_run_id == run_id
@@ -172,12 +173,12 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
     ("edit", "said"),
     [
         (  # hide an owner without a factor by calling it an app user
-            "UPDATE member_2sv_observations SET account_type = 'app_user' WHERE nickname = 'dan'",
+            "UPDATE member_identities SET account_type = 'app_user' WHERE nickname = 'dan'",
             "stored identity columns do not match identity_sha256",
         ),
         (  # make the directory say what it did not
-            "UPDATE member_2sv_observations SET directory_mfa_enabled = true "
-            "WHERE nickname = 'gus'",
+            "UPDATE member_run_states SET directory_mfa_enabled = true "
+            "WHERE member_id = (SELECT id FROM member_identities WHERE nickname = 'gus')",
             "stored identity columns do not match identity_sha256",
         ),
         (  # claim the directory was cut short (the rule would then ignore it)
@@ -208,7 +209,7 @@ def test_verify_rederives_identity_columns_from_the_pages(tmp_path, sso_file):
     path = Path(shutil.copy(sso_file, tmp_path / "evidence.duckdb"))
     with tamper(path) as conn:
         (run_id,) = conn.execute("SELECT run_id FROM collection_runs").fetchall()[0]
-        conn.execute("UPDATE member_2sv_observations SET kind = NULL WHERE nickname IS NULL")
+        conn.execute("UPDATE member_identities SET kind = NULL WHERE nickname IS NULL")
     with EvidenceStore.open(path, read_only=True) as store:
         diff = rederive(store.conn, run_id)
     assert not diff.matches

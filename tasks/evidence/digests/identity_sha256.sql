@@ -4,17 +4,13 @@
 --   [account_id, uuid, account_type, kind, in_directory ("true"/"false"/null),
 --    directory_account_status, directory_claim_status, directory_mfa_enabled, directory_email_domain]
 -- A run with no observations has sha256(''). {observations} has the table's columns.
+-- This query makes the lines; hashing.digests sorts, joins and hashes each run's lines
+-- (as for observations_sha256.sql).
 SELECT
     run_id,
-    sha256(string_agg(line, chr(10) ORDER BY line)) AS digest
-FROM (
-    SELECT
-        run_id,
-        to_json([
-            account_id, uuid, account_type, kind, CAST(in_directory AS VARCHAR),
-            directory_account_status, directory_claim_status,
-            CAST(directory_mfa_enabled AS VARCHAR), directory_email_domain
-        ]::VARCHAR[]) AS line
-    FROM {observations}
-)
-GROUP BY run_id
+    to_json([
+        account_id, uuid, account_type, kind, CAST(in_directory AS VARCHAR),
+        directory_account_status, directory_claim_status,
+        CAST(directory_mfa_enabled AS VARCHAR), directory_email_domain
+    ]::VARCHAR[])::VARCHAR AS line
+FROM {observations}
