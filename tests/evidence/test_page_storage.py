@@ -206,30 +206,31 @@ def test_a_deleted_base_breaks_every_page_patched_from_it(copy, synth):
         )
 
 
-def test_a_whole_body_edited_or_duplicated_is_caught(copy, synth):
+@pytest.mark.parametrize(
+    ("statement", "first_bad", "said"),
+    [
+        pytest.param(  # a second row claiming a stored body's hash, with other bytes
+            "INSERT INTO raw_page_bodies SELECT sha256, run_id, NULL, body || 'x'::BLOB, NULL "
+            "FROM raw_page_bodies WHERE run_id = '{0}' AND patch IS NULL LIMIT 1",
+            0,
+            "body does not match its sha256",
+            id="duplicated body",
+        ),
+        pytest.param(
+            "INSERT INTO raw_page_bodies VALUES (sha256('planted'), '{2}', NULL, "
+            "'planted'::BLOB, NULL)",
+            2,
+            "is no page's body nor any patch's base",
+            id="planted body",
+        ),
+    ],
+)
+def test_a_body_row_added_by_hand_is_caught(copy, synth, statement, first_bad, said):
     path, _extracts, ids = copy
-    _tamper(  # a second row claiming a stored body's hash, with other bytes
-        path,
-        synth,
-        "INSERT INTO raw_page_bodies SELECT sha256, run_id, NULL, body || 'x'::BLOB, NULL "
-        f"FROM raw_page_bodies WHERE run_id = '{ids[0]}' AND patch IS NULL LIMIT 1",
-    )
+    _tamper(path, synth, statement.format(*ids))
     result = verify_chain(path, workers=0)
-    assert result.first_bad_run_id == ids[0]
-    assert "body does not match its sha256" in result.summary()
-
-
-def test_a_body_no_page_has_is_reported(copy, synth):
-    path, _extracts, ids = copy
-    _tamper(
-        path,
-        synth,
-        f"INSERT INTO raw_page_bodies VALUES (sha256('planted'), '{ids[2]}', NULL, "
-        "'planted'::BLOB, NULL)",
-    )
-    result = verify_chain(path, workers=0)
-    assert result.first_bad_run_id == ids[2]
-    assert "is no page's body nor any patch's base" in result.summary()
+    assert result.first_bad_run_id == ids[first_bad]
+    assert said in result.summary()
 
 
 def test_an_identity_edit_is_caught_at_the_first_run_that_saw_it(copy, synth):
