@@ -25,6 +25,8 @@ sys.path.insert(0, str(HERE.parent))
 
 LATENCY_S = 0.050
 
+Rows = list[tuple[str, str, str]]  # (measure, result, target)
+
 
 def child(script: str, *args: str) -> dict:
     """Run a measurement in a fresh process, so its peak RSS is its own."""
@@ -49,19 +51,10 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--full", action="store_true", help="include 100,000 members")
-    parser.add_argument("--latency", type=float, default=LATENCY_S, help="seconds per request")
-    parser.add_argument("--year-members", type=int, default=10_000)
-    parser.add_argument("--year-days", type=int, default=365)
-    parser.add_argument("--history-runs", type=int, default=1000)
-    args = parser.parse_args()
-
+def collection_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """One collection at 1k, 10k (and 100k) members: requests, extraction, load, report, RSS."""
     sizes = [1_000, 10_000] + ([100_000] if args.full else [])
-    rows: list[tuple[str, str, str]] = []
-    figures: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
-
+    rows: Rows = []
     for members in sizes:
         print(f"collection at {members:,} members…", file=sys.stderr, flush=True)
         run = child("collect_once.py", str(members), str(args.latency))
@@ -81,21 +74,25 @@ def main() -> None:
                 f"{members:,}: load one run (of which normalise)",
                 f"{run['load_s']:.2f} s ({run['normalise_s']:.2f} s), "
                 f"{run['members'] / run['load_s']:,.0f} rows/s",
-                "< 1 s at 100k",
+                "≤ 1 s at 100k",
             ),
             (f"{members:,}: daily report", f"{run['report_s']:.2f} s", "< 5 s at 100k"),
             (
                 f"{members:,}: peak RSS, extract + load (+ daily report)",
                 f"{run['peak_rss_mib']:.0f} MiB ({run['peak_rss_with_report_mib']:.0f} MiB)",
-                "< 1 GiB",
+                "≤ 500 MiB at 100k",
             ),
         ]
+    return rows
 
+
+def year_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """A year of daily runs: the views, the audit-period report, verify, bytes."""
     print(f"a year of {args.year_members:,}-member history…", file=sys.stderr, flush=True)
     year = child("year.py", str(args.year_members), str(args.year_days))
     figures["year"] = year
     n = f"{args.year_days} days × {args.year_members:,}"
-    rows += [
+    return [
         (f"build {n} (load only)", f"{year['load_s']:.1f} s", ""),
         ("`daily_compliance` over the year", f"{year['daily_compliance_s']:.3f} s", "< 1 s"),
         ('"as of date" member state', f"{year['as_of_s']:.3f} s", ""),
@@ -114,11 +111,14 @@ def main() -> None:
         ),
     ]
 
+
+def history_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """The cost of adding run N to a file, N up to --history-runs."""
     print(f"the cost of adding run N, up to {args.history_runs:,}…", file=sys.stderr, flush=True)
     history = child("history.py", str(args.year_members), str(args.history_runs))
     figures["history"] = history
     at = [n for n in (10, 100, 1000) if f"run_{n}_s" in history]
-    rows += [
+    return [
         (
             f"{args.year_members:,} members: adding run N (N = {', '.join(map(str, at))})",
             " / ".join(
@@ -133,10 +133,13 @@ def main() -> None:
         ),
     ]
 
+
+def cli_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """`bb2sv collect` as a whole process, the ad-hoc path."""
     print("bb2sv collect end to end (no Prefect API: in-process)…", file=sys.stderr, flush=True)
     cli = child("cli_once.py", "1000")
     figures["cli"] = cli
-    rows += [
+    return [
         (
             "`bb2sv collect` 1,000 members at 0 ms, whole process (median of 3)",
             f"{cli['collect_s']:.2f} s",
@@ -145,11 +148,14 @@ def main() -> None:
         ("  Prefect's own start, avoided (empty flow run)", f"{cli['prefect_start_s']:.1f} s", ""),
     ]
 
+
+def post_step_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """Store, report, events and artifacts at 20,000 members."""
     print("post-extraction steps at 20,000 members…", file=sys.stderr, flush=True)
     post = child("post_steps.py", "20000")
     figures["post_steps"] = post
     flow_steps = post["flow"]
-    rows += [
+    return [
         (
             "20,000: store + report + events + artifacts, as Prefect tasks",
             f"{flow_steps['total_s']:.2f} s (store {flow_steps['store_s']:.2f}, report "
@@ -165,10 +171,13 @@ def main() -> None:
         ),
     ]
 
+
+def concurrency_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """Ten workspaces at once, against one request budget."""
     print("concurrency across workspaces…", file=sys.stderr, flush=True)
     conc = child("concurrency.py", "10", "1000", str(args.latency))
     figures["concurrency"] = conc
-    rows += [
+    return [
         (
             "10 workspaces × 1,000: flow wall time (1 workspace)",
             f"{conc['many_s']:.1f} s ({conc['one_s']:.1f} s, "
@@ -182,11 +191,14 @@ def main() -> None:
         ),
     ]
 
+
+def peer_rows(args: argparse.Namespace, figures: dict) -> Rows:
+    """`bb2sv collect` beside dlt's REST API source, whole processes."""
     print("bb2sv beside dlt's REST API source…", file=sys.stderr, flush=True)
     peer = child("peer.py", "20000", "0.02")
     figures["peer"] = peer
     same = "same members" if peer["same_members"] else "DIFFERENT members"
-    rows += [
+    return [
         (
             "20,000 at 20 ms, whole processes: `bb2sv collect` vs dlt (dlt ÷ bb2sv)",
             f"{peer['bb2sv_s']:.1f} s vs {peer['dlt_s']:.1f} s (×{peer['ratio']:.2f})",
@@ -207,6 +219,32 @@ def main() -> None:
             "the same",
         ),
     ]
+
+
+SECTIONS = (
+    collection_rows,
+    year_rows,
+    history_rows,
+    cli_rows,
+    post_step_rows,
+    concurrency_rows,
+    peer_rows,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="include 100,000 members")
+    parser.add_argument("--latency", type=float, default=LATENCY_S, help="seconds per request")
+    parser.add_argument("--year-members", type=int, default=10_000)
+    parser.add_argument("--year-days", type=int, default=365)
+    parser.add_argument("--history-runs", type=int, default=1000)
+    args = parser.parse_args()
+
+    figures: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
+    rows: Rows = []
+    for section in SECTIONS:
+        rows += section(args, figures)
 
     table = "\n".join(
         ["| measure | result | target |", "|---|---|---|"]

@@ -73,7 +73,8 @@ def body_column(bodies: list[bytes]) -> pa.Array:
 
 def pages_table(run_id: str, pages: list[RawPage], *, first_seq: int = 1) -> pa.Table:
     """raw_api_responses rows (raw_api_pages without the body, which page_bodies stores);
-    seq is the order received, starting at `first_seq`. The raw digest is computed from it.
+    seq follows the extract: listing by listing, each in the order received (the listings are
+    read at once), starting at `first_seq`. The raw digest is computed from it.
     """
     columns = {
         "run_id": [run_id] * len(pages),

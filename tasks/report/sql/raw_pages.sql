@@ -1,4 +1,4 @@
--- Every raw API page of a run, in the order received (bodies stay in the evidence file).
+-- Every raw API page of a run, listing by listing, each in the order received (bodies stay in the evidence file).
 -- $run_id
 SELECT seq, listing, url, status_code, fetched_at, sha256
 FROM raw_api_pages
