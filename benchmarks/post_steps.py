@@ -63,7 +63,7 @@ def in_flow(members: int, folder: Path) -> dict:
         with Timer() as report_t:
             bundle = daily_report_task(stored, db, reports)
         with Timer() as events_t:
-            sent = emit_violation_events_task(stored, db)
+            sent = emit_violation_events_task(stored, db, bundle)  # as the flow calls it
         with Timer() as artifacts_t:
             publish_artifacts_task(stored, bundle)
         return {
