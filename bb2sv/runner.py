@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from bb2sv.terminal import logs_printed
 from flows.outcomes import AuditIncomplete, AuditOutcome, Collection, CollectionIncomplete
@@ -48,6 +49,7 @@ def collect_as_configured(options: CollectionOptions, console: Console | None = 
 
     from flows.collect import collect_bitbucket_2sv
 
+    require_prefect_api()
     state = collect_bitbucket_2sv(**options.model_dump(), return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, CollectionIncomplete):
@@ -78,9 +80,28 @@ def audit_as_configured(
 
     from flows.audit_report import bitbucket_2sv_audit_report
 
+    require_prefect_api()
     return flow_result(
         bitbucket_2sv_audit_report(workspaces, start, end, db_path, reports_dir, return_state=True)
     )
+
+
+def require_prefect_api() -> None:
+    """A ConfigError, before anything runs, when the configured Prefect API does not answer:
+    the command would otherwise fail deep inside Prefect with a bare RuntimeError."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()
+    if problem is not None:
+        parts = urlsplit(str(get_current_settings().api.url))
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no user:pass
+        raise ConfigError(
+            f"A Prefect API is configured ({url}, from PREFECT_API_URL or the Prefect profile) "
+            f"but does not answer ({type(problem).__name__}). Start that server, fix the URL, "
+            "or unset it to run in this process without Prefect."
+        )
 
 
 def flow_result(state) -> list:

@@ -225,3 +225,20 @@ def test_with_a_prefect_api_collect_runs_as_the_flow(tmp_path, emu, prefect_harn
             flow_run = client.read_flow_run(UUID(flow_run_id))
             flow = client.read_flow(flow_run.flow_id)
     assert flow.name == FLOW_NAME and flow_run.state.is_completed()
+
+
+def test_a_prefect_api_that_does_not_answer_is_a_config_error(tmp_path, emu):
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with socket.socket() as sock:  # a port nobody listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        free_port = sock.getsockname()[1]
+    dead = f"http://user:hunter2@127.0.0.1:{free_port}/api"
+    with temporary_settings({PREFECT_API_URL: dead}):
+        result = collect(tmp_path, "acme", env=emulator_env(emu))
+    assert result.exit_code == 3, result.output
+    assert "does not answer" in result.stderr and f"127.0.0.1:{free_port}/api" in result.stderr
+    assert "hunter2" not in result.output
+    assert_clean_exit(result)
