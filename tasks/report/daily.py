@@ -27,7 +27,7 @@ from tasks.report.model import (
     RunInfo,
 )
 from tasks.report.output import ReportError
-from tasks.report.queries import first_row, frame
+from tasks.report.queries import first_row, frame, sql_text
 from tasks.vocabulary import MfaBasis, RunStatus, TwoStepState
 
 EXPIRY_WARNING_DAYS = 14
@@ -133,8 +133,7 @@ def _findings_at(
     # open or resolved at this run.
     keys = set(members.loc[members["assessment"] == "non-compliant", "member_key"])
     if previous is not None:
-        before = frame(conn, "run_members", run_id=previous["run_id"])
-        keys |= set(before.loc[before["assessment"] == "non-compliant", "member_key"])
+        keys |= _non_compliant_keys(conn, previous["run_id"])
     rows = frame(
         conn,
         "run_findings",
@@ -167,6 +166,12 @@ def _findings_at(
         opened[CHANGE_COLUMNS].reset_index(drop=True),
         sort_findings(resolved)[CHANGE_COLUMNS].reset_index(drop=True),
     )
+
+
+def _non_compliant_keys(conn: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:
+    """Member keys a run judged non-compliant, by run_members' own rules (no frame built)."""
+    sql = f"SELECT member_key FROM ({sql_text('run_members')}) WHERE assessment = 'non-compliant'"
+    return {key for (key,) in conn.execute(sql, {"run_id": run_id}).fetchall()}
 
 
 def sort_findings(rows: pd.DataFrame) -> pd.DataFrame:
