@@ -29,34 +29,25 @@ def parse_day(text: str, option: str) -> date:
         raise ConfigError(f"{option} must be a date like 2026-11-27, got {text!r}.") from None
 
 
-def collect_as_configured(options: CollectionOptions, console: Console | None = None) -> Collection:
-    """Preflight (bad configuration fails before anything starts), then collect: as the
-    Prefect flow if a Prefect API is configured, else in-process, its warnings printed on
-    `console` (there is no Prefect to show them)."""
+def collect_as_configured(options: CollectionOptions, console: Console) -> Collection:
+    """Collect: as the Prefect flow if a Prefect API is configured (after checking it
+    answers), else in-process, its warnings printed on `console` (there is no Prefect to
+    show them). Preflight runs first either way, so bad configuration fails before anything
+    starts (the flow runs it again: a deployment has no CLI in front of it)."""
     from flows.local import collect_locally
     from tasks.prefect_api import prefect_api_configured
-    from tasks.preflight import preflight
 
-    setup = preflight(
-        options.db_path, options.reports_dir, options.policy_path, options.secret_blocks,
-        options.max_concurrent_workspaces, options.anchor_log, options.workspaces,
-    )  # fmt: skip
-    if not prefect_api_configured():
-        if console is None:
-            return collect_locally(options, setup)
+    use_prefect = prefect_api_configured()
+    if use_prefect:
+        require_prefect_api()  # before preflight, which may read Secret blocks from it
+    setup = options.preflight()
+    if not use_prefect:
         with logs_printed(console):
             return collect_locally(options, setup)
 
     from flows.collect import collect_bitbucket_2sv
 
-    require_prefect_api()
-    state = collect_bitbucket_2sv(**options.model_dump(), return_state=True)
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, CollectionIncomplete):
-        return Collection(result.outcomes, result.stopped_by, result.not_started, result.directory)
-    if isinstance(result, BaseException):
-        raise result
-    return Collection(result)
+    return flow_collection(collect_bitbucket_2sv(**options.model_dump(), return_state=True))
 
 
 def audit_as_configured(
@@ -104,15 +95,26 @@ def require_prefect_api() -> None:
         )
 
 
-def flow_result(state) -> list:
-    """What a finished flow run returned, Failed or not; an exception it raised is re-raised.
-
-    A collection that is not whole still carries its outcomes (`CollectionIncomplete`):
-    the caller needs them to report. `AuditIncomplete` is raised, outcomes and all.
-    """
-    result = state.result(raise_on_failure=False)
+def flow_collection(state) -> Collection:
+    """What a finished collection flow run produced, whole or not."""
+    result = finished_value(state)
     if isinstance(result, CollectionIncomplete):
-        return result.outcomes
-    if isinstance(result, BaseException):
+        return result.collection()
+    return Collection(result)
+
+
+def flow_result(state) -> list:
+    """The outcomes a finished flow run returned, Failed or not: a collection that is not
+    whole still carries them (`CollectionIncomplete`); `AuditIncomplete` is raised, outcomes
+    and all."""
+    result = finished_value(state)
+    return result.outcomes if isinstance(result, CollectionIncomplete) else result
+
+
+def finished_value(state):
+    """A finished flow run's return value; an exception it raised is re-raised, except the
+    `CollectionIncomplete` a collection that is not whole carries its outcomes in."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException) and not isinstance(result, CollectionIncomplete):
         raise result
     return result

@@ -106,11 +106,11 @@ class LiteralLogHandler(logging.Handler):
 
 
 @contextmanager
-def logs_printed(console: Console, level: int = logging.WARNING) -> Iterator[None]:
-    """While the block runs, `bb2sv.*` records at `level` and above are printed on `console`
-    (an ad-hoc collection has no Prefect to show them)."""
+def logs_printed(console: Console) -> Iterator[None]:
+    """While the block runs, `bb2sv.*` warnings and errors are printed on `console` (an
+    ad-hoc collection has no Prefect to show them)."""
     logger = logging.getLogger("bb2sv")
-    handler = LiteralLogHandler(console, level)
+    handler = LiteralLogHandler(console, logging.WARNING)
     logger.addHandler(handler)
     try:
         yield

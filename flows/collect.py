@@ -42,7 +42,6 @@ from flows.collection import (
 from flows.outcomes import Collection, WorkspaceOutcome
 from tasks.events import emit_bounded, summary_event
 from tasks.evidence.run_record import RunRecord
-from tasks.preflight import preflight
 from tasks.report import ReportBundle
 from tasks.steps import TASK_FOR_STEP, emit_violation_events_task, publish_artifacts_task
 from tasks.vocabulary import RunStatus
@@ -102,15 +101,12 @@ def collect_bitbucket_2sv(
         anchor_log=anchor_log,
     )  # fmt: skip
     show_bb2sv_logs()
-    setup = preflight(
-        db_path, reports_dir, policy_path, secret_blocks, max_concurrent_workspaces, anchor_log,
-        workspaces,
-    )  # fmt: skip
-    collection = run_collection(options, setup, PrefectEngine())
+    engine = PrefectEngine()
+    collection = run_collection(options, options.preflight(), engine)
     if collection.whole:
         return collection.outcomes
     failure = collection.failure()
-    if collection.stopped_by is not None and being_cancelled(PrefectEngine.flow_run_id()):
+    if collection.stopped_by is not None and being_cancelled(engine.run_id):
         # The worker's SIGTERM of a Prefect cancellation: end as the cancellation it is
         # (the API would refuse Failed for a cancelling run).
         return Cancelled(message=str(failure), data=failure)
@@ -121,12 +117,8 @@ class PrefectEngine:
     """The collection's steps as tasks of the current flow run (tasks/steps.py)."""
 
     def __init__(self) -> None:
-        self.run_id: str | None = self.flow_run_id()
+        self.run_id: str = str(get_run_context().flow_run.id)
         self.log = get_run_logger()
-
-    @staticmethod
-    def flow_run_id() -> str:
-        return str(get_run_context().flow_run.id)
 
     def submit(self, step: Callable[..., Any], *args: Any) -> Any:
         return TASK_FOR_STEP[step].submit(*args)

@@ -45,7 +45,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.spool import StoreResult, spooled_runs
-from tasks.preflight import CollectionSetup
+from tasks.preflight import CollectionSetup, preflight
 from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
 from tasks.step_functions import (
@@ -92,6 +92,14 @@ class CollectionOptions(BaseModel):
     give_up_after_seconds: GiveUpAfter = 180.0
     time_limit_seconds: TimeLimit = 3600.0
     anchor_log: str | None = None
+
+    def preflight(self) -> CollectionSetup:
+        """Workspaces, policy, credentials, signing key, reports folder, anchor log and
+        evidence file checked for these options (tasks/preflight.py)."""
+        return preflight(
+            self.db_path, self.reports_dir, self.policy_path, self.secret_blocks,
+            self.max_concurrent_workspaces, self.anchor_log, self.workspaces,
+        )  # fmt: skip
 
     @classmethod
     def checked(cls, **values: Any) -> CollectionOptions:
@@ -209,7 +217,9 @@ def collect_all(
         again = plan.next(attempt, extract, now=time.monotonic())
         extract = plan.describe(attempt, extract, again)
         noted = problems.setdefault(attempt.workspace, [])
-        storing = Storing(engine, options, destination(engine, options, setup, directory()))
+        storing = Storing(
+            engine, options.reports_dir, destination(engine, options, setup, directory())
+        )
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
             store(extract, attempt.number, noted, storing)
@@ -267,7 +277,7 @@ class Storing:
     """How one attempt is stored, and its workspace's report written, by this collection."""
 
     engine: Engine
-    options: CollectionOptions
+    reports_dir: str
     to: Destination
 
     def step(self, name: str, problems: list[str], function: Callable[..., Any], *args: Any):
@@ -305,7 +315,7 @@ def store_and_report(
 
     After a stop only the store happens: the evidence first, and the stop promptly.
     """
-    engine, options, directory = storing.engine, storing.options, storing.to.directory
+    engine, to, directory = storing.engine, storing.to, storing.to.directory
     result = store(extract, attempts, problems, storing)
     stored = None if result is None else result.record
     if stored is None:
@@ -329,10 +339,10 @@ def store_and_report(
     bundle = None
     if not STOP.requested:
         bundle = storing.step(
-            "daily report", problems, engine.call, daily_report, stored, options.db_path,
-            options.reports_dir,
+            "daily report", problems, engine.call, daily_report, stored, to.db_path,
+            storing.reports_dir,
         )  # fmt: skip
-        for name, announce, args in engine.announcements(stored, bundle, options.db_path):
+        for name, announce, args in engine.announcements(stored, bundle, to.db_path):
             storing.step(name, problems, announce, *args)
     return WorkspaceOutcome(
         workspace=stored.workspace,

@@ -26,9 +26,6 @@ from tasks.report import ReportBundle
 
 __all__ = ["LocalEngine", "collect_locally"]
 
-# Extractions of up to 32 workspaces and the directory read at once (the flow's own limit).
-MAX_WORKERS = 33
-
 
 class LocalEngine:
     """Steps as plain calls; background steps on a thread pool of this process."""
@@ -64,7 +61,9 @@ class LocalEngine:
 
 def collect_locally(options: CollectionOptions, setup: CollectionSetup) -> Collection:
     """Run the collection in this process; `setup` is `preflight(...)` for `options`."""
-    pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="bb2sv-step")
+    # The extractions running at once, and the directory read beside them.
+    workers = options.max_concurrent_workspaces + 1
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="bb2sv-step")
     try:
         return run_collection(options, setup, LocalEngine(pool))
     finally:

@@ -129,6 +129,9 @@ class CollectionIncomplete(Exception):
             text += f" The organization directory was not read whole ({self.directory})."
         return text
 
+    def collection(self) -> Collection:
+        return Collection(self.outcomes, self.stopped_by, self.not_started, self.directory)
+
     def __reduce__(self):  # picklable with its outcomes (Prefect may persist the state's data)
         return (type(self), (self.outcomes, self.stopped_by, self.not_started, self.directory))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
@@ -88,14 +87,10 @@ def pages_table(run_id: str, pages: list[RawPage], *, first_seq: int = 1) -> pa.
     return pa.table(columns, schema=RESPONSES_SCHEMA)
 
 
-def observations_table(run_id: str, observations: pd.DataFrame | pa.Table) -> pa.Table:
-    """member_2sv_observations rows: the normalised rows (a frame, or the Arrow table of
-    `normalise.observations_table`) plus run_id, typed for DuckDB."""
-    columns = OBSERVATION_COLUMNS + IDENTITY_COLUMNS
-    if isinstance(observations, pa.Table):
-        table = observations.select(columns)
-    else:
-        table = pa.Table.from_pandas(observations[columns], preserve_index=False, safe=False)
+def observations_table(run_id: str, observations: pa.Table) -> pa.Table:
+    """member_2sv_observations rows: the normalised rows (`normalise.observations_table`)
+    plus run_id, typed for DuckDB."""
+    table = observations.select(OBSERVATION_COLUMNS + IDENTITY_COLUMNS)
     table = table.set_column(
         table.schema.get_field_index("observed_at"),
         "observed_at",

@@ -33,7 +33,7 @@ from tasks.evidence.run_record import RunRecord
 from tasks.evidence.signing import stored_signatures
 from tasks.evidence.store import EvidenceStore
 from tasks.identity import IDENTITY_POLICY_COLUMNS, identity_record
-from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_from_pages
+from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_table
 
 
 @dataclass(slots=True)
@@ -100,12 +100,12 @@ def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     if not located:
         raise IntegrityError(f"No run {run_id} in the evidence file.")
     pages = [stored.page for stored in page_checks.stored_pages(conn, located[0])]
-    frame = observations_from_pages(located[0].workspace, pages)
+    derived = observations_table(located[0].workspace, pages)
     (identity_sha256,) = conn.execute(
         "SELECT identity_sha256 FROM collection_runs WHERE run_id = ?", [run_id]
     ).fetchall()[0]
     compared = OBSERVATION_COLUMNS + (IDENTITY_COLUMNS if identity_sha256 is not None else [])
-    conn.register("_bb2sv_rederived", frames.observations_table(run_id, frame))
+    conn.register("_bb2sv_rederived", frames.observations_table(run_id, derived))
     try:
         digest = hashing.digests(conn, "observations", "_bb2sv_rederived")
         columns = ", ".join(compared)

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import hashing, page_bodies
+from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import stored_table
 from tasks.normalise import (
     IDENTITY_COLUMNS,
@@ -201,7 +201,8 @@ def check_chunk(
 
 
 def _digests_of(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> tuple[dict, dict]:
-    """(observations_sha256, identity_sha256) per run of stored rows, by the digest SQL."""
+    """(observations_sha256, identity_sha256) per run of rows (stored or re-derived), by the
+    digest SQL."""
     name = f"_bb2sv_stored_{os.getpid()}"
     conn.register(name, rows)
     try:
@@ -287,15 +288,11 @@ def rederived_digests(
     the same SQL as on load."""
     if derived.num_rows == 0:
         return hashing.EMPTY_SHA256, hashing.EMPTY_SHA256
-    name = f"_bb2sv_rederived_{os.getpid()}"
-    conn.register(name, derived.add_column(0, "run_id", pa.array([run_id] * derived.num_rows)))
-    try:
-        return tuple(  # type: ignore[return-value]
-            hashing.digests(conn, kind, name).get(run_id, hashing.EMPTY_SHA256)
-            for kind in ("observations", "identity")
-        )
-    finally:
-        conn.unregister(name)
+    observations, identity = _digests_of(conn, frames.observations_table(run_id, derived))
+    return (
+        observations.get(run_id, hashing.EMPTY_SHA256),
+        identity.get(run_id, hashing.EMPTY_SHA256),
+    )
 
 
 def _read_chunk(

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 import uuid
+from functools import cache
 from os import PathLike
 from pathlib import Path
 from typing import Self
@@ -163,13 +164,13 @@ class EvidenceStore:
         run_id = new_run_id(extract)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
         observed = frames.observations_table(run_id, observations)
+        responses = frames.pages_table(run_id, extract.pages)
         # Digested in a private database: a macro planted in the file (say, one named
         # sha256) must not decide what the new run's hashes are.
-        digests = hashing.run_digests_apart(
-            run_id, frames.pages_table(run_id, extract.pages), observed
-        )
+        digests = hashing.run_digests_apart(run_id, responses, observed)
         views = {
             "_bb2sv_obs": observed,
+            "_bb2sv_responses": responses,
             "_bb2sv_policy": policy_row,
             "_bb2sv_exceptions": exceptions,
         }
@@ -272,14 +273,7 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
-        pages = frames.pages_table(record.run_id, extract.pages)
-        self.conn.register("_bb2sv_responses", pages)
-        try:
-            self.conn.execute(
-                "INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses"
-            )
-        finally:
-            self.conn.unregister("_bb2sv_responses")
+        self.conn.execute("INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses")
         # Only bodies the file does not hold yet, most as patches of yesterday's
         # (page_bodies.py): a daily run repeats nearly all of its pages.
         for bodies in page_bodies.bodies_to_store(
@@ -291,18 +285,12 @@ class EvidenceStore:
             finally:
                 self.conn.unregister("_bb2sv_bodies")
         # Who once, what each run saw per run (migration 0007).
-        for statement in _STORE_OBSERVATIONS:
-            self.conn.execute(statement)
+        self.conn.execute(_store_observations_sql())
 
 
-_STORE_OBSERVATIONS = [
-    statement
-    for statement in (Path(__file__).parent / "sql" / "store_observations.sql")
-    .read_text("utf-8")
-    .split(";\n")
-    if statement.strip()
-    and not all(line.startswith("--") for line in statement.strip().splitlines())
-]
+@cache
+def _store_observations_sql() -> str:
+    return (Path(__file__).parent / "sql" / "store_observations.sql").read_text("utf-8")
 
 
 def new_run_id(extract: WorkspaceExtract) -> str:
