@@ -110,18 +110,20 @@ def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
     create_views(conn)
 
 
-def foreign_macros(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Macros in the attached evidence file that bb2sv does not ship. They change what SQL
-    run *in* the file means (a macro named sha256 replaces the built-in there), so bb2sv
-    does not write to a file that has them."""
+def foreign_macros(found: dict[CatalogKey, str]) -> list[str]:
+    """Macros in an evidence file's catalog (`read_catalog(conn, EVIDENCE)`) that bb2sv does
+    not ship. They change what SQL run *in* the file means (a macro named sha256 replaces
+    the built-in there), so bb2sv does not write to a file that has them."""
     shipped = {name for kind, name in shipped_catalog() if kind.endswith("macro")}
-    found = {name for kind, name in read_catalog(conn, EVIDENCE) if kind.endswith("macro")}
-    return sorted(found - shipped)
+    return sorted({name for kind, name in found if kind.endswith("macro")} - shipped)
 
 
-def catalog_problems(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """How the attached evidence file's catalog differs from the shipped one (empty: same)."""
-    found = read_catalog(conn, EVIDENCE)
+def catalog_problems(
+    conn: duckdb.DuckDBPyConnection, found: dict[CatalogKey, str] | None = None
+) -> list[str]:
+    """How the attached evidence file's catalog differs from the shipped one (empty: same);
+    `found`: its catalog, when already read."""
+    found = read_catalog(conn, EVIDENCE) if found is None else found
     shipped = shipped_catalog()
     problems = []
     for kind, name in sorted(found.keys() | shipped.keys()):

@@ -69,8 +69,14 @@ def schema_version(conn: duckdb.DuckDBPyConnection, database: str | None = None)
     return int(version)
 
 
-def migrate(conn: duckdb.DuckDBPyConnection, *, target: int = LATEST_VERSION) -> int:
-    """Apply pending migrations up to `target`, then (re)create views, in ONE transaction."""
+def migrate(
+    conn: duckdb.DuckDBPyConnection, *, target: int = LATEST_VERSION, views: bool = True
+) -> int:
+    """Apply pending migrations up to `target`, then (re)create views, in ONE transaction.
+
+    `views=False`: the caller has seen that the file's catalog is already the shipped one,
+    so re-creating its views (tens of milliseconds of binding) would change nothing.
+    """
     conn.execute("BEGIN TRANSACTION")
     try:
         current = schema_version(conn) or 0
@@ -81,7 +87,7 @@ def migrate(conn: duckdb.DuckDBPyConnection, *, target: int = LATEST_VERSION) ->
                     "INSERT INTO schema_version VALUES (?, ?, now())",
                     [migration.version, migration.name],
                 )
-        if target == LATEST_VERSION:
+        if target == LATEST_VERSION and (views or current < target):
             create_views(conn)
         conn.execute("COMMIT")
     except BaseException:

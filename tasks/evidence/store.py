@@ -33,7 +33,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing, page_bodies
-from tasks.evidence.catalog import EVIDENCE, foreign_macros
+from tasks.evidence.catalog import EVIDENCE, catalog_problems, foreign_macros, read_catalog
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
     connect,
@@ -91,6 +91,7 @@ class EvidenceStore:
             )
         deadline = time.monotonic() + lock_timeout_s
         created = not path.exists()
+        as_shipped = False  # the file's catalog is exactly the shipped one
         if not created:
             if not has_duckdb_header(path):
                 raise NotAnEvidenceFile(
@@ -105,7 +106,9 @@ class EvidenceStore:
                     _require_latest(version, path)
                     # Reads go on through this connection, under the shipped catalog.
                     return cls(sandbox(attached, path), path, read_only=True)
-                _refuse_planted_macros(attached, path)
+                found = read_catalog(attached, EVIDENCE)
+                _refuse_planted_macros(found, path)
+                as_shipped = not catalog_problems(attached, found)
             except BaseException:
                 attached.close()
                 raise
@@ -120,7 +123,7 @@ class EvidenceStore:
         if created:
             os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
         try:
-            migrate(conn)
+            migrate(conn, views=not as_shipped)
         except duckdb.Error as exc:
             conn.close()
             raise translate(exc, path, action="upgrade the schema of") from None
@@ -346,8 +349,8 @@ def _require_latest(version: int, path: Path) -> None:
         )
 
 
-def _refuse_planted_macros(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
-    planted = foreign_macros(conn)
+def _refuse_planted_macros(found: dict, path: Path) -> None:
+    planted = foreign_macros(found)
     if planted:
         raise IntegrityError(
             f"Evidence file {path} holds macros that bb2sv did not create "
