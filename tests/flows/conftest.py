@@ -45,3 +45,20 @@ def collect_flow(tmp_path):
         return flow(workspaces, **paths, **parameters, return_state=True)
 
     return run
+
+
+@pytest.fixture
+def collect_local(tmp_path):
+    """collect_local(workspaces, **parameters): the same collection run in-process
+    (flows/local.py), for behaviour that lives in run_collection (attempts, budgets, limits,
+    the spool), where a Prefect flow run adds only its own cost. Paths as `collect_flow`."""
+    from flows.collection import CollectionOptions
+    from flows.local import collect_locally
+
+    def run(workspaces: list[str], **parameters):
+        parameters.setdefault("retry_delay_seconds", 0)
+        paths = {"db_path": str(tmp_path / "evidence.duckdb"), "reports_dir": str(tmp_path / "r")}
+        options = CollectionOptions.checked(workspaces=workspaces, **paths, **parameters)
+        return collect_locally(options, options.preflight())
+
+    return run

@@ -1,7 +1,10 @@
 """Unattended collections: every attempt kept, workspaces isolated, stops and spools.
 
-Real Prefect flow runs on the session harness, real loopback HTTP to the emulator, real
-DuckDB files, a real reader process holding the evidence file, a real SIGTERM.
+Real loopback HTTP to the emulator, real DuckDB files, a real reader process holding the
+evidence file, a real SIGTERM. Real Prefect flow runs on the session harness where Prefect
+takes part (artifacts, its SIGTERM handling, a cancellation); what lives in the one
+collection (attempts, budgets, time limits, the spool) runs in-process, as `bb2sv collect`
+runs it without a Prefect API.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import duckdb
 import pytest
 
 from emulator import Scenario
-from flows.outcomes import CollectionIncomplete
+from flows.outcomes import Collection, CollectionIncomplete
 from tasks.vocabulary import ErrorKind, RunStatus
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+on_prefect = pytest.mark.usefixtures("prefect_harness")
 
 
 def stored(tmp_path, columns="workspace, status, error, error_kind"):
@@ -33,6 +36,9 @@ def stored(tmp_path, columns="workspace, status, error, error_kind"):
 
 
 def failure_of(state) -> CollectionIncomplete:
+    if isinstance(state, Collection):  # collected in-process
+        assert not state.whole
+        return state.failure()
     assert state.is_failed()
     failure = state.result(raise_on_failure=False)
     assert isinstance(failure, CollectionIncomplete), failure
@@ -41,6 +47,7 @@ def failure_of(state) -> CollectionIncomplete:
     return failure
 
 
+@on_prefect
 def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
     tmp_path, collect_flow, bitbucket_env
 ):
@@ -70,32 +77,32 @@ def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
 
 
 def test_every_attempt_is_stored_and_requests_equal_pages(
-    tmp_path, collect_flow, bitbucket_env, monkeypatch
+    tmp_path, collect_local, bitbucket_env, monkeypatch
 ):
     emu = bitbucket_env
     emu.set_scenario(Scenario(html_errors=4, fault_listing="permissions", fault_workspace="alpha"))
     monkeypatch.setenv("BITBUCKET_MAX_ATTEMPTS", "2")  # two 502s end an attempt
     before = emu.request_count
-    state = collect_flow(["alpha"])
+    collection = collect_local(["alpha"])
 
-    assert state.is_completed(), state.message
+    assert collection.whole, collection.failure()
     runs, pages = stored(tmp_path)
     assert [status for _w, status, _e, _k in runs] == ["incomplete", "incomplete", "complete"]
     assert runs[0][2].startswith("attempt 1 of 3, read again in 0 s: gave up reading")
     assert runs[1][2].startswith("attempt 2 of 3, read again")
     assert emu.request_count - before == pages == 12, "every request the API saw is on record"
-    assert state.result()[0].attempts == 3
+    assert collection.outcomes[0].attempts == 3
 
 
 def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
-    tmp_path, collect_flow, bitbucket_env, monkeypatch
+    tmp_path, collect_local, bitbucket_env, monkeypatch
 ):
     emu = bitbucket_env
     emu.set_scenario(Scenario(html_errors=10_000, fault_workspace="alpha"))
     monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "0.4")
     before = emu.request_count
     failure = failure_of(
-        collect_flow(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=4)
+        collect_local(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=4)
     )
 
     runs, pages = stored(tmp_path, "status, error, started_at, finished_at")
@@ -125,6 +132,7 @@ def terminate_once_reading(emu, then=lambda: None) -> threading.Thread:
     return thread
 
 
+@on_prefect
 def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
     tmp_path, collect_flow, bitbucket_env
 ):
@@ -146,15 +154,16 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
     assert 1 <= pages <= requests == emu.request_count - before
 
 
-def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_flow, bitbucket_env):
+def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_local, bitbucket_env):
     bitbucket_env.set_scenario(Scenario(latency_s=0.5))  # beta: 6 pages, 3 s
-    failure = failure_of(collect_flow(["beta"], time_limit_seconds=1.5))
+    failure = failure_of(collect_local(["beta"], time_limit_seconds=1.5))
     assert failure.stopped_by == "the flow's 1.5 s time limit (time_limit_seconds)"
     runs, _pages = stored(tmp_path, "status, error_kind, error")
     ((status, kind, error),) = runs
     assert (status, kind) == ("failed", "stopped") and "time limit" in error
 
 
+@on_prefect
 def test_a_prefect_cancellation_takes_the_same_path_and_ends_cancelled(
     tmp_path, collect_flow, bitbucket_env
 ):
@@ -193,7 +202,7 @@ sys.stdin.readline()
 
 
 def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
-    tmp_path, collect_flow, bitbucket_env, monkeypatch
+    tmp_path, collect_local, bitbucket_env, monkeypatch
 ):
     from tasks.evidence.store import EvidenceStore
 
@@ -206,7 +215,7 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
     try:
         assert reader.stdout.readline().strip() == "holding"
         monkeypatch.setenv("BB2SV_WRITER_WAIT", "0.5")
-        failure = failure_of(collect_flow(["alpha"]))
+        failure = failure_of(collect_local(["alpha"]))
     finally:
         reader.communicate("done\n", timeout=30)
 
@@ -217,7 +226,7 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
     spooled = Path(outcome.spooled)
     assert spooled.parent == Path(f"{db}.spool") and oct(spooled.stat().st_mode)[-3:] == "600"
 
-    assert collect_flow(["beta"]).is_completed()
+    assert collect_local(["beta"]).whole
     runs, _ = stored(tmp_path, "workspace, status")
     assert runs == [("alpha", "complete"), ("beta", "complete")], "the spooled run first"
     assert list(spooled.parent.iterdir()) == []
