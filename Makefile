@@ -21,8 +21,11 @@ $(STAMP): requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bb2sv demo
 
+# The suite in TEST_WORKERS processes (pytest-xdist; each starts its own Prefect harness when
+# its tests need one). Tests waiting on sockets, subprocesses and latency overlap there.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 $(PEER_STAMP): benchmarks/requirements-peer.txt
 	$(PYTHON) -m venv $(PEER_VENV)
