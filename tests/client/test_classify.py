@@ -47,245 +47,213 @@ def fails(kind: ErrorKind, *fragments: str) -> tuple[ErrorKind, tuple[str, ...]]
     return kind, fragments
 
 
+# Row builders, one per kind of answer: (id, context, outcome, expected decision or fails()).
+# `**outcome` passes what else the attempt had (attempt=2, refreshed=True, ...).
+
+
+def answered(name, status, body, expected, context=BEARER, **outcome):
+    return name, context, Outcome(status_code=status, body=body, **outcome), expected
+
+
+def refused(name, status, body, kind, *fragments, context=BEARER, **outcome):
+    """A 4xx other than 429: a Fail whose message says each fragment."""
+    return answered(name, status, body, fails(kind, *fragments), context, **outcome)
+
+
+def rate_limited(name, retry_after, delay, context=BEARER, **outcome):
+    """A 429: retried after Retry-After (`delay` seconds) when it says something usable."""
+    expected = Retry(delay, RATE_RETRY, rate_limited=True)
+    return answered(name, 429, RATE, expected, context, retry_after=retry_after, **outcome)
+
+
+def transient(name, status, body, why, delay=None, **outcome):
+    """A 5xx: retried whatever the body; `why` is how the reason names the body."""
+    return answered(name, status, body, Retry(delay, f"HTTP {status} ({why})"), **outcome)
+
+
+def unanswered(name, fault, detail, expected, context=BEARER, **outcome):
+    """No API response (a network fault, or the OAuth token endpoint's); `expected` as a
+    reason alone: retried without a delay."""
+    if isinstance(expected, str):
+        expected = Retry(None, expected)
+    return name, context, Outcome(fault=fault, detail=detail, **outcome), expected
+
+
+def token_answer(status: int) -> str:
+    return f"the OAuth token URL {TOKEN_URL} answered HTTP {status}"
+
+
 ROWS = [
     # 200: a whole page is done; anything else is retried (kept as evidence by the client).
-    ("200 whole page", BEARER, Outcome(status_code=200, whole_page=True, body=PAGE), Done()),
-    (
+    answered("200 whole page", 200, PAGE, Done(), whole_page=True),
+    answered(
         "200 whole page after a refresh",
-        OAUTH,
-        Outcome(2, refreshed=True, status_code=200, whole_page=True, body=PAGE),
+        200,
+        PAGE,
         Done(),
+        OAUTH,
+        attempt=2,
+        refreshed=True,
+        whole_page=True,
     ),
-    ("200 truncated JSON", BEARER, Outcome(status_code=200, body=TRUNCATED), TRUNCATED_RETRY),
-    ("200 HTML body", BEARER, Outcome(status_code=200, body=HTML_502), TRUNCATED_RETRY),
-    (
-        "200 JSON without values",
-        BEARER,
-        Outcome(status_code=200, body=b'{"size": 3}'),
-        TRUNCATED_RETRY,
-    ),
+    answered("200 truncated JSON", 200, TRUNCATED, TRUNCATED_RETRY),
+    answered("200 HTML body", 200, HTML_502, TRUNCATED_RETRY),
+    answered("200 JSON without values", 200, b'{"size": 3}', TRUNCATED_RETRY),
     # 4xx but 429: the caller's problem, said with what to fix.
-    (
+    refused(
         "400",
-        BEARER,
-        Outcome(status_code=400, body=error("Invalid pagelen.")),
-        fails(
-            ErrorKind.BAD_REQUEST,
-            "Bitbucket refused the request for members of workspace 'acme' "
-            "(HTTP 400: Invalid pagelen.). Retrying will not help",
-        ),
+        400,
+        error("Invalid pagelen."),
+        ErrorKind.BAD_REQUEST,
+        "Bitbucket refused the request for members of workspace 'acme' "
+        "(HTTP 400: Invalid pagelen.). Retrying will not help",
     ),
-    (
+    refused(
         "401 bearer: no refresh available",
-        BEARER,
-        Outcome(status_code=401, body=EXPIRED),
-        fails(
-            ErrorKind.AUTH,
-            "Bitbucket rejected the credentials while reading members of workspace 'acme' "
-            "(HTTP 401: Token is invalid, expired, or not supported for this endpoint.)",
-            "check BITBUCKET_TOKEN.",
-        ),
+        401,
+        EXPIRED,
+        ErrorKind.AUTH,
+        "Bitbucket rejected the credentials while reading members of workspace 'acme' "
+        "(HTTP 401: Token is invalid, expired, or not supported for this endpoint.)",
+        "check BITBUCKET_TOKEN.",
     ),
-    (
+    answered(
         "401 oauth: refresh once, at once",
-        OAUTH,
-        Outcome(status_code=401, body=EXPIRED),
+        401,
+        EXPIRED,
         Retry(None, "HTTP 401, fetching a new OAuth token and retrying once", refresh_auth=True),
+        OAUTH,
     ),
-    (
+    refused(
         "401 oauth after the refresh",
-        OAUTH,
-        Outcome(2, refreshed=True, status_code=401, body=EXPIRED),
-        fails(ErrorKind.AUTH, "(HTTP 401: Token is invalid", f"check {OAUTH_HINT}."),
+        401,
+        EXPIRED,
+        ErrorKind.AUTH,
+        "(HTTP 401: Token is invalid",
+        f"check {OAUTH_HINT}.",
+        context=OAUTH,
+        attempt=2,
+        refreshed=True,
     ),
-    (
+    refused(
         "403 with scopes",
-        BEARER,
-        Outcome(status_code=403, body=SCOPES),
-        fails(
-            ErrorKind.PERMISSION,
-            "The credentials may not read members of workspace 'acme' (HTTP 403: Your "
-            "credentials lack one or more required privilege scopes.)",
-            "Granted scopes: read:user:bitbucket; required: read:workspace:bitbucket.",
-            "workspace admin",
-            "Check BITBUCKET_TOKEN.",
-        ),
+        403,
+        SCOPES,
+        ErrorKind.PERMISSION,
+        "The credentials may not read members of workspace 'acme' (HTTP 403: Your "
+        "credentials lack one or more required privilege scopes.)",
+        "Granted scopes: read:user:bitbucket; required: read:workspace:bitbucket.",
+        "workspace admin",
+        "Check BITBUCKET_TOKEN.",
     ),
-    (
+    refused(
         "403 oauth: no refresh for a 403",
-        OAUTH,
-        Outcome(status_code=403, body=b"<html><body>Forbidden</body></html>"),
-        fails(ErrorKind.PERMISSION, "(HTTP 403: an HTML page)."),
+        403,
+        b"<html><body>Forbidden</body></html>",
+        ErrorKind.PERMISSION,
+        "(HTTP 403: an HTML page).",
+        context=OAUTH,
     ),
-    (
+    refused(
         "404",
-        BEARER,
-        Outcome(status_code=404, body=error("No workspace with identifier 'acme'.")),
-        fails(
-            ErrorKind.NOT_FOUND,
-            f"No workspace 'acme' at {API} (HTTP 404: No workspace with identifier 'acme'.)",
-            "slug",
-        ),
+        404,
+        error("No workspace with identifier 'acme'."),
+        ErrorKind.NOT_FOUND,
+        f"No workspace 'acme' at {API} (HTTP 404: No workspace with identifier 'acme'.)",
+        "slug",
     ),
-    (
-        "418",
-        BEARER,
-        Outcome(status_code=418, body=b"I'm a teapot"),
-        fails(ErrorKind.BAD_REQUEST, "(HTTP 418: a non-JSON body)"),
-    ),
-    (
-        "422",
-        BEARER,
-        Outcome(status_code=422, body=error("Unprocessable")),
-        fails(ErrorKind.BAD_REQUEST, "(HTTP 422: Unprocessable)"),
-    ),
-    (
+    refused("418", 418, b"I'm a teapot", ErrorKind.BAD_REQUEST, "(HTTP 418: a non-JSON body)"),
+    refused("422", 422, error("Unprocessable"), ErrorKind.BAD_REQUEST, "(HTTP 422: Unprocessable)"),
+    refused(
         "302: redirects are not followed",
-        BEARER,
-        Outcome(status_code=302, body=b""),
-        fails(ErrorKind.BAD_REQUEST, "(HTTP 302: a non-JSON body)"),
+        302,
+        b"",
+        ErrorKind.BAD_REQUEST,
+        "(HTTP 302: a non-JSON body)",
     ),
     # 429: rate limited, waiting as Retry-After asks when it says something usable.
-    (
-        "429 Retry-After seconds",
-        BEARER,
-        Outcome(status_code=429, body=RATE, retry_after="7"),
-        Retry(7.0, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 Retry-After HTTP-date",
-        BEARER,
-        Outcome(status_code=429, body=RATE, retry_after="Fri, 27 Nov 2026 12:00:30 GMT"),
-        Retry(30.0, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 Retry-After HTTP-date in the past",
-        BEARER,
-        Outcome(status_code=429, body=RATE, retry_after="Fri, 27 Nov 2026 11:59:00 GMT"),
-        Retry(0.0, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 without Retry-After",
-        BEARER,
-        Outcome(status_code=429, body=RATE),
-        Retry(None, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 unreadable Retry-After",
-        BEARER,
-        Outcome(status_code=429, body=RATE, retry_after="soon"),
-        Retry(None, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 after an oauth refresh",
-        OAUTH,
-        Outcome(3, refreshed=True, status_code=429, body=RATE, retry_after="2"),
-        Retry(2.0, RATE_RETRY, rate_limited=True),
-    ),
-    (
-        "429 with X-RateLimit-NearLimit",
-        BEARER,
-        Outcome(status_code=429, body=RATE, retry_after="1", near_limit="true"),
-        Retry(1.0, RATE_RETRY, rate_limited=True),
-    ),
+    rate_limited("429 Retry-After seconds", "7", 7.0),
+    rate_limited("429 Retry-After HTTP-date", "Fri, 27 Nov 2026 12:00:30 GMT", 30.0),
+    rate_limited("429 Retry-After HTTP-date in the past", "Fri, 27 Nov 2026 11:59:00 GMT", 0.0),
+    rate_limited("429 without Retry-After", None, None),
+    rate_limited("429 unreadable Retry-After", "soon", None),
+    rate_limited("429 after an oauth refresh", "2", 2.0, OAUTH, attempt=3, refreshed=True),
+    rate_limited("429 with X-RateLimit-NearLimit", "1", 1.0, near_limit="true"),
     # 5xx: transient, any body.
-    (
-        "500 JSON",
-        BEARER,
-        Outcome(status_code=500, body=error("Something broke")),
-        Retry(None, "HTTP 500 (Something broke)"),
-    ),
-    (
-        "502 HTML",
-        BEARER,
-        Outcome(status_code=502, body=HTML_502),
-        Retry(None, "HTTP 502 (an HTML page)"),
-    ),
-    (
+    transient("500 JSON", 500, error("Something broke"), "Something broke"),
+    transient("502 HTML", 502, HTML_502, "an HTML page"),
+    transient(
         "503 HTML with Retry-After",
-        BEARER,
-        Outcome(status_code=503, body=b"<!DOCTYPE html><html>down</html>", retry_after="5"),
-        Retry(5.0, "HTTP 503 (an HTML page)"),
+        503,
+        b"<!DOCTYPE html><html>down</html>",
+        "an HTML page",
+        5.0,
+        retry_after="5",
     ),
-    (
-        "504 empty body",
-        BEARER,
-        Outcome(status_code=504, body=b""),
-        Retry(None, "HTTP 504 (a non-JSON body)"),
-    ),
-    ("599", BEARER, Outcome(status_code=599, body=b"?"), Retry(None, "HTTP 599 (a non-JSON body)")),
+    transient("504 empty body", 504, b"", "a non-JSON body"),
+    transient("599", 599, b"?", "a non-JSON body"),
     # No response at all.
-    (
+    unanswered(
         "connect timeout",
-        BEARER,
-        Outcome(fault=Fault.TIMEOUT, detail="ConnectTimeout", read_timeout=2.0),
-        Retry(None, "no response within 2 s (ConnectTimeout)"),
+        Fault.TIMEOUT,
+        "ConnectTimeout",
+        "no response within 2 s (ConnectTimeout)",
+        read_timeout=2.0,
     ),
-    (
+    unanswered(
         "read timeout",
-        BEARER,
-        Outcome(fault=Fault.TIMEOUT, detail="ReadTimeout", read_timeout=0.3),
-        Retry(None, "no response within 0.3 s (ReadTimeout)"),
+        Fault.TIMEOUT,
+        "ReadTimeout",
+        "no response within 0.3 s (ReadTimeout)",
+        read_timeout=0.3,
     ),
-    (
-        "connection refused",
-        BEARER,
-        Outcome(fault=Fault.CONNECTION, detail="ConnectError"),
-        Retry(None, "request failed (ConnectError)"),
+    unanswered(
+        "connection refused", Fault.CONNECTION, "ConnectError", "request failed (ConnectError)"
     ),
-    (
-        "connection reset",
-        BEARER,
-        Outcome(fault=Fault.CONNECTION, detail="ReadError"),
-        Retry(None, "request failed (ReadError)"),
-    ),
-    (
+    unanswered("connection reset", Fault.CONNECTION, "ReadError", "request failed (ReadError)"),
+    unanswered(
         "server hung up mid-response",
-        BEARER,
-        Outcome(fault=Fault.CONNECTION, detail="RemoteProtocolError"),
-        Retry(None, "request failed (RemoteProtocolError)"),
+        Fault.CONNECTION,
+        "RemoteProtocolError",
+        "request failed (RemoteProtocolError)",
     ),
     # The OAuth token endpoint, before any API request.
-    (
+    unanswered(
         "oauth token endpoint 503",
+        Fault.OAUTH_RETRYABLE,
+        token_answer(503),
+        token_answer(503),
         OAUTH,
-        Outcome(
-            fault=Fault.OAUTH_RETRYABLE,
-            detail=f"the OAuth token URL {TOKEN_URL} answered HTTP 503",
-            token_status=503,
-        ),
-        Retry(None, f"the OAuth token URL {TOKEN_URL} answered HTTP 503"),
+        token_status=503,
     ),
-    (
+    unanswered(
         "oauth token endpoint 429",
+        Fault.OAUTH_RETRYABLE,
+        token_answer(429),
+        Retry(None, token_answer(429), rate_limited=True),
         OAUTH,
-        Outcome(
-            fault=Fault.OAUTH_RETRYABLE,
-            detail=f"the OAuth token URL {TOKEN_URL} answered HTTP 429",
-            token_status=429,
-        ),
-        Retry(None, f"the OAuth token URL {TOKEN_URL} answered HTTP 429", rate_limited=True),
+        token_status=429,
     ),
-    (
+    unanswered(
         "oauth token response without a token",
+        Fault.OAUTH_RETRYABLE,
+        "no usable access_token",
+        "no usable access_token",
         OAUTH,
-        Outcome(fault=Fault.OAUTH_RETRYABLE, detail="no usable access_token", token_status=200),
-        Retry(None, "no usable access_token"),
+        token_status=200,
     ),
-    (
+    unanswered(
         "oauth token refused",
-        OAUTH,
-        Outcome(
-            fault=Fault.OAUTH_REFUSED,
-            detail=f"the OAuth token URL {TOKEN_URL} answered HTTP 401 (invalid_client)",
-            token_status=401,
-        ),
+        Fault.OAUTH_REFUSED,
+        f"{token_answer(401)} (invalid_client)",
         fails(
             ErrorKind.AUTH,
             "Could not get an OAuth token to read workspace 'acme': the OAuth token URL "
             f"{TOKEN_URL} answered HTTP 401 (invalid_client). Check {OAUTH_HINT} "
             "(and BITBUCKET_OAUTH_TOKEN_URL if set).",
         ),
+        OAUTH,
+        token_status=401,
     ),
 ]
 

@@ -53,11 +53,10 @@ grouped AS (
         max(run_no) AS last_run_no,
         arg_min(run_id, run_no) AS first_run_id,
         arg_max(run_id, run_no) AS last_run_id,
-        arg_min(grace_days, run_no) AS grace_days,
-        arg_min(sla_days, run_no) AS sla_days,
-        arg_min(severity_owner, run_no) AS severity_owner,
-        arg_min(severity_member, run_no) AS severity_member,
-        arg_min(severity_unknown, run_no) AS severity_unknown,
+        -- the policy in force at first detection: its first run's (of those that stored one)
+        arg_min(struct_pack(grace_days, sla_days, severity_owner, severity_member,
+                            severity_unknown), run_no)
+            FILTER (WHERE grace_days IS NOT NULL) AS policy,
         count(*) AS runs
     FROM numbered
     GROUP BY workspace, member_key, finding_no
@@ -78,10 +77,10 @@ timed AS (
              WHEN NOT res.in_scope THEN 'out_of_scope'
              WHEN res.excepted THEN 'excepted'
              ELSE 'fixed' END AS resolution,
-        CASE WHEN g.first_seen < f.first_observed + to_days(g.grace_days)
-             THEN greatest(f.first_observed + to_days(g.grace_days),
-                           g.first_seen + to_days(g.sla_days))
-             ELSE g.first_seen + to_days(g.sla_days) END AS due_at,
+        CASE WHEN g.first_seen < f.first_observed + to_days(g.policy.grace_days)
+             THEN greatest(f.first_observed + to_days(g.policy.grace_days),
+                           g.first_seen + to_days(g.policy.sla_days))
+             ELSE g.first_seen + to_days(g.policy.sla_days) END AS due_at,
         l.last_complete_at
     FROM grouped AS g
     JOIN first_observed AS f ON f.workspace = g.workspace AND f.member_key = g.member_key
@@ -94,13 +93,13 @@ SELECT
     workspace || '/' || member_key || '/' || first_run_id AS finding_id,
     workspace, member_key, account_id, uuid, nickname, display_name, permission,
     two_step_state,
-    CASE worst_rank WHEN 3 THEN severity_owner
-                    WHEN 2 THEN severity_member
-                    ELSE severity_unknown END AS severity,
+    CASE worst_rank WHEN 3 THEN policy.severity_owner
+                    WHEN 2 THEN policy.severity_member
+                    ELSE policy.severity_unknown END AS severity,
     first_seen, last_seen, resolved_at, resolution, due_at,
     CASE WHEN resolved_at IS NOT NULL THEN resolved_at > due_at
          ELSE last_complete_at > due_at END AS sla_breached,
     resolved_at IS NULL AS is_open,
-    first_observed, grace_days, sla_days,
+    first_observed, policy.grace_days AS grace_days, policy.sla_days AS sla_days,
     first_run_id, last_run_id, resolved_run_id, runs
 FROM timed;
