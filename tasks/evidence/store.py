@@ -276,14 +276,7 @@ class EvidenceStore:
         self.conn.execute("INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses")
         # Only bodies the file does not hold yet, most as patches of yesterday's
         # (page_bodies.py): a daily run repeats nearly all of its pages.
-        for bodies in page_bodies.bodies_to_store(
-            self.conn, record.run_id, extract.workspace, extract.pages
-        ):
-            self.conn.register("_bb2sv_bodies", bodies)
-            try:
-                self.conn.execute("INSERT INTO raw_page_bodies BY NAME SELECT * FROM _bb2sv_bodies")
-            finally:
-                self.conn.unregister("_bb2sv_bodies")
+        page_bodies.store_bodies(self.conn, record.run_id, extract.workspace, extract.pages)
         # Who once, what each run saw per run (migration 0007).
         self.conn.execute(_store_observations_sql())
 
