@@ -161,20 +161,25 @@ class EvidenceStore:
                 pages=[*extract.pages, *directory.pages],
                 emulated=extract.emulated or directory.emulated,
             )
-        observations = observations_table(extract.workspace, extract.pages)
         run_id = new_run_id(extract)
-        policy_row, exceptions = frames.policy_tables(run_id, policy)
-        observed = frames.observations_table(run_id, observations)
+        observed = frames.observations_table(
+            run_id, observations_table(extract.workspace, extract.pages)
+        )
+        member_count = observed.num_rows
         responses = frames.pages_table(run_id, extract.pages)
         # Digested in a private database: a macro planted in the file (say, one named
         # sha256) must not decide what the new run's hashes are.
         digests = hashing.run_digests_apart(run_id, responses, observed)
+        policy_row, exceptions = frames.policy_tables(run_id, policy)
         views = {
             "_bb2sv_obs": observed,
             "_bb2sv_responses": responses,
             "_bb2sv_policy": policy_row,
             "_bb2sv_exceptions": exceptions,
         }
+        # The views hold the only references: they are let go once inserted, before the
+        # commit, whose checkpoint is the load's peak of memory.
+        del observed, responses, policy_row, exceptions
         try:
             for name, table in views.items():
                 self.conn.register(name, table)
@@ -183,7 +188,7 @@ class EvidenceStore:
                 record = self._seal(
                     extract,
                     run_id,
-                    observations.num_rows,
+                    member_count,
                     policy,
                     tool_version,
                     prefect_flow_run_id,
@@ -192,6 +197,7 @@ class EvidenceStore:
                     signing_key_id=None if signer is None else signer.key_id,
                 )
                 self._insert(record, extract)
+                _unregister(self.conn, views)
                 if signer is not None:  # the hash covers the key; the signature, the hash
                     store_signature(self.conn, record, signer)
                 self.conn.execute("COMMIT")
@@ -204,8 +210,7 @@ class EvidenceStore:
             action = f"record the {extract.workspace} run in"
             raise translate(exc, self.path, action=action) from None
         finally:
-            for name in views:
-                self.conn.unregister(name)
+            _unregister(self.conn, views)
         log.info(
             "stored run %s (%s, %d members, %d pages) in %.3f s",
             run_id,
@@ -280,6 +285,12 @@ class EvidenceStore:
         page_bodies.store_bodies(self.conn, record.run_id, extract.workspace, extract.pages)
         # Who once, what each run saw per run (migration 0007).
         self.conn.execute(_store_observations_sql())
+
+
+def _unregister(conn: duckdb.DuckDBPyConnection, views: dict) -> None:
+    for name in views:
+        conn.unregister(name)
+    views.clear()
 
 
 def commit_by_checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
