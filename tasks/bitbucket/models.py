@@ -37,10 +37,15 @@ class RawPage:
     fetched_at: datetime  # timezone-aware UTC
     body: bytes
     sha256: str = ""
+    # True when `sha256` was computed here from `body` (not given): the evidence store then
+    # need not hash the body again before trusting the name (an extract's pages are hashed
+    # once; a spooled page, whose sha256 is read back, is checked).
+    sha256_of_body: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.sha256:
             object.__setattr__(self, "sha256", sha256_hex(self.body))
+            object.__setattr__(self, "sha256_of_body", True)
 
 
 @dataclass(slots=True)

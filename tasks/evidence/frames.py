@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
@@ -54,20 +53,6 @@ EXCEPTIONS_SCHEMA = pa.schema(
         ("expires_on", pa.date32()),
     ]
 )
-
-
-def body_column(bodies: list[bytes]) -> pa.Array:
-    """Page bodies as one Arrow array, copied once into an exactly sized buffer.
-
-    `pa.array(list_of_bytes)` grows its buffer by doubling, which at 100,000 members (about
-    190 MB of JSON) costs twice the bodies' size in peak memory.
-    """
-    offsets = np.zeros(len(bodies) + 1, dtype=np.int64)
-    np.cumsum([len(body) for body in bodies], out=offsets[1:])
-    data = pa.py_buffer(b"".join(bodies))
-    return pa.Array.from_buffers(
-        pa.large_binary(), len(bodies), [None, pa.py_buffer(offsets), data]
-    )
 
 
 def pages_table(run_id: str, pages: list[RawPage], *, first_seq: int = 1) -> pa.Table:

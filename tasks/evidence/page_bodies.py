@@ -2,7 +2,7 @@
 
 Writing, inside a run's transaction::
 
-    table = bodies_to_store(conn, run_id, workspace, extract.pages)   # new raw_page_bodies rows
+    store_bodies(conn, run_id, workspace, extract.pages)   # the raw_page_bodies rows it adds
 
 A body already in the file is not stored again. A new body is patched against the body its
 page had in the workspace's previous complete run (same listing and URL, else the same
@@ -18,31 +18,15 @@ Reading (verify, rederive)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
 from tasks.evidence.errors import IntegrityError
-from tasks.evidence.frames import body_column
 from tasks.evidence.page_patch import apply_patch, make_patch
-
-PATCH_TYPE = pa.list_(
-    pa.struct([("offset", pa.int64()), ("length", pa.int64()), ("data", pa.large_binary())])
-)
-BODIES_SCHEMA = pa.schema(
-    [
-        ("sha256", pa.string()),
-        ("run_id", pa.string()),
-        ("base_sha256", pa.string()),
-        ("body", pa.large_binary()),
-        ("patch", PATCH_TYPE),
-    ]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +38,24 @@ class BodyRow:
     patch: list[dict] | None
 
 
-def bodies_to_store(
+def store_bodies(
     conn: duckdb.DuckDBPyConnection, run_id: str, workspace: str, pages: list[RawPage]
-) -> Iterator[pa.Table]:
-    """The raw_page_bodies rows a new run adds (its bodies the file does not hold yet), in
-    slices of SLICE_ROWS: only one slice of bodies at a time is copied into Arrow (a
-    100,000-member run carries about 190 MB of JSON)."""
+) -> None:
+    """Insert the raw_page_bodies rows a new run adds: its bodies the file does not hold yet.
+
+    Bound as parameters, ROWS_PER_INSERT rows a statement, not read from Arrow: DuckDB keeps
+    a bound `bytes` once, while a body read from an Arrow column cost it two to three times
+    the body's size until the commit (a 100,000-member run carries about 190 MB of JSON).
+    `executemany` would bind them too, but re-plans each row (four times slower).
+    """
     new: dict[str, RawPage] = {}
     for page in pages:
         if page.sha256 in new:
             continue
-        if sha256_hex(page.body) != page.sha256:  # bodies are found by this hash from now on
+        # Bodies are found by this hash from now on. A page that hashed its own body when
+        # it was made (RawPage without a sha256, as extraction makes them) needs no second
+        # look; one given its sha256 (the spool, a caller) is checked.
+        if not page.sha256_of_body and sha256_hex(page.body) != page.sha256:
             raise IntegrityError(
                 f"A {page.listing} page of the {workspace} run ({page.url}) carries sha256 "
                 f"{page.sha256}, which is not the SHA-256 of its body: the extract (or the "
@@ -80,33 +71,27 @@ def bodies_to_store(
             del new[sha]
     bases = _previous_bases(conn, run_id, workspace, list(new.values()), pages)
     items = list(new.items())
-    for start in range(0, len(items), SLICE_ROWS):
-        yield _slice(run_id, items[start : start + SLICE_ROWS], bases)
+    for start in range(0, len(items), ROWS_PER_INSERT):
+        part = items[start : start + ROWS_PER_INSERT]
+        rows = [_row(run_id, sha, page, bases) for sha, page in part]
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+        conn.execute(
+            "INSERT INTO raw_page_bodies (sha256, run_id, base_sha256, body, patch) "
+            f"VALUES {values}",
+            [value for row in rows for value in row],
+        )
 
 
-SLICE_ROWS = 200
+ROWS_PER_INSERT = 50
 
 
-def _slice(run_id: str, items: list[tuple[str, RawPage]], bases: dict) -> pa.Table:
-    rows: dict[str, list] = {name: [] for name in BODIES_SCHEMA.names}
-    for sha, page in items:
-        base = bases.get(sha)
-        ops = None if base is None else make_patch(base[1], page.body)
-        rows["sha256"].append(sha)
-        rows["run_id"].append(run_id)
-        rows["base_sha256"].append(None if ops is None else base[0])
-        rows["body"].append(page.body if ops is None else None)
-        rows["patch"].append(None if ops is None else [op._asdict() for op in ops])
-    columns = {
-        **rows,
-        "body": body_column([body or b"" for body in rows["body"]]),
-    }
-    table = pa.table(columns, schema=BODIES_SCHEMA)
-    # body_column cannot hold nulls; the patched rows' bodies are NULL in the table.
-    mask = pa.array([body is None for body in rows["body"]], pa.bool_())
-    return table.set_column(
-        3, "body", pc.if_else(mask, pa.scalar(None, pa.large_binary()), table["body"])
-    )
+def _row(run_id: str, sha: str, page: RawPage, bases: dict) -> tuple:
+    """(sha256, run_id, base_sha256, body, patch): the body whole, or a patch of its base."""
+    base = bases.get(sha)
+    ops = None if base is None else make_patch(base[1], page.body)
+    if ops is None:
+        return (sha, run_id, None, page.body, None)
+    return (sha, run_id, base[0], None, [op._asdict() for op in ops])
 
 
 def _previous_bases(
