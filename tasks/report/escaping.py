@@ -67,10 +67,12 @@ def csv_cell(value: str | None) -> str:
 
 def csv_cell_sql(column: str) -> str:
     """SQL for `csv_cell` of a VARCHAR column: the same neutralising and quoting, run by
-    DuckDB over every row at once."""
-    safe = f"CASE WHEN regexp_matches({column}, '{_CSV_FORMULA_PATTERN}') THEN '''' || {column} ELSE {column} END"  # noqa: E501
+    DuckDB over every row at once (with plain string tests: a regular expression per cell
+    took a third longer)."""
+    starts = ", ".join(str(ord(char)) for char in CSV_FORMULA_START)
+    safe = f"CASE WHEN ascii({column}) IN ({starts}) THEN '''' || {column} ELSE {column} END"
+    quote_when = " OR ".join(f"contains({column}, chr({ord(char)}))" for char in CSV_QUOTE_WHEN)
     return (
-        f"CASE WHEN {column} IS NULL THEN '' "
-        f"WHEN regexp_matches(({safe}), '[,\"\\r\\n]') "
-        f"THEN '\"' || replace(({safe}), '\"', '\"\"') || '\"' ELSE ({safe}) END"
+        f"CASE WHEN {column} IS NULL THEN '' WHEN NOT ({quote_when}) THEN {safe} "
+        f"ELSE '\"' || replace({safe}, '\"', '\"\"') || '\"' END"
     )
