@@ -74,8 +74,7 @@ def _display_rows(rows: pd.DataFrame, limit: int | None = None) -> list[dict[str
             shown[column] = display_utc_series(shown[column])
         elif column == "expires_on":
             shown[column] = utc_day_series(shown[column])
-    shown = shown.astype("object").where(shown.notna(), "")
-    return shown.to_dict(orient="records")
+    return render.records(shown, missing="")
 
 
 def _member_label(rows: pd.DataFrame) -> pd.Series:
