@@ -86,7 +86,10 @@ def records(rows: pd.DataFrame, missing: Any = None) -> list[dict[str, Any]]:
     values = []
     for column in columns:
         series = rows[column]
-        absent = series.isna().tolist()
         items = series.astype("object").tolist()
-        values.append([missing if gap else item for item, gap in zip(items, absent, strict=True)])
+        absent = series.isna()
+        if absent.any():
+            gaps = absent.tolist()
+            items = [missing if gap else item for item, gap in zip(items, gaps, strict=True)]
+        values.append(items)
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
