@@ -1,9 +1,12 @@
 """Running the report's SQL files (sql/*.sql) against an evidence connection.
 
 Reports only read: every query is a SELECT over the evidence tables and views, so a
-read-only connection is enough::
+read-only connection is enough (a report's temporary tables live in the connection's own
+temporary catalog, never in the evidence file)::
 
     members = frame(conn, "run_members", run_id="r-1")
+    with temp_table(conn, "run_members", run_id="r-1") as table:
+        conn.execute(f"SELECT count(*) FROM {table}").fetchall()
 """
 
 from __future__ import annotations
