@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from tasks.report.controls import SEVERITY_ORDER
+from tasks.report.member_csv import member_csv
 from tasks.report.model import (
     COMPLIANT,
     INCOMPLETE,
@@ -27,7 +28,8 @@ from tasks.report.model import (
     RunInfo,
 )
 from tasks.report.output import ReportError
-from tasks.report.queries import first_row, frame, sql_text
+from tasks.report.queries import first_row, frame, frame_of, sql_text, temp_table
+from tasks.report.render import MEMBER_TABLE_ROWS
 from tasks.vocabulary import MfaBasis, RunStatus, TwoStepState
 
 EXPIRY_WARNING_DAYS = 14
@@ -37,6 +39,10 @@ FINDING_COLUMNS = [
     "two_step_state", "severity", "first_seen", "first_observed", "due_at", "in_grace",
     "days_open", "sla_breached",
 ]  # fmt: skip
+MEMBER_TABLE_COLUMNS = ["nickname", "display_name", "account_id", "permission", "two_step_state",
+                        "mfa_basis", "assessment"]  # fmt: skip
+OUT_OF_SCOPE_COLUMNS = ["nickname", "display_name", "account_id", "account_type", "kind",
+                        "excluded_by"]  # fmt: skip
 CHANGE_COLUMNS = [
     "finding_id", "member_key", "account_id", "uuid", "nickname", "display_name", "permission",
     "two_step_state", "severity", "first_seen", "due_at", "resolution",
@@ -65,21 +71,37 @@ def load_run(conn: duckdb.DuckDBPyConnection, run_id: str) -> tuple[RunInfo, Pol
     return run, policy
 
 
+# The non-compliant members' columns a finding shows as of this run.
+_CURRENT_COLUMNS = "member_key, severity, two_step_state, permission, nickname, display_name"
+
+
 def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
     run, policy = load_run(conn, run_id)
-    members = frame(conn, "run_members", run_id=run_id)
     previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
     previous_run = load_run(conn, previous_id["run_id"])[0] if previous_id else None
     complete = run.status == RunStatus.COMPLETE
-    if complete:
-        findings, opened, resolved = _findings_at(conn, run, members, previous_id)
-    else:
-        # Findings are only ever judged on a whole population.
-        findings = pd.DataFrame(columns=FINDING_COLUMNS)
-        opened = pd.DataFrame(columns=CHANGE_COLUMNS)
-        resolved = pd.DataFrame(columns=CHANGE_COLUMNS)
-    members = _with_finding_columns(members, findings)
-    counts = _counts(members)
+    # The population is read once into DuckDB; only what the report shows leaves it.
+    with temp_table(conn, "run_members", run_id=run_id) as population:
+        if complete:
+            current = frame_of(
+                conn,
+                f"SELECT {_CURRENT_COLUMNS} FROM {population} "
+                "WHERE assessment = 'non-compliant' ORDER BY member_key",
+            )
+            findings, opened, resolved = _findings_at(conn, run, current, previous_id)
+        else:
+            # Findings are only ever judged on a whole population.
+            findings = pd.DataFrame(columns=FINDING_COLUMNS)
+            opened = pd.DataFrame(columns=CHANGE_COLUMNS)
+            resolved = pd.DataFrame(columns=CHANGE_COLUMNS)
+        counts, bases = _tallies(conn, population, findings)
+        shown = frame_of(conn, _shown_members_sql(population))
+        out_of_scope = frame_of(
+            conn,
+            f"SELECT {', '.join(OUT_OF_SCOPE_COLUMNS)} FROM {population} "
+            "WHERE NOT in_scope ORDER BY member_key NULLS LAST",
+        )
+        csv = member_csv(conn, population, findings, run)
     if not complete:
         status = INCOMPLETE
     elif counts.violations:
@@ -95,14 +117,16 @@ def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
         policy=policy,
         counts=counts,
         previous_run=previous_run,
-        members=members,
+        members_shown=shown,
+        out_of_scope=out_of_scope,
+        members_csv=csv,
         findings=findings,
         opened=opened,
         resolved=resolved,
         exceptions=exceptions,
         expiring=exceptions[exceptions["expiring"]].reset_index(drop=True),
         raw_pages=frame(conn, "raw_pages", run_id=run_id),
-        bases=_bases(members),
+        bases=bases,
     )
 
 
@@ -117,21 +141,27 @@ def violation_changes(
     run, _policy = load_run(conn, run_id)
     if run.status != RunStatus.COMPLETE:
         return pd.DataFrame(columns=CHANGE_COLUMNS), pd.DataFrame(columns=CHANGE_COLUMNS)
-    members = frame(conn, "run_members", run_id=run_id)
+    current = frame_of(
+        conn,
+        f"SELECT {_CURRENT_COLUMNS} FROM ({sql_text('run_members')}) "
+        "WHERE assessment = 'non-compliant' ORDER BY member_key",
+        run_id=run_id,
+    )
     previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
-    _findings, opened, resolved = _findings_at(conn, run, members, previous_id)
+    _findings, opened, resolved = _findings_at(conn, run, current, previous_id)
     return opened, resolved
 
 
 def _findings_at(
     conn: duckdb.DuckDBPyConnection,
     run: RunInfo,
-    members: pd.DataFrame,
+    current: pd.DataFrame,
     previous: dict | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`current`: the run's non-compliant members (_CURRENT_COLUMNS)."""
     # Only members without compliance now or at the previous complete run can have a finding
     # open or resolved at this run.
-    keys = set(members.loc[members["assessment"] == "non-compliant", "member_key"])
+    keys = set(current["member_key"])
     if previous is not None:
         keys |= _non_compliant_keys(conn, previous["run_id"])
     rows = frame(
@@ -146,10 +176,6 @@ def _findings_at(
     open_rows = rows[rows["resolved_run_id"] != run.run_id].copy()
     # Severity and state as this run saw them (the view's severity is the worst of the whole
     # period, which later runs could still change).
-    current = members.loc[
-        members["assessment"] == "non-compliant",
-        ["member_key", "severity", "two_step_state", "permission", "nickname", "display_name"],
-    ]
     open_rows = open_rows.drop(
         columns=["two_step_state", "permission", "nickname", "display_name"]
     ).merge(current, on="member_key", how="inner", validate="one_to_one")
@@ -188,35 +214,62 @@ def sort_findings(rows: pd.DataFrame) -> pd.DataFrame:
     return keyed.drop(columns=["_sev", "_owner"])
 
 
-def _with_finding_columns(members: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
-    extra = findings[
-        ["member_key", "first_seen", "due_at", "days_open", "in_grace", "sla_breached"]
-    ]
-    return members.merge(extra, on="member_key", how="left", validate="one_to_one")
-
-
-def _bases(members: pd.DataFrame) -> Bases:
-    in_scope = members["in_scope"].astype(bool)
-    basis = members["mfa_basis"].value_counts()
-    return Bases(
-        **{item.value: int(basis.get(item.value, 0)) for item in MfaBasis},
-        without_basis=int((in_scope & members["mfa_basis"].isna()).sum()),
-        out_of_scope=int((~in_scope).sum()),
-        in_directory=int((in_scope & members["in_directory"].fillna(False).astype(bool)).sum()),
+def _shown_members_sql(population: str) -> str:
+    """The first MEMBER_TABLE_ROWS members in scope, those without a basis first, then by
+    basis from the last resort (an exception) to Bitbucket 2SV, then by nickname: the rows
+    a reader must look at come first (the CSV lists them all)."""
+    ranks = " ".join(
+        f"WHEN '{basis.value}' THEN {rank}"
+        for rank, basis in enumerate(reversed(list(MfaBasis)), start=1)
+    )
+    return (
+        f"SELECT {', '.join(MEMBER_TABLE_COLUMNS)} FROM {population} WHERE in_scope "
+        f"ORDER BY CASE mfa_basis {ranks} ELSE 0 END, nickname NULLS LAST, "
+        f"member_key NULLS LAST LIMIT {MEMBER_TABLE_ROWS}"
     )
 
 
-def _counts(members: pd.DataFrame) -> Counts:
-    members = members[members["in_scope"].astype(bool)]  # out of scope counts nowhere
-    states = members["two_step_state"].value_counts()
-    assessments = members["assessment"].value_counts()
-    in_grace = members["in_grace"].fillna(False).astype(bool)
-    return Counts(
-        members=len(members),
-        enabled=int(states.get(TwoStepState.ENABLED, 0)),
-        disabled=int(states.get(TwoStepState.DISABLED, 0)),
-        unknown=int(states.get(TwoStepState.UNKNOWN, 0)),
-        excepted=int(assessments.get("excepted", 0)),
-        in_grace=int(in_grace.sum()),
-        violations=int(assessments.get("non-compliant", 0)),
+def _tallies(
+    conn: duckdb.DuckDBPyConnection, population: str, findings: pd.DataFrame
+) -> tuple[Counts, Bases]:
+    """Counts of the members in scope (out of scope counts nowhere) and how members pass."""
+    bases = ", ".join(
+        f"count(*) FILTER (WHERE mfa_basis = '{item.value}') AS {item.value}" for item in MfaBasis
+    )
+    sql = f"""
+        SELECT count(*) FILTER (WHERE in_scope),
+               count(*) FILTER (WHERE in_scope AND two_step_state = $enabled),
+               count(*) FILTER (WHERE in_scope AND two_step_state = $disabled),
+               count(*) FILTER (WHERE in_scope AND two_step_state = $unknown),
+               count(*) FILTER (WHERE in_scope AND assessment = 'excepted'),
+               count(*) FILTER (WHERE in_scope AND assessment = 'non-compliant'),
+               count(*) FILTER (WHERE in_scope AND mfa_basis IS NULL),
+               count(*) FILTER (WHERE NOT in_scope),
+               count(*) FILTER (WHERE in_scope AND coalesce(in_directory, false)),
+               {bases}
+        FROM {population}
+    """
+    params = {
+        "enabled": TwoStepState.ENABLED.value,
+        "disabled": TwoStepState.DISABLED.value,
+        "unknown": TwoStepState.UNKNOWN.value,
+    }
+    [row] = conn.execute(sql, params).fetchall()
+    members, enabled, disabled, unknown, excepted, violations, *rest = row
+    without_basis, out_of_scope, in_directory, *by_basis = rest
+    counts = Counts(
+        members=members,
+        enabled=enabled,
+        disabled=disabled,
+        unknown=unknown,
+        excepted=excepted,
+        # Findings are open violations only, all of members in scope.
+        in_grace=int(findings["in_grace"].fillna(False).astype(bool).sum()),
+        violations=violations,
+    )
+    return counts, Bases(
+        **{item.value: count for item, count in zip(MfaBasis, by_basis, strict=True)},
+        without_basis=without_basis,
+        out_of_scope=out_of_scope,
+        in_directory=in_directory,
     )

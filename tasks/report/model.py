@@ -97,7 +97,10 @@ class DailyReport:
     policy: PolicyInfo
     counts: Counts
     previous_run: RunInfo | None
-    members: pd.DataFrame  # every observed member of this run, classified
+    # The run's members stay in the evidence file's DuckDB; a report carries what it shows:
+    members_shown: pd.DataFrame  # the first rows of the members table (violations first)
+    out_of_scope: pd.DataFrame  # every member out of scope
+    members_csv: bytes  # every observed member of this run, classified (the CSV file)
     findings: pd.DataFrame  # violations open at this run: severity, owners first
     opened: pd.DataFrame
     resolved: pd.DataFrame
