@@ -5,7 +5,8 @@ only ~3,000 distinct bodies). Page metadata is read in chunks of whole runs by r
 of `raw_api_responses` (a `run_id = ?` filter scans the whole table: one query per run made
 verify quadratic in the history); the chunk's bodies are then read from `raw_page_bodies`
 by hash, rebuilt (`page_bodies.rebuild`) and re-hashed once each per `BodyCache`, and
-re-derivation parses each distinct body once (`PageMemo`)::
+re-derivation parses each distinct body once (`PageMemo`); the stored body rows are read in
+one scan when they fit in memory (`BodyCache`)::
 
     runs = run_locations(conn)
     for chunk in chunks(runs):
@@ -139,13 +140,21 @@ def chunks(runs: list[RunPages], *, max_pages: int = CHUNK_PAGES) -> Iterator[Ch
 class BodyCache:
     """Bodies by sha256, each stored row rebuilt and re-hashed once: `good[sha]` is the body
     when every stored row of that hash gives it back, None when one does not (edited, or
-    its base is missing or edited) or no row has it. Also the parse memo of those bodies."""
+    its base is missing or edited) or no row has it. Also the parse memo of those bodies.
+
+    Any query of `raw_page_bodies` costs a scan of its bodies (a filter on sha256 or even
+    rowid still decompresses the row group's bodies: ~15 ms a query for a year of 10,000
+    members), so when the stored rows fit in `max_bytes` they are all read in one scan on
+    first use and kept (`stored`); otherwise each load queries the rows it needs.
+    """
 
     def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
         self.good: dict[str, bytes | None] = {}
         self.bases: dict[str, bytes] = {}  # whole bodies patches are made from, re-hashed
         self.max_bytes = max_bytes
         self.memo = PageMemo()
+        self.stored: dict[str, list[page_bodies.BodyRow]] | None = None
+        self._scanned = False
         self._held = 0
 
     def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
@@ -155,13 +164,14 @@ class BodyCache:
         wanted = sorted(shas - self.good.keys())
         if not wanted:
             return
-        rows = list(
-            page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
-        )
+        if not self._scanned:
+            self._scanned = True
+            self.stored = _all_rows(conn, self.max_bytes)
+        rows = self._rows(conn, wanted)
         bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
         # Patches of one base span many days: a base already read is not read again.
         missing = sorted(bases - self.bases.keys())
-        for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [missing]):
+        for row in self._rows(conn, missing, wholes_only=True):
             if row.body is not None and sha256_hex(row.body) == row.sha256:
                 self.bases[row.sha256] = row.body
                 self._held += len(row.body)
@@ -179,6 +189,32 @@ class BodyCache:
         for sha, body in found.items():
             self.good[sha] = body
             self._held += len(body or b"")
+
+    def _rows(
+        self, conn: duckdb.DuckDBPyConnection, shas: list[str], *, wholes_only: bool = False
+    ) -> list[page_bodies.BodyRow]:
+        """Every stored row of those hashes (with wholes_only, those holding a whole body)."""
+        if not shas:
+            return []
+        if self.stored is None:
+            where = _WHOLE_AMONG if wholes_only else "WHERE sha256 IN (SELECT unnest(?))"
+            return list(page_bodies.body_rows(conn, BODIES, where, [shas]))
+        rows = [row for sha in shas for row in self.stored.get(sha, ())]
+        return [row for row in rows if row.patch is None] if wholes_only else rows
+
+
+def _all_rows(
+    conn: duckdb.DuckDBPyConnection, max_bytes: int
+) -> dict[str, list[page_bodies.BodyRow]] | None:
+    """Every stored body row by sha256, or None when they hold more than max_bytes."""
+    out: dict[str, list[page_bodies.BodyRow]] = {}
+    held = 0
+    for row in page_bodies.body_rows(conn, BODIES):
+        held += len(row.body or b"") + sum(len(op["data"] or b"") for op in row.patch or ())
+        if held > max_bytes:
+            return None
+        out.setdefault(row.sha256, []).append(row)
+    return out
 
 
 def check_chunk(
