@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import frames, hashing, page_bodies
+from tasks.evidence import frames, hashing, page_bodies, row_lines
 from tasks.evidence.catalog import stored_table
 from tasks.normalise import (
     IDENTITY_COLUMNS,
@@ -153,6 +154,7 @@ class BodyCache:
         self.bases: dict[str, bytes] = {}  # whole bodies patches are made from, re-hashed
         self.max_bytes = max_bytes
         self.memo = PageMemo()
+        self.parts = row_lines.PageParts(self.memo)
         self.stored: dict[str, list[page_bodies.BodyRow]] | None = None
         self._scanned = False
         self._held = 0
@@ -223,16 +225,30 @@ def check_chunk(
     """Re-hash each run's page bodies and check the observations re-derived from them."""
     cache = BodyCache() if cache is None else cache
     by_run = _read_chunk(conn, chunk, cache)
+    intact = [stored.page for pages in by_run.values() for stored in pages if stored.intact]
+    cache.parts.prepare(conn, intact)  # one query for the chunk's new members pages
     rows = _stored_rows(conn, [run.run_id for run in chunk.runs])
     stored = _by_run(rows)
-    observations, identity = _digests_of(conn, rows)
-    return [
-        dataclasses.replace(
-            check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id)),
-            stored_sha256=observations.get(run.run_id, hashing.EMPTY_SHA256),
-            stored_identity_sha256=identity.get(run.run_id, hashing.EMPTY_SHA256),
-        )
+    checks = [
+        check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id))
         for run in chunk.runs
+    ]
+    # The stored rows of runs whose re-derived rows could not stand for them, in SQL.
+    rest = [check.run_id for check in checks if check.stored_sha256 is None]
+    if not rest:
+        return checks  # type: ignore[return-value]
+    observations, identity = _digests_of(
+        conn, rows.filter(pc.is_in(rows["run_id"], pa.array(rest, pa.string())))
+    )
+    return [
+        check
+        if check.stored_sha256 is not None
+        else dataclasses.replace(
+            check,
+            stored_sha256=observations.get(check.run_id, hashing.EMPTY_SHA256),
+            stored_identity_sha256=identity.get(check.run_id, hashing.EMPTY_SHA256),
+        )
+        for check in checks
     ]
 
 
@@ -255,21 +271,33 @@ def check_pages(
     stored: pa.Table | None = None,
 ) -> PageCheck:
     """The run's bad pages, and its re-derived rows compared with `stored` (the run's stored
-    observations): where they are the same rows, the stored digests stand for them (the
-    caller checks those); where not, the re-derived rows are digested here."""
+    observations): where they are the same rows, the stored digests stand for them; where
+    not, the re-derived rows are digested here. When they are the same rows over every
+    digested column and every page is intact, the stored rows' digests are those of the
+    re-derived rows, made from per-page parts (`row_lines`); otherwise the check's
+    stored digests are None, for the caller to compute in SQL."""
     bad = tuple(page.seq for page in pages if not page.intact)
     memo = None if cache is None else cache.memo
     derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
     same_observations = _same_rows(derived, stored, OBSERVATION_COLUMNS)
     same_identity = _same_rows(derived, stored, IDENTITY_DIGESTED)
+    unknown = {"stored_sha256": None, "stored_identity_sha256": None}
     if same_observations and same_identity:
-        return PageCheck(run.run_id, bad, None, None)
+        found = None
+        if cache is not None and not bad and stored is not None:
+            found = row_lines.run_digests(
+                conn, run.run_id, [page.page for page in pages], derived, cache.parts
+            )
+        if found is None:
+            return PageCheck(run.run_id, bad, None, None, **unknown)  # type: ignore[arg-type]
+        return PageCheck(run.run_id, bad, None, None, *found)
     observations, identity = rederived_digests(conn, run.run_id, derived)
     return PageCheck(
         run.run_id,
         bad,
         None if same_observations else observations,
         None if same_identity else identity,
+        **unknown,  # type: ignore[arg-type]
     )
 
 
