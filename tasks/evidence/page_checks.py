@@ -279,15 +279,15 @@ def check_pages(
     bad = tuple(page.seq for page in pages if not page.intact)
     memo = None if cache is None else cache.memo
     derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
-    same_observations = _same_rows(derived, stored, OBSERVATION_COLUMNS)
-    same_identity = _same_rows(derived, stored, IDENTITY_DIGESTED)
+    # The usual case, every digested column the same, in one comparison.
+    same = _same_rows(derived, stored, OBSERVATION_COLUMNS + IDENTITY_COLUMNS)
+    same_observations = same or _same_rows(derived, stored, OBSERVATION_COLUMNS)
+    same_identity = same or _same_rows(derived, stored, IDENTITY_DIGESTED)
     unknown = {"stored_sha256": None, "stored_identity_sha256": None}
     if same_observations and same_identity:
         found = None
         if cache is not None and not bad and stored is not None:
-            found = row_lines.run_digests(
-                conn, run.run_id, [page.page for page in pages], derived, cache.parts
-            )
+            found = row_lines.run_digests(conn, [page.page for page in pages], derived, cache.parts)
         if found is None:
             return PageCheck(run.run_id, bad, None, None, **unknown)  # type: ignore[arg-type]
         return PageCheck(run.run_id, bad, None, None, *found)

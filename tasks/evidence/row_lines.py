@@ -9,7 +9,7 @@ kind) is made once per body, and a run's lines are spliced from those parts and 
 of the few values that come from elsewhere (workspace, observed_at, permission, the
 directory columns)::
 
-    found = run_digests(conn, workspace, pages, derived, parts)   # (obs, identity) or None
+    found = run_digests(conn, pages, derived, parts)   # (obs, identity) or None
 
 Splicing is exact because a JSON array in DuckDB's `to_json` is `[` + its elements' JSON
 joined by `,` + `]` (no spaces), each element written on its own: `to_json([a, b, c])` is
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -111,7 +112,6 @@ class PageParts:
 
 def run_digests(
     conn: duckdb.DuckDBPyConnection,
-    run_id: str,
     pages: list[RawPage],
     derived: pa.Table,
     parts: PageParts,
@@ -144,10 +144,12 @@ def run_digests(
         directory_part = _inner(_query(conn, _DIRECTORY_SQL, directory).column(0))
         directory_part = directory_part.combine_chunks()
     identity_lines = pc.binary_join_element_wise("[", identity, comma, directory_part, "]", "")
+    # All lines are of one run: a constant integer stands for its run_id (a text column
+    # would be turned into as many Python strings to find where runs change).
     return tuple(  # type: ignore[return-value]
         hashing.sorted_lines_digests(
-            pa.table({"run_id": pa.repeat(run_id, len(lines)).cast(pa.string()), "line": lines})
-        )[run_id]
+            pa.table({"run_id": np.zeros(len(lines), np.int8), "line": lines})
+        )[0]
         for lines in (observation_lines, identity_lines)
     )
 

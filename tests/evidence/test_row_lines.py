@@ -96,7 +96,7 @@ def test_digests_from_page_parts_are_the_digest_sqls(seed):
     derived = observations_table(workspace, pages, memo=memo)
     conn = in_memory()
     try:
-        found = run_digests(conn, "run-1", pages, derived, PageParts(memo))
+        found = run_digests(conn, pages, derived, PageParts(memo))
     finally:
         conn.close()
     assert found == _sql_digests("run-1", derived)
@@ -110,13 +110,13 @@ def test_parts_that_do_not_line_up_with_the_rows_are_not_used():
     try:
         # The same page twice: normalise keeps each member's first sighting only.
         twice = observations_table("w", [page, page], memo=memo)
-        assert run_digests(conn, "r", [page, page], twice, PageParts(memo)) is None
+        assert run_digests(conn, [page, page], twice, PageParts(memo)) is None
         # Rows that are not the pages' (e.g. another run's): not digested from these parts.
         other = observations_table("w", [_members_page(rng, 0, 5, at)], memo=memo)
-        assert run_digests(conn, "r", [page], other, PageParts(memo)) is None
+        assert run_digests(conn, [page], other, PageParts(memo)) is None
         # A year the two formatters might write differently.
         early = _members_page(rng, 0, 5, datetime(999, 1, 1, tzinfo=UTC))
         rows = observations_table("w", [early], memo=memo)
-        assert run_digests(conn, "r", [early], rows, PageParts(memo)) is None
+        assert run_digests(conn, [early], rows, PageParts(memo)) is None
     finally:
         conn.close()
