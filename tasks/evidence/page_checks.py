@@ -332,12 +332,17 @@ def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Tabl
 
 def _by_run(table: pa.Table) -> dict[str, pa.Table]:
     """{run_id: its rows}; rows come back run after run, so mostly by slicing."""
-    runs = table["run_id"].to_numpy(zero_copy_only=False)
+    if table.num_rows == 0:  # e.g. a chunk of failed runs only
+        return {}
+    # By dictionary codes: the ids as Python strings would be one object per row.
+    encoded = table["run_id"].combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    runs = encoded.indices.to_numpy(zero_copy_only=False)
     starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
-    blocks = [(runs[start], start, end) for start, end in itertools.pairwise(starts)]
-    if len({run_id for run_id, _start, _end in blocks}) == len(blocks):
-        return {run_id: table.slice(start, end - start) for run_id, start, end in blocks}
-    return {run_id: table.filter(pa.array(runs == run_id)) for run_id in set(runs.tolist())}
+    blocks = [(int(runs[start]), start, end) for start, end in itertools.pairwise(starts)]
+    if len({run for run, _start, _end in blocks}) == len(blocks):
+        return {names[run]: table.slice(start, end - start) for run, start, end in blocks}
+    return {name: table.filter(pa.array(runs == run)) for run, name in enumerate(names)}
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
