@@ -96,8 +96,10 @@ class PageCheck:
     # (same values, as a multiset), so their digest is the stored rows' digest.
     rederived_sha256: str | None
     rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
-    stored_sha256: str = hashing.EMPTY_SHA256  # observations_sha256 of the stored rows
-    stored_identity_sha256: str = hashing.EMPTY_SHA256  # identity_sha256 of the stored rows
+    # observations_sha256 and identity_sha256 of the stored rows (None, from check_pages
+    # only: to be digested in SQL by check_chunk)
+    stored_sha256: str | None = hashing.EMPTY_SHA256
+    stored_identity_sha256: str | None = hashing.EMPTY_SHA256
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -236,7 +238,7 @@ def check_chunk(
     # The stored rows of runs whose re-derived rows could not stand for them, in SQL.
     rest = [check.run_id for check in checks if check.stored_sha256 is None]
     if not rest:
-        return checks  # type: ignore[return-value]
+        return checks
     observations, identity = _digests_of(
         conn, rows.filter(pc.is_in(rows["run_id"], pa.array(rest, pa.string())))
     )
@@ -289,7 +291,7 @@ def check_pages(
         if cache is not None and not bad and stored is not None:
             found = row_lines.run_digests(conn, [page.page for page in pages], derived, cache.parts)
         if found is None:
-            return PageCheck(run.run_id, bad, None, None, **unknown)  # type: ignore[arg-type]
+            return PageCheck(run.run_id, bad, None, None, **unknown)
         return PageCheck(run.run_id, bad, None, None, *found)
     observations, identity = rederived_digests(conn, run.run_id, derived)
     return PageCheck(
@@ -297,7 +299,7 @@ def check_pages(
         bad,
         None if same_observations else observations,
         None if same_identity else identity,
-        **unknown,  # type: ignore[arg-type]
+        **unknown,
     )
 
 

@@ -144,14 +144,15 @@ def run_digests(
         directory_part = _inner(_query(conn, _DIRECTORY_SQL, directory).column(0))
         directory_part = directory_part.combine_chunks()
     identity_lines = pc.binary_join_element_wise("[", identity, comma, directory_part, "]", "")
-    # All lines are of one run: a constant integer stands for its run_id (a text column
-    # would be turned into as many Python strings to find where runs change).
-    return tuple(  # type: ignore[return-value]
-        hashing.sorted_lines_digests(
-            pa.table({"run_id": np.zeros(len(lines), np.int8), "line": lines})
-        )[0]
-        for lines in (observation_lines, identity_lines)
-    )
+    return _digest(observation_lines), _digest(identity_lines)
+
+
+def _digest(lines: pa.Array) -> str:
+    """The digest of one run's lines, by the one helper the load uses. All lines are of one
+    run: a constant integer stands for its run_id (a text column would be turned into as
+    many Python strings to find where runs change)."""
+    table = pa.table({"run_id": np.zeros(len(lines), np.int8), "line": lines})
+    return hashing.sorted_lines_digests(table)[0]
 
 
 def _members(pages: list[RawPage]) -> list[RawPage]:
