@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from tasks.evidence import page_checks, page_pool
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.page_checks import Chunk, RunPages
 from tasks.evidence.page_pool import Stretches
@@ -67,3 +68,37 @@ def test_runs_without_any_stored_observation_are_checked(db_path, synth):
     result = verify_chain(path, workers=0)
     assert result.first_bad_run_id == run_id
     assert "stored observations do not match" in result.summary()
+
+
+def test_this_process_and_a_worker_find_what_one_process_finds(db_path, synth, monkeypatch):
+    """Many small chunks, shared between this process and one worker process."""
+    members = synth.synthetic_members(30)
+    ids = []
+    with EvidenceStore.open(db_path) as store:
+        for day in range(1, 9):
+            extract = synth.make_extract("acme", members, day=date(2026, 3, day))
+            ids.append(store.record_run(extract, policy=DEFAULT_POLICY).run_id)
+    conn = synth.plain_connect(db_path)
+    conn.execute(
+        "UPDATE member_run_states SET permission = 'owner' "
+        f"WHERE run_id = '{ids[5]}' AND permission = 'member'"
+    )
+    conn.close()
+    monkeypatch.setattr(page_pool, "chunks", lambda runs: page_checks.chunks(runs, max_pages=1))
+    started = []
+    monkeypatch.setattr(page_pool, "_Worker", _counted(page_pool._Worker, started))
+    in_process = verify_chain(db_path, workers=0)
+    assert not started
+    shared = verify_chain(db_path, workers=2)
+    assert len(started) == 1  # this process is the other
+    assert shared.problems == in_process.problems
+    assert {problem.run_id for problem in shared.problems} == {ids[5]}
+
+
+def _counted(worker_class, started: list):
+    class Counted(worker_class):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    return Counted
