@@ -82,8 +82,8 @@ def verify_chain(
 ) -> ChainVerification:
     """Recompute everything for every run, read-only; never raises for tampering.
 
-    `workers`: processes that re-hash and re-derive the pages (default: one per CPU when
-    the file is big, else none).
+    `workers`: processes that re-hash and re-derive the pages, this one included (default:
+    one per CPU when the file is big; 0 or 1: only this one).
     """
     path = Path(path)
     with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:

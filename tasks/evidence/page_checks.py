@@ -5,7 +5,8 @@ only ~3,000 distinct bodies). Page metadata is read in chunks of whole runs by r
 of `raw_api_responses` (a `run_id = ?` filter scans the whole table: one query per run made
 verify quadratic in the history); the chunk's bodies are then read from `raw_page_bodies`
 by hash, rebuilt (`page_bodies.rebuild`) and re-hashed once each per `BodyCache`, and
-re-derivation parses each distinct body once (`PageMemo`)::
+re-derivation parses each distinct body once (`PageMemo`); the stored body rows are read in
+one scan when they fit in memory (`BodyCache`)::
 
     runs = run_locations(conn)
     for chunk in chunks(runs):
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
-from tasks.evidence import frames, hashing, page_bodies
+from tasks.evidence import frames, hashing, page_bodies, row_lines
 from tasks.evidence.catalog import stored_table
 from tasks.normalise import (
     IDENTITY_COLUMNS,
@@ -94,8 +96,10 @@ class PageCheck:
     # (same values, as a multiset), so their digest is the stored rows' digest.
     rederived_sha256: str | None
     rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
-    stored_sha256: str = hashing.EMPTY_SHA256  # observations_sha256 of the stored rows
-    stored_identity_sha256: str = hashing.EMPTY_SHA256  # identity_sha256 of the stored rows
+    # observations_sha256 and identity_sha256 of the stored rows (None, from check_pages
+    # only: to be digested in SQL by check_chunk)
+    stored_sha256: str | None = hashing.EMPTY_SHA256
+    stored_identity_sha256: str | None = hashing.EMPTY_SHA256
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -139,13 +143,22 @@ def chunks(runs: list[RunPages], *, max_pages: int = CHUNK_PAGES) -> Iterator[Ch
 class BodyCache:
     """Bodies by sha256, each stored row rebuilt and re-hashed once: `good[sha]` is the body
     when every stored row of that hash gives it back, None when one does not (edited, or
-    its base is missing or edited) or no row has it. Also the parse memo of those bodies."""
+    its base is missing or edited) or no row has it. Also the parse memo of those bodies.
+
+    Any query of `raw_page_bodies` costs a scan of its bodies (a filter on sha256 or even
+    rowid still decompresses the row group's bodies: ~15 ms a query for a year of 10,000
+    members), so when the stored rows fit in `max_bytes` they are all read in one scan on
+    first use and kept (`stored`); otherwise each load queries the rows it needs.
+    """
 
     def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
         self.good: dict[str, bytes | None] = {}
         self.bases: dict[str, bytes] = {}  # whole bodies patches are made from, re-hashed
         self.max_bytes = max_bytes
         self.memo = PageMemo()
+        self.parts = row_lines.PageParts(self.memo)
+        self.stored: dict[str, list[page_bodies.BodyRow]] | None = None
+        self._scanned = False
         self._held = 0
 
     def load(self, conn: duckdb.DuckDBPyConnection, shas: set[str]) -> None:
@@ -155,13 +168,14 @@ class BodyCache:
         wanted = sorted(shas - self.good.keys())
         if not wanted:
             return
-        rows = list(
-            page_bodies.body_rows(conn, BODIES, "WHERE sha256 IN (SELECT unnest(?))", [wanted])
-        )
+        if not self._scanned:
+            self._scanned = True
+            self.stored = _all_rows(conn, self.max_bytes)
+        rows = self._rows(conn, wanted)
         bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
         # Patches of one base span many days: a base already read is not read again.
         missing = sorted(bases - self.bases.keys())
-        for row in page_bodies.body_rows(conn, BODIES, _WHOLE_AMONG, [missing]):
+        for row in self._rows(conn, missing, wholes_only=True):
             if row.body is not None and sha256_hex(row.body) == row.sha256:
                 self.bases[row.sha256] = row.body
                 self._held += len(row.body)
@@ -180,6 +194,32 @@ class BodyCache:
             self.good[sha] = body
             self._held += len(body or b"")
 
+    def _rows(
+        self, conn: duckdb.DuckDBPyConnection, shas: list[str], *, wholes_only: bool = False
+    ) -> list[page_bodies.BodyRow]:
+        """Every stored row of those hashes (with wholes_only, those holding a whole body)."""
+        if not shas:
+            return []
+        if self.stored is None:
+            where = _WHOLE_AMONG if wholes_only else "WHERE sha256 IN (SELECT unnest(?))"
+            return list(page_bodies.body_rows(conn, BODIES, where, [shas]))
+        rows = [row for sha in shas for row in self.stored.get(sha, ())]
+        return [row for row in rows if row.patch is None] if wholes_only else rows
+
+
+def _all_rows(
+    conn: duckdb.DuckDBPyConnection, max_bytes: int
+) -> dict[str, list[page_bodies.BodyRow]] | None:
+    """Every stored body row by sha256, or None when they hold more than max_bytes."""
+    out: dict[str, list[page_bodies.BodyRow]] = {}
+    held = 0
+    for row in page_bodies.body_rows(conn, BODIES):
+        held += len(row.body or b"") + sum(len(op["data"] or b"") for op in row.patch or ())
+        if held > max_bytes:
+            return None
+        out.setdefault(row.sha256, []).append(row)
+    return out
+
 
 def check_chunk(
     conn: duckdb.DuckDBPyConnection, chunk: Chunk, cache: BodyCache | None = None
@@ -187,16 +227,30 @@ def check_chunk(
     """Re-hash each run's page bodies and check the observations re-derived from them."""
     cache = BodyCache() if cache is None else cache
     by_run = _read_chunk(conn, chunk, cache)
+    intact = [stored.page for pages in by_run.values() for stored in pages if stored.intact]
+    cache.parts.prepare(conn, intact)  # one query for the chunk's new members pages
     rows = _stored_rows(conn, [run.run_id for run in chunk.runs])
     stored = _by_run(rows)
-    observations, identity = _digests_of(conn, rows)
-    return [
-        dataclasses.replace(
-            check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id)),
-            stored_sha256=observations.get(run.run_id, hashing.EMPTY_SHA256),
-            stored_identity_sha256=identity.get(run.run_id, hashing.EMPTY_SHA256),
-        )
+    checks = [
+        check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id))
         for run in chunk.runs
+    ]
+    # The stored rows of runs whose re-derived rows could not stand for them, in SQL.
+    rest = [check.run_id for check in checks if check.stored_sha256 is None]
+    if not rest:
+        return checks
+    observations, identity = _digests_of(
+        conn, rows.filter(pc.is_in(rows["run_id"], pa.array(rest, pa.string())))
+    )
+    return [
+        check
+        if check.stored_sha256 is not None
+        else dataclasses.replace(
+            check,
+            stored_sha256=observations.get(check.run_id, hashing.EMPTY_SHA256),
+            stored_identity_sha256=identity.get(check.run_id, hashing.EMPTY_SHA256),
+        )
+        for check in checks
     ]
 
 
@@ -219,21 +273,33 @@ def check_pages(
     stored: pa.Table | None = None,
 ) -> PageCheck:
     """The run's bad pages, and its re-derived rows compared with `stored` (the run's stored
-    observations): where they are the same rows, the stored digests stand for them (the
-    caller checks those); where not, the re-derived rows are digested here."""
+    observations): where they are the same rows, the stored digests stand for them; where
+    not, the re-derived rows are digested here. When they are the same rows over every
+    digested column and every page is intact, the stored rows' digests are those of the
+    re-derived rows, made from per-page parts (`row_lines`); otherwise the check's
+    stored digests are None, for the caller to compute in SQL."""
     bad = tuple(page.seq for page in pages if not page.intact)
     memo = None if cache is None else cache.memo
     derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
-    same_observations = _same_rows(derived, stored, OBSERVATION_COLUMNS)
-    same_identity = _same_rows(derived, stored, IDENTITY_DIGESTED)
+    # The usual case, every digested column the same, in one comparison.
+    same = _same_rows(derived, stored, OBSERVATION_COLUMNS + IDENTITY_COLUMNS)
+    same_observations = same or _same_rows(derived, stored, OBSERVATION_COLUMNS)
+    same_identity = same or _same_rows(derived, stored, IDENTITY_DIGESTED)
+    unknown = {"stored_sha256": None, "stored_identity_sha256": None}
     if same_observations and same_identity:
-        return PageCheck(run.run_id, bad, None, None)
+        found = None
+        if cache is not None and not bad and stored is not None:
+            found = row_lines.run_digests(conn, [page.page for page in pages], derived, cache.parts)
+        if found is None:
+            return PageCheck(run.run_id, bad, None, None, **unknown)
+        return PageCheck(run.run_id, bad, None, None, *found)
     observations, identity = rederived_digests(conn, run.run_id, derived)
     return PageCheck(
         run.run_id,
         bad,
         None if same_observations else observations,
         None if same_identity else identity,
+        **unknown,
     )
 
 
@@ -268,12 +334,17 @@ def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Tabl
 
 def _by_run(table: pa.Table) -> dict[str, pa.Table]:
     """{run_id: its rows}; rows come back run after run, so mostly by slicing."""
-    runs = table["run_id"].to_numpy(zero_copy_only=False)
+    if table.num_rows == 0:  # e.g. a chunk of failed runs only
+        return {}
+    # By dictionary codes: the ids as Python strings would be one object per row.
+    encoded = table["run_id"].combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    runs = encoded.indices.to_numpy(zero_copy_only=False)
     starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
-    blocks = [(runs[start], start, end) for start, end in itertools.pairwise(starts)]
-    if len({run_id for run_id, _start, _end in blocks}) == len(blocks):
-        return {run_id: table.slice(start, end - start) for run_id, start, end in blocks}
-    return {run_id: table.filter(pa.array(runs == run_id)) for run_id in set(runs.tolist())}
+    blocks = [(int(runs[start]), start, end) for start, end in itertools.pairwise(starts)]
+    if len({run for run, _start, _end in blocks}) == len(blocks):
+        return {names[run]: table.slice(start, end - start) for run, start, end in blocks}
+    return {name: table.filter(pa.array(runs == run)) for run, name in enumerate(names)}
 
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:

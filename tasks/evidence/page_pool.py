@@ -1,4 +1,4 @@
-"""Checking every run's pages, in worker processes when the file is big.
+"""Checking every run's pages, in worker processes too when the file is big.
 
     with checking_pages(conn, path, runs) as results:
         ...                           # other checks in this process, meanwhile
@@ -7,18 +7,25 @@
 Workers are plain child processes (`python -m tasks.evidence.page_worker FILE`), not
 multiprocessing: that would re-import the caller's __main__ in every child. Each has its own
 read-only connection (DuckDB allows many reading processes) and is fed one chunk of runs at
-a time by a thread of this process, so a slow chunk never leaves the other workers idle.
+a time by a thread of this process; this process checks chunks too once its other checks
+are done (`results()`), so `workers=2` starts one child, not two idle-waiting ones.
+
+Each participant works through its own stretch of the chain, in chain order: neighbouring
+runs share most page bodies, and a body read, rebuilt, hashed and parsed by one participant
+is in its cache for the next run (dealt round-robin, every participant would read and parse
+nearly every body). One that is done takes from the far end of the stretch with the most
+pages left, so no participant idles while another has a backlog.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -39,35 +46,39 @@ MAX_WORKERS = 8
 def checking_pages(
     conn: duckdb.DuckDBPyConnection, path: Path, runs: list[RunPages], *, workers: int | None = None
 ) -> Iterator[Callable[[], dict[str, PageCheck]]]:
-    """Start checking; the yielded function waits for {run_id: PageCheck}.
+    """Start checking; the yielded function checks in this process too, and waits for
+    {run_id: PageCheck}.
 
-    workers: processes to use (default: one per CPU when the file holds many pages, else 0,
-    which checks in this process when the results are asked for).
+    workers: processes to use, this one included (default: one per CPU when the file holds
+    many pages, else 0, which checks only in this process when the results are asked for).
     """
     work = list(chunks(runs))
     if workers is None:
         pages = sum(run.pages for run in runs)
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if pages >= PARALLEL_MIN_PAGES else 0
     workers = min(workers, len(work))
+    cache = BodyCache()
     if workers <= 1:
-        cache = BodyCache()
         yield lambda: {
             check.run_id: check for chunk in work for check in check_chunk(conn, chunk, cache)
         }
         return
-    todo: queue.Queue[Chunk] = queue.Queue()
-    for chunk in sorted(work, key=lambda chunk: -sum(run.pages for run in chunk.runs)):
-        todo.put(chunk)  # biggest first, so no worker is left with a long one at the end
-    pool = [_Worker(path) for _ in range(workers)]
-    threads = [threading.Thread(target=worker.drain, args=(todo,)) for worker in pool]
+    stretches = Stretches(work, workers)
+    pool = [_Worker(path) for _ in range(workers - 1)]
+    threads = [
+        threading.Thread(target=worker.drain, args=(stretches, part))
+        for part, worker in enumerate(pool, start=1)
+    ]
     try:
         for thread in threads:
             thread.start()
 
         def results() -> dict[str, PageCheck]:
+            checks: dict[str, PageCheck] = {}
+            while (chunk := stretches.take(0)) is not None:
+                checks.update((check.run_id, check) for check in check_chunk(conn, chunk, cache))
             for thread in threads:
                 thread.join()
-            checks: dict[str, PageCheck] = {}
             for worker in pool:
                 if worker.failure:
                     raise EvidenceError(
@@ -80,14 +91,43 @@ def checking_pages(
 
         yield results
     finally:
-        while not todo.empty():  # on an early exit, let the feeding threads stop at once
-            with contextlib.suppress(queue.Empty):
-                todo.get_nowait()
+        stretches.clear()  # on an early exit, let the feeding threads stop at once
         for thread in threads:
             if thread.is_alive():
                 thread.join()
         for worker in pool:
             worker.stop()
+
+
+class Stretches:
+    """The chunks, in chain order, cut into one stretch per participant (about equal in
+    pages); `take(part)` gives the next chunk of that participant's stretch, else the last
+    chunk of the stretch with the most pages left, else None."""
+
+    def __init__(self, work: list[Chunk], parts: int) -> None:
+        total = sum(_pages(chunk) for chunk in work)
+        self._parts: list[deque[Chunk]] = [deque() for _ in range(parts)]
+        done = 0
+        for chunk in work:
+            self._parts[min(parts - 1, done * parts // max(total, 1))].append(chunk)
+            done += _pages(chunk)
+        self._lock = threading.Lock()
+
+    def take(self, part: int) -> Chunk | None:
+        with self._lock:
+            if self._parts[part]:
+                return self._parts[part].popleft()
+            left = max(self._parts, key=lambda stretch: sum(map(_pages, stretch)))
+            return left.pop() if left else None
+
+    def clear(self) -> None:
+        with self._lock:
+            for stretch in self._parts:
+                stretch.clear()
+
+
+def _pages(chunk: Chunk) -> int:
+    return sum(run.pages for run in chunk.runs)
 
 
 class _Worker:
@@ -107,14 +147,13 @@ class _Worker:
         self.checks: dict[str, PageCheck] = {}
         self.failure: str | None = None
 
-    def drain(self, todo: queue.Queue[Chunk]) -> None:
-        """Send chunks one at a time until the queue is empty or something fails."""
+    def drain(self, stretches: Stretches, part: int) -> None:
+        """Send chunks one at a time until none is left or something fails."""
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
             while self.failure is None:
-                try:
-                    chunk = todo.get_nowait()
-                except queue.Empty:
+                chunk = stretches.take(part)
+                if chunk is None:
                     return
                 request = {"runs": [asdict(run) for run in chunk.runs], "exact": chunk.exact}
                 self.process.stdin.write(orjson.dumps(request) + b"\n")

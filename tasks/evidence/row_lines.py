@@ -1,0 +1,186 @@
+"""The row digests of re-derived observations, from lines assembled out of per-page parts.
+
+observations_sha256 and identity_sha256 hash one JSON array per row (digests/*.sql). Made
+in SQL, that is ~0.7 µs a row and two passes over every run: a third of `bb2sv verify`
+over a year. But a member's values come from one members page, and a year of daily runs
+holds each distinct page body ~30 times; so the JSON of the values a members page gives
+(account_id, uuid, nickname, display_name, has_2fa_enabled, two_step_state, account_type,
+kind) is made once per body, and a run's lines are spliced from those parts and the JSON
+of the few values that come from elsewhere (workspace, observed_at, permission, the
+directory columns)::
+
+    found = run_digests(conn, pages, derived, parts)   # (obs, identity) or None
+
+Splicing is exact because a JSON array in DuckDB's `to_json` is `[` + its elements' JSON
+joined by `,` + `]` (no spaces), each element written on its own: `to_json([a, b, c])` is
+`[` + `to_json([a, b])[1:-1]` + `,` + `to_json([c])[1:-1]` + `]`
+(tests/evidence/test_row_lines.py checks it on every kind of text). The parts are lined
+up with the rows only after checking that the rows' member columns ARE the pages' member
+columns in order (else None: the caller digests the rows in SQL, as before): the result
+depends on no assumption about how normalise builds its rows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.bitbucket.models import RawPage
+from tasks.evidence import hashing
+from tasks.normalise import IDENTITY_COLUMNS, MEMBER_FIELDS, PageMemo, page_members
+from tasks.vocabulary import Listing
+
+# The same expressions as digests/observations_sha256.sql and identity_sha256.sql, a list
+# split where the parts come from different places.
+_PAGE_PARTS_SQL = """
+SELECT
+    to_json([account_id, uuid, nickname, display_name]::VARCHAR[])::VARCHAR AS who,
+    to_json([CAST(has_2fa_enabled AS VARCHAR), two_step_state]::VARCHAR[])::VARCHAR AS state,
+    to_json([account_id, uuid, account_type, kind]::VARCHAR[])::VARCHAR AS identity
+FROM {rows}
+"""
+_TEXT_SQL = "SELECT to_json([value]::VARCHAR[])::VARCHAR FROM {rows}"
+_DIRECTORY_SQL = """
+SELECT to_json([
+    CAST(in_directory AS VARCHAR), directory_account_status, directory_claim_status,
+    CAST(directory_mfa_enabled AS VARCHAR), directory_email_domain
+]::VARCHAR[])::VARCHAR FROM {rows}
+"""
+_NO_DIRECTORY = "null,null,null,null,null"  # the directory part when none was read
+
+
+@dataclass(frozen=True, slots=True)
+class _PageParts:
+    columns: pa.Table  # the page's MEMBER_FIELDS, as normalise gives them
+    who: pa.Array  # JSON of account_id, uuid, nickname, display_name (no brackets)
+    state: pa.Array  # JSON of has_2fa_enabled, two_step_state
+    identity: pa.Array  # JSON of account_id, uuid, account_type, kind
+
+
+class PageParts:
+    """The parts of each members page body, by its sha256 (least recently used out), and the
+    JSON of each text value seen (workspaces, permissions). Only for pages whose body was
+    re-hashed to that sha256 (verify's intact pages). A DuckDB query costs ~3 ms however
+    small: parts are made for many pages at once (`prepare`)."""
+
+    def __init__(self, memo: PageMemo, capacity: int = 2_048) -> None:
+        self.memo = memo
+        self.capacity = capacity
+        self._items: OrderedDict[str, _PageParts] = OrderedDict()
+        self._texts: dict[str | None, str] = {}
+
+    def prepare(self, conn: duckdb.DuckDBPyConnection, pages: list[RawPage]) -> None:
+        """Make the parts of those members pages not held yet, in one query."""
+        new = {page.sha256: page for page in _members(pages) if page.sha256 not in self._items}
+        if not new:
+            return
+        columns = [self.memo.get(page, "members", page_members).columns for page in new.values()]
+        made = _query(conn, _PAGE_PARTS_SQL, pa.concat_tables(columns))
+        made = {name: _inner(made[name]).combine_chunks() for name in ("who", "state", "identity")}
+        start = 0
+        for sha, table in zip(new, columns, strict=True):
+            end = start + table.num_rows
+            self._items[sha] = _PageParts(
+                table, *(made[name][start:end] for name in ("who", "state", "identity"))
+            )
+            start = end
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, conn: duckdb.DuckDBPyConnection, page: RawPage) -> _PageParts:
+        if page.sha256 not in self._items:
+            self.prepare(conn, [page])
+        self._items.move_to_end(page.sha256)
+        return self._items[page.sha256]
+
+    def texts(self, conn: duckdb.DuckDBPyConnection, column: pa.ChunkedArray) -> pa.Array:
+        """The JSON of each value of a text column with few distinct values."""
+        encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
+        values = encoded.dictionary.to_pylist()
+        new = [value for value in values if value not in self._texts]
+        if new:
+            made = _query(conn, _TEXT_SQL, pa.table({"value": pa.array(new, pa.string())}))
+            self._texts.update(zip(new, _inner(made.column(0)).to_pylist(), strict=True))
+        return pa.array([self._texts[value] for value in values], pa.string()).take(encoded.indices)
+
+
+def run_digests(
+    conn: duckdb.DuckDBPyConnection,
+    pages: list[RawPage],
+    derived: pa.Table,
+    parts: PageParts,
+) -> tuple[str, str] | None:
+    """(observations_sha256, identity_sha256) of `derived` (normalise's rows of `pages`, every
+    page intact), or None when its rows are not the members pages' rows in order."""
+    members = _members(pages)
+    observed = _observed(derived["observed_at"])
+    if not members or derived.num_rows == 0 or observed is None:
+        return None
+    found = [parts.get(conn, page) for page in members]
+    mine = derived.select(MEMBER_FIELDS)
+    columns = pa.concat_tables([part.columns for part in found])
+    if columns.num_rows != mine.num_rows or not mine.equals(columns.cast(mine.schema)):
+        return None
+    who, state, identity = (
+        pa.concat_arrays([getattr(part, name) for part in found])
+        for name in ("who", "state", "identity")
+    )
+    workspace = parts.texts(conn, derived["workspace"])
+    permission = parts.texts(conn, derived["permission"])
+    comma = ","
+    observation_lines = pc.binary_join_element_wise(
+        "[", workspace, comma, observed, comma, who, comma, permission, comma, state, "]", ""
+    )
+    directory = derived.select(IDENTITY_COLUMNS[2:])
+    if all(column.null_count == directory.num_rows for column in directory.columns):
+        directory_part: pa.Array | str = _NO_DIRECTORY
+    else:
+        directory_part = _inner(_query(conn, _DIRECTORY_SQL, directory).column(0))
+        directory_part = directory_part.combine_chunks()
+    identity_lines = pc.binary_join_element_wise("[", identity, comma, directory_part, "]", "")
+    return _digest(observation_lines), _digest(identity_lines)
+
+
+def _digest(lines: pa.Array) -> str:
+    """The digest of one run's lines, by the one helper the load uses. All lines are of one
+    run: a constant integer stands for its run_id (a text column would be turned into as
+    many Python strings to find where runs change)."""
+    table = pa.table({"run_id": np.zeros(len(lines), np.int8), "line": lines})
+    return hashing.sorted_lines_digests(table)[0]
+
+
+def _members(pages: list[RawPage]) -> list[RawPage]:
+    return [page for page in pages if page.listing == Listing.MEMBERS and page.status_code == 200]
+
+
+def _observed(column: pa.ChunkedArray) -> pa.Array | None:
+    """The JSON of each observed_at as the digest SQL writes it (strftime
+    '%Y-%m-%dT%H:%M:%S.%fZ' in UTC), made in Python once per distinct value (a run has one
+    per members page); None for a null or a year outside 1000-9999, where the two might
+    not write the same digits."""
+    encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
+    values = encoded.dictionary.to_pylist()
+    if any(value is None or not 1000 <= value.year <= 9999 for value in values):
+        return None
+    texts = [f'"{value.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}Z"' for value in values]
+    return pa.array(texts, pa.string()).take(encoded.indices)
+
+
+def _query(conn: duckdb.DuckDBPyConnection, sql: str, rows: pa.Table) -> pa.Table:
+    """`sql` over `rows`, registered for the query only."""
+    conn.register("_bb2sv_row_lines", rows)
+    try:
+        return conn.sql(sql.replace("{rows}", "_bb2sv_row_lines")).to_arrow_table()
+    finally:
+        conn.unregister("_bb2sv_row_lines")
+
+
+def _inner(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON arrays without their brackets: the elements, joined by commas."""
+    return pc.utf8_slice_codeunits(column, 1, -1)
