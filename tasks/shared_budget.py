@@ -41,6 +41,14 @@ log = logging.getLogger("bb2sv.budget")
 
 LOCKED = 423  # the Prefect API's answer when the limit has no free slot
 SLOTS_PER_CALL = 10
+# A SQLite-backed Prefect server answers a write that meets another one with 503 at once,
+# and Prefect's client sleeps 2 s (then 4, 8 …) before it tries again: a stall at the start
+# of most collections, when the listings' first slots meet the task runs' own writes. A
+# slot is one small write, so it is sent without that retry loop and asked again after
+# BUSY_PAUSES, then paced locally.
+BUSY = frozenset({502, 503})
+BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+INCREMENT_PATH = "/v2/concurrency_limits/increment"
 
 
 def budget_limit_name(settings: BitbucketSettings) -> str:
@@ -106,25 +114,43 @@ class SharedBudget(RequestPacer):
     def reserve(self, now: float, within: float = float("inf")) -> float:
         started = time.monotonic()
         wanted = self.batch
+        busy = iter(BUSY_PAUSES)
         while True:
             try:
                 with self._api_lock:
                     if not self._held:
-                        self._api().increment_concurrency_slots([self.name], wanted, "rate_limit")
+                        self._increment(wanted)
                         self._held = wanted
                     self._held -= 1
                 break
             except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != LOCKED:
+                status = exc.response.status_code
+                if status == LOCKED:
+                    wanted = 1  # the limit is short: take what this request needs, no more
+                    retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
+                elif status in BUSY and (pause := next(busy, None)) is not None:
+                    retry_after = pause
+                else:
                     return self._unavailable(exc, now)
-                retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
             except Exception as exc:  # the API went away mid-run
                 return self._unavailable(exc, now)
-            wanted = 1  # the limit is short: take what this request needs, no more
             left = within - (time.monotonic() - started)
             if retry_after >= left or STOP.wait(retry_after):
                 return float("inf")  # no shared slot within the caller's wait
         return super().reserve(now + (time.monotonic() - started))
+
+    def _increment(self, slots: int) -> None:
+        """Take `slots` of the limit in one request through the Prefect client's own
+        connection (its URL, auth and TLS settings), but not through its retry loop (see
+        BUSY). Raises httpx.HTTPStatusError for an error status. Called under _api_lock."""
+        client = self._api()
+        http = getattr(client, "_client", None)
+        if not isinstance(http, httpx.Client):  # another Prefect client: its own retries
+            client.increment_concurrency_slots([self.name], slots, "rate_limit")
+            return
+        body = {"names": [self.name], "slots": slots, "mode": "rate_limit"}
+        response = httpx.Client.send(http, http.build_request("POST", INCREMENT_PATH, json=body))
+        response.raise_for_status()
 
     def _api(self) -> Any:
         # One client (one keep-alive connection) for every request of the process: a slot

@@ -44,3 +44,45 @@ def test_a_run_uses_the_shared_budget_only_with_a_prefect_api():
     with temporary_settings({PREFECT_API_URL: None}):
         pacer = pacer_for_run(settings(TOKEN))
     assert type(pacer) is RequestPacer, "the CLI on its own keeps the in-process pacer"
+
+
+def busy_server(monkeypatch, budget: SharedBudget, answers: list[int]) -> list[int]:
+    """The server answers the budget's next slot requests with `answers` (503: busy), then
+    as usual. A SQLite-backed server's 503 comes from two writes meeting, which a test cannot
+    bring about on demand."""
+    import httpx
+
+    real, sent = budget._increment, []
+
+    def increment(slots: int) -> None:
+        if answers:
+            status = answers.pop(0)
+            sent.append(status)
+            request = httpx.Request("POST", "http://prefect.invalid/api/v2/x")
+            response = httpx.Response(status, request=request)
+            raise httpx.HTTPStatusError("busy", request=request, response=response)
+        sent.append(200)
+        real(slots)
+
+    monkeypatch.setattr(budget, "_increment", increment)
+    return sent
+
+
+def test_a_busy_server_is_asked_again_at_once_not_after_prefects_2_s(monkeypatch):
+    budget = SharedBudget(ensure_budget_limit(settings("tok-busy-server", per_hour=100)), 100)
+    sent = busy_server(monkeypatch, budget, [503, 503])
+    started = time.monotonic()
+    assert budget.reserve(time.monotonic(), within=10) == 0.0
+    assert sent == [503, 503, 200]
+    assert time.monotonic() - started < 1.0, "two short pauses, not Prefect's 2 s + 4 s"
+
+
+def test_a_server_that_stays_busy_leaves_the_run_pacing_locally(monkeypatch, caplog):
+    import tasks.shared_budget as shared_budget
+
+    monkeypatch.setattr(shared_budget, "BUSY_PAUSES", (0.01, 0.01))
+    budget = SharedBudget(ensure_budget_limit(settings("tok-busy-server", per_hour=100)), 100)
+    sent = busy_server(monkeypatch, budget, [503, 502, 503, 503])
+    assert budget.reserve(time.monotonic(), within=10) == 0.0, "paced locally: a slot now"
+    assert sent == [503, 502, 503]
+    assert "unavailable" in caplog.text and "pacing locally" in caplog.text
