@@ -21,11 +21,12 @@ $(STAMP): requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bb2sv demo
 
-# The suite in TEST_WORKERS processes (pytest-xdist; each starts its own Prefect harness when
-# its tests need one). Tests waiting on sockets, subprocesses and latency overlap there.
+# The suite in TEST_WORKERS processes (pytest-xdist): the tests that need Prefect all run in
+# the first, which starts the run's one Prefect harness; the others are handed out by module
+# (tests/conftest.py). Tests waiting on sockets, subprocesses and latency overlap there.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 $(PEER_STAMP): benchmarks/requirements-peer.txt
 	$(PYTHON) -m venv $(PEER_VENV)

@@ -6,9 +6,12 @@ conftest.py for its own fixtures; only what everyone needs lives here.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -76,26 +79,94 @@ class BackgroundHarness:
 _HARNESS: BackgroundHarness | None = None
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Tests that need Prefect run last; their harness starts now, in the background."""
+def _start_harness() -> BackgroundHarness:
     global _HARNESS
-    items.sort(key=lambda item: "prefect_harness" in getattr(item, "fixturenames", ()))
-    if _HARNESS is None and any("prefect_harness" in item.fixturenames for item in items):
+    if _HARNESS is None:
         _HARNESS = BackgroundHarness()
         _HARNESS.thread.start()
+    return _HARNESS
+
+
+def _needs_prefect(item: pytest.Item) -> bool:
+    return "prefect_harness" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """In one process: tests that need Prefect run last, and their harness starts now, in
+    the background. Under pytest-xdist, every test that needs Prefect goes to the first
+    worker (see `OnePrefectWorker`), which starts the one harness of the run."""
+    items.sort(key=_needs_prefect)
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        names = [item.nodeid for item in items if _needs_prefect(item)]
+        listed = _prefect_tests_file(worker["testrunuid"])
+        scratch = listed.with_name(f"{listed.name}.{worker['workerid']}")
+        scratch.write_text(json.dumps(names), encoding="utf-8")
+        scratch.replace(listed)  # every worker lists the same tests; the file is whole
+        if worker["workerid"] != "gw0":
+            return
+    if any(_needs_prefect(item) for item in items):
+        _start_harness()
 
 
 def pytest_sessionfinish(session, exitstatus):
     if _HARNESS is not None:
         _HARNESS.close()
+    if not hasattr(session.config, "workerinput") and _XDIST_RUN_ID in session.config.stash:
+        _prefect_tests_file(session.config.stash[_XDIST_RUN_ID]).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
 def prefect_harness():
     """The session's one Prefect test harness (a temporary API and database); its API URL."""
-    assert _HARNESS is not None, "started at collection for every test that uses it"
-    _HARNESS.wait()
-    yield _HARNESS.api_url
+    harness = _start_harness()  # already booting, unless a test was sent here unplanned
+    harness.wait()
+    yield harness.api_url
+
+
+# pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU, as
+# much as a quarter of a worker's share on 2 cores, so the tests that need it all go to the
+# first worker (as one unit of work, handed out first), and the other tests by module.
+_PREFECT_UNIT = "prefect-harness"
+_XDIST_RUN_ID = pytest.StashKey[str]()
+
+
+def _prefect_tests_file(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"bb2sv-tests-{run_id}.prefect.json"
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    # The workers and the scheduler find the list of Prefect tests by this run's id.
+    config.option.testrunuid = config.option.testrunuid or uuid.uuid4().hex
+    config.stash[_XDIST_RUN_ID] = config.option.testrunuid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OnePrefectWorker(LoadScopeScheduling):
+        """Units of work: the tests that need Prefect (to gw0, first), else one per module."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            if not hasattr(self, "_prefect_tests"):
+                listed = _prefect_tests_file(config.stash[_XDIST_RUN_ID])
+                self._prefect_tests = set(json.loads(listed.read_text(encoding="utf-8")))
+            if nodeid in self._prefect_tests:
+                return _PREFECT_UNIT
+            return super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if _PREFECT_UNIT in self.workqueue and len(self.workqueue) > 1:
+                # gw0 takes it first; the others take it only if nothing else is left
+                self.workqueue.move_to_end(_PREFECT_UNIT, last=node.gateway.id != "gw0")
+            super()._assign_work_unit(node)
+
+    if config.getvalue("dist") != "loadscope":
+        return None  # another distribution asked for by name: xdist's own
+    return OnePrefectWorker(config, log)
 
 
 @pytest.fixture
