@@ -74,7 +74,8 @@ def test_a_busy_server_is_asked_again_at_once_not_after_prefects_2_s(monkeypatch
     started = time.monotonic()
     assert budget.reserve(time.monotonic(), within=10) == 0.0
     assert sent == [503, 503, 200]
-    assert time.monotonic() - started < 1.0, "two short pauses, not Prefect's 2 s + 4 s"
+    # 0.05 s + 0.1 s of pauses; Prefect's own backoff alone would sleep 2 s, then 4 s
+    assert time.monotonic() - started < 2.0
 
 
 def test_a_server_that_stays_busy_leaves_the_run_pacing_locally(monkeypatch, caplog):
