@@ -124,9 +124,9 @@ def prefect_harness():
     yield harness.api_url
 
 
-# pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU, as
-# much as a quarter of a worker's share on 2 cores, so the tests that need it all go to the
-# first worker (as one unit of work, handed out first), and the other tests by module.
+# pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU (its
+# server imports Prefect's and builds a SQLite database), so the tests that need it all go
+# to the first worker, as one unit of work handed out first; the others go out by module.
 _PREFECT_UNIT = "prefect-harness"
 _XDIST_RUN_ID = pytest.StashKey[str]()
 
