@@ -46,7 +46,7 @@ SLOTS_PER_CALL = 10
 # of most collections, when the listings' first slots meet the task runs' own writes. A
 # slot is one small write, so it is sent without that retry loop and asked again after
 # BUSY_PAUSES, then paced locally.
-BUSY = frozenset({502, 503})
+BUSY = frozenset({429, 502, 503})  # 429: Prefect Cloud's own rate limit (with Retry-After)
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 INCREMENT_PATH = "/v2/concurrency_limits/increment"
 
@@ -127,9 +127,9 @@ class SharedBudget(RequestPacer):
                 status = exc.response.status_code
                 if status == LOCKED:
                     wanted = 1  # the limit is short: take what this request needs, no more
-                    retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
+                    retry_after = _seconds(exc.response.headers.get("Retry-After"), 1.0)
                 elif status in BUSY and (pause := next(busy, None)) is not None:
-                    retry_after = pause
+                    retry_after = _seconds(exc.response.headers.get("Retry-After"), pause)
                 else:
                     return self._unavailable(exc, now)
             except Exception as exc:  # the API went away mid-run
@@ -165,6 +165,15 @@ class SharedBudget(RequestPacer):
         # Pacing locally is better than not reading at all; the warning says what happened.
         log.warning("shared API budget %s unavailable (%s); pacing locally", self.name, exc)
         return super().reserve(now)
+
+
+def _seconds(retry_after: str | None, default: float) -> float:
+    """A Retry-After in seconds, or `default` (absent, an HTTP date, nonsense)."""
+    try:
+        seconds = float(retry_after) if retry_after else default
+    except ValueError:
+        return default
+    return seconds if 0 <= seconds < float("inf") else default
 
 
 _SHARED: dict[str, SharedBudget] = {}

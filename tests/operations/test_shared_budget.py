@@ -46,20 +46,22 @@ def test_a_run_uses_the_shared_budget_only_with_a_prefect_api():
     assert type(pacer) is RequestPacer, "the CLI on its own keeps the in-process pacer"
 
 
-def busy_server(monkeypatch, budget: SharedBudget, answers: list[int]) -> list[int]:
-    """The server answers the budget's next slot requests with `answers` (503: busy), then
-    as usual. A SQLite-backed server's 503 comes from two writes meeting, which a test cannot
-    bring about on demand."""
+def busy_server(monkeypatch, budget: SharedBudget, answers: list) -> list[int]:
+    """The server answers the budget's next slot requests with `answers` (a status, or a
+    status and headers; 503: busy), then as usual. A SQLite-backed server's 503 comes from
+    two writes meeting, which a test cannot bring about on demand."""
     import httpx
 
     real, sent = budget._increment, []
 
     def increment(slots: int) -> None:
         if answers:
-            status = answers.pop(0)
+            status, headers = (
+                answers.pop(0) if isinstance(answers[0], tuple) else (answers.pop(0), {})
+            )
             sent.append(status)
             request = httpx.Request("POST", "http://prefect.invalid/api/v2/x")
-            response = httpx.Response(status, request=request)
+            response = httpx.Response(status, headers=headers, request=request)
             raise httpx.HTTPStatusError("busy", request=request, response=response)
         sent.append(200)
         real(slots)
@@ -87,3 +89,14 @@ def test_a_server_that_stays_busy_leaves_the_run_pacing_locally(monkeypatch, cap
     assert budget.reserve(time.monotonic(), within=10) == 0.0, "paced locally: a slot now"
     assert sent == [503, 502, 503]
     assert "unavailable" in caplog.text and "pacing locally" in caplog.text
+
+
+def test_a_rate_limited_api_is_asked_again_after_its_retry_after(monkeypatch):
+    budget = SharedBudget(ensure_budget_limit(settings("tok-busy-server", per_hour=100)), 100)
+    sent = busy_server(
+        monkeypatch, budget, [(429, {"Retry-After": "0.3"}), (503, {"Retry-After": "soon"})]
+    )
+    started = time.monotonic()
+    assert budget.reserve(time.monotonic(), within=10) == 0.0
+    assert sent == [429, 503, 200], "asked again, not paced locally"
+    assert time.monotonic() - started >= 0.3, "the API's Retry-After was waited"
