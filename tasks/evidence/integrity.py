@@ -282,6 +282,14 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
         ORDER BY 1
         """
     ).fetchall()
+    # bb2sv stores each body once: a second row of a hash (even with the right bytes) was
+    # added by hand, and raw_api_pages would list its pages twice.
+    repeated = conn.execute(
+        """
+        SELECT max(run_id), sha256, count(*) FROM raw_page_bodies
+        GROUP BY sha256 HAVING count(*) > 1 ORDER BY 1, 2
+        """
+    ).fetchall()
     added = [
         RunProblem(
             run_id,
@@ -290,6 +298,14 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
             "(added, or its page's sha256 was edited)",
         )
         for (run_id,) in unused
+    ] + [
+        RunProblem(
+            run_id,
+            None,
+            f"page body {sha256} is stored {count} times (bb2sv stores each body once: "
+            "rows were added by hand)",
+        )
+        for run_id, sha256, count in repeated
     ]
     return added + [
         RunProblem(

@@ -50,18 +50,17 @@ def store_bodies(
     """
     new: dict[str, RawPage] = {}
     for page in pages:
-        if page.sha256 in new:
-            continue
         # Bodies are found by this hash from now on. A page that hashed its own body when
         # it was made (RawPage without a sha256, as extraction makes them) needs no second
-        # look; one given its sha256 (the spool, a caller) is checked.
+        # look; one given its sha256 (the spool, a caller) is checked, each one, even when
+        # an earlier page carries the same hash.
         if not page.sha256_of_body and sha256_hex(page.body) != page.sha256:
             raise IntegrityError(
                 f"A {page.listing} page of the {workspace} run ({page.url}) carries sha256 "
                 f"{page.sha256}, which is not the SHA-256 of its body: the extract (or the "
                 "spool file it was read from) was altered. Nothing was stored."
             )
-        new[page.sha256] = page
+        new.setdefault(page.sha256, page)
     if new:
         held = conn.execute(
             "SELECT DISTINCT sha256 FROM raw_page_bodies WHERE sha256 IN (SELECT unnest(?))",

@@ -216,6 +216,13 @@ def test_a_deleted_base_breaks_every_page_patched_from_it(copy, synth):
             "body does not match its sha256",
             id="duplicated body",
         ),
+        pytest.param(  # a second, exact copy of a stored body's row
+            "INSERT INTO raw_page_bodies SELECT * FROM raw_page_bodies "
+            "WHERE run_id = '{1}' LIMIT 1",
+            1,
+            "is stored 2 times",
+            id="copied body",
+        ),
         pytest.param(
             "INSERT INTO raw_page_bodies VALUES (sha256('planted'), '{2}', NULL, "
             "'planted'::BLOB, NULL)",
@@ -262,5 +269,19 @@ def test_a_page_whose_sha256_is_not_its_body_is_not_stored(db_path, synth):
         with pytest.raises(IntegrityError, match="not the SHA-256 of its body"):
             store.record_run(
                 replace(extract, pages=[forged, *extract.pages[1:]]), policy=DEFAULT_POLICY
+            )
+        assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
+
+
+def test_a_second_page_claiming_an_earlier_pages_sha256_is_checked_too(db_path, synth):
+    extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
+    first, second = extract.pages[0], extract.pages[1]
+    claimed = RawPage(first.listing, first.url, 200, first.fetched_at, first.body, first.sha256)
+    forged = RawPage(second.listing, second.url, 200, second.fetched_at, second.body, first.sha256)
+    with EvidenceStore.open(db_path) as store:
+        with pytest.raises(IntegrityError, match="not the SHA-256 of its body"):
+            store.record_run(
+                replace(extract, pages=[claimed, forged, *extract.pages[2:]]),
+                policy=DEFAULT_POLICY,
             )
         assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
