@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.ratelimit import WINDOW_SECONDS, RequestPacer, pacer_for
+from tasks.bitbucket.retry import retry_after_seconds
 from tasks.canonical import sha256_hex
 from tasks.prefect_api import prefect_api_configured
 from tasks.signals import STOP
@@ -127,9 +129,9 @@ class SharedBudget(RequestPacer):
                 status = exc.response.status_code
                 if status == LOCKED:
                     wanted = 1  # the limit is short: take what this request needs, no more
-                    retry_after = _seconds(exc.response.headers.get("Retry-After"), 1.0)
+                    retry_after = _retry_after(exc.response, 1.0)
                 elif status in BUSY and (pause := next(busy, None)) is not None:
-                    retry_after = _seconds(exc.response.headers.get("Retry-After"), pause)
+                    retry_after = _retry_after(exc.response, pause)
                 else:
                     return self._unavailable(exc, now)
             except Exception as exc:  # the API went away mid-run
@@ -143,13 +145,12 @@ class SharedBudget(RequestPacer):
         """Take `slots` of the limit in one request through the Prefect client's own
         connection (its URL, auth and TLS settings), but not through its retry loop (see
         BUSY). Raises httpx.HTTPStatusError for an error status. Called under _api_lock."""
-        client = self._api()
-        http = getattr(client, "_client", None)
-        if not isinstance(http, httpx.Client):  # another Prefect client: its own retries
-            client.increment_concurrency_slots([self.name], slots, "rate_limit")
-            return
+        http = self._api()._client  # Prefect's httpx.Client; if it ever goes: paced locally
         body = {"names": [self.name], "slots": slots, "mode": "rate_limit"}
-        response = httpx.Client.send(http, http.build_request("POST", INCREMENT_PATH, json=body))
+        request = http.build_request("POST", INCREMENT_PATH, json=body)
+        if http.enable_csrf_support:  # what Prefect's send adds to a POST
+            http._add_csrf_headers(request)
+        response = httpx.Client.send(http, request)
         response.raise_for_status()
 
     def _api(self) -> Any:
@@ -167,13 +168,10 @@ class SharedBudget(RequestPacer):
         return super().reserve(now)
 
 
-def _seconds(retry_after: str | None, default: float) -> float:
-    """A Retry-After in seconds, or `default` (absent, an HTTP date, nonsense)."""
-    try:
-        seconds = float(retry_after) if retry_after else default
-    except ValueError:
-        return default
-    return seconds if 0 <= seconds < float("inf") else default
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """The response's Retry-After in seconds, or `default` when it has none (or nonsense)."""
+    seconds = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
+    return default if seconds is None else seconds
 
 
 _SHARED: dict[str, SharedBudget] = {}
