@@ -349,7 +349,9 @@ def _by_run(table: pa.Table) -> dict[str, pa.Table]:
 
 def stored_pages(conn: duckdb.DuckDBPyConnection, run: RunPages) -> list[StoredPage]:
     """The run's pages in seq order (a page whose body is not intact has an empty body)."""
-    return _read_chunk(conn, Chunk((run,), exact=False), BodyCache()).get(run.run_id, [])
+    # One run: only its own bodies are read, not the scan of the whole file verify makes.
+    only_its_own = BodyCache(max_bytes=0)
+    return _read_chunk(conn, Chunk((run,), exact=False), only_its_own).get(run.run_id, [])
 
 
 def rederived_digests(
