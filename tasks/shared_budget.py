@@ -29,7 +29,7 @@ from tasks.bitbucket.ratelimit import WINDOW_SECONDS, RequestPacer, pacer_for
 from tasks.bitbucket.retry import retry_after_seconds
 from tasks.canonical import sha256_hex
 from tasks.prefect_api import prefect_api_configured
-from tasks.signals import STOP
+from tasks.signals import STOP, StopFlag
 
 __all__ = [
     "SharedBudget",
@@ -113,7 +113,7 @@ class SharedBudget(RequestPacer):
         # One API call at a time per process, for the same reason as the batches.
         self._api_lock = threading.Lock()
 
-    def reserve(self, now: float, within: float = float("inf")) -> float:
+    def reserve(self, now: float, within: float = float("inf"), stop: StopFlag = STOP) -> float:
         started = time.monotonic()
         wanted = self.batch
         busy = iter(BUSY_PAUSES)
@@ -137,7 +137,7 @@ class SharedBudget(RequestPacer):
             except Exception as exc:  # the API went away mid-run
                 return self._unavailable(exc, now)
             left = within - (time.monotonic() - started)
-            if retry_after >= left or STOP.wait(retry_after):
+            if retry_after >= left or stop.wait(retry_after):
                 return float("inf")  # no shared slot within the caller's wait
         return super().reserve(now + (time.monotonic() - started))
 

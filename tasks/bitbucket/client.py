@@ -366,7 +366,7 @@ class BitbucketClient:
 
     def _wait_for_slot(self, where: str, deadline: Deadline) -> None:
         remaining = deadline.remaining()
-        wait = self._pacer.reserve(self._clock.monotonic(), within=remaining)
+        wait = self._pacer.reserve(self._clock.monotonic(), within=remaining, stop=self._stop)
         if wait >= remaining:
             self._check_stop(where)  # a shared budget gives up waiting when a stop comes
             when = f"only in {wait:.3g} s" if wait < float("inf") else "no slot"

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 
 from tasks.bitbucket.config import BitbucketSettings
+from tasks.signals import STOP, StopFlag
 
 __all__ = ["RequestPacer", "pacer_for"]
 
@@ -37,11 +38,12 @@ class RequestPacer:
     def slowed(self) -> bool:
         return self._min_interval > 0
 
-    def reserve(self, now: float, within: float = float("inf")) -> float:
+    def reserve(self, now: float, within: float = float("inf"), stop: StopFlag = STOP) -> float:
         """Book a slot for one request; return the seconds to wait before sending it.
 
         `within` is the longest the caller will wait: a pacer that blocks instead of
-        booking (tasks/shared_budget.py) gives up after it. This one never blocks.
+        booking (tasks/shared_budget.py) gives up after it, or as soon as `stop` is
+        requested. This one never blocks.
         """
         with self._lock:
             slots = self._slots

@@ -100,3 +100,17 @@ def test_a_rate_limited_api_is_asked_again_after_its_retry_after(monkeypatch):
     assert budget.reserve(time.monotonic(), within=10) == 0.0
     assert sent == [429, 503, 200], "asked again, not paced locally"
     assert time.monotonic() - started >= 0.3, "the API's Retry-After was waited"
+
+
+def test_a_wait_for_a_shared_slot_ends_when_its_listing_is_stopped():
+    import threading
+
+    from tasks.signals import StopFlag
+
+    budget = SharedBudget(ensure_budget_limit(settings("tok-stopped-wait", per_hour=1)), 1)
+    assert budget.reserve(time.monotonic(), within=10) == 0.0  # the hour's one slot
+    listing = StopFlag()  # the other listing failed: this one's scoped stop, not a signal
+    threading.Timer(0.3, listing.request, ["the other listing failed"]).start()
+    started = time.monotonic()
+    assert budget.reserve(time.monotonic(), within=30, stop=listing) == math.inf
+    assert time.monotonic() - started < 10, "ended by the stop, not by waiting out `within`"
