@@ -98,8 +98,8 @@ class PageCheck:
     rederived_identity_sha256: str | None  # identity_sha256 of the same; None likewise
     # observations_sha256 and identity_sha256 of the stored rows (None, from check_pages
     # only: to be digested in SQL by check_chunk)
-    stored_sha256: str | None = hashing.EMPTY_SHA256
-    stored_identity_sha256: str | None = hashing.EMPTY_SHA256
+    stored_sha256: str | None
+    stored_identity_sha256: str | None
 
 
 def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
@@ -269,7 +269,7 @@ def check_pages(
     conn: duckdb.DuckDBPyConnection,
     run: RunPages,
     pages: list[StoredPage],
-    cache: BodyCache | None = None,
+    cache: BodyCache,
     stored: pa.Table | None = None,
 ) -> PageCheck:
     """The run's bad pages, and its re-derived rows compared with `stored` (the run's stored
@@ -279,8 +279,7 @@ def check_pages(
     re-derived rows, made from per-page parts (`row_lines`); otherwise the check's
     stored digests are None, for the caller to compute in SQL."""
     bad = tuple(page.seq for page in pages if not page.intact)
-    memo = None if cache is None else cache.memo
-    derived = observations_table(run.workspace, [page.page for page in pages], memo=memo)
+    derived = observations_table(run.workspace, [page.page for page in pages], memo=cache.memo)
     # The usual case, every digested column the same, in one comparison.
     same = _same_rows(derived, stored, OBSERVATION_COLUMNS + IDENTITY_COLUMNS)
     same_observations = same or _same_rows(derived, stored, OBSERVATION_COLUMNS)
@@ -288,7 +287,7 @@ def check_pages(
     unknown = {"stored_sha256": None, "stored_identity_sha256": None}
     if same_observations and same_identity:
         found = None
-        if cache is not None and not bad and stored is not None:
+        if not bad and stored is not None:
             found = row_lines.run_digests(conn, [page.page for page in pages], derived, cache.parts)
         if found is None:
             return PageCheck(run.run_id, bad, None, None, **unknown)
