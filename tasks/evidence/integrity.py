@@ -275,37 +275,42 @@ def _orphans(conn: duckdb.DuckDBPyConnection) -> list[RunProblem]:
     ).fetchall()
     unused = conn.execute(
         """
-        SELECT DISTINCT run_id FROM raw_page_bodies
-        WHERE sha256 NOT IN (SELECT sha256 FROM raw_api_responses)
-          AND sha256 NOT IN (SELECT base_sha256 FROM raw_page_bodies WHERE patch IS NOT NULL)
-          AND run_id IN (SELECT run_id FROM collection_runs)
-        ORDER BY 1
+        SELECT DISTINCT b.run_id, r.seq FROM raw_page_bodies AS b
+        JOIN collection_runs AS r USING (run_id)
+        WHERE b.sha256 NOT IN (SELECT sha256 FROM raw_api_responses)
+          AND b.sha256 NOT IN (SELECT base_sha256 FROM raw_page_bodies WHERE patch IS NOT NULL)
+        ORDER BY 2
         """
     ).fetchall()
     # bb2sv stores each body once: a second row of a hash (even with the right bytes) was
     # added by hand, and raw_api_pages would list its pages twice.
     repeated = conn.execute(
         """
-        SELECT max(run_id), sha256, count(*) FROM raw_page_bodies
-        GROUP BY sha256 HAVING count(*) > 1 ORDER BY 1, 2
+        SELECT b.run_id, r.seq, b.sha256, b.copies
+        FROM (
+            SELECT max(run_id) AS run_id, sha256, count(*) AS copies FROM raw_page_bodies
+            GROUP BY sha256 HAVING count(*) > 1
+        ) AS b
+        LEFT JOIN collection_runs AS r USING (run_id)
+        ORDER BY 2, 3
         """
     ).fetchall()
     added = [
         RunProblem(
             run_id,
-            None,
+            seq,
             f"a page body stored with run {run_id} is no page's body nor any patch's base "
             "(added, or its page's sha256 was edited)",
         )
-        for (run_id,) in unused
+        for run_id, seq in unused
     ] + [
         RunProblem(
             run_id,
-            None,
-            f"page body {sha256} is stored {count} times (bb2sv stores each body once: "
+            seq,
+            f"page body {sha256} is stored {copies} times (bb2sv stores each body once: "
             "rows were added by hand)",
         )
-        for run_id, sha256, count in repeated
+        for run_id, seq, sha256, copies in repeated
     ]
     return added + [
         RunProblem(
