@@ -177,3 +177,14 @@ def no_prefect_api():
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_stop_left_over():
+    """Each test starts with no stop requested. A collection that a test stops (a signal, a
+    time limit) leaves the process-wide STOP set, as it should: in production the process
+    then exits. The next test in this worker must not inherit it."""
+    from tasks.signals import STOP
+
+    STOP.clear()
+    yield
