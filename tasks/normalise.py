@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -112,20 +113,62 @@ class PageMemo:
     computes it when not given; verify gives it only for bodies it re-hashed).
     """
 
-    def __init__(self, capacity: int = 4_096) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = 4_096) -> None:
+        self.capacity = capacity  # None: keep everything (one run's pages)
         self._items: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, page: RawPage, what: str, extract: Callable[[RawPage], tuple]) -> tuple:
         key = (what, page.listing, page.status_code, page.sha256)
         found = self._items.get(key, _UNSEEN)
         if found is _UNSEEN:
             found = self._items[key] = extract(page)
-            if len(self._items) > self.capacity:
+            if self.capacity is not None and len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         else:
             self._items.move_to_end(key)
         return found
+
+
+def derive_page(memo: PageMemo, page: RawPage) -> None:
+    """Put into `memo` what `observations_table` will ask of this page (its members, or its
+    roles), so that work is done once, when the page arrives."""
+    if page.status_code != 200 or not page.sha256_of_body:
+        return  # only bodies hashed here may be keyed by their hash
+    if page.listing == Listing.MEMBERS:
+        memo.get(page, "members", page_members)
+    elif page.listing == Listing.PERMISSIONS:
+        memo.get(page, "roles", page_roles)
+
+
+class PageDeriver:
+    """Normalises each page as it arrives, in one thread of its own, while the listings wait
+    for their next page: the store then finds every page's members and roles in `memo`.
+
+    Usage::
+
+        deriver = PageDeriver()
+        deriver.add(page)                  # for each page, as it arrives (returns at once)
+        memo = deriver.finish()            # waits for the pages given; a PageMemo
+        observations_table("acme", pages, memo=memo)   # the same rows as without the memo
+
+    It changes no result, only when the work is done: a page it did not get to is
+    normalised by `observations_table` as before.
+    """
+
+    def __init__(self) -> None:
+        self.memo = PageMemo(capacity=None)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bb2sv-normalise")
+
+    def add(self, page: RawPage) -> None:
+        self._pool.submit(derive_page, self.memo, page)
+
+    def finish(self, *, cancel: bool = False) -> PageMemo:
+        """The memo, once the pages given are done (`cancel`: drop those not started)."""
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        return self.memo
 
 
 def _extracted(memo: PageMemo | None, page: RawPage, what: str, extract) -> tuple:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -48,11 +49,11 @@ from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock, stopped_by
 from tasks.bitbucket.config import PAGELEN, BitbucketSettings
 from tasks.bitbucket.exceptions import BitbucketError, CollectionStopped, PaginationAnomaly
-from tasks.bitbucket.models import ListingResult, WorkspaceExtract
+from tasks.bitbucket.models import ListingResult, RawPage, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.secret import scrub
-from tasks.normalise import member_key
+from tasks.normalise import PageDeriver, member_key
 from tasks.signals import StopFlag, stop_scope
 from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
@@ -104,8 +105,11 @@ class ListingWalk:
         return text + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
 
 
-def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
-    """Follow one listing to its end, checking that the population is whole."""
+def walk_listing(
+    bb: BitbucketClient, listing: Listing, arrived: Callable[[RawPage], None] | None = None
+) -> ListingWalk:
+    """Follow one listing to its end, checking that the population is whole. `arrived` is
+    given each page that arrived whole, at once (`PageDeriver.add`)."""
     paginator = NextLinkPaginator(listing_url(bb.settings.api_url, bb.workspace, listing))
     walk = ListingWalk(ListingResult(listing=listing, complete=False))
     seen: dict[str, int] = {}  # member key → page it was first seen on
@@ -113,6 +117,8 @@ def walk_listing(bb: BitbucketClient, listing: Listing) -> ListingWalk:
     try:
         while url is not None:
             fetched = bb.fetch(url, listing, paginator.pages + 1)
+            if arrived is not None:
+                arrived(fetched.page)
             document = fetched.document
             values = document["values"]
             users = [value.get("user") if isinstance(value, dict) else None for value in values]
@@ -233,6 +239,7 @@ def extract_workspace(
     rngs = [
         random.Random(rng.getrandbits(64)) if rng is not None else None for _ in WORKSPACE_LISTINGS
     ]
+    deriver = PageDeriver()  # normalises pages while the listings wait for the next ones
     with stop_scope() as halt:
         readers = [
             BitbucketClient(
@@ -248,10 +255,12 @@ def extract_workspace(
             for listing_rng in rngs
         ]
         try:
-            walks = _walk_at_once(readers, halt)
+            walks = _walk_at_once(readers, halt, deriver.add)
         finally:
             for reader in readers:
                 reader.close()
+            # Stopped: what is not normalised yet is left to the store.
+            derived = deriver.finish(cancel=halt.requested)
     members = walks[WORKSPACE_LISTINGS.index(Listing.MEMBERS)]
     members_read = readers[WORKSPACE_LISTINGS.index(Listing.MEMBERS)].successful_pages
     status, error, error_kind, failed = _verdict(workspace, walks, members_read)
@@ -284,16 +293,19 @@ def extract_workspace(
         emulated=settings.emulated,  # from the configured URL, never a response header
         # The stall of the listing whose failure is recorded; the other one's is its stop.
         stalled_since=None if failed is None else readers[walks.index(failed)].stalled_since,
+        derived=derived,
     )
 
 
-def _walk_at_once(readers: list[BitbucketClient], halt: StopFlag) -> list[ListingWalk]:
+def _walk_at_once(
+    readers: list[BitbucketClient], halt: StopFlag, arrived: Callable[[RawPage], None]
+) -> list[ListingWalk]:
     """Walk WORKSPACE_LISTINGS, each with its reader in its own thread; the walks in that
     order. The first listing to fail requests `halt`, which stops the others."""
 
     def walk(reader: BitbucketClient, listing: Listing) -> ListingWalk:
         try:
-            walked = walk_listing(reader, listing)
+            walked = walk_listing(reader, listing, arrived)
         except BaseException:  # not an API fault (a bug): the other listings stop before it rises
             halt.request(OTHER_LISTING_FAILED)
             raise

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tasks.canonical import sha256_hex
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
+
+if TYPE_CHECKING:
+    from tasks.normalise import PageMemo
 
 __all__ = ["ListingResult", "RawPage", "WorkspaceExtract"]
 
@@ -82,6 +86,10 @@ class WorkspaceExtract:
     # clock.monotonic() when the page still failing at the end was first tried (None if the
     # last page succeeded): a retry of the workspace carries the stall's budget over.
     stalled_since: float | None = None
+    # Each page's members and roles, normalised as it arrived (`normalise.PageDeriver`): the
+    # store finds them there instead of parsing the run's pages again. Not evidence: the
+    # store re-derives whatever is missing, and verify re-derives all from stored bodies.
+    derived: PageMemo | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:

@@ -166,7 +166,7 @@ class EvidenceStore:
             )
         run_id = new_run_id(extract)
         observed = frames.observations_table(
-            run_id, observations_table(extract.workspace, extract.pages)
+            run_id, observations_table(extract.workspace, extract.pages, memo=extract.derived)
         )
         member_count = observed.num_rows
         responses = frames.pages_table(run_id, extract.pages)

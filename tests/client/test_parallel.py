@@ -120,3 +120,18 @@ def test_an_anomaly_in_one_listing_stops_nothing(emu, make_settings, collect):
     assert members.complete and members.values_read == 250
     assert "next-link loop" in permissions.reason
     assert "permissions listing: next-link loop" in extract.error
+
+
+def test_each_page_that_arrives_whole_is_normalised_on_the_way(emu, make_settings, collect):
+    # The first members page is answered 429 once: a response kept, but no members.
+    emu.set_scenario(Scenario(rate_limit_storm=1, retry_after_s=0, fault_listing="members"))
+    extract = collect(make_settings(), "acme")
+    assert extract.status == "complete", extract.error
+    whole = [page for page in extract.pages if page.status_code == 200]
+    assert len(whole) == 6 and len(extract.pages) == 7
+    assert extract.derived is not None and len(extract.derived) == 6
+    # What the store will ask of the memo: a members page's members, a permissions page's roles.
+    for page in whole:
+        what = "members" if page.listing == "members" else "roles"
+        found = extract.derived.get(page, what, lambda _page: pytest.fail("parsed again"))
+        assert found is not None
