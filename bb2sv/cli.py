@@ -138,6 +138,9 @@ def collect(
     SIGINT stops it within seconds: what was read is stored as failed runs naming the
     signal, and the exit code is 8.
     """
+    from tasks.bitbucket.tls import warm_tls_context
+
+    warm_tls_context()  # made in the background while the flow's modules are imported
     from bb2sv.runner import collect_as_configured
     from flows.collection import CollectionOptions
 

@@ -15,6 +15,7 @@ from common import TOKEN, Timer, emulator_process, peak_rss_mib
 from tasks.bitbucket.auth import BearerToken
 from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
+from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.store import EvidenceStore
 from tasks.normalise import observations_from_pages
 from tasks.policy import DEFAULT_POLICY
@@ -23,6 +24,7 @@ from tasks.vocabulary import RunStatus
 
 
 def main(members: int, latency_s: float) -> dict:
+    warm_tls_context()  # as `bb2sv collect` does when it starts
     with emulator_process(members, latency_s) as base_url, tempfile.TemporaryDirectory() as tmp:
         # A budget above what the run needs: the pacer must not slow a benchmark of latency.
         settings = BitbucketSettings(

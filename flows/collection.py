@@ -43,6 +43,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.config import is_emulator_url
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.spool import StoreResult, spooled_runs
 from tasks.preflight import CollectionSetup, preflight
@@ -142,6 +143,7 @@ def run_collection(
     options: CollectionOptions, setup: CollectionSetup, engine: Engine
 ) -> Collection:
     """Collect every workspace of `setup` (preflight's result for `options`)."""
+    warm_tls_context()  # the clients' TLS context, made while the spool and policy are read
     plan = AttemptPlan(options.attempts, options.retry_delay_seconds, options.give_up_after_seconds)
     STOP.clear()  # a new collection: an earlier one's stop in this process is history
     limit = f"the flow's {options.time_limit_seconds:g} s time limit (time_limit_seconds)"

@@ -40,10 +40,8 @@ Usage::
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -74,6 +72,7 @@ from tasks.bitbucket.messages import status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
+from tasks.bitbucket.tls import tls_context
 from tasks.signals import STOP, StopFlag
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing
@@ -162,7 +161,7 @@ class BitbucketClient:
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
             headers={"User-Agent": f"bb2sv/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
-            verify=_tls_context(),
+            verify=tls_context(),
         )
         # `stop` ends waits and starts no new attempt. Only the process-wide STOP also cuts the
         # request in flight: a scoped stop lets it finish, so its response is kept.
@@ -422,14 +421,6 @@ class BitbucketClient:
                 self._pacer.slow_down(interval)
         elif self._pacer.slowed:
             self._pacer.relax()
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default TLS context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once per
-    process: loading the CA bundle takes ~25 ms, and each listing of each workspace opens a
-    client. One context serves any number of connections and threads."""
-    return httpx.create_ssl_context()
 
 
 def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:
