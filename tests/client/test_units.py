@@ -134,3 +134,31 @@ def test_a_system_clock_stopped_by_a_flag_ends_its_sleep_on_it():
     clock.sleep(3600)  # returns at once: the flag is requested
     fake = object()
     assert stopped_by(fake, flag) is fake  # a test clock's sleeps do not really wait
+
+
+def test_alarms_ring_in_time_order_unless_cancelled_and_survive_a_failing_one():
+    import threading
+    import time
+
+    from tasks.bitbucket.inflight import Alarms
+
+    alarms, rung, done = Alarms(), [], threading.Event()
+    now = time.monotonic()
+
+    def ring(name: str) -> None:
+        rung.append(name)
+        if name == "last":
+            done.set()
+
+    def broken() -> None:
+        raise RuntimeError("a callback that fails")
+
+    alarms.call_at(now + 0.06, lambda: ring("last"))
+    cancelled = alarms.call_at(now + 0.02, lambda: ring("cancelled"))
+    alarms.call_at(now + 0.01, broken)
+    alarms.call_at(now + 0.03, lambda: ring("second"))
+    alarms.call_at(now, lambda: ring("first"))
+    alarms.cancel(cancelled)
+    assert done.wait(5), "the alarms stopped ringing"
+    assert rung == ["first", "second", "last"]
+    assert time.monotonic() - now >= 0.06  # not before its time
