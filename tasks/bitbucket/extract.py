@@ -17,7 +17,10 @@ wait for each other). They share the pacer and the OAuth token; an earlier attem
 bounds each listing until a page of it arrives (both start at once, as the members listing
 alone did when the listings were read one after the other).
 Whatever the timing, the extract's pages are in the same order: every response of the members
-listing as received, then every response of the permissions listing as received.
+listing as received, then every response of the permissions listing as received. Each page
+that arrives whole is normalised at once, in a thread of its own, while the listings wait
+for their next page (`normalise.PageDeriver`); the extract carries the results (`derived`),
+so the store need not parse the run's pages again.
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
 links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
