@@ -83,11 +83,7 @@ def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
     # The population is read once into DuckDB; only what the report shows leaves it.
     with temp_table(conn, "run_members", run_id=run_id) as population:
         if complete:
-            current = frame_of(
-                conn,
-                f"SELECT {_CURRENT_COLUMNS} FROM {population} "
-                "WHERE assessment = 'non-compliant' ORDER BY member_key",
-            )
+            current = frame_of(conn, _non_compliant(population, _CURRENT_COLUMNS))
             findings, opened, resolved = _findings_at(conn, run, current, previous_id)
         else:
             # Findings are only ever judged on a whole population.
@@ -141,12 +137,7 @@ def violation_changes(
     run, _policy = load_run(conn, run_id)
     if run.status != RunStatus.COMPLETE:
         return pd.DataFrame(columns=CHANGE_COLUMNS), pd.DataFrame(columns=CHANGE_COLUMNS)
-    current = frame_of(
-        conn,
-        f"SELECT {_CURRENT_COLUMNS} FROM ({sql_text('run_members')}) "
-        "WHERE assessment = 'non-compliant' ORDER BY member_key",
-        run_id=run_id,
-    )
+    current = frame_of(conn, _non_compliant(_run_members(), _CURRENT_COLUMNS), run_id=run_id)
     previous_id = first_row(conn, "previous_complete_run", run_id=run_id)
     _findings, opened, resolved = _findings_at(conn, run, current, previous_id)
     return opened, resolved
@@ -196,8 +187,19 @@ def _findings_at(
 
 def _non_compliant_keys(conn: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:
     """Member keys a run judged non-compliant, by run_members' own rules (no frame built)."""
-    sql = f"SELECT member_key FROM ({sql_text('run_members')}) WHERE assessment = 'non-compliant'"
+    sql = _non_compliant(_run_members(), "member_key")
     return {key for (key,) in conn.execute(sql, {"run_id": run_id}).fetchall()}
+
+
+def _run_members() -> str:
+    """A run's members (sql/run_members.sql, for $run_id), as a subquery."""
+    return f"({sql_text('run_members')})"
+
+
+def _non_compliant(members: str, columns: str) -> str:
+    """SELECT `columns` of the non-compliant members of `members` (a table, or
+    `_run_members()`), by member_key: the one spelling of "who is non-compliant"."""
+    return f"SELECT {columns} FROM {members} WHERE assessment = 'non-compliant' ORDER BY member_key"
 
 
 def sort_findings(rows: pd.DataFrame) -> pd.DataFrame:
