@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -29,21 +30,24 @@ for _name in list(os.environ):
 class BackgroundHarness:
     """Prefect's `prefect_test_harness`, entered once for the session on a thread of its own.
 
-    Starting the harness's temporary server takes about 10 s. It starts as soon as the
-    session knows it will need it, and the tests that use it run last, so the server boots
-    while the other tests run. The harness makes its settings the process-global settings
-    context, so flows run from the main thread use its server.
+    Starting the harness's temporary server takes about 8 s. It starts as soon as the session
+    knows it will need it, so the server boots while other tests run. The harness makes its
+    settings the process-global settings context, so flows run from the main thread use its
+    server. `announce`: a file to write the API URL (or the error) to once it is known, for
+    the pytest-xdist workers when the controller hosts the harness.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Path | None = None) -> None:
         self.ready = threading.Event()
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.api_url: str | None = None
+        self.announce = announce
         self.thread = threading.Thread(target=self._run, name="prefect-harness", daemon=True)
 
     def _run(self) -> None:
         from prefect.settings import (
+            PREFECT_API_BLOCKS_REGISTER_ON_START,
             PREFECT_API_URL,
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
             temporary_settings,
@@ -52,18 +56,29 @@ class BackgroundHarness:
 
         # Flow-run heartbeats (every 180 s) only matter to a long-lived server watching for
         # crashed runs; their thread makes every test flow run wait up to 1 s on exit.
-        no_heartbeats = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        # Registering every block type Python has imported costs the server ~2 s of CPU at
+        # start; a block that is saved registers its own type (Block.save), which is all the
+        # tests and bb2sv use.
+        settings = {
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+            PREFECT_API_BLOCKS_REGISTER_ON_START: False,
+        }
         try:
-            with (
-                temporary_settings(no_heartbeats),
-                prefect_test_harness(server_startup_timeout=120),
-            ):
+            with temporary_settings(settings), prefect_test_harness(server_startup_timeout=120):
                 self.api_url = PREFECT_API_URL.value()
+                self._announce({"url": self.api_url})
                 self.ready.set()
                 self.stop.wait()
         except BaseException as exc:  # surfaced to the tests that need the harness
             self.error = exc
+            self._announce({"error": repr(exc)})
             self.ready.set()
+
+    def _announce(self, message: dict[str, str]) -> None:
+        if self.announce is not None:
+            scratch = self.announce.with_name(f"{self.announce.name}.tmp")
+            scratch.write_text(json.dumps(message), encoding="utf-8")
+            scratch.replace(self.announce)
 
     def wait(self) -> None:
         if not self.ready.wait(timeout=180):
@@ -79,10 +94,10 @@ class BackgroundHarness:
 _HARNESS: BackgroundHarness | None = None
 
 
-def _start_harness() -> BackgroundHarness:
+def _start_harness(announce: Path | None = None) -> BackgroundHarness:
     global _HARNESS
     if _HARNESS is None:
-        _HARNESS = BackgroundHarness()
+        _HARNESS = BackgroundHarness(announce)
         _HARNESS.thread.start()
     return _HARNESS
 
@@ -91,10 +106,24 @@ def _needs_prefect(item: pytest.Item) -> bool:
     return "prefect_harness" in getattr(item, "fixturenames", ())
 
 
+def _controller_hosts_harness(config) -> bool:
+    """Under pytest-xdist with --dist loadscope, the controller runs the harness and every
+    worker uses its server (see `SharedPrefectHarness`)."""
+    return config.getvalue("dist") == "loadscope" and bool(config.getvalue("numprocesses"))
+
+
+_SHARED_HARNESS = "bb2sv_shared_prefect_harness"  # in a worker's workerinput: the above
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput[_SHARED_HARNESS] = _controller_hosts_harness(node.config)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """In one process: tests that need Prefect run last, and their harness starts now, in
-    the background. Under pytest-xdist, every test that needs Prefect goes to the first
-    worker (see `OnePrefectWorker`), which starts the one harness of the run."""
+    """In each process: tests that need Prefect run last. In one process, their harness starts
+    now, in the background. Under pytest-xdist, each worker lists them for the controller,
+    which starts the one harness of the run (see `SharedPrefectHarness`)."""
     items.sort(key=_needs_prefect)
     worker = getattr(config, "workerinput", None)
     if worker is not None:
@@ -103,36 +132,73 @@ def pytest_collection_modifyitems(session, config, items):
         scratch = listed.with_name(f"{listed.name}.{worker['workerid']}")
         scratch.write_text(json.dumps(names), encoding="utf-8")
         scratch.replace(listed)  # every worker lists the same tests; the file is whole
-        if worker["workerid"] != "gw0":
-            return
+        return
     if any(_needs_prefect(item) for item in items):
         _start_harness()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has stopped its workers
 def pytest_sessionfinish(session, exitstatus):
     if _HARNESS is not None:
         _HARNESS.close()
     if not hasattr(session.config, "workerinput") and _XDIST_RUN_ID in session.config.stash:
-        _prefect_tests_file(session.config.stash[_XDIST_RUN_ID]).unlink(missing_ok=True)
+        run_id = session.config.stash[_XDIST_RUN_ID]
+        _prefect_tests_file(run_id).unlink(missing_ok=True)
+        _harness_url_file(run_id).unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    """The session's one Prefect test harness (a temporary API and database); its API URL."""
-    harness = _start_harness()  # already booting, unless a test was sent here unplanned
-    harness.wait()
-    yield harness.api_url
+def _wait_for_announced_url(run_id: str) -> str:
+    announced = _harness_url_file(run_id)
+    deadline = time.monotonic() + 180
+    while not announced.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Prefect test harness did not start within 180 s")
+        time.sleep(0.05)
+    message = json.loads(announced.read_text(encoding="utf-8"))
+    if "error" in message:
+        raise RuntimeError(f"the Prefect test harness failed to start: {message['error']}")
+    return message["url"]
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(request):
+    """The session's one Prefect test harness (a temporary API and database); its API URL.
+
+    In one process the harness is already booting in the background and its settings are
+    the process's. Under pytest-xdist the controller runs it: this points the worker's
+    Prefect settings (this thread's and the process-global ones, as the harness does) at its
+    server for the module, so the module's tests and its module-scoped fixtures use it and
+    later modules in the worker do not."""
+    worker = getattr(request.config, "workerinput", None)
+    if worker is None or not worker.get(_SHARED_HARNESS):
+        harness = _start_harness()  # already booting, unless a test was sent here unplanned
+        harness.wait()
+        yield harness.api_url
+        return
+
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = _wait_for_announced_url(worker["testrunuid"])
+    with (
+        temporary_settings({PREFECT_API_URL: url}),
+        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
+    ):
+        yield url
 
 
 # pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU (its
-# server imports Prefect's and builds a SQLite database), so the tests that need it all go
-# to the first worker, as one unit of work handed out first; the others go out by module.
-_PREFECT_UNIT = "prefect-harness"
+# server imports Prefect's and builds a SQLite database), so the controller, which runs no
+# tests, starts it once it knows some tests need it, and every worker uses its server.
 _XDIST_RUN_ID = pytest.StashKey[str]()
 
 
 def _prefect_tests_file(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"bb2sv-tests-{run_id}.prefect.json"
+
+
+def _harness_url_file(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"bb2sv-tests-{run_id}.prefect-url.json"
 
 
 def pytest_configure(config):
@@ -147,26 +213,35 @@ def pytest_configure(config):
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
-    class OnePrefectWorker(LoadScopeScheduling):
-        """Units of work: the tests that need Prefect (to gw0, first), else one per module."""
+    class SharedPrefectHarness(LoadScopeScheduling):
+        """Units of work by module, as --dist loadscope. Once the workers have collected, the
+        controller starts the harness if some tests need it; until its server answers, the
+        workers get the modules that do not need it, then those that do, first."""
 
         def _split_scope(self, nodeid: str) -> str:
-            if not hasattr(self, "_prefect_tests"):
-                listed = _prefect_tests_file(config.stash[_XDIST_RUN_ID])
-                self._prefect_tests = set(json.loads(listed.read_text(encoding="utf-8")))
-            if nodeid in self._prefect_tests:
-                return _PREFECT_UNIT
+            if not hasattr(self, "_prefect_scopes"):
+                run_id = config.stash[_XDIST_RUN_ID]
+                listed = _prefect_tests_file(run_id)
+                tests = json.loads(listed.read_text(encoding="utf-8"))
+                self._prefect_scopes = {self._module_of(test) for test in tests}
+                if tests:
+                    _start_harness(announce=_harness_url_file(run_id))
+            return self._module_of(nodeid)
+
+        def _module_of(self, nodeid: str) -> str:
             return super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node) -> None:
-            if _PREFECT_UNIT in self.workqueue and len(self.workqueue) > 1:
-                # gw0 takes it first; the others take it only if nothing else is left
-                self.workqueue.move_to_end(_PREFECT_UNIT, last=node.gateway.id != "gw0")
+            ready = _HARNESS is not None and _HARNESS.ready.is_set()
+            for scope in self.workqueue:
+                if (scope in self._prefect_scopes) == ready:
+                    self.workqueue.move_to_end(scope, last=False)
+                    break
             super()._assign_work_unit(node)
 
-    if config.getvalue("dist") != "loadscope":
+    if not _controller_hosts_harness(config):
         return None  # another distribution asked for by name: xdist's own
-    return OnePrefectWorker(config, log)
+    return SharedPrefectHarness(config, log)
 
 
 @pytest.fixture
