@@ -244,6 +244,17 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedPrefectHarness(config, log)
 
 
+@pytest.fixture(autouse=True)
+def no_stop_left_behind():
+    """A stop (a SIGTERM, a Prefect cancellation, a time limit) is process-wide state
+    (`tasks.signals.STOP`): one that a test requested must not reach the next test that the
+    process runs. A collection clears it when it starts; bare extractions do not."""
+    yield
+    from tasks.signals import STOP
+
+    STOP.clear()
+
+
 @pytest.fixture
 def no_prefect_api():
     """No Prefect API configured (in this thread), whatever the session's harness set: what
