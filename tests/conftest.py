@@ -50,6 +50,8 @@ class BackgroundHarness:
             PREFECT_API_BLOCKS_REGISTER_ON_START,
             PREFECT_API_URL,
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
+            PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
             temporary_settings,
         )
         from prefect.testing.utilities import prefect_test_harness
@@ -62,6 +64,8 @@ class BackgroundHarness:
         settings = {
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
             PREFECT_API_BLOCKS_REGISTER_ON_START: False,
+            PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
+            PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
         }
         try:
             with temporary_settings(settings), prefect_test_harness(server_startup_timeout=120):
@@ -106,6 +110,13 @@ def _needs_prefect(item: pytest.Item) -> bool:
     return "prefect_harness" in getattr(item, "fixturenames", ())
 
 
+def _alone(module) -> bool:
+    """A test module that must have the Prefect server to itself under pytest-xdist sets
+    `PREFECT_SERVER_ALONE = True`: its SQLite database answers writes that meet with 503,
+    which tests of the shared budget would take for a busy server."""
+    return bool(getattr(module, "PREFECT_SERVER_ALONE", False))
+
+
 def _controller_hosts_harness(config) -> bool:
     """Under pytest-xdist with --dist loadscope, the controller runs the harness and every
     worker uses its server (see `SharedPrefectHarness`)."""
@@ -128,9 +139,10 @@ def pytest_collection_modifyitems(session, config, items):
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         names = [item.nodeid for item in items if _needs_prefect(item)]
+        alone = [item.nodeid for item in items if _needs_prefect(item) and _alone(item.module)]
         listed = _prefect_tests_file(worker["testrunuid"])
         scratch = listed.with_name(f"{listed.name}.{worker['workerid']}")
-        scratch.write_text(json.dumps(names), encoding="utf-8")
+        scratch.write_text(json.dumps({"tests": names, "alone": alone}), encoding="utf-8")
         scratch.replace(listed)  # every worker lists the same tests; the file is whole
         return
     if any(_needs_prefect(item) for item in items):
@@ -145,6 +157,7 @@ def pytest_sessionfinish(session, exitstatus):
         run_id = session.config.stash[_XDIST_RUN_ID]
         _prefect_tests_file(run_id).unlink(missing_ok=True)
         _harness_url_file(run_id).unlink(missing_ok=True)
+        _prefect_lock_file(run_id).unlink(missing_ok=True)
 
 
 def _wait_for_announced_url(run_id: str) -> str:
@@ -168,7 +181,8 @@ def prefect_harness(request):
     the process's. Under pytest-xdist the controller runs it: this points the worker's
     Prefect settings (this thread's and the process-global ones, as the harness does) at its
     server for the module, so the module's tests and its module-scoped fixtures use it and
-    later modules in the worker do not."""
+    later modules in the worker do not. Modules use it side by side, except one that needs
+    it alone (`_alone`)."""
     worker = getattr(request.config, "workerinput", None)
     if worker is None or not worker.get(_SHARED_HARNESS):
         harness = _start_harness()  # already booting, unless a test was sent here unplanned
@@ -176,20 +190,28 @@ def prefect_harness(request):
         yield harness.api_url
         return
 
+    import fcntl
+
     import prefect.context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     url = _wait_for_announced_url(worker["testrunuid"])
-    with (
-        temporary_settings({PREFECT_API_URL: url}),
-        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
-    ):
-        yield url
+    with open(_prefect_lock_file(worker["testrunuid"]), "a+b") as lock:
+        # The scheduler avoids waiting here (see below).
+        fcntl.flock(lock, fcntl.LOCK_EX if _alone(request.module) else fcntl.LOCK_SH)
+        with (
+            temporary_settings({PREFECT_API_URL: url}),
+            prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()
+            ),
+        ):
+            yield url
 
 
 # pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU (its
 # server imports Prefect's and builds a SQLite database), so the controller, which runs no
-# tests, starts it once it knows some tests need it, and every worker uses its server.
+# tests, starts it as the run starts (and stops it if no test needs it), and every worker
+# uses its server.
 _XDIST_RUN_ID = pytest.StashKey[str]()
 
 
@@ -199,6 +221,10 @@ def _prefect_tests_file(run_id: str) -> Path:
 
 def _harness_url_file(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"bb2sv-tests-{run_id}.prefect-url.json"
+
+
+def _prefect_lock_file(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"bb2sv-tests-{run_id}.prefect.lock"
 
 
 def pytest_configure(config):
@@ -214,33 +240,65 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedPrefectHarness(LoadScopeScheduling):
-        """Units of work by module, as --dist loadscope. Once the workers have collected, the
-        controller starts the harness if some tests need it; until its server answers, the
-        workers get the modules that do not need it, then those that do, first."""
+        """Units of work by module, as --dist loadscope, a module's tests that need Prefect
+        apart. The controller starts the harness at once (it boots while the workers
+        collect) and stops it if no test needs it. A unit that needs it goes to a worker
+        once its server answers, and one that needs it alone only when no other worker has
+        such a unit unfinished (nor one beside it); until then, the other units do."""
 
         def _split_scope(self, nodeid: str) -> str:
-            if not hasattr(self, "_prefect_scopes"):
-                run_id = config.stash[_XDIST_RUN_ID]
-                listed = _prefect_tests_file(run_id)
-                tests = json.loads(listed.read_text(encoding="utf-8"))
-                self._prefect_scopes = {self._module_of(test) for test in tests}
-                if tests:
-                    _start_harness(announce=_harness_url_file(run_id))
-            return self._module_of(nodeid)
+            if not hasattr(self, "_prefect_tests"):
+                listed = _prefect_tests_file(config.stash[_XDIST_RUN_ID])
+                found = json.loads(listed.read_text(encoding="utf-8"))
+                self._prefect_tests, self._alone_tests = set(found["tests"]), set(found["alone"])
+                self._prefect_scopes: set[str] = set()
+                self._alone_scopes: set[str] = set()
+                if not self._prefect_tests and _HARNESS is not None:
+                    _HARNESS.stop.set()  # not needed after all
+            module = super()._split_scope(nodeid)
+            if nodeid not in self._prefect_tests:
+                return module
+            # A module's tests that need Prefect are a unit of their own: the others need
+            # not wait for the server.
+            scope = f"{module} (Prefect)"
+            self._prefect_scopes.add(scope)
+            if nodeid in self._alone_tests:
+                self._alone_scopes.add(scope)
+            return scope
 
-        def _module_of(self, nodeid: str) -> str:
-            return super()._split_scope(nodeid)
+        def _prefect_elsewhere(self, node) -> dict[str, object]:
+            """The units that need Prefect which other workers have not finished: by whom."""
+            return {
+                scope: other
+                for other, units in self.assigned_work.items()
+                if other is not node
+                for scope, tests in units.items()
+                if scope in self._prefect_scopes and not all(tests.values())
+            }
+
+        def _can_run_now(self, scope: str, node) -> bool:
+            if _HARNESS is None or not _HARNESS.ready.is_set():
+                return False
+            elsewhere = self._prefect_elsewhere(node)
+            if scope in self._alone_scopes:
+                return not elsewhere
+            # Beside at most one other worker: the server and the SQLite file are shared.
+            return not elsewhere.keys() & self._alone_scopes and len(set(elsewhere.values())) < 2
 
         def _assign_work_unit(self, node) -> None:
-            ready = _HARNESS is not None and _HARNESS.ready.is_set()
-            for scope in self.workqueue:
-                if (scope in self._prefect_scopes) == ready:
-                    self.workqueue.move_to_end(scope, last=False)
-                    break
+            queue = list(self.workqueue)
+            prefect_now = [
+                s for s in queue if s in self._prefect_scopes and self._can_run_now(s, node)
+            ]
+            others = [s for s in queue if s not in self._prefect_scopes]
+            # Else only units that need Prefect are left: the worker waits for its turn.
+            chosen = (prefect_now or others or queue)[0]
+            self.workqueue.move_to_end(chosen, last=False)
             super()._assign_work_unit(node)
 
     if not _controller_hosts_harness(config):
         return None  # another distribution asked for by name: xdist's own
+    _start_harness(announce=_harness_url_file(config.stash[_XDIST_RUN_ID]))
     return SharedPrefectHarness(config, log)
 
 
