@@ -60,7 +60,10 @@ class BackgroundHarness:
         # crashed runs; their thread makes every test flow run wait up to 1 s on exit.
         # Registering every block type Python has imported costs the server ~2 s of CPU at
         # start; a block that is saved registers its own type (Block.save), which is all the
-        # tests and bb2sv use.
+        # tests and bb2sv use. The server's task-run recorder and event persister turn the
+        # events a run emits into task-run and event rows, which no test reads (flow runs,
+        # states, logs, artifacts, blocks, limits and automations are written by the API
+        # itself); their SQLite writes cost ~0.2 s of CPU per flow run and held up the API's.
         settings = {
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
             PREFECT_API_BLOCKS_REGISTER_ON_START: False,
@@ -210,8 +213,7 @@ def prefect_harness(request):
 
 # pytest-xdist: one Prefect harness for the whole run. Starting one costs ~8 s of CPU (its
 # server imports Prefect's and builds a SQLite database), so the controller, which runs no
-# tests, starts it as the run starts (and stops it if no test needs it), and every worker
-# uses its server.
+# tests, starts it (see `SharedPrefectHarness`), and every worker uses its server.
 _XDIST_RUN_ID = pytest.StashKey[str]()
 
 
@@ -241,10 +243,11 @@ def pytest_xdist_make_scheduler(config, log):
 
     class SharedPrefectHarness(LoadScopeScheduling):
         """Units of work by module, as --dist loadscope, a module's tests that need Prefect
-        apart. The controller starts the harness at once (it boots while the workers
-        collect) and stops it if no test needs it. A unit that needs it goes to a worker
-        once its server answers, and one that needs it alone only when no other worker has
-        such a unit unfinished (nor one beside it); until then, the other units do."""
+        apart. For the whole suite the controller starts the harness at once (it boots while
+        the workers collect), else once the workers have collected and some test needs it.
+        A unit that needs it goes to a worker once its server answers, and one that needs it
+        alone only when no other worker has such a unit unfinished (nor one beside it);
+        until then, the other units do."""
 
         def _split_scope(self, nodeid: str) -> str:
             if not hasattr(self, "_prefect_tests"):
@@ -255,6 +258,8 @@ def pytest_xdist_make_scheduler(config, log):
                 self._alone_scopes: set[str] = set()
                 if not self._prefect_tests and _HARNESS is not None:
                     _HARNESS.stop.set()  # not needed after all
+                elif self._prefect_tests:
+                    _start_harness(announce=_harness_url_file(config.stash[_XDIST_RUN_ID]))
             module = super()._split_scope(nodeid)
             if nodeid not in self._prefect_tests:
                 return module
@@ -298,7 +303,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     if not _controller_hosts_harness(config):
         return None  # another distribution asked for by name: xdist's own
-    _start_harness(announce=_harness_url_file(config.stash[_XDIST_RUN_ID]))
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS:  # the whole suite
+        _start_harness(announce=_harness_url_file(config.stash[_XDIST_RUN_ID]))
     return SharedPrefectHarness(config, log)
 
 
