@@ -24,7 +24,7 @@ demo: $(STAMP)
 # The suite in TEST_WORKERS processes (pytest-xdist), handed out by module: the controller
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
-# emulated latency (measured: 75 s with 3, 94 s with 2, 81 s with 4).
+# emulated latency (measured: 75-77 s with 3, 81 s with 4, 94 s with 2).
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
