@@ -21,10 +21,10 @@ $(STAMP): requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bb2sv demo
 
-# The suite in TEST_WORKERS processes (pytest-xdist): the tests that need Prefect all run in
-# the first, which starts the run's one Prefect harness; the others are handed out by module
-# (tests/conftest.py). Three on 2 cores: a third process runs while others wait on sockets,
-# subprocesses and emulated latency (measured: 82 s with 3, 93 s with 2, 92 s with 4).
+# The suite in TEST_WORKERS processes (pytest-xdist), handed out by module: the controller
+# starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
+# Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
+# emulated latency (measured: 75-77 s with 3, 81 s with 4, 94 s with 2).
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope

@@ -15,9 +15,11 @@ from tasks.policy import DEFAULT_POLICY
 
 
 def test_many_reopened_writes_stay_readable(db_path, synth):
-    for day in range(12):
+    # The old check refused the file from the third run on, at any population: what each
+    # round costs is opening the file, not its members.
+    for day in range(8):
         extract = synth.make_extract(
-            f"ws-{day % 4}", synth.synthetic_members(1500), day=date(2026, 3, 1) + timedelta(day)
+            f"ws-{day % 4}", synth.synthetic_members(300), day=date(2026, 3, 1) + timedelta(day)
         )
         with EvidenceStore.open(db_path) as store:
             store.record_run(extract, policy=DEFAULT_POLICY)
@@ -25,4 +27,4 @@ def test_many_reopened_writes_stay_readable(db_path, synth):
             (runs,) = store.conn.execute("select count(*) from collection_runs").fetchall()[0]
         assert runs == day + 1
     result = verify_chain(db_path)
-    assert result.ok and result.runs_checked == 12
+    assert result.ok and result.runs_checked == 8

@@ -17,6 +17,9 @@ from tasks.bitbucket.ratelimit import RequestPacer
 from tasks.shared_budget import SharedBudget, ensure_budget_limit, pacer_for_run
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+# Under pytest-xdist, no other test process uses the Prefect server meanwhile: its SQLite
+# database answers writes that meet with 503, and here a real 503 would be a busy server.
+PREFECT_SERVER_ALONE = True
 
 TOKEN = "tok-shared-budget-Q7"
 
