@@ -308,17 +308,6 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedPrefectHarness(config, log)
 
 
-@pytest.fixture(autouse=True)
-def no_stop_left_behind():
-    """A stop (a SIGTERM, a Prefect cancellation, a time limit) is process-wide state
-    (`tasks.signals.STOP`): one that a test requested must not reach the next test that the
-    process runs. A collection clears it when it starts; bare extractions do not."""
-    yield
-    from tasks.signals import STOP
-
-    STOP.clear()
-
-
 @pytest.fixture
 def no_prefect_api():
     """No Prefect API configured (in this thread), whatever the session's harness set: what
@@ -331,10 +320,13 @@ def no_prefect_api():
 
 @pytest.fixture(autouse=True)
 def no_stop_left_over():
-    """Each test starts with no stop requested. A collection that a test stops (a signal, a
-    time limit) leaves the process-wide STOP set, as it should: in production the process
-    then exits. The next test in this worker must not inherit it."""
+    """A stop (a SIGTERM, a Prefect cancellation, a time limit) is process-wide state
+    (`tasks.signals.STOP`): one that a test requested must not reach the next test (nor a
+    module fixture's teardown) that the process runs. A collection clears it when it starts,
+    and leaves it set when it was stopped, as it should (in production the process then
+    exits); bare extractions and other waits do not clear it."""
     from tasks.signals import STOP
 
     STOP.clear()
     yield
+    STOP.clear()
