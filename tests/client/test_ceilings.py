@@ -135,7 +135,10 @@ def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_set
     members = [page.status_code for page in extract.pages if page.listing == "members"]
     assert members == [200]  # and what the permissions listing had read by then, all kept
     assert {page.status_code for page in extract.pages} == {200}
-    assert extract.request_count == emu.request_count - before
+    # Every request sent is counted. The permissions listing may have one in flight when the
+    # stop cuts its connection: whether the emulator read it before the cut is a race.
+    seen = emu.request_count - before
+    assert seen <= extract.request_count <= seen + 1
 
 
 def test_a_stop_ends_both_listings_in_flight(emu, make_settings):
