@@ -221,8 +221,9 @@ class BitbucketClient:
                 "GET", url, timeout=timeout, extensions={"trace": self._inflight.trace}
             )
             sent = Outcome(attempt, refreshed, read_timeout=timeout.read)
+            slowdowns = self._pacer.slowdowns
             outcome, fetched = self._attempt(request, listing, sent, seconds)
-            self._note_near_limit(outcome.near_limit)
+            self._note_near_limit(outcome.near_limit, slowdowns)
             decision = classify(outcome, context, now=self._clock.now())
             if isinstance(decision, Done):
                 assert fetched is not None
@@ -407,7 +408,7 @@ class BitbucketClient:
         self.pages.append(page)
         return page
 
-    def _note_near_limit(self, near: str | None) -> None:
+    def _note_near_limit(self, near: str | None, slowdowns_when_sent: int) -> None:
         if near is None:
             return  # only access-token callers get these headers: keep the current pace
         if near.strip().lower() == "true":
@@ -420,7 +421,7 @@ class BitbucketClient:
                 )
                 self._pacer.slow_down(interval)
         elif self._pacer.slowed:
-            self._pacer.relax()
+            self._pacer.relax(slowdowns_when_sent)
 
 
 def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:

@@ -32,6 +32,9 @@ class RequestPacer:
         self.window = window
         self._slots: deque[float] = deque()  # booked request times, non-decreasing
         self._min_interval = 0.0
+        # How many times the pace was slowed: a response to a request sent before the
+        # latest slow-down says nothing about the limit now (see `relax`).
+        self.slowdowns = 0
         self._lock = threading.Lock()
 
     @property
@@ -61,10 +64,15 @@ class RequestPacer:
     def slow_down(self, interval: float) -> None:
         with self._lock:
             self._min_interval = max(0.0, interval)
+            self.slowdowns += 1
 
-    def relax(self) -> None:
+    def relax(self, slowdowns_when_sent: int) -> None:
+        """Back to the full pace, on a response without NearLimit, unless the pace was slowed
+        after its request was sent (`slowdowns` then): listings read at once, an older
+        request's answer may arrive after a newer one said the limit is near."""
         with self._lock:
-            self._min_interval = 0.0
+            if self.slowdowns == slowdowns_when_sent:
+                self._min_interval = 0.0
 
 
 _PACERS: dict[tuple[str, str, int], RequestPacer] = {}

@@ -48,9 +48,12 @@ def test_pacer_sliding_window_and_slow_down():
     assert [pacer.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert pacer.reserve(10.0) == 90.0  # fourth waits for the first to leave the window
     assert pacer.reserve(150.0) == 0.0
+    before = pacer.slowdowns  # a request sent now, answered after the slow-down below
     pacer.slow_down(5.0)
     assert pacer.slowed and pacer.reserve(150.0) == 5.0
-    pacer.relax()
+    pacer.relax(before)  # its answer lacks NearLimit, but it was sent before: still slowed
+    assert pacer.slowed
+    pacer.relax(pacer.slowdowns)  # a request sent after the slow-down: the limit is clear
     assert not pacer.slowed
 
 
