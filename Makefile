@@ -24,7 +24,8 @@ demo: $(STAMP)
 # The suite in TEST_WORKERS processes (pytest-xdist), handed out by module: the controller
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
-# emulated latency (measured: 75-77 s with 3, 81 s with 4, 94 s with 2).
+# emulated latency (measured on 2 cores: 73-76 s with 3, 76-79 s on a fresh clone, which
+# compiles every module in every process; 76-81 s with 4; 94 s with 2).
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
