@@ -106,8 +106,10 @@ def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
             "`bb2sv verify` shows what else differs."
         )
     for name in shipped_tables():
-        conn.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {stored_table(name)}')
-    create_views(conn)
+        conn.execute(
+            f'CREATE VIEW "{name}" WITH (DEFER_BINDING) AS SELECT * FROM {stored_table(name)}'
+        )
+    create_views(conn, defer_binding=True)
 
 
 def foreign_macros(found: dict[CatalogKey, str]) -> list[str]:
