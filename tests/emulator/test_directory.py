@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from emulator import Emulator, OrgSpec, Scenario, WorkspaceSpec, run_emulator
+from tasks.bitbucket.tls import tls_context
 
 DAY = date(2026, 11, 27)
 
@@ -34,7 +35,7 @@ def org(emu: Emulator):
     """httpx client with the organization API key, rooted at the directory's users URL."""
     url = f"{emu.admin_api_url}/admin/v2/orgs/{emu.org_id}/directories/-/users"
     headers = {"Authorization": f"Bearer {emu.admin_api_key}"}
-    with httpx.Client(headers=headers, timeout=10) as client:
+    with httpx.Client(headers=headers, timeout=10, verify=tls_context()) as client:
         yield client, url
 
 
