@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,3 +129,31 @@ def test_serve_blocks_prints_how_to_connect_and_stops_on_ctrl_c() -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_small_answers_on_a_kept_alive_connection_are_not_held_back() -> None:
+    """Nagle's algorithm is off on the emulator's connections, as on a real API server's: a
+    small response (headers and body written apart) is not held until the client's delayed
+    ACK, which made each one take ~40 ms after the first on a connection. Measured on the
+    socket, request by request; the bound is ten times what a held-back answer shows."""
+    with run_emulator([WorkspaceSpec("acme", members=2)]) as emu:
+        host, port = emu.base_url.split("//")[1].split("/")[0].split(":")
+        request = (
+            f"GET /2.0/user HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {emu.admin_token}\r\n\r\n"
+        ).encode()
+        took = []
+        with socket.create_connection((host, int(port))) as connection:
+            for _ in range(6):
+                began = time.perf_counter()
+                connection.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += connection.recv(65536)
+                head, body = answer.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+                while len(body) < length:
+                    body += connection.recv(65536)
+                took.append(time.perf_counter() - began)
+                assert head.startswith(b"HTTP/1.1 200")
+    assert sorted(took)[len(took) // 2] < 0.02, [f"{t * 1000:.1f} ms" for t in took]
