@@ -25,6 +25,10 @@ def members_requests(emu) -> int:
     return sum(path.endswith("/members") for path in emu.request_paths())
 
 
+def permissions_requests(emu) -> int:
+    return sum(path.endswith("/permissions") for path in emu.request_paths())
+
+
 @pytest.fixture(autouse=True)
 def no_stop_left_behind():
     STOP.clear()
@@ -58,6 +62,19 @@ def test_the_retry_deadline_bounds_a_dripping_page(emu, make_settings, collect, 
 
 def test_attempts_per_page_are_capped(emu, make_settings, collect, clock):
     emu.set_scenario(Scenario(html_errors=1000, fault_listing="permissions"))
+    asked, backoff = members_requests(emu), clock.sleep
+
+    def backoff_once_members_were_asked_for(seconds: float) -> None:
+        # The backoffs cost no time (FakeClock), so the permissions listing could give up,
+        # and stop the members listing, before that one asked for its three pages. Each
+        # backoff first waits (really, 5 s at most) until it has; a page asked for when the
+        # stop comes is still answered and kept.
+        deadline = time.monotonic() + 5
+        while members_requests(emu) - asked < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        backoff(seconds)
+
+    clock.sleep = backoff_once_members_were_asked_for
     extract = collect(make_settings(max_attempts=3), "acme", clock=clock)
     assert (extract.status, extract.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.TRANSIENT)
     assert [page.status_code for page in extract.pages] == [200, 200, 200, 502, 502, 502]
@@ -125,9 +142,13 @@ def stop_when(ready, background: tuple[threading.Thread, list], signal: str = "S
 def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_settings):
     """A real wait (SystemClock) on a 30 s response: the stop ends it at once."""
     emu.set_scenario(Scenario(slow_responses=1, slow_s=30, fault_listing="members", fault_after=1))
-    before, asked = emu.request_count, members_requests(emu)
+    before, asked, listed = emu.request_count, members_requests(emu), permissions_requests(emu)
+    # The stop comes once the second members page is on its way (slowly) and the emulator
+    # has the permissions listing's last request (acme: 3 pages): a stop that came as that
+    # listing began a request could cut it before the request left the client, which counts
+    # the attempt while the emulator never sees it.
     extract = stop_when(
-        lambda: members_requests(emu) - asked >= 2,  # the second members page, slowly
+        lambda: members_requests(emu) - asked >= 2 and permissions_requests(emu) - listed >= 3,
         extract_in_background(make_settings(read_timeout=60, response_deadline=60)),
     )
     assert "stopped by SIGTERM while reading members of workspace 'acme' at page 2" in (
@@ -136,8 +157,8 @@ def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_set
     members = [page.status_code for page in extract.pages if page.listing == "members"]
     assert members == [200]  # and what the permissions listing had read by then, all kept
     assert {page.status_code for page in extract.pages} == {200}
-    # The emulator counts a request when it dispatches it: one that the stop cut just after
-    # it was sent (the permissions listing's, say) may be dispatched after the extract ended.
+    # The emulator counts a request when it dispatches it: the permissions listing's last
+    # one may be dispatched a moment after the stop ended the extract.
     settled = time.monotonic() + 5
     while emu.request_count - before < extract.request_count and time.monotonic() < settled:
         time.sleep(0.01)
