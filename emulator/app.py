@@ -70,7 +70,9 @@ def error(
 
 class EmulatorHeaders:
     """ASGI middleware: counts requests (and logs their paths), adds `X-Bb2sv-Emulator: 1`,
-    applies `latency_s`."""
+    applies `latency_s`: a response starts no sooner than `latency_s` after its request
+    arrived, the emulator's own work included, as a real server's latency includes its work
+    (building a 100-member page takes the emulator a few ms that Bitbucket's would not add)."""
 
     def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app, self.state = app, state
@@ -80,12 +82,13 @@ class EmulatorHeaders:
             await self.app(scope, receive, send)
             return
         self.state.count_request(scope["path"])
+        arrived = time.monotonic()
         latency = self.state.scenario.latency_s
-        if latency:
-            await self.state.pause(latency)  # async: other requests keep flowing
 
         async def send_marked(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if latency:  # async: other requests keep flowing
+                    await self.state.pause(latency - (time.monotonic() - arrived))
                 headers = [*message.get("headers", []), (b"x-bb2sv-emulator", b"1")]
                 message = {**message, "headers": headers}
             await send(message)

@@ -43,7 +43,8 @@ class Scenario:
     """How the emulated API misbehaves. Every field defaults to "healthy".
 
     Always on (every request):
-    - `latency_s`: delay added to every response (async: concurrent requests are not held up).
+    - `latency_s`: how long every response takes at least, the emulator's own work included
+      (async: concurrent requests are not held up).
     - `hourly_budget`: requests allowed per credential in a rolling hour (real time); beyond
       it, 429 "Rate limit for this resource has been exceeded" with `Retry-After` (seconds
       until a request leaves the window, shaped by `retry_after`). None = unlimited; when set,
