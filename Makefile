@@ -24,8 +24,9 @@ demo: $(STAMP)
 # The suite in TEST_WORKERS processes (pytest-xdist), handed out by module: the controller
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
-# emulated latency (measured on 2 cores: 73-76 s with 3, 76-79 s on a fresh clone, which
-# compiles every module in every process; 76-81 s with 4; 94 s with 2).
+# emulated latency (measured on 2 cores, 2026-11-28: 71.6-73 s with 3 on a tree that ran
+# before, 73.9-74.8 s on a fresh clone, which compiles and rewrites every test module in
+# every process; 80 s with 4; 82 s with 2). About 130 s of CPU: the floor on 2 cores is ~65 s.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
