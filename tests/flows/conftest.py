@@ -9,6 +9,7 @@ from emulator import WorkspaceSpec, run_emulator
 WORKSPACES = [
     WorkspaceSpec("alpha", members=120, seed=11),
     WorkspaceSpec("beta", members=230, seed=12),
+    WorkspaceSpec("gamma", members=60, seed=13),  # one page per listing
 ]
 
 
