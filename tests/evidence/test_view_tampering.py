@@ -147,6 +147,24 @@ def test_a_table_replaced_by_a_view_is_refused(filled, synth):
         EvidenceStore.open(filled, read_only=True)
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE member_run_states RENAME COLUMN two_step_state TO state",
+        "ALTER TABLE member_identities DROP COLUMN nickname",
+    ],
+)
+def test_a_table_whose_columns_were_changed_is_an_integrity_failure(filled, synth, statement):
+    """Not "could not open": the shipped views cannot bind to the changed table, and the
+    reader (reports, `bb2sv query`, verify) says which table is no longer bb2sv's."""
+    table = statement.split()[2]
+    tamper(filled, synth, statement)
+    with pytest.raises(IntegrityError, match=f"tables that are not bb2sv's \\({table}:"):
+        EvidenceStore.open(filled, read_only=True)
+    with pytest.raises(IntegrityError, match=table):
+        verify_chain(filled)
+
+
 def test_a_writable_open_restores_the_shipped_views(filled, synth):
     tamper(filled, synth, "CREATE OR REPLACE VIEW findings AS SELECT 1 AS nothing")
     assert problems_of(filled)
