@@ -45,6 +45,13 @@ EVIDENCE = "evidence"  # the name the evidence file is attached under
 _CATALOG_SQL = Path(__file__).parent / "catalog" / "catalog_objects.sql"
 
 CatalogKey = tuple[str, str]  # (kind, name), e.g. ("view", "findings")
+TableColumn = tuple[str, str, str]  # (table, column, type)
+_TABLE_COLUMNS = """
+    SELECT c.table_name, c.column_name, c.data_type
+    FROM duckdb_columns() AS c
+    JOIN duckdb_tables() AS t USING (database_name, schema_name, table_name)
+    WHERE c.database_name = ?
+"""
 
 
 def stored_table(name: str) -> str:
@@ -63,8 +70,9 @@ def read_catalog(conn: duckdb.DuckDBPyConnection, database: str) -> dict[Catalog
 
 
 @cache
-def shipped_catalog() -> dict[CatalogKey, str]:
-    """The catalog this bb2sv creates: every migration and view file on an empty file.
+def _shipped() -> tuple[dict[CatalogKey, str], frozenset[TableColumn]]:
+    """The catalog this bb2sv creates (every migration and view file on an empty file), and
+    its tables' columns.
 
     Written to a temporary file and read back attached, as an evidence file is: DuckDB
     renders some definitions differently once they went through storage (a TIMESTAMP cast
@@ -80,9 +88,19 @@ def shipped_catalog() -> dict[CatalogKey, str]:
         reader = in_memory(external_access=True)
         try:
             reader.execute(f"ATTACH {path_literal(scratch)} AS shipped (READ_ONLY)")
-            return read_catalog(reader, "shipped")
+            return read_catalog(reader, "shipped"), frozenset(table_columns(reader, "shipped"))
         finally:
             reader.close()
+
+
+def shipped_catalog() -> dict[CatalogKey, str]:
+    """(kind, name) → SQL text of every object of the catalog this bb2sv creates."""
+    return _shipped()[0]
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, database: str) -> set[TableColumn]:
+    """(table, column, type) of every table of `database`."""
+    return set(conn.execute(_TABLE_COLUMNS, [database]).fetchall())
 
 
 def shipped_tables() -> list[str]:
@@ -92,18 +110,23 @@ def shipped_tables() -> list[str]:
 def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
     """In the connection's own (in-memory) database: a view per evidence table that reads the
     attached file's table, then the shipped views and macros on top of them."""
-    present = {
-        name
-        for (name,) in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [EVIDENCE]
-        ).fetchall()
-    }
+    found = table_columns(conn, EVIDENCE)
+    present = {table for table, _column, _type in found}
     missing = [name for name in shipped_tables() if name not in present]
     if missing:
         raise IntegrityError(
             f"The evidence file has no table {', '.join(missing)} (it was dropped or replaced "
             "by something else), so bb2sv will not read it. Restore the file from a backup; "
             "`bb2sv verify` shows what else differs."
+        )
+    # The views are bound when a query uses them: a column renamed, dropped or retyped in
+    # the file would otherwise surface as a Binder Error in some later query.
+    changed = sorted({table for table, _column, _type in _shipped()[1] - found})
+    if changed:
+        raise IntegrityError(
+            f"The evidence file's table {', '.join(changed)} lacks columns bb2sv's has "
+            "(renamed, dropped or retyped), so bb2sv will not read it. It was edited or "
+            "damaged: restore it from a backup."
         )
     for name in shipped_tables():
         conn.execute(

@@ -116,7 +116,10 @@ def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> R
         conn.close()
 
 
-_PRIVATE: dict[int, duckdb.DuckDBPyConnection] = {}  # by process id: a fork starts its own
+# By process id: a forked child makes its own. The parent's stays referenced in the child:
+# dropping it there would run DuckDB's shutdown, which waits for threads the fork did not
+# copy (the child hangs).
+_PRIVATE: dict[int, duckdb.DuckDBPyConnection] = {}
 _PRIVATE_LOCK = threading.Lock()
 
 

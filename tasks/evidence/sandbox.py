@@ -22,9 +22,8 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.evidence.catalog import EVIDENCE, catalog_problems, create_shipped
+from tasks.evidence.catalog import EVIDENCE, create_shipped
 from tasks.evidence.connection import in_memory, path_literal, translate, wait_for_lock
-from tasks.evidence.errors import IntegrityError
 
 __all__ = ["attach_read_only", "open_sandboxed", "sandbox"]
 
@@ -69,26 +68,7 @@ def _closed_on_failure(conn: duckdb.DuckDBPyConnection, path: Path) -> Iterator[
     try:
         yield
     except BaseException as exc:
-        found = _tables_changed(conn, exc)
         conn.close()
-        if found:
-            raise IntegrityError(
-                f"The evidence file {path} has tables that are not bb2sv's ({', '.join(found)}: "
-                "a column renamed, dropped or retyped), so the shipped views cannot read it. It "
-                "was edited or damaged: restore it from a backup."
-            ) from None
         if isinstance(exc, duckdb.Error):
             raise translate(exc, path, action="open") from None
         raise
-
-
-def _tables_changed(conn: duckdb.DuckDBPyConnection, exc: BaseException) -> list[str]:
-    """The file's tables that differ from the shipped ones, when the shipped views failed to
-    bind against them, else []."""
-    if not isinstance(exc, duckdb.BinderException | duckdb.CatalogException):
-        return []
-    try:
-        problems = catalog_problems(conn)
-    except duckdb.Error:
-        return []
-    return [problem.split()[1] for problem in problems if problem.startswith("table ")]
