@@ -25,20 +25,21 @@ import duckdb
 from tasks.evidence.catalog import EVIDENCE, create_shipped
 from tasks.evidence.connection import in_memory, path_literal, translate, wait_for_lock
 
-__all__ = ["attach_read_only", "open_sandboxed", "sandbox"]
+__all__ = ["attach", "open_sandboxed", "sandbox"]
 
 
 def open_sandboxed(
     path: Path, *, lock_timeout_s: float, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
     """The file attached read-only under the shipped catalog, locked down (see above)."""
-    return sandbox(attach_read_only(path, lock_timeout_s=lock_timeout_s), path, threads=threads)
+    attached = attach(path, read_only=True, lock_timeout_s=lock_timeout_s)
+    return sandbox(attached, path, threads=threads)
 
 
 def sandbox(
     conn: duckdb.DuckDBPyConnection, path: Path, *, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An `attach_read_only` connection given the shipped catalog, then locked down."""
+    """A read-only `attach` connection given the shipped catalog, then locked down."""
     with _closed_on_failure(conn, path):
         if threads is not None:
             conn.execute(f"SET threads = {int(threads)}")
@@ -47,17 +48,20 @@ def sandbox(
     return conn
 
 
-def attach_read_only(path: Path, *, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
-    """A private in-memory database with the file attached read-only as `evidence` and no
-    file access beyond it; its catalog is empty and its configuration still open."""
+def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """A private in-memory database with the file attached as `evidence` (read-only, or
+    writable for the one writer) and no file access beyond it; its catalog is empty and its
+    configuration still open. The file's catalog is not on the search path until the
+    caller, having inspected it, says `USE evidence`."""
     conn = in_memory(external_access=True)  # only until the file is attached
+    mode = " (READ_ONLY)" if read_only else ""
     with _closed_on_failure(conn, path):
         wait_for_lock(
-            lambda: conn.execute(f"ATTACH {path_literal(path)} AS {EVIDENCE} (READ_ONLY)"),
+            lambda: conn.execute(f"ATTACH {path_literal(path)} AS {EVIDENCE}{mode}"),
             path,
             lock_timeout_s,
         )
-        # Spill where a read-only connection to the file would (next to it), not the cwd.
+        # Spill where a connection to the file would (next to it), not the cwd.
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")
     return conn

@@ -49,7 +49,7 @@ from tasks.evidence.errors import (
 )
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import COLUMNS, RunRecord
-from tasks.evidence.sandbox import attach_read_only, sandbox
+from tasks.evidence.sandbox import attach, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.evidence.signing import store_signature
 from tasks.normalise import observations_table
@@ -89,39 +89,20 @@ class EvidenceStore:
                 f"{path} is a directory, not an evidence file. Pass the file's path with --db "
                 f"(e.g. {path / 'evidence.duckdb'})."
             )
-        deadline = time.monotonic() + lock_timeout_s
         created = not path.exists()
         as_shipped = False  # the file's catalog is exactly the shipped one
-        if not created:
-            if not has_duckdb_header(path):
-                raise NotAnEvidenceFile(
-                    f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv "
-                    "evidence file. Check --db; the file was left unchanged."
-                )
-            # Inspected attached, so nothing stored in the file takes part in reading it.
-            attached = attach_read_only(path, lock_timeout_s=lock_timeout_s)
-            try:
-                version = _inspect(attached, path)
-                if read_only:
-                    _require_latest(version, path)
-                    # Reads go on through this connection, under the shipped catalog.
-                    return cls(sandbox(attached, path), path, read_only=True)
-                found = read_catalog(attached, EVIDENCE)
-                _refuse_planted_macros(found, path)
-                as_shipped = not catalog_problems(attached, found)
-            except BaseException:
-                attached.close()
-                raise
-            attached.close()
-        elif read_only:
-            raise EvidenceError(
-                f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) first, "
-                "or pass --db with the right path."
-            )
-        remaining = max(0.0, deadline - time.monotonic())
-        conn = connect(path, read_only=False, lock_timeout_s=remaining)
         if created:
+            if read_only:
+                raise EvidenceError(
+                    f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) "
+                    "first, or pass --db with the right path."
+                )
+            conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
             os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
+        else:
+            conn, as_shipped = _attach_inspected(path, read_only, lock_timeout_s)
+            if read_only:
+                return cls(conn, path, read_only=True)
         try:
             commit_by_checkpoint(conn)
             migrate(conn, views=not as_shipped)
@@ -321,6 +302,44 @@ def new_run_id(extract: WorkspaceExtract) -> str:
     """Readable and time-ordered: `20261127T020000Z-acme-1f3a9c2e`."""
     stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
+
+
+def _attach_inspected(
+    path: Path, read_only: bool, lock_timeout_s: float
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """An existing file attached and inspected (`_inspect`; for the writer also its
+    catalog), so nothing stored in the file takes part in reading it. A reader gets the
+    sandbox; the writer the same connection with the file as its current database (so
+    nothing can change the file between the inspection and the writing) and whether the
+    file's catalog is exactly the shipped one."""
+    if not has_duckdb_header(path):
+        raise NotAnEvidenceFile(
+            f"{path} is not a DuckDB file (no DuckDB header), so it is not a bb2sv "
+            "evidence file. Check --db; the file was left unchanged."
+        )
+    deadline = time.monotonic() + lock_timeout_s
+    # A writable ATTACH replays a write-ahead log (left by a writer that crashed) into the
+    # file at once, before a file that must be refused could be: such a file is inspected
+    # read-only first.
+    wal_left = Path(f"{path}.wal").exists()
+    conn = attach(path, read_only=read_only or wal_left, lock_timeout_s=lock_timeout_s)
+    try:
+        version = _inspect(conn, path)
+        if read_only:
+            _require_latest(version, path)
+            return sandbox(conn, path), True  # reads go on under the shipped catalog
+        found = read_catalog(conn, EVIDENCE)
+        _refuse_planted_macros(found, path)
+        as_shipped = not catalog_problems(conn, found)
+        if wal_left:
+            conn.close()
+            remaining = max(0.0, deadline - time.monotonic())
+            conn = attach(path, read_only=False, lock_timeout_s=remaining)
+        conn.execute(f"USE {EVIDENCE}")  # the writer's SQL names the file's tables
+    except BaseException:
+        conn.close()
+        raise
+    return conn, as_shipped
 
 
 def _inspect(conn: duckdb.DuckDBPyConnection, path: Path) -> int:
