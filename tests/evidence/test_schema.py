@@ -132,26 +132,23 @@ def test_newer_schema_is_refused_and_file_untouched(synth, db_path, read_only):
     assert file_hash(db_path) == before
 
 
-def crashed_with_wal(synth, source: Path, target: Path, *statements: str) -> Path:
-    """`target`: `source` as a writer that ran `statements` and then crashed leaves it, the
-    last commit only in the write-ahead log (copied while the writer still holds them)."""
-    conn = synth.plain_connect(source)
+def crashed_with_wal(synth, db_path: Path, statement: str) -> Path:
+    """A stored file as a writer that ran `statement` and then crashed leaves it: the last
+    commit only in the write-ahead log (copied while the writer still holds them)."""
+    conn = synth.plain_connect(stored_file(db_path, synth))
     conn.execute("SET checkpoint_threshold = '1GB'")  # the commit stays in the log
-    for statement in statements:
-        conn.execute(statement)
-    shutil.copyfile(source, target)
-    shutil.copyfile(f"{source}.wal", f"{target}.wal")
+    conn.execute(statement)
+    crashed = db_path.with_name("crashed.duckdb")
+    shutil.copyfile(db_path, crashed)
+    shutil.copyfile(f"{db_path}.wal", f"{crashed}.wal")
     conn.close()
-    return target
+    return crashed
 
 
-def test_a_refused_file_keeps_the_log_a_crashed_writer_left(synth, db_path, tmp_path):
+def test_a_refused_file_keeps_the_log_a_crashed_writer_left(synth, db_path):
     """A writable ATTACH would replay the log into the file before it could be refused."""
-    stored_file(db_path, synth)
-    crashed = crashed_with_wal(
-        synth, db_path, tmp_path / "crashed.duckdb",
-        "INSERT INTO schema_version VALUES (99, 'from_the_future', now())",
-    )  # fmt: skip
+    future = "INSERT INTO schema_version VALUES (99, 'from_the_future', now())"
+    crashed = crashed_with_wal(synth, db_path, future)
     wal = Path(f"{crashed}.wal")
     before = file_hash(crashed), file_hash(wal)
     with pytest.raises(SchemaTooNew, match="schema version 99"):
@@ -159,12 +156,9 @@ def test_a_refused_file_keeps_the_log_a_crashed_writer_left(synth, db_path, tmp_
     assert (file_hash(crashed), file_hash(wal)) == before
 
 
-def test_the_writer_recovers_what_a_crashed_writer_committed_to_the_log(synth, db_path, tmp_path):
-    stored_file(db_path, synth)
-    crashed = crashed_with_wal(
-        synth, db_path, tmp_path / "crashed.duckdb",
-        "UPDATE collection_runs SET error = 'committed before the crash'",
-    )  # fmt: skip
+def test_the_writer_recovers_what_a_crashed_writer_committed_to_the_log(synth, db_path):
+    edit = "UPDATE collection_runs SET error = 'committed before the crash'"
+    crashed = crashed_with_wal(synth, db_path, edit)
     with EvidenceStore.open(crashed) as store:
         errors = store.conn.execute("SELECT DISTINCT error FROM collection_runs").fetchall()
     assert errors == [("committed before the crash",)]
