@@ -68,6 +68,20 @@ def test_new_file_has_schema_settings_and_duckdb_14_storage(db_path):
     assert storage_version == 67
 
 
+def test_a_file_written_again_keeps_duckdb_14_storage(synth, db_path):
+    """The writer attaches an existing file rather than opening it with the setting."""
+    stored_file(db_path, synth)
+    extract = synth.make_extract("acme", synth.synthetic_members(120), day=date(2026, 3, 2))
+    with EvidenceStore.open(db_path) as store:
+        store.record_run(extract, policy=DEFAULT_POLICY)
+        (tags,) = store.conn.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()[0]
+    assert tags["storage_version"] == "v1.4.0+"
+    (storage_version,) = struct.unpack("<Q", db_path.read_bytes()[12:20])
+    assert storage_version == 67
+
+
 # The columns of the first schema, named: later migrations add nullable columns.
 STATE_COLUMNS = "(run_id, member_id, observed_at, permission, has_2fa_enabled, two_step_state)"
 RUN_COLUMNS = (
