@@ -24,9 +24,9 @@ demo: $(STAMP)
 # The suite in TEST_WORKERS processes (pytest-xdist), handed out by module: the controller
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
-# emulated latency (measured on 2 cores, 2026-11-28: 71.6-73 s with 3 on a tree that ran
-# before, 73.9-74.8 s on a fresh clone, which compiles and rewrites every test module in
-# every process; 80 s with 4; 82 s with 2). About 130 s of CPU: the floor on 2 cores is ~65 s.
+# emulated latency (measured on 2 cores, 2026-11-28: 72-80 s with 3, 80 s with 4, 82 s with
+# 2). About 130-145 s of CPU, so the floor on 2 cores is ~65-72 s; the same tree took up to
+# 95 s while the host ran a fixed Python loop 1.7 times slower than usual.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
