@@ -79,7 +79,8 @@ def verdict(ok: bool, report: str, *, failure: str) -> typer.Exit:
     if ok:
         out.print(literal(report, lines=True), soft_wrap=True)
         return typer.Exit(int(ExitCode.OK))
-    err.print(labelled(failure, report, lines=True))
+    # The report starts "FAILED: …" (as logged); the label says it once, with what failed.
+    err.print(labelled(f"{failure}:", report.removeprefix("FAILED: "), lines=True))
     return typer.Exit(int(ExitCode.INTEGRITY))
 
 

@@ -184,7 +184,7 @@ def test_a_wrong_public_key_fails_naming_the_first_run(signed, tmp_path):
         str(tmp_path / "other" / "bb2sv-signing-key.pub.pem"),
     )  # fmt: skip
     assert result.exit_code == 6, result.output
-    assert "FAILED: first bad run: seq 1 " in result.stderr
+    assert result.stderr.startswith("INTEGRITY FAILURE: first bad run: seq 1 "), result.stderr
     assert "which is none of the --public-key keys" in result.stderr
 
 
