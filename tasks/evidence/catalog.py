@@ -36,6 +36,7 @@ __all__ = [
     "create_shipped",
     "foreign_macros",
     "read_catalog",
+    "require_shipped_tables",
     "shipped_catalog",
     "shipped_tables",
     "stored_table",
@@ -107,27 +108,34 @@ def shipped_tables() -> list[str]:
     return sorted(name for kind, name in shipped_catalog() if kind == "table")
 
 
-def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
-    """In the connection's own (in-memory) database: a view per evidence table that reads the
-    attached file's table, then the shipped views and macros on top of them."""
+def require_shipped_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """The attached file (at the latest schema) has every shipped table with its columns as
+    shipped; else an IntegrityError naming the tables. Readers check it as they open the file,
+    the writer before it writes: a column renamed, dropped or retyped in the file would
+    otherwise surface as a Binder Error in some later query, or in re-creating the views."""
     found = table_columns(conn, EVIDENCE)
     present = {table for table, _column, _type in found}
     missing = [name for name in shipped_tables() if name not in present]
     if missing:
         raise IntegrityError(
             f"The evidence file has no table {', '.join(missing)} (it was dropped or replaced "
-            "by something else), so bb2sv will not read it. Restore the file from a backup; "
+            "by something else), so bb2sv will not use it. Restore the file from a backup; "
             "`bb2sv verify` shows what else differs."
         )
-    # The views are bound when a query uses them: a column renamed, dropped or retyped in
-    # the file would otherwise surface as a Binder Error in some later query.
     changed = sorted({table for table, _column, _type in _shipped()[1] - found})
     if changed:
         raise IntegrityError(
             f"The evidence file's table {', '.join(changed)} lacks columns bb2sv's has "
-            "(renamed, dropped or retyped), so bb2sv will not read it. It was edited or "
+            "(renamed, dropped or retyped), so bb2sv will not use it. It was edited or "
             "damaged: restore it from a backup."
         )
+
+
+def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
+    """In the connection's own (in-memory) database: a view per evidence table that reads the
+    attached file's table, then the shipped views and macros on top of them (bound when a
+    query uses them, once `require_shipped_tables` has seen the tables are bb2sv's)."""
+    require_shipped_tables(conn)
     for name in shipped_tables():
         conn.execute(
             f'CREATE VIEW "{name}" WITH (DEFER_BINDING) AS SELECT * FROM {stored_table(name)}'

@@ -33,7 +33,13 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.canonical import as_utc
 from tasks.evidence import frames, hashing, page_bodies
-from tasks.evidence.catalog import EVIDENCE, catalog_problems, foreign_macros, read_catalog
+from tasks.evidence.catalog import (
+    EVIDENCE,
+    catalog_problems,
+    foreign_macros,
+    read_catalog,
+    require_shipped_tables,
+)
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
     connect,
@@ -330,6 +336,8 @@ def _attach_inspected(
             return sandbox(conn, path), True  # reads go on under the shipped catalog
         found = read_catalog(conn, EVIDENCE)
         _refuse_planted_macros(found, path)
+        if version == LATEST_VERSION:  # an older file gains its columns from the migrations
+            require_shipped_tables(conn)
         as_shipped = not catalog_problems(conn, found)
         if wal_left:
             conn.close()

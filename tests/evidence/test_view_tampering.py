@@ -157,12 +157,16 @@ def test_a_table_replaced_by_a_view_is_refused(filled, synth):
     ],
 )
 def test_a_table_whose_columns_were_changed_is_an_integrity_failure(filled, synth, statement):
-    """Not "could not open", nor a Binder Error in some later query: every reader (reports,
-    `bb2sv query`, verify) refuses the file as it opens it and names the table."""
+    """Not "could not open", nor a Binder Error in some later query or in re-creating the
+    views: every reader (reports, `bb2sv query`, verify) and the writer refuse the file as
+    they open it, name the table, and leave the file as it was."""
     table = statement.split()[2]
     tamper(filled, synth, statement)
-    with pytest.raises(IntegrityError, match=f"table {table} lacks columns bb2sv's has"):
-        EvidenceStore.open(filled, read_only=True)
+    before = filled.read_bytes()
+    for read_only in (True, False):
+        with pytest.raises(IntegrityError, match=f"table {table} lacks columns bb2sv's has"):
+            EvidenceStore.open(filled, read_only=read_only)
+    assert filled.read_bytes() == before
     with pytest.raises(IntegrityError, match=table):
         verify_chain(filled)
 
