@@ -69,6 +69,8 @@ def _display_rows(rows: pd.DataFrame, limit: int | None = None) -> list[SimpleNa
     """Rows for the templates, as objects: Jinja reads `row.name` as an attribute first, and
     on a dict that lookup fails before the key is tried (half the time of rendering the
     1,000 findings a large workspace shows)."""
+    if rows.empty:
+        return []
     shown = rows.head(limit) if limit is not None else rows
     shown = shown.copy()
     for column in shown.columns:
@@ -132,6 +134,8 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
 
 
 def _json_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    if rows.empty:
+        return []
     converted = rows.copy()
     for column in converted.columns:
         if column in TIME_COLUMNS:

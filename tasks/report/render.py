@@ -82,6 +82,8 @@ def records(rows: pd.DataFrame, missing: Any = None) -> list[dict[str, Any]]:
 
     Built column by column: `DataFrame.to_dict` boxes every cell one at a time, which took
     a tenth of a second for the 3,000 findings of a 20,000-member workspace."""
+    if rows.empty:  # most of a report's tables, most days; pandas' per-column work is not free
+        return []
     columns = list(rows.columns)
     values = []
     for column in columns:
