@@ -129,7 +129,9 @@ def extract_in_background(settings) -> tuple[threading.Thread, list]:
 def stop_when(ready, background: tuple[threading.Thread, list], signal: str = "SIGTERM"):
     """Once `ready()`, request a stop; the extract, which must end within 10 s of it."""
     worker, done = background
+    deadline = time.monotonic() + 30
     while not ready():
+        assert worker.is_alive() and time.monotonic() < deadline, "the extraction never got there"
         worker.join(0.01)
     STOP.request(signal)
     worker.join(10)
