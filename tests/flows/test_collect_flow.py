@@ -64,26 +64,38 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
 
-def test_artifacts_link_the_run(tmp_path, bitbucket_env):
-    from prefect.artifacts import Artifact
+def artifact_of(state, key: str):
+    """The artifact `key` made by the flow run of `state`. Not `Artifact.get(key)`: that is
+    the key's newest, and other tests' runs of the same workspace share the server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
+    only_this_run = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+    )
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=only_this_run)
+    return artifact
+
+
+def test_artifacts_link_the_run(tmp_path, bitbucket_env):
     state = run_collect(tmp_path, ["alpha"])
     assert state.is_completed(), state.message
-    summary = Artifact.get("bb2sv-daily-alpha")
-    assert summary is not None and "alpha" in summary.data
-    table = Artifact.get("bb2sv-run-alpha")
-    assert table is not None and state.result()[0].run_id in table.data
+    assert "alpha" in artifact_of(state, "bb2sv-daily-alpha").data
+    assert state.result()[0].run_id in artifact_of(state, "bb2sv-run-alpha").data
 
 
 def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(tmp_path, bitbucket_env):
-    from prefect.artifacts import Artifact
-
     for _ in range(2):  # the key holds the newest run's line; older ones stay in its history
         state = run_collect(tmp_path, ["alpha"])
         assert state.is_completed(), state.message
     logged = (tmp_path / "reports" / "anchors.jsonl").read_text().splitlines()
-    artifact = Artifact.get("bb2sv-anchor-alpha")
-    assert artifact is not None
+    artifact = artifact_of(state, "bb2sv-anchor-alpha")
     witnessed = artifact.data.split("```json\n", 1)[1].split("\n```", 1)[0]
     assert witnessed == logged[-1]  # the very line, anchored_at included
     assert orjson.loads(witnessed)["run_id"] == state.result()[0].run_id
