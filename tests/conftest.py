@@ -29,9 +29,9 @@ for _name in list(os.environ):
 
 def _one_certificate_bundle() -> str:
     """The session's Prefect API is plain HTTP on loopback, so Prefect's clients never use
-    their CA bundle; but each one (about 250 in a run, in the tests' processes and their
-    subprocesses) parses the whole bundle it is given when it is made: certifi's, ~22 ms of
-    CPU each. Given a bundle of one certificate it takes 0.4 ms. bb2sv's own clients (to
+    their CA bundle; but each one (about 180 counted in a run, in the tests' processes and
+    their subprocesses) parses the whole bundle it is given when it is made: certifi's,
+    ~22 ms of CPU each. Given a bundle of one certificate it takes 0.4 ms. bb2sv's own clients (to
     Bitbucket and the emulator) do not read this setting."""
     import certifi
 

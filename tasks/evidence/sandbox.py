@@ -51,8 +51,9 @@ def sandbox(
 def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
     """A private in-memory database with the file attached as `evidence` (read-only, or
     writable for the one writer) and no file access beyond it; its catalog is empty and its
-    configuration still open. The file's catalog is not on the search path until the
-    caller, having inspected it, says `USE evidence`."""
+    configuration still open. The file's catalog is not on the search path: readers go on
+    through the shipped catalog (`sandbox`), the writer says `USE evidence` once it has
+    inspected the file."""
     conn = in_memory(external_access=True)  # only until the file is attached
     mode = " (READ_ONLY)" if read_only else ""
     with _closed_on_failure(conn, path):

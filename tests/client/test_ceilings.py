@@ -21,12 +21,9 @@ from tasks.signals import STOP
 from tasks.vocabulary import ErrorKind, RunStatus
 
 
-def members_requests(emu) -> int:
-    return sum(path.endswith("/members") for path in emu.request_paths())
-
-
-def permissions_requests(emu) -> int:
-    return sum(path.endswith("/permissions") for path in emu.request_paths())
+def requests_to(emu, listing: str) -> int:
+    """Requests the emulator has had for `listing` ("members" or "permissions")."""
+    return sum(path.endswith(f"/{listing}") for path in emu.request_paths())
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +59,7 @@ def test_the_retry_deadline_bounds_a_dripping_page(emu, make_settings, collect, 
 
 def test_attempts_per_page_are_capped(emu, make_settings, collect, clock):
     emu.set_scenario(Scenario(html_errors=1000, fault_listing="permissions"))
-    asked, backoff = members_requests(emu), clock.sleep
+    asked, backoff = requests_to(emu, "members"), clock.sleep
 
     def backoff_once_members_were_asked_for(seconds: float) -> None:
         # The backoffs cost no time (FakeClock), so the permissions listing could give up,
@@ -70,7 +67,7 @@ def test_attempts_per_page_are_capped(emu, make_settings, collect, clock):
         # backoff first waits (really, 5 s at most) until it has; a page asked for when the
         # stop comes is still answered and kept.
         deadline = time.monotonic() + 5
-        while members_requests(emu) - asked < 3 and time.monotonic() < deadline:
+        while requests_to(emu, "members") - asked < 3 and time.monotonic() < deadline:
             time.sleep(0.005)
         backoff(seconds)
 
@@ -144,13 +141,20 @@ def stop_when(ready, background: tuple[threading.Thread, list], signal: str = "S
 def test_a_stop_cuts_the_request_in_flight_and_keeps_what_was_read(emu, make_settings):
     """A real wait (SystemClock) on a 30 s response: the stop ends it at once."""
     emu.set_scenario(Scenario(slow_responses=1, slow_s=30, fault_listing="members", fault_after=1))
-    before, asked, listed = emu.request_count, members_requests(emu), permissions_requests(emu)
+    before, asked, listed = (
+        emu.request_count,
+        requests_to(emu, "members"),
+        requests_to(emu, "permissions"),
+    )
     # The stop comes once the second members page is on its way (slowly) and the emulator
     # has the permissions listing's last request (acme: 3 pages): a stop that came as that
     # listing began a request could cut it before the request left the client, which counts
     # the attempt while the emulator never sees it.
     extract = stop_when(
-        lambda: members_requests(emu) - asked >= 2 and permissions_requests(emu) - listed >= 3,
+        lambda: (
+            requests_to(emu, "members") - asked >= 2
+            and requests_to(emu, "permissions") - listed >= 3
+        ),
         extract_in_background(make_settings(read_timeout=60, response_deadline=60)),
     )
     assert "stopped by SIGTERM while reading members of workspace 'acme' at page 2" in (
