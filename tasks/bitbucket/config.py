@@ -137,7 +137,7 @@ def check_api_url(url: str, variable: str) -> str:
     if parsed.scheme == "http" and parsed.host in _LOOPBACK_HOSTS:
         return str(parsed).rstrip("/")
     raise ConfigError(
-        f"{variable} must be an https:// URL (http:// is allowed only for 127.0.0.1/localhost), "
+        f"{variable} must be an https:// URL (http:// only for 127.0.0.1, ::1 or localhost), "
         f"got {str(parsed)!r}"
     )
 

@@ -4,8 +4,9 @@
     migrate(conn)                    # pending migrations + views, all or nothing
 
 Migrations live in migrations/NNNN_name.sql and run in number order; views and table macros
-in views/*.sql are re-created (CREATE OR REPLACE) on every writable open (they hold no data, and
-re-creating them lets a new bb2sv fix a view without a migration).
+in views/*.sql are re-created (CREATE OR REPLACE) after a migration, and on a writable open of
+a file whose catalog differs from the shipped one (they hold no data, and re-creating them
+lets a new bb2sv fix a view without a migration).
 """
 
 from __future__ import annotations
