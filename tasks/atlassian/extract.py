@@ -118,7 +118,7 @@ def _walk(reader: BitbucketClient, settings: DirectorySettings) -> ListingWalk:
     url: str | None = first
     try:
         while url is not None:
-            document = reader.fetch(url, Listing.DIRECTORY).document
+            document = reader.fetch(url, Listing.DIRECTORY, paginator.pages + 1).document
             ids = [user.get("accountId") if isinstance(user, dict) else None
                    for user in document["data"]]  # fmt: skip
             number = paginator.count_page(ids)

@@ -116,6 +116,7 @@ def test_retry_deadline_passing_midway_keeps_what_was_read(emu, read, clock):
     directory = read(clock=clock, retry_deadline=0.5)
     assert (directory.status, directory.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.TRANSIENT)
     assert directory.pages[0].status_code == 200 and directory.pages[-1].status_code == 502
+    assert "at page 2 after" in directory.error, "the page that failed, not the first"
     assert "BITBUCKET_RETRY_DEADLINE" in directory.error
 
 
