@@ -6,7 +6,8 @@ Routes: GET /2.0/workspaces/{ws}, /members, /members/{member}, /permissions, GET
 POST /site/oauth2/access_token, and the Atlassian Admin API's organization directory
 GET /admin/v2/orgs/{org}/directories/{directory}/users (`limit`, `cursor`; errors as
 `{"code", "message"}`). Order of checks per request: authentication (401), scope (403),
-hourly budget (429), workspace or organization (404), input (400), then counted faults.
+hourly budget (429), workspace (404), input (400), then counted faults; the directory checks
+the organization (404) before the budget.
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ def member(
 
 
 def synthetic_members(count: int, *, start: int = 1) -> list[Row]:
-    """Numbered members from `start`: every 10th disabled, every 25th unknown (null), every
-    40th unknown (absent), the first two owners, everyone else enabled."""
+    """Numbered members from `start`: every 10th disabled, the other multiples of 25 unknown
+    (null), the first two owners, everyone else enabled. None lacks the field: tests that
+    need that pass `member(…, has_2fa_enabled=ABSENT)`."""
     out = []
     for number in range(start, start + count):
         state: object = True
@@ -113,8 +114,6 @@ def synthetic_members(count: int, *, start: int = 1) -> list[Row]:
             state = False
         elif number % 25 == 0:
             state = None
-        elif number % 40 == 0:
-            state = ABSENT
         out.append(member(number, state, "owner" if number - start < 2 else "member"))
     return out
 

@@ -2,7 +2,8 @@
 
 state = EmulatorState([WorkspaceSpec("acme", members=25)], day=date(2026, 11, 27))
 state.resolve("acme"), state.resolve(spec.uuid)     # by slug or {uuid}
-pop, order = state.listing("acme-spec", "members")  # who is listed, in which order
+pop, order = state.listing(spec)                    # who is listed, in which order
+pop, order = state.listing(spec, "owner")           # the permissions listing, filtered
 state.directory_users()                             # the organization directory today
 state.request_paths()                               # the paths requested, in arrival order
 """

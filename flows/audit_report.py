@@ -1,7 +1,7 @@
 """Flow `bitbucket-2sv-audit-report`: the audit-period report, from the evidence file alone.
 
 With no dates it covers the calendar month before the run's *scheduled* start, in UTC: the
-monthly deployment's run of 1 March 00:30 UTC reports February wherever the worker is and
+monthly deployment's run of 1 March 07:00 UTC reports February wherever the worker is and
 however late it starts. Give both dates or neither; a window is at most 3 years. One
 workspace's failure is reported and the others are still written; the run then ends Failed
 with an `AuditIncomplete` exception naming each failure::

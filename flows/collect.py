@@ -78,12 +78,13 @@ def collect_bitbucket_2sv(
         db_path: the evidence file (created on first use), relative to the working directory
             (a deployment's data directory).
         reports_dir: root of the dated report folders.
-        policy_path: YAML policy (exceptions, grace and SLA days); built-in default if None.
+        policy_path: YAML policy (accepted factors, scope, SSO, exceptions, grace and SLA
+            days); built-in default if None.
         secret_blocks: credential variable → Prefect Secret block name, e.g.
             `{"BITBUCKET_TOKEN": "bitbucket-token", "ATLASSIAN_ADMIN_API_KEY": "org-key"}`;
             otherwise the environment is used.
         max_concurrent_workspaces: extractions running at once in this flow run.
-        retry_delay_seconds: wait before reading a workspace again after a transient fault.
+        retry_delay_seconds: wait before reading a workspace again after a retryable failure.
         attempts: reads of one workspace at most (1 = never read again).
         give_up_after_seconds: a workspace that keeps failing this long, across its
             attempts, is given up.

@@ -1,9 +1,11 @@
 """The collection without Prefect: the same steps, run in this process on a thread pool.
 
-`bb2sv collect` takes this path when no Prefect API is configured (no `PREFECT_API_URL` in
-the environment or the active Prefect profile), so an ad-hoc run does not start Prefect's
-temporary server (about 10 s). Nothing here imports Prefect. What needs a Prefect API is
-left out, and only that: task runs, events (no automations could see them) and artifacts.
+`bb2sv collect` takes this path when no Prefect API is configured (none in the environment,
+the active Prefect profile, `.env`, prefect.toml or pyproject.toml: `tasks.prefect_api`), so
+an ad-hoc run does not start Prefect's temporary server (about 10 s). Nothing here imports
+Prefect. What needs a Prefect API is left out, and only that: task runs, events (no
+automations could see them), artifacts, and the request budget shared with other runs of
+the credential (this process paces itself).
 The evidence, reports, anchor log, signatures, spool, retries and stops are the same.
 
     from flows.local import collect_locally

@@ -5,8 +5,9 @@
     setup.workspaces         # checked: slugs or {uuid}s, in order, each once
     setup.directory          # the organization directory's settings, None when not configured
 
-Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError)
-and nothing is sent or written except the evidence file's creation or schema upgrade. An
+Bad configuration fails fast with a clear message (ConfigError, PolicyError, EvidenceError).
+Nothing is sent to Bitbucket; Secret blocks named for credentials are read from Prefect, and
+nothing is written but the evidence file's creation or schema upgrade and the reports folder. An
 evidence file that another process holds is no reason to skip a collection: the runs wait
 for it when they are stored (or are spooled), so that is only logged here.
 """

@@ -98,7 +98,8 @@ class SharedBudget(RequestPacer):
     of them (each API call is a write, and a SQLite-backed server answers concurrent writes
     with 503 and costly client retries: fewer calls, fewer stalls; at most `batch - 1` slots
     of the hour go unused when the process ends). While the limit has none (HTTP 423) it
-    waits as long as the API's Retry-After says, on STOP (so a stop ends the wait), never
+    waits as long as the API's Retry-After says, on `stop` (the caller's flag, so a stop
+    ends the wait), never
     past the caller's `within`, and then asks for one. It then books the local slot as
     `RequestPacer` does, which also keeps the slower pace Bitbucket asks for with
     X-RateLimit-NearLimit.

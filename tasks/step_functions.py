@@ -8,7 +8,8 @@ ad-hoc path never pays for starting it.
     from tasks.step_functions import Attempt, Destination, extract_attempt, record_attempt
     extract = extract_attempt(settings, Attempt("acme"))
     result = record_attempt(extract, Destination("evidence.duckdb", policy))
-    result.record.run_hash      # None (and result.spooled set) if the file could not take it
+    result.record               # the RunRecord; None (and result.spooled set) if the file
+                                # could not take it
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ class RunStatus(StrEnum):
     """How a collection run of one workspace ended.
 
     `complete`: both listings read to the end with no anomaly. `incomplete`: some pages
-    arrived but the population is not whole. `failed`: nothing usable arrived.
+    arrived but the population is not whole. `failed`: no members page arrived, or the
+    read was stopped (what was read proves nothing whole).
     """
 
     COMPLETE = "complete"

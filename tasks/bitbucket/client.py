@@ -1,4 +1,4 @@
-"""One HTTP client per collection run: pacing, retries, raw-page recording.
+"""One HTTP client per listing read: pacing, retries, raw-page recording.
 
 `BitbucketClient.fetch` returns a parsed page or raises a `BitbucketError`. Each attempt
 goes in three steps: send it and describe what happened as an `Outcome`; let the pure
@@ -7,7 +7,8 @@ goes in three steps: send it and describe what happened as an `Outcome`; let the
 - `Done`: return the page;
 - `Retry` (429, 5xx, connection errors, timeouts, a 200 whose body is not a whole JSON
   page): wait as `Retry-After` (seconds or HTTP-date) or `X-RateLimit-Reset` (ISO-8601
-  time) asks (up to `retry_after_cap`), else exponential backoff with full jitter, within
+  time) asks (a wait longer than `retry_after_cap` gives up at once, saying when to try
+  again), else exponential backoff with full jitter, within
   `max_attempts` and one deadline per page (`settings.retry_deadline`, pacing included);
   past them, raise `RetryBudgetExhausted` naming the page, the attempts and the last
   answer. After a 401 with OAuth: drop the token and retry once, now;

@@ -67,7 +67,7 @@ class Outcome:
     attempt: int = 1
     refreshed: bool = False  # an OAuth token was already refreshed after a 401 for this page
     status_code: int | None = None
-    whole_page: bool = False  # the body parsed as a JSON object with a `values` list
+    whole_page: bool = False  # the body parsed as a JSON object with the API's item list
     body: bytes = field(default=b"", repr=False)  # read for error messages only
     retry_after: str | None = None  # the Retry-After header, as sent
     rate_limit_reset: str | None = None  # X-RateLimit-Reset as sent, when Retry-After is not
@@ -98,7 +98,8 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again. `delay_hint` is the server's Retry-After in seconds (None: back off)."""
+    """Try again. `delay_hint`: the server's Retry-After, else its X-RateLimit-Reset, in
+    seconds (None: back off)."""
 
     delay_hint: float | None
     reason: str

@@ -59,7 +59,8 @@ class ApiStatusError(BitbucketError):
 
 
 class RetryBudgetExhausted(BitbucketError):
-    """The per-workspace deadline ran out while retrying. `kind` is transient | rate_limited."""
+    """A page's retry budget ran out: its deadline, `max_attempts`, a Retry-After past the
+    cap, or the hourly request budget. `kind` is transient | rate_limited."""
 
 
 class PaginationAnomaly(BitbucketError):

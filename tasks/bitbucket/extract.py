@@ -8,7 +8,7 @@ Usage::
     extract = extract_workspace(settings_from_env(), "acme")
     extract.status        # RunStatus: complete | incomplete | failed
     extract.error_kind    # ErrorKind: auth | permission | not_found | bad_request |
-                          # transient | rate_limited | anomaly; None when complete
+                          # transient | rate_limited | anomaly | stopped; None when complete
     extract.error         # what went wrong and what to do (never a secret)
 
 The two listings are read at once, each in its own thread with its own client (their `next`

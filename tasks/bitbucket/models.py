@@ -68,8 +68,9 @@ class WorkspaceExtract:
     """Everything one collection of one workspace produced.
 
     `status` is `complete` only when both listings ran to the end with no anomaly.
-    `failed` means nothing usable arrived (auth error, not found, budget exhausted before
-    the first page); `incomplete` means some pages arrived but the population is not whole.
+    `failed` means no members page arrived (auth error, not found, budget exhausted before
+    the first page) or the read was stopped; `incomplete` means some pages arrived but the
+    population is not whole.
     """
 
     workspace: str

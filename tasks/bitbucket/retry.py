@@ -29,6 +29,7 @@ __all__ = ["Deadline", "backoff_delay", "reset_seconds", "retry_after_seconds"]
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
 
+    >>> from datetime import UTC
     >>> retry_after_seconds("7", datetime(2026, 1, 1, tzinfo=UTC))
     7.0
     >>> retry_after_seconds("Thu, 01 Jan 2026 00:00:09 GMT", datetime(2026, 1, 1, tzinfo=UTC))
@@ -41,6 +42,7 @@ def reset_seconds(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from an `X-RateLimit-Reset` header: an ISO-8601 time (the Atlassian
     Admin API's form) or Unix epoch seconds; None when absent or unreadable.
 
+    >>> from datetime import UTC
     >>> reset_seconds("2026-01-01T00:00:05Z", datetime(2026, 1, 1, tzinfo=UTC))
     5.0
     >>> reset_seconds("1767225607", datetime(2026, 1, 1, tzinfo=UTC))

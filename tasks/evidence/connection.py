@@ -65,8 +65,10 @@ def connect(
 
 def apply_session_settings(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("SET TimeZone = 'UTC'")
-    # An index scan on raw_api_pages(run_id, seq) fetches blobs row by row, which takes
-    # ~30 s for a 2,000-page run in duckdb 2.0.1; a filtered table scan takes 0.2 s.
+    # No table holding page bodies has an index today (migration 0003 dropped the key of
+    # the old raw_api_pages table). An index scan fetches rows one at a time: for a
+    # 2,000-page run's blobs it took ~30 s in duckdb 2.0.1, a filtered table scan 0.2 s.
+    # Kept off, so a key added later cannot bring that back.
     conn.execute("SET index_scan_max_count = 0")
     # A long migration (upgrading a year of pages takes seconds) would otherwise draw
     # DuckDB's progress bar over the CLI's output.

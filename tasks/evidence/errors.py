@@ -46,4 +46,6 @@ class NotAnEvidenceFile(EvidenceError):
 
 
 class IntegrityError(EvidenceError):
-    """verify found stored evidence that does not match its hashes or its raw pages."""
+    """Evidence that is not what bb2sv stored: verify's finding, or a file refused as it
+    opens (tables dropped or changed, macros planted) or as a page is stored (a body whose
+    SHA-256 is not its page's)."""

@@ -1,4 +1,6 @@
-"""Arrow tables for bulk loading: one per target table, registered and INSERT … SELECTed.
+"""Arrow tables for bulk loading, registered and INSERT … SELECTed (observations through
+sql/store_observations.sql into member_identities and member_run_states; page bodies are
+bound as parameters instead, `page_bodies.store_bodies`).
 
 Built column-wise (one Python list per column over pages, never per observation row), so a
 100,000-member run is a handful of Arrow buffers::

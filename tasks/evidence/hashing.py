@@ -11,9 +11,11 @@ Definitions (also in README.md):
 * `run_hash`          = see `tasks.evidence.run_record.RunRecord` (prev_run_hash is the
   previous run's run_hash (seq - 1), or GENESIS_HASH for the first run).
 
-The digests are computed over a relation, both on load (registered frames) and in verify
-(stored rows), by the same code: DuckDB makes the lines with the SQL above, and for the two
-row digests `sorted_lines_digests` sorts, joins and hashes each run's lines::
+On load, DuckDB makes the lines of a relation (the registered frames) with the SQL above.
+Verify makes a run's observation lines from its pages' JSON parts (`row_lines.py`, checked
+against the same SQL on every kind of text), and uses the SQL over stored rows where that
+does not apply. Either way `sorted_lines_digests` sorts, joins and hashes each run's
+lines::
 
     digests(conn, "observations", "member_2sv_observations")  # {run_id: hex}
 """

@@ -80,10 +80,11 @@ class Rederivation:
 def verify_chain(
     path: str | PathLike[str], *, lock_timeout_s: float = 30.0, workers: int | None = None
 ) -> ChainVerification:
-    """Recompute everything for every run, read-only; never raises for tampering.
+    """Recompute everything for every run, read-only; never raises for tampering with rows
+    (a file whose tables were dropped or changed raises IntegrityError as it opens).
 
     `workers`: processes that re-hash and re-derive the pages, this one included (default:
-    one per CPU when the file is big; 0 or 1: only this one).
+    one per CPU, at most 8, when the file holds ≥ 2,000 pages; 0 or 1: only this one).
     """
     path = Path(path)
     with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:

@@ -2,7 +2,7 @@
 
 Writing, inside a run's transaction::
 
-    store_bodies(conn, run_id, workspace, extract.pages)   # the raw_page_bodies rows it adds
+    store_bodies(conn, run_id, workspace, extract.pages)   # inserts the rows the run adds
 
 A body already in the file is not stored again. A new body is patched against the body its
 page had in the workspace's previous complete run (same listing and URL, else the same
@@ -12,7 +12,8 @@ stored whole, and becomes the base of the days after it.
 
 Reading (verify, rederive)::
 
-    for row in body_rows(conn, shas):       # BodyRow: sha256, run_id, base_sha256, body, patch
+    for row in body_rows(conn, table, "WHERE sha256 IN (SELECT unnest(?))", [shas]):
+        # BodyRow: sha256, run_id, base_sha256, body, patch
         body = rebuild(row, bases)          # None when its base is missing or the patch is bad
 """
 

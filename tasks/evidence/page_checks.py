@@ -50,7 +50,7 @@ CHUNK_PAGES = 1_000  # ~100 MB of bodies at 100 members a page
 
 @dataclass(frozen=True, slots=True)
 class RunPages:
-    """Where one run's pages are: rowids lo..hi (inclusive) of raw_api_pages."""
+    """Where one run's pages are: rowids lo..hi (inclusive) of raw_api_responses."""
 
     run_id: str
     workspace: str

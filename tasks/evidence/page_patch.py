@@ -14,7 +14,8 @@ The same operations are applied in SQL by the `raw_api_pages` view
 
 Matching is by JSON array element (`},{` boundaries): an unchanged member is one copy,
 wherever it moved; a changed one is a copy of its common prefix and suffix around the
-literal bytes that differ. Pure Python, but at most one slice comparison per element.
+literal bytes that differ. Pure Python: one slice comparison per unchanged element, a
+binary search of slice comparisons for a changed one's prefix and suffix.
 """
 
 from __future__ import annotations

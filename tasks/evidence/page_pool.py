@@ -49,8 +49,9 @@ def checking_pages(
     """Start checking; the yielded function checks in this process too, and waits for
     {run_id: PageCheck}.
 
-    workers: processes to use, this one included (default: one per CPU when the file holds
-    many pages, else 0, which checks only in this process when the results are asked for).
+    workers: processes to use, this one included (default: one per CPU, at most MAX_WORKERS,
+    when the runs hold ≥ PARALLEL_MIN_PAGES pages, else 0, which checks only in this process
+    when the results are asked for).
     """
     work = list(chunks(runs))
     if workers is None:

@@ -101,7 +101,8 @@ class RunRecord:
         )
 
     def canonical(self) -> dict[str, Any]:
-        """What the run hash covers besides the digests: every field but them and the hashes."""
+        """What the run hash covers besides the raw, observations and policy digests: every
+        other field but the hashes (identity_sha256 and the signing fields only when set)."""
         return {
             "run_id": self.run_id,
             "seq": self.seq,

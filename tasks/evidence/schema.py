@@ -73,7 +73,8 @@ def schema_version(conn: duckdb.DuckDBPyConnection, database: str | None = None)
 def migrate(
     conn: duckdb.DuckDBPyConnection, *, target: int = LATEST_VERSION, views: bool = True
 ) -> int:
-    """Apply pending migrations up to `target`, then (re)create views, in ONE transaction.
+    """Apply pending migrations up to `target`, then (at the latest version, unless
+    `views=False` and nothing was migrated) (re)create the views, in ONE transaction.
 
     `views=False`: the caller has seen that the file's catalog is already the shipped one,
     so re-creating its views (tens of milliseconds of binding) would change nothing.

@@ -14,7 +14,9 @@ file's views, macros and tables against the shipped ones (`catalog`); the signat
 (missing: a problem; followed by newer runs: a note saying how many).
 From inside the file alone, deleting its newest runs, or recomputing the whole chain after
 an edit, cannot be seen: the result's notes say which outside reference was not given.
-Tampering never raises; a missing anchor log or unreadable key raises ConfigError.
+Tampering with rows never raises (it is a problem in the result); a file whose tables were
+dropped, renamed or retyped raises IntegrityError as it opens; a missing anchor log or an
+unreadable key raises ConfigError.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def violation_changes(
     """Violations opened and resolved by a complete run, versus the previous complete run.
 
     Both frames are empty for an incomplete or failed run (it proves nothing either way).
-    `resolved.resolution` is `fixed`, `excepted` or `left`.
+    `resolved.resolution` is `fixed`, `excepted`, `out_of_scope` or `left`.
     """
     run, _policy = load_run(conn, run_id)
     if run.status != RunStatus.COMPLETE:

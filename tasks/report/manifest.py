@@ -1,6 +1,7 @@
 """The manifest written beside each report: every file's SHA-256 and the runs it covers.
 
-manifest = manifest_bytes("daily", "acme", files, runs=[...], last_run_hash="…")
+manifest = manifest_bytes("daily", "acme", files, run_id="r-1", run_hash="…", emulated=False,
+                          extra={"status": "COMPLIANT"})
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Report data: what a daily or period report says, before any format is chosen.
 
-Loaders (`daily.py`, `period.py`) fill these from the evidence file; renderers (`render.py`)
-turn them into Markdown, HTML, CSV and JSON. Frames are already in display order.
+Loaders (`daily.py`, `period.py`) fill these from the evidence file; `daily_formats.py`,
+`period_formats.py`, `member_csv.py` and `chart.py` turn them into Markdown, HTML, CSV, JSON
+and SVG (with `render.py`'s templates and helpers). Frames are already in display order.
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ class PeriodReport:
 class ReportBundle:
     """What `write_daily_report` / `write_period_report` produced.
 
-    `files` maps a format (`md`, `html`, `csv`, `json`, `svg`) to its path; `manifest_path`
+    `files` maps a format (`md`, `html`, `csv`, `json`; a period report also `svg` and
+    `members.csv`) to its path; `manifest_path`
     lists every file's SHA-256. `summary_markdown` is a few lines for a Prefect artifact;
     `compliance_pct` is the daily report's figure (None for an incomplete run or a period);
     `violation_changes` the (opened, resolved) members the daily report found, read from

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tasks.report.escaping import md_escape, neutralise_csv_frame
 
 _TEMPLATES = Path(__file__).parent / "templates"
-MAX_TABLE_ROWS = 1000  # Markdown/HTML list at most this many member rows; CSV/JSON list all.
+MAX_TABLE_ROWS = 1000  # Markdown/HTML list at most this many findings; CSV/JSON list all.
 MEMBER_TABLE_ROWS = 200  # rows of the every-member tables (violations first); the CSV has all
 
 

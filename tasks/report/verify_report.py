@@ -2,7 +2,7 @@
 the manifest against the evidence it was built from.
 
     result = verify_report(Path("reports/2026-11-27/acme/daily-….manifest.json"))
-    result = verify_report(manifest_path, conn)          # conn: a read-only evidence store
+    result = verify_report(manifest_path, store.conn)    # a read-only EvidenceStore's connection
     result.ok, result.report()
 
 Without the evidence file, only the files are checked against the manifest, and whoever
