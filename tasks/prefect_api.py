@@ -33,9 +33,10 @@ def prefect_api_configured() -> bool:
 
 def _settings_may_name_an_api() -> bool:
     """False only when no source of Prefect's settings can set its API URL: no PREFECT_API*
-    or PREFECT_PROFILE* variable, no `.env` or prefect.toml here, no [tool.prefect] in
-    pyproject.toml, and a profiles file (in PREFECT_HOME, ~/.prefect) that names no API."""
-    if any(name.startswith(("PREFECT_API", "PREFECT_PROFILE")) for name in os.environ):
+    or PREFECT_PROFILE* variable (in any case: Prefect reads `prefect_api_url` too), no
+    `.env` or prefect.toml here, no [tool.prefect] in pyproject.toml, and a profiles file (in
+    PREFECT_HOME, ~/.prefect) that names no API."""
+    if any(name.upper().startswith(("PREFECT_API", "PREFECT_PROFILE")) for name in os.environ):
         return True
     here = Path.cwd()
     if (here / ".env").exists() or (here / "prefect.toml").exists():

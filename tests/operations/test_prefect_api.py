@@ -33,13 +33,15 @@ def test_nothing_configured_is_seen_without_prefect(bare):
 
 @pytest.mark.parametrize(
     "where",
-    ["environment", "profile", ".env", "prefect.toml", "pyproject.toml"],
+    ["environment", "environment, lower case", "profile", ".env", "prefect.toml", "pyproject.toml"],
 )
 def test_every_place_prefect_reads_an_api_url_from_counts(bare, monkeypatch, where):
     work, home = bare
     url = "http://127.0.0.1:4200/api"
     if where == "environment":
         monkeypatch.setenv("PREFECT_API_URL", url)
+    elif where == "environment, lower case":  # Prefect reads its variables in any case
+        monkeypatch.setenv("prefect_api_url", url)
     elif where == "profile":
         (home / "profiles.toml").write_text(
             f'active = "local"\n[profiles.local]\nPREFECT_API_URL = "{url}"\n', encoding="utf-8"

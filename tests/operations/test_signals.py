@@ -28,7 +28,7 @@ def bb2sv_env(emu, tmp_path) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("BITBUCKET_", "PREFECT_API_URL"))
+        if not name.startswith(("BITBUCKET_", "PREFECT_API"))  # a user with no Prefect API
     }
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect-home"),  # its own temporary server and database
