@@ -32,8 +32,9 @@ received kept. A listing that fails (an error answer, a retry budget spent) stop
 one too, as soon as its request in flight is answered (that response is kept) or at once if
 it is waiting: the attempt can no longer be complete, so more requests would only spend the
 hourly budget. The error recorded is the failed listing's, never the other's "stopped";
-anomalies (loops, members listed twice, a wrong `size`) stop nothing: both listings are read
-and every reason is given.
+anomalies (loops, members listed twice, a wrong `size`, a member without an id) stop
+nothing: both listings are read and every reason is given. Two listings each read whole are
+still not one whole population when they name different members, or none (`_verdict`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class ListingWalk:
     problems: list[str] = field(default_factory=list)
     # (member key, page first seen, page seen again) for members listed twice
     duplicates: list[tuple[str, int, int]] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # member key → page first seen on
 
     def reason(self) -> str | None:
         """One precise sentence (or a few) on why the listing is not whole; None if it is."""
@@ -115,7 +117,7 @@ def walk_listing(
     given each page that arrived whole, at once (`PageDeriver.add`)."""
     paginator = NextLinkPaginator(listing_url(bb.settings.api_url, bb.workspace, listing))
     walk = ListingWalk(ListingResult(listing=listing, complete=False))
-    seen: dict[str, int] = {}  # member key → page it was first seen on
+    seen = walk.seen
     url: str | None = paginator.first_url
     try:
         while url is not None:
@@ -173,7 +175,7 @@ def _check_member(
             f"{_json_type(user[wrong[0]])}, not a string"
         )
         return
-    if key is None:
+    if not key:  # none, or an empty string: nothing to tell this member from another by
         walk.problems.append(f"page {page_number} has a member with neither account_id nor uuid")
         return
     if key in seen:
@@ -358,7 +360,43 @@ def _verdict(
             "if it repeats, the API's pagination is at fault."
         )
         return RunStatus.INCOMPLETE, error, ErrorKind.ANOMALY, None
+    disagreement = _listings_disagree(walks)
+    if disagreement is not None:
+        error = f"workspace '{workspace}' was not read whole: {disagreement}"
+        return RunStatus.INCOMPLETE, error, ErrorKind.ANOMALY, None
     return RunStatus.COMPLETE, None, None, None
+
+
+def _listings_disagree(walks: list[ListingWalk]) -> str | None:
+    """Why two listings, each read whole, are still not one whole population; None if
+    they are. The 2SV states come from the members listing and the permissions from the
+    other: someone in only one of them would be judged without the other half, or not at
+    all, and a workspace always has an owner, so an empty one cannot be whole."""
+    members = walks[WORKSPACE_LISTINGS.index(Listing.MEMBERS)]
+    permissions = walks[WORKSPACE_LISTINGS.index(Listing.PERMISSIONS)]
+    if not members.seen:
+        return (
+            "the members listing is empty, yet every workspace has at least one owner. Check "
+            "that the token belongs to a workspace admin, then run the collection again."
+        )
+    apart = [
+        (len(keys), name, min(keys, key=lambda key: (walk.seen[key], key)))
+        for name, walk, keys in (
+            ("permissions", permissions, permissions.seen.keys() - members.seen.keys()),
+            ("members", members, members.seen.keys() - permissions.seen.keys()),
+        )
+        if keys
+    ]
+    if not apart:
+        return None
+    counts = " and ".join(
+        f"{count} member{'s' if count > 1 else ''} only in the {name} listing (first: {first})"
+        for count, name, first in apart
+    )
+    return (
+        f"the members and permissions listings disagree: {counts}. The membership changed "
+        "while they were read, or the API is inconsistent; run the collection again."
+    )
 
 
 def _warn_if_2fa_hidden(workspace: str, members: ListingWalk) -> None:

@@ -26,6 +26,14 @@ DAY = date(2026, 11, 27)
 SIZES = {"empty": 0, "solo": 1, "hundred": 100, "hundred-one": 101, "acme": 250}
 
 
+@pytest.fixture
+def one_member_page() -> dict[str, Any]:
+    """A whole page of either listing with one owner who uses 2SV: the smallest population
+    a fake server can answer with that is whole (an empty workspace is not)."""
+    user = {"account_id": "557058:one-owner", "uuid": "{one-owner}", "has_2fa_enabled": True}
+    return {"pagelen": 100, "size": 1, "values": [{"user": user, "permission": "owner"}]}
+
+
 class FakeClock:
     """Real wall time (the server's HTTP-dates stay meaningful); monotonic time is real time
     plus whatever was 'slept', so deadlines and pacing see the waits. Records every sleep."""

@@ -110,7 +110,7 @@ def test_oauth_refreshes_once_on_401(emu, make_settings, collect, caplog):
 def test_oauth_token_shared_by_concurrent_workspaces(emu, make_settings, collect):
     auth = oauth(emu)
     settings = make_settings(auth)
-    workspaces = ["acme", "hundred", "hundred-one", "solo", "empty", "acme"]
+    workspaces = ["acme", "hundred", "hundred-one", "solo", "hundred", "acme"]
     with ThreadPoolExecutor(max_workers=6) as pool:
         extracts = list(pool.map(lambda ws: collect(settings, ws), workspaces))
     assert [extract.status for extract in extracts] == ["complete"] * 6

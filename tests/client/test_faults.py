@@ -99,7 +99,9 @@ def test_slow_response_beyond_read_timeout_is_retried(emu, make_settings, collec
         (httpx.RemoteProtocolError, "request failed (RemoteProtocolError)"),
     ],
 )
-def test_network_faults_are_retried(settings_at, collect, clock, caplog, fault, said):
+def test_network_faults_are_retried(
+    settings_at, collect, clock, caplog, one_member_page, fault, said
+):
     caplog.set_level(logging.WARNING, logger="bb2sv.bitbucket")
     sent: list[httpx.Request] = []
 
@@ -108,7 +110,7 @@ def test_network_faults_are_retried(settings_at, collect, clock, caplog, fault, 
         members = [r for r in sent if r.url.path.endswith("/members")]
         if request.url.path.endswith("/members") and len(members) == 1:
             raise fault("injected", request=request)
-        return httpx.Response(200, json={"size": 0, "values": []})
+        return httpx.Response(200, json=one_member_page)
 
     with httpx.Client(transport=httpx.MockTransport(answer)) as http:
         settings = settings_at("http://127.0.0.1:9/2.0", "t-net")

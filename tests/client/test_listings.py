@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -19,7 +20,7 @@ def minimum_requests(members: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("workspace", "members"), [("empty", 0), ("solo", 1), ("hundred", 100), ("hundred-one", 101)]
+    ("workspace", "members"), [("solo", 1), ("hundred", 100), ("hundred-one", 101)]
 )
 def test_complete_listing(
     emu, make_settings, collect, member_keys, expected_keys, workspace, members
@@ -42,6 +43,63 @@ def test_complete_listing(
     for row in frame.itertuples():
         assert row.two_step_state == two_step_state(truth[row.account_id]["has_2fa_enabled"])
         assert row.permission == truth[row.account_id]["permission"]
+
+
+def test_an_empty_workspace_is_not_a_whole_population(emu, make_settings, collect):
+    """Every workspace has an owner: an empty members listing proves nothing, so it never
+    becomes a report of 100 % of nobody."""
+    extract = collect(make_settings(), "empty")
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    assert "the members listing is empty" in extract.error
+    assert extract.request_count == minimum_requests(0)  # both listings read to their end
+
+
+@pytest.mark.parametrize("only_in", ["members", "permissions"])
+def test_listings_that_disagree_are_not_a_whole_population(
+    settings_at, collect, one_member_page, only_in
+):
+    """The 2SV states come from one listing and the permissions from the other: an owner
+    listed only under permissions would not be judged at all, one only under members would
+    be judged without a permission. Each listing on its own is whole here."""
+    import httpx
+
+    only_here = {"account_id": "557058:only-here", "uuid": "{only-here}", "has_2fa_enabled": False}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = one_member_page
+        if request.url.path.endswith(f"/{only_in}"):
+            values = [*page["values"], {"user": only_here, "permission": "owner"}]
+            page = {**page, "size": 2, "values": values}
+        return httpx.Response(200, json=page)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        extract = collect(settings_at("http://127.0.0.1:9/2.0", "t-apart"), "acme", client=http)
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    assert f"1 member only in the {only_in} listing (first: 557058:only-here)" in extract.error
+    assert [listing.complete for listing in extract.listings] == [True, True]
+
+
+@pytest.mark.parametrize(
+    "ids", [{}, {"uuid": ""}, {"account_id": "", "uuid": ""}, {"account_id": None, "uuid": None}]
+)
+def test_a_member_without_an_id_is_not_a_whole_population(
+    settings_at, collect, one_member_page, ids
+):
+    """Without an account_id or a uuid (an empty string is none) a member cannot be told
+    from another, nor matched across the listings."""
+    import httpx
+
+    nameless = {
+        "user": {**ids, "nickname": "ghost", "has_2fa_enabled": True},
+        "permission": "owner",
+    }
+    page = {**one_member_page, "size": 2, "values": [*one_member_page["values"], nameless]}
+    with httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json=page))
+    ) as http:
+        extract = collect(settings_at("http://127.0.0.1:9/2.0", "t-ids"), "acme", client=http)
+    assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
+    assert "page 1 has a member with neither account_id nor uuid" in extract.error
 
 
 @pytest.mark.slow
@@ -86,8 +144,8 @@ def test_concurrent_workspaces_share_one_settings(
     make_settings, collect, member_keys, expected_keys
 ):
     settings = make_settings()
-    workspaces = ["acme", "hundred", "hundred-one", "solo", "empty"]
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    workspaces = ["acme", "hundred", "hundred-one", "solo"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
         extracts = list(pool.map(lambda ws: collect(settings, ws), workspaces))
     for workspace, extract in zip(workspaces, extracts, strict=True):
         assert extract.status == "complete", extract.error
@@ -95,9 +153,9 @@ def test_concurrent_workspaces_share_one_settings(
 
 
 def test_plus_goes_on_the_wire_as_2b_over_kept_alive_connections(
-    settings_at, collect, canned_server
+    settings_at, collect, canned_server, one_member_page
 ):
-    server = canned_server(200, b'{"pagelen": 100, "size": 0, "values": []}')
+    server = canned_server(200, json.dumps(one_member_page).encode())
     extract = collect(settings_at(server.base_url, "t-wire-1"), "acme")
     assert extract.status == "complete", extract.error
     assert extract.emulated is True  # a loopback URL, though this server sends no header
@@ -113,7 +171,7 @@ def test_plus_goes_on_the_wire_as_2b_over_kept_alive_connections(
         assert b"Connection: keep-alive" in head  # HTTP/1.1 keep-alive for a listing's pages
 
 
-def test_a_server_calling_itself_the_emulator_is_not_believed():
+def test_a_server_calling_itself_the_emulator_is_not_believed(one_member_page):
     """`emulated` comes from the configured URL. A server that is not on loopback (here an
     in-process transport standing in for one: no real non-loopback HTTPS server can run in a
     test) and answers with the emulator's header still gives real, not emulator, data."""
@@ -123,8 +181,7 @@ def test_a_server_calling_itself_the_emulator_is_not_believed():
     from tasks.bitbucket.extract import extract_workspace
 
     def answer(request: httpx.Request) -> httpx.Response:
-        body = {"pagelen": 100, "size": 0, "values": []}
-        return httpx.Response(200, json=body, headers={"X-Bb2sv-Emulator": "1"})
+        return httpx.Response(200, json=one_member_page, headers={"X-Bb2sv-Emulator": "1"})
 
     settings = BitbucketSettings(
         auth=BearerToken("t-hostile-1"), api_url="https://bitbucket.example.test/2.0"
