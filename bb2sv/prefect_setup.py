@@ -81,7 +81,9 @@ def ensure_pool(client: Any, name: str) -> SetupResult:
         )
         return SetupResult("work pool", name, "created")
     if existing.type != "process":
-        raise RuntimeError(
+        from tasks.bitbucket.exceptions import ConfigError
+
+        raise ConfigError(
             f"work pool {name!r} exists with type {existing.type!r}, not 'process'; pass "
             "another --pool or delete it"
         )
@@ -115,17 +117,20 @@ def automation_documents() -> list[dict[str, Any]]:
 
 def notification_block_id(client: Any, name: str) -> Any:
     """The id of the notification block `name` (any block type), or a clear error."""
-    from prefect.client.schemas.filters import BlockDocumentFilter, BlockDocumentFilterName
+    from tasks.bitbucket.exceptions import ConfigError
 
-    found = client.read_block_documents(
-        block_document_filter=BlockDocumentFilter(name=BlockDocumentFilterName(any_=[name]))
+    offset, page = 0, 200
+    while documents := client.read_block_documents(
+        offset=offset, limit=page, include_secrets=False
+    ):
+        for document in documents:
+            if document.name == name:
+                return document.id
+        offset += len(documents)
+    raise ConfigError(
+        f"no Prefect block named {name!r}: create a notification block (e.g. Slack "
+        "webhook, e-mail) in the Prefect UI, then pass its name to --notify"
     )
-    if not found:
-        raise RuntimeError(
-            f"no Prefect block named {name!r}: create a notification block (e.g. Slack "
-            "webhook, e-mail) in the UI or with `prefect block create`, then pass its name"
-        )
-    return found[0].id
 
 
 def ensure_automation(client: Any, document: dict[str, Any], block_id: Any) -> SetupResult:

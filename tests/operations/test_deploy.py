@@ -124,3 +124,29 @@ def test_a_bare_process_worker_runs_the_daily_deployment(tmp_path, first_setup):
     assert runs == [("acme", "complete")]
     today = datetime.now(UTC).date().isoformat()
     assert list((data / "reports" / today / "acme").glob("*.manifest.json"))
+
+
+def test_notify_points_the_alerts_at_the_named_block_and_an_unknown_one_is_a_config_error(
+    first_setup,
+):
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.client.orchestration import get_client
+
+    from bb2sv.prefect_setup import prefect_setup
+    from tasks.bitbucket.exceptions import ConfigError
+
+    block_id = SlackWebhook(url="https://hooks.slack.com/services/T0/B0/test").save(
+        "bb2sv-test-alerts", overwrite=True
+    )
+    try:
+        changed = prefect_setup(notify="bb2sv-test-alerts")
+        assert {r.change for r in changed if r.kind == "automation"} == {"updated"}
+        with get_client(sync_client=True) as client:
+            for automation in AUTOMATIONS:
+                (found,) = client.read_automations_by_name(automation)
+                sends = [(a.type, a.block_document_id) for a in found.actions]
+                assert sends == [("send-notification", block_id)], automation
+        with pytest.raises(ConfigError, match="no Prefect block named 'no-such-block'"):
+            prefect_setup(notify="no-such-block")
+    finally:
+        prefect_setup()  # the alerts only record again, as the other tests expect
