@@ -26,9 +26,11 @@ class ExitCode(IntEnum):
 def classify(exc: BaseException) -> ExitCode:
     """Exit code for an exception raised by the library, by its type."""
     from tasks.bitbucket.exceptions import ConfigError
-    from tasks.evidence.errors import EvidenceError, IntegrityError
+    from tasks.evidence.errors import EvidenceError, IntegrityError, QueryError
     from tasks.policy import PolicyError
 
+    if isinstance(exc, QueryError):
+        return ExitCode.USAGE  # the SQL given is at fault, not the evidence file
     if isinstance(exc, ConfigError | PolicyError):
         return ExitCode.CONFIG
     if isinstance(exc, IntegrityError):

@@ -19,6 +19,11 @@ class EvidenceError(Exception):
     """Base class: anything wrong with the evidence file or a request against it."""
 
 
+class QueryError(EvidenceError):
+    """The query itself is at fault (it fails, or it is not one SELECT): fix the SQL. The
+    evidence file is fine."""
+
+
 class EvidenceLocked(EvidenceError):
     """Another process holds the file's write lock and did not release it in time."""
 

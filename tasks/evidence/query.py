@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
-from tasks.evidence.errors import EvidenceError
+from tasks.evidence.errors import QueryError
 from tasks.evidence.store import EvidenceStore
 
 __all__ = ["run_query"]
@@ -43,7 +43,7 @@ def run_query(
 def _require_one_select(conn: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
     statements = conn.extract_statements(sql)
     if len(statements) != 1:
-        raise EvidenceError(
+        raise QueryError(
             f"bb2sv query runs exactly one SQL statement; got {len(statements)}. "
             "Pass a single SELECT (or WITH … SELECT)."
         )
@@ -51,19 +51,19 @@ def _require_one_select(conn: duckdb.DuckDBPyConnection, sql: str, path: Path) -
     if kind not in _ALLOWED:
         name = str(kind).rsplit(".", 1)[-1]
         name = "INSTALL/LOAD" if name == "LOAD" else name  # DuckDB types INSTALL as LOAD
-        raise EvidenceError(
+        raise QueryError(
             f"bb2sv query is read-only and sandboxed: it runs a SELECT, not {name}. The "
             f"evidence file {path} is append-only (only `bb2sv collect` writes to it), and "
             "queries may not write, copy, attach or load anything. Use SELECT (or WITH … "
-            "SELECT)."
+            "SELECT, or EXPLAIN)."
         )
 
 
-def _query_error(exc: duckdb.Error, path: Path) -> EvidenceError:
+def _query_error(exc: duckdb.Error, path: Path) -> QueryError:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "file system operations are disabled" in str(exc) or "external" in text.lower():
-        return EvidenceError(
+        return QueryError(
             f"bb2sv query is sandboxed: it reads the evidence file {path} and nothing else "
             f"(no other files, extensions or network). ({text})"
         )
-    return EvidenceError(f"Query failed on {path}: {text}")
+    return QueryError(f"Query failed on {path}: {text}")

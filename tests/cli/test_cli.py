@@ -88,7 +88,7 @@ def test_console_script_collect_verify_query_end_to_end(tmp_path, emu):
     assert as_csv.stdout.splitlines() == ["workspace,status", "acme,complete"]
 
     refused = cli("query", "delete from collection_runs", "--db", db)
-    assert refused.exit_code == 7
+    assert refused.exit_code == 2, "the SQL is at fault, not the evidence file (7)"
     assert "read-only" in refused.stderr
     assert_clean_exit(refused)
     assert cli("verify", "--db", db).exit_code == 0, "a refused write changed nothing"

@@ -97,7 +97,7 @@ def test_query_json_escapes_every_control_character_and_keeps_the_value(hostile)
 
 def test_error_messages_quote_values_literally(hostile):
     result = cli("query", f'SELECT * FROM "{HOSTILE}"', "--db", hostile.db)
-    assert result.exit_code == 7
+    assert result.exit_code == 2
     assert_literal(result)
     assert f"Table with name {SHOWN} does not exist" in result.stderr
 

@@ -266,7 +266,7 @@ def test_verify_report_refuses_what_is_not_a_manifest(signed, tmp_path):
 
 def test_query_is_sandboxed_from_the_command_line(signed):
     result = cli("query", "SELECT content FROM read_text('/etc/passwd')", "--db", signed.db)
-    assert result.exit_code == 7 and "sandboxed" in result.stderr
+    assert result.exit_code == 2 and "sandboxed" in result.stderr
     assert "root:" not in result.output
     copy = cli("query", "COPY collection_runs TO '/tmp/bb2sv-exfil.csv'", "--db", signed.db)
-    assert copy.exit_code == 7 and not Path("/tmp/bb2sv-exfil.csv").exists()
+    assert copy.exit_code == 2 and not Path("/tmp/bb2sv-exfil.csv").exists()
