@@ -28,6 +28,7 @@ pacing included), ``BITBUCKET_MAX_ATTEMPTS`` (per page), ``BITBUCKET_RETRY_AFTER
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -159,12 +160,12 @@ def tuning_from_env(env: Mapping[str, str] | None = None) -> dict[str, float]:
         "read_timeout": _number(values, "BITBUCKET_READ_TIMEOUT", 30.0),
         "response_deadline": _number(values, "BITBUCKET_RESPONSE_DEADLINE", 60.0),
         "retry_deadline": _number(values, "BITBUCKET_RETRY_DEADLINE", 60.0),
-        "max_attempts": int(_number(values, "BITBUCKET_MAX_ATTEMPTS", 8)),
+        "max_attempts": _whole(values, "BITBUCKET_MAX_ATTEMPTS", 8),
         "retry_after_cap": _number(values, "BITBUCKET_RETRY_AFTER_CAP", 60.0),
         "backoff_base": _number(values, "BITBUCKET_BACKOFF_BASE", 1.0, allow_zero=True),
         "backoff_cap": _number(values, "BITBUCKET_BACKOFF_CAP", 30.0),
-        "max_requests_per_hour": int(
-            _number(values, "BITBUCKET_MAX_REQUESTS_PER_HOUR", DEFAULT_MAX_REQUESTS_PER_HOUR)
+        "max_requests_per_hour": _whole(
+            values, "BITBUCKET_MAX_REQUESTS_PER_HOUR", DEFAULT_MAX_REQUESTS_PER_HOUR
         ),
     }
 
@@ -221,6 +222,15 @@ def _number(
         number = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if number < 0 or (number == 0 and not allow_zero) or number != number:
-        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        wanted = "a number of 0 or more" if allow_zero else "a positive number"
+        raise ConfigError(f"{name} must be {wanted}, got {raw!r}")
     return number
+
+
+def _whole(values: Mapping[str, str], name: str, default: int) -> int:
+    """A count: a whole number of at least 1 (`8`, or `8.0`, not `0.5`)."""
+    number = _number(values, name, default)
+    if number != int(number) or number < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {values[name]!r}")
+    return int(number)

@@ -94,6 +94,22 @@ def test_tuning_variables():
             {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_MAX_REQUESTS_PER_HOUR": "0"},
             ["BITBUCKET_MAX_REQUESTS_PER_HOUR"],
         ),
+        (
+            {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_MAX_ATTEMPTS": "0.5"},
+            ["BITBUCKET_MAX_ATTEMPTS must be a whole number of at least 1"],
+        ),
+        (  # was an OverflowError (a traceback) turning infinity into a count
+            {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_MAX_REQUESTS_PER_HOUR": "1e999"},
+            ["BITBUCKET_MAX_REQUESTS_PER_HOUR must be a positive number"],
+        ),
+        (
+            {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_READ_TIMEOUT": "inf"},
+            ["BITBUCKET_READ_TIMEOUT must be a positive number"],
+        ),
+        (
+            {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_BACKOFF_BASE": "-1"},
+            ["BITBUCKET_BACKOFF_BASE must be a number of 0 or more"],
+        ),
         ({"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_API_URL": "http://api.example.com/2.0"}, ["https"]),
         (
             {"BITBUCKET_TOKEN": TOKEN, "BITBUCKET_API_URL": "https://u:p@x.example/2.0"},
