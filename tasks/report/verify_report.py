@@ -102,7 +102,46 @@ def _parse(given: bytes, path: Path) -> dict[str, Any]:
         )
     if not isinstance(document.get("files"), list):
         raise ConfigError(f"{path} lists no files; it is not a complete bb2sv report manifest.")
+    wrong = _shape_problem(document)
+    if wrong is not None:
+        raise ConfigError(
+            f"{path}: {wrong}, so it cannot be checked. It was edited, or it is not a bb2sv "
+            "report manifest; pass the *.manifest.json written beside the report."
+        )
     return document
+
+
+def _shape_problem(document: dict[str, Any]) -> str | None:
+    """What in a manifest is not what bb2sv writes (None: nothing), before anything is read
+    by it: a manifest is input, and an edited one must not crash the check."""
+    kind = document.get("kind")
+    if kind not in ("daily", "period"):
+        return f"its kind is {kind!r}, neither 'daily' nor 'period'"
+    if not isinstance(document.get("workspace"), str):
+        return "it names no workspace"
+    for key in ("run_id", "run_hash"):
+        if not isinstance(document.get(key), str | None):
+            return f"its {key} is not text"
+    if kind == "daily" and document.get("run_id") is None:
+        return "it names no run"
+    run_ids = document.get("run_ids")
+    if run_ids is not None and not (
+        isinstance(run_ids, list) and all(isinstance(run_id, str) for run_id in run_ids)
+    ):
+        return "its run_ids are not a list of run ids"
+    if not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("sha256"), str)
+        for entry in document["files"]
+    ):
+        return "its files are not all a name with a SHA-256"
+    if kind == "period":
+        try:
+            date.fromisoformat(document.get("start")), date.fromisoformat(document.get("end"))
+        except (TypeError, ValueError):
+            return "its start and end are not dates (YYYY-MM-DD)"
+    return None
 
 
 def _file_problems(folder: Path, entries: list[Any]) -> list[str]:
@@ -115,7 +154,13 @@ def _file_problems(folder: Path, entries: list[Any]) -> list[str]:
         path = folder / name
         if not path.is_file():
             problems.append(f"{name} is missing")
-        elif sha256_hex(path.read_bytes()) != entry.get("sha256"):
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{name} cannot be read ({exc.strerror})")
+            continue
+        if sha256_hex(data) != entry.get("sha256"):
             problems.append(f"{name} has changed since it was written (its SHA-256 differs)")
     return problems
 

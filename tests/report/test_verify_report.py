@@ -133,3 +133,46 @@ def test_a_report_file_swapped_for_another_days_is_named(evidence, tmp_path):
     assert result.problems == [
         f"{day5.files['json'].name} has changed since it was written (its SHA-256 differs)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "edit", "said"),
+    [
+        ("daily", {"run_id": 123}, "its run_id is not text"),
+        ("daily", {"run_id": None}, "it names no run"),
+        ("period", {"run_ids": 5}, "its run_ids are not a list of run ids"),
+        ("daily", {"files": ["x.md"]}, "its files are not all a name with a SHA-256"),
+        ("daily", {"kind": None}, "its kind is None, neither 'daily' nor 'period'"),
+        ("period", {"start": None}, "its start and end are not dates"),
+        ("period", {"end": "2026-02-30"}, "its start and end are not dates"),
+    ],
+)
+def test_a_manifest_of_another_shape_is_refused_before_it_is_used(
+    evidence, tmp_path, kind, edit, said
+):
+    """An edited manifest is input: each of these crashed the check (TypeError,
+    AttributeError, a DuckDB conversion error) before it said anything."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        if kind == "daily":
+            bundle = write_daily_report(store.conn, runs[0], tmp_path / "r")
+        else:
+            bundle = write_period_report(
+                store.conn, "acme", START, date(2026, 9, 4), tmp_path / "r"
+            )
+        document = json.loads(bundle.manifest_path.read_bytes())
+        bundle.manifest_path.write_text(json.dumps({**document, **edit}))
+        with pytest.raises(ConfigError, match=f"{bundle.manifest_path.name}: {said}"):
+            verify_report(bundle.manifest_path, store.conn)
+
+
+def test_a_listed_file_that_cannot_be_read_is_named(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[0], tmp_path / "r")
+    markdown = bundle.files["md"]
+    markdown.unlink()
+    # A regular file whose read fails even for root (EIO): chmod 000 would not stop root.
+    markdown.symlink_to("/proc/self/mem")
+    result = verify_report(bundle.manifest_path)
+    assert f"{markdown.name} cannot be read (Input/output error)" in result.problems
