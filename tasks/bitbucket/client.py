@@ -42,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -69,7 +70,7 @@ from tasks.bitbucket.exceptions import (
     RetryBudgetExhausted,
 )
 from tasks.bitbucket.inflight import InFlight
-from tasks.bitbucket.messages import status_error
+from tasks.bitbucket.messages import seconds, status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
@@ -331,18 +332,20 @@ class BitbucketClient:
         kind = ErrorKind.RATE_LIMITED if retry.rate_limited else ErrorKind.TRANSIENT
         gave_up = f"gave up reading {where} after {attempt} attempt(s): last {retry.reason}"
         remaining = deadline.remaining()
-        if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
-            raise RetryBudgetExhausted(
-                f"{gave_up}; waiting {delay:.3g} s ({why}) would pass the "
-                f"{settings.retry_deadline:.3g} s retry deadline (BITBUCKET_RETRY_DEADLINE). "
-                "Run again later or raise the deadline.",
-                kind=kind,
-            )
+        # The cap first: its message says when the server will answer again, and raising
+        # only the deadline would run into it next.
         if retry.delay_hint is not None and delay > settings.retry_after_cap:
             raise RetryBudgetExhausted(
-                f"{gave_up}; the server asks to wait {delay:.3g} s, longer than the "
-                f"{settings.retry_after_cap:.3g} s cap (BITBUCKET_RETRY_AFTER_CAP). "
-                f"Run again in {delay / 60:.0f} minute(s), or raise the cap.",
+                f"{gave_up}; the server asks to wait {seconds(delay)}, longer than the "
+                f"{seconds(settings.retry_after_cap)} cap (BITBUCKET_RETRY_AFTER_CAP). "
+                f"Run again in {max(1, math.ceil(delay / 60))} minute(s), or raise the cap.",
+                kind=kind,
+            )
+        if delay + MIN_ATTEMPT_TIMEOUT >= remaining:  # no time left for the attempt after
+            raise RetryBudgetExhausted(
+                f"{gave_up}; waiting {seconds(delay)} ({why}) would pass the "
+                f"{seconds(settings.retry_deadline)} retry deadline (BITBUCKET_RETRY_DEADLINE). "
+                "Run again later or raise the deadline.",
                 kind=kind,
             )
         if attempt >= settings.max_attempts:
@@ -370,12 +373,12 @@ class BitbucketClient:
         wait = self._pacer.reserve(self._clock.monotonic(), within=remaining, stop=self._stop)
         if wait >= remaining:
             self._check_stop(where)  # a shared budget gives up waiting when a stop comes
-            when = f"only in {wait:.3g} s" if wait < float("inf") else "no slot"
+            when = f"only in {seconds(wait)}" if wait < float("inf") else "no slot"
             raise RetryBudgetExhausted(
                 f"stopped reading {where}: the client-side budget of "
                 f"{self.settings.max_requests_per_hour} requests per hour "
                 f"(BITBUCKET_MAX_REQUESTS_PER_HOUR) frees {when} within the "
-                f"{remaining:.3g} s left of the retry deadline. Run again later.",
+                f"{seconds(remaining)} left of the retry deadline. Run again later.",
                 kind=ErrorKind.RATE_LIMITED,
             )
         if wait > 0:
@@ -389,7 +392,7 @@ class BitbucketClient:
         remaining = deadline.remaining()
         if remaining < MIN_ATTEMPT_TIMEOUT:
             raise RetryBudgetExhausted(
-                f"the {self.settings.retry_deadline:.3g} s retry deadline "
+                f"the {seconds(self.settings.retry_deadline)} retry deadline "
                 f"(BITBUCKET_RETRY_DEADLINE) ran out before attempt {attempt} at {where}. "
                 "Run again later or raise the deadline.",
                 kind=ErrorKind.TRANSIENT,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from tasks.bitbucket.messages import error_summary, oauth_refused, status_error
+from tasks.bitbucket.messages import error_summary, oauth_refused, seconds, status_error
 from tasks.bitbucket.retry import reset_seconds, retry_after_seconds
 from tasks.vocabulary import ErrorKind, Listing
 
@@ -156,7 +156,7 @@ def classify(outcome: Outcome, context: Context, *, now: datetime) -> Decision:
 def _classify_fault(outcome: Outcome, context: Context) -> Decision:
     fault = outcome.fault
     if fault is Fault.TIMEOUT:
-        return Retry(None, f"no response within {outcome.read_timeout:.3g} s ({outcome.detail})")
+        return Retry(None, f"no response within {seconds(outcome.read_timeout)} ({outcome.detail})")
     if fault is Fault.CONNECTION:
         return Retry(None, f"request failed ({outcome.detail})")
     if fault is Fault.OAUTH_RETRYABLE:

@@ -19,9 +19,14 @@ import orjson
 from tasks.canonical import visible_controls
 from tasks.vocabulary import ErrorKind, Listing
 
-__all__ = ["error_summary", "oauth_refused", "status_error"]
+__all__ = ["error_summary", "oauth_refused", "seconds", "status_error"]
 
 _MAX_DETAIL = 300
+
+
+def seconds(value: float) -> str:
+    """A wait as people read it: `0.0899 s`, `3.41 s`, `3600 s` (never `3.6e+03 s`)."""
+    return f"{value:.3g} s" if value < 100 else f"{value:.0f} s"
 
 
 def error_summary(body: bytes) -> tuple[str, list[str] | None, list[str] | None]:

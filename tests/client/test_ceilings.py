@@ -82,6 +82,18 @@ def test_attempts_per_page_are_capped(emu, make_settings, collect, clock):
         assert said in message
 
 
+def test_a_retry_after_past_cap_and_deadline_names_the_cap_and_when(
+    emu, make_settings, collect, clock
+):
+    """Raising only the deadline would run into the cap next: the cap's message, which says
+    when the server will answer, comes first. Waits read as seconds, not 3.6e+03."""
+    emu.set_scenario(Scenario(rate_limit_storm=5, retry_after_s=3600))
+    extract = collect(make_settings(retry_after_cap=60, retry_deadline=60), "acme", clock=clock)
+    assert "the server asks to wait 3600 s, longer than the 60 s cap" in extract.error
+    assert "Run again in 60 minute(s)" in extract.error
+    assert "would pass" not in extract.error
+
+
 def test_a_retry_after_beyond_the_cap_gives_up_at_once(emu, make_settings, collect, clock):
     emu.set_scenario(Scenario(rate_limit_storm=5, retry_after_s=120))
     extract = collect(make_settings(retry_after_cap=30, retry_deadline=600), "acme", clock=clock)

@@ -188,7 +188,7 @@ def test_size_absent_is_still_complete(emu, make_settings, collect, member_keys,
 def test_server_budget_exhausted_midway_is_incomplete_rate_limited(
     emu, make_settings, collect, clock
 ):
-    emu.set_scenario(Scenario(hourly_budget=4))  # Retry-After ≈ 3600 s, beyond the deadline
+    emu.set_scenario(Scenario(hourly_budget=4))  # Retry-After ≈ 3600 s, past cap and deadline
     extract = collect(make_settings(retry_deadline=20), "acme", clock=clock)
     assert (extract.status, extract.error_kind) == ("incomplete", "rate_limited")
     # Four pages between the two listings, then the 429 that spends the budget (the other
@@ -196,7 +196,9 @@ def test_server_budget_exhausted_midway_is_incomplete_rate_limited(
     assert sorted(statuses(extract)) in ([200] * 4 + [429], [200] * 4 + [429, 429])
     # Gave up at once instead of sleeping past the deadline (NearLimit pacing is ~4 ms here).
     assert sum(clock.sleeps) < 0.1
-    assert "workspace 'acme'" in extract.error and "BITBUCKET_RETRY_DEADLINE" in extract.error
+    # The cap's message, which says when the server answers again (the budget's hour).
+    assert "workspace 'acme'" in extract.error and "BITBUCKET_RETRY_AFTER_CAP" in extract.error
+    assert "Run again in 60 minute(s)" in extract.error
     assert not all(listing.complete for listing in extract.listings)
 
 
