@@ -107,6 +107,16 @@ def stopped(stop: Interrupted) -> typer.Exit:
     return typer.Exit(int(ExitCode.STOPPED))
 
 
+# What `collect` calls the collection's options, for the messages about them.
+COLLECT_OPTIONS = {
+    "workspaces": "--workspace", "db_path": "--db", "reports_dir": "--reports-dir",
+    "policy_path": "--policy", "max_concurrent_workspaces": "--max-concurrent",
+    "retry_delay_seconds": "--retry-delay", "attempts": "--attempts",
+    "give_up_after_seconds": "--give-up-after", "time_limit_seconds": "--time-limit",
+    "anchor_log": "--anchor-log",
+}  # fmt: skip
+
+
 @app.command()
 def collect(
     workspace: Annotated[
@@ -147,7 +157,8 @@ def collect(
 
     try:
         options = CollectionOptions.checked(
-            workspaces=workspace, db_path=db, reports_dir=reports_dir, policy_path=policy,
+            names=COLLECT_OPTIONS, workspaces=workspace, db_path=db, reports_dir=reports_dir,
+            policy_path=policy,
             max_concurrent_workspaces=max_concurrent, retry_delay_seconds=retry_delay,
             attempts=attempts, give_up_after_seconds=give_up_after,
             time_limit_seconds=time_limit, anchor_log=anchor_log,

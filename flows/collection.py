@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -103,16 +103,19 @@ class CollectionOptions(BaseModel):
         )  # fmt: skip
 
     @classmethod
-    def checked(cls, **values: Any) -> CollectionOptions:
-        """The options, or a ConfigError naming each value out of bounds."""
+    def checked(cls, names: Mapping[str, str] | None = None, **values: Any) -> CollectionOptions:
+        """The options, or a ConfigError naming each value out of bounds; `names`: what the
+        caller calls an option (the CLI's `--max-concurrent` for max_concurrent_workspaces)."""
+        names = names or {}
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
-                for e in exc.errors()
-            )
-            raise ConfigError(f"Invalid collection options: {problems}.") from None
+            problems = []
+            for error in exc.errors():
+                field = ".".join(map(str, error["loc"]))
+                shown = names.get(field, field)
+                problems.append(f"{shown}: {error['msg']} (got {error.get('input')!r})")
+            raise ConfigError(f"Invalid collection options: {'; '.join(problems)}.") from None
 
 
 class Engine(Protocol):
@@ -146,7 +149,10 @@ def run_collection(
     warm_tls_context()  # the clients' TLS context, made while the spool and policy are read
     plan = AttemptPlan(options.attempts, options.retry_delay_seconds, options.give_up_after_seconds)
     STOP.clear()  # a new collection: an earlier one's stop in this process is history
-    limit = f"the flow's {options.time_limit_seconds:g} s time limit (time_limit_seconds)"
+    limit = (
+        f"the collection's {options.time_limit_seconds:g} s time limit (--time-limit, or the "
+        "flow's time_limit_seconds; raise it if a collection needs longer)"
+    )
     with stop_on_signals(), stop_after(options.time_limit_seconds, limit):
         if spooled_runs(options.db_path):
             replayed = engine.call(replay_spool, destination(engine, options, setup))

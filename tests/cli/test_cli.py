@@ -111,6 +111,16 @@ def test_unknown_workspace_is_a_config_error(tmp_path, emu):
     assert "nope-ws" in result.stderr
 
 
+def test_an_option_out_of_bounds_is_named_as_the_command_line_names_it(tmp_path, emu):
+    db = str(tmp_path / "e.duckdb")
+    result = cli(
+        "collect", "-w", "acme", "--db", db, "--max-concurrent", "0", env=emulator_env(emu)
+    )
+    assert result.exit_code == 3, result.output
+    assert "--max-concurrent: Input should be greater than or equal to 1 (got 0)" in result.stderr
+    assert_clean_exit(result)
+
+
 def test_no_token_is_a_config_error(tmp_path):
     result = cli("collect", "--workspace", "acme", "--db", str(tmp_path / "e.duckdb"))
     assert result.exit_code == 3

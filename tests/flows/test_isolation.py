@@ -168,7 +168,10 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
 def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_local, bitbucket_env):
     bitbucket_env.set_scenario(Scenario(latency_s=0.5))  # beta: 6 pages, 3 s
     failure = failure_of(collect_local(["beta"], time_limit_seconds=1.5))
-    assert failure.stopped_by == "the flow's 1.5 s time limit (time_limit_seconds)"
+    assert failure.stopped_by == (
+        "the collection's 1.5 s time limit (--time-limit, or the flow's time_limit_seconds; "
+        "raise it if a collection needs longer)"
+    )
     runs, _pages = stored(tmp_path, "status, error_kind, error")
     ((status, kind, error),) = runs
     assert (status, kind) == ("failed", "stopped") and "time limit" in error
