@@ -139,7 +139,9 @@ def replay(
     db_path: str | os.PathLike, wait_s: float | None = None, signer: RunSigner | None = None
 ) -> list[RunRecord]:
     """Store (and with `signer` sign) every spooled attempt, oldest first; stop at the first
-    that cannot be stored (it stays in the spool, with the ones after it)."""
+    that the evidence file cannot take (it stays in the spool, with the ones after it). One
+    that cannot be read at all is set aside as `<name>.unreadable` (never deleted), so it
+    does not hold back the attempts after it."""
     wait_s = writer_wait() if wait_s is None else wait_s
     stored: list[RunRecord] = []
     for path in spooled_runs(db_path):
@@ -149,15 +151,37 @@ def replay(
         except FileNotFoundError:
             continue
         try:
-            record = _record(db_path, read_spool(claimed), wait_s, signer)
+            attempt = read_spool(claimed)
+        except Exception as exc:
+            aside = path.with_suffix(".unreadable")
+            claimed.rename(aside)
+            log.error(
+                "spooled attempt %s cannot be read (%s): it was moved to %s so that the "
+                "attempts after it are stored. Inspect it; rename it back to .json to retry.",
+                path.name,
+                _why(exc),
+                aside,
+            )
+            continue
+        try:
+            record = _record(db_path, attempt, wait_s, signer)
         except Exception as exc:
             claimed.rename(path)
-            log.error("spooled attempt %s stays in the spool: %s", path.name, exc)
+            log.error("spooled attempt %s stays in the spool: %s", path.name, _why(exc))
             break
         claimed.unlink()
         log.info("stored spooled attempt %s as run %s", path.name, record.run_id)
         stored.append(record)
     return stored
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a reason: a bare KeyError('extract') says only 'extract'."""
+    if isinstance(exc, KeyError):
+        return f"no {exc} in it"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # without the path: it names the claimed copy, not the spool file
+    return str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,3 +81,25 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     assert replayed[1].directory_status == "complete" and replayed[0].directory_status is None
     assert replayed[1].prefect_flow_run_id == "run-1"
     assert verify_chain(db_path).ok
+
+
+def test_an_unreadable_spooled_attempt_is_set_aside_and_the_rest_are_stored(db_path, synth, caplog):
+    """A damaged spool file (or a folder named like one) used to stop the replay at itself
+    every time, keeping every attempt after it out of the evidence file."""
+    EvidenceStore.open(db_path).close()
+    attempt = synth.make_extract("acme", synth.synthetic_members(5), day=date(2026, 3, 1))
+    policy = parse_policy(POLICY, "policy.yaml")
+    good = spool.write_spool(db_path, spool.Spooled(attempt, policy, None))
+    folder = spool.spool_dir(db_path)
+    (folder / "0-damaged.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"')  # cut short
+    (folder / "1-missing-key.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"}')
+    (folder / "2-a-folder.json").mkdir()
+
+    replayed = spool.replay(db_path, wait_s=5)
+    assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1)]
+    assert spool.spooled_runs(db_path) == [] and not good.exists()
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "0-damaged.unreadable", "1-missing-key.unreadable", "2-a-folder.unreadable",
+    ]  # fmt: skip
+    assert "spooled attempt 1-missing-key.json cannot be read (no 'extract' in it)" in caplog.text
+    assert "2-a-folder.json cannot be read" in caplog.text and ".storing" not in caplog.text
