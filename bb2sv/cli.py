@@ -404,10 +404,20 @@ def emulator_serve(
 ) -> None:
     """Run the emulator by itself until Ctrl-C."""
     from emulator import serve
+    from tasks.bitbucket.exceptions import ConfigError
 
-    serve(
-        port=port, members=members, seed=seed, token=token, workspace=workspace, latency_s=latency
-    )
+    if not 0 < port < 65536 or members < 0 or latency < 0:
+        raise fail(ConfigError("--port must be 1 to 65535, --members and --latency 0 or more."))
+    try:
+        serve(
+            port=port, members=members, seed=seed, token=token, workspace=workspace,
+            latency_s=latency,
+        )  # fmt: skip
+    except OSError as exc:  # the port is taken, or not ours to bind
+        why = exc.strerror or type(exc).__name__
+        raise fail(
+            ConfigError(f"Cannot serve on 127.0.0.1:{port} ({why}); pick another --port.")
+        ) from None
 
 
 def main() -> None:

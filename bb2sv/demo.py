@@ -130,11 +130,17 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
     from tasks.bitbucket.extract import extract_workspace
     from tasks.evidence.anchors import append_anchor
     from tasks.evidence.store import EvidenceStore
+    from tasks.period import MAX_WINDOW_DAYS
     from tasks.policy import load_policy
     from tasks.preflight import DEFAULT_ANCHOR_LOG
 
-    if days < 1 or members < 1:
-        raise ConfigError("--days and --members must be at least 1.")
+    if not 1 <= days <= MAX_WINDOW_DAYS or members < 1:
+        raise ConfigError(
+            f"--days must be 1 to {MAX_WINDOW_DAYS} (an audit window's most) and --members at "
+            "least 1."
+        )
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--dir {directory} is a file; pass a directory for the demo's runs.")
     started = time.monotonic()
     run_dir = new_run_dir(directory)
     db_path, reports_dir = run_dir / "evidence.duckdb", run_dir / "reports"

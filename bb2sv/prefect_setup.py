@@ -97,8 +97,8 @@ def ensure_rate_limit(secret_blocks: Mapping[str, str] | None) -> SetupResult:
 
     try:
         settings, _directory = resolve_credentials(secret_blocks)
-    except ConfigError:
-        why = "no credentials: set BITBUCKET_* or pass --secret-block VARIABLE=BLOCK"
+    except ConfigError as exc:
+        why = f"{exc} (set BITBUCKET_* or pass --secret-block VARIABLE=BLOCK)"
         return SetupResult("rate limit", "bb2sv-api-…", "skipped", why)
     name = budget_limit_name(settings)
     before = read_budget_limit(name)

@@ -59,8 +59,10 @@ def audit_as_configured(
     from tasks.evidence.store import EvidenceStore
     from tasks.period import check_window
     from tasks.prefect_api import prefect_api_configured
+    from tasks.preflight import check_reports_dir
 
     check_window(start, end)
+    check_reports_dir(reports_dir)
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here
         pass
     if not prefect_api_configured():

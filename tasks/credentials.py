@@ -58,8 +58,9 @@ def load_secret_block(block_name: str, variable: str) -> str:
     except Exception as exc:  # Prefect raises ValueError or HTTP errors for a missing block
         raise ConfigError(
             f"Could not load the Prefect Secret block {block_name!r} for {variable} "
-            f"({type(exc).__name__}). Create it with: prefect block create secret, "
-            f"or in Python: Secret(value=...).save({block_name!r})."
+            f"({type(exc).__name__}). Create it on the Prefect server the run uses, in "
+            "Python: from prefect.blocks.system import Secret; "
+            f"Secret(value=...).save({block_name!r}) (or in the Prefect UI)."
         ) from None
 
 

@@ -90,6 +90,11 @@ def preflight(
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:
     """Create the reports root if needed and prove it is writable."""
     path = Path(reports_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"The reports directory {str(path)!r} is a file, not a directory. Choose another "
+            "with --reports-dir."
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -128,7 +128,10 @@ def check_anchor_log_writable(log_path: Path) -> None:
     """For the preflight: the log (or its folder) can be appended to; ConfigError if not."""
     target = log_path if log_path.exists() else _existing_parent(log_path)
     if log_path.exists() and not log_path.is_file():
-        raise ConfigError(f"The anchor log {log_path} is not a regular file; pass --anchor-log.")
+        raise ConfigError(
+            f"The anchor log {log_path} is not a regular file (a directory?); pass the path of "
+            "a file (new or existing) with --anchor-log."
+        )
     if not os.access(target, os.W_OK):
         raise ConfigError(
             f"The anchor log {log_path} cannot be written (no write permission on {target}). "

@@ -100,8 +100,9 @@ class EvidenceStore:
         if created:
             if read_only:
                 raise EvidenceError(
-                    f"No evidence file at {path}. Run `bb2sv collect` (or `bb2sv demo`) "
-                    "first, or pass --db with the right path."
+                    f"No evidence file at {path}. Pass --db with the right path, or run "
+                    "`bb2sv collect` first (it creates the file; `bb2sv demo` writes its own "
+                    "under bb2sv-demo/)."
                 )
             conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
             os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it

@@ -252,3 +252,31 @@ def test_a_prefect_api_that_does_not_answer_is_a_config_error(tmp_path, emu):
     assert "does not answer" in result.stderr and f"127.0.0.1:{free_port}/api" in result.stderr
     assert "hunter2" not in result.output
     assert_clean_exit(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["collect", "-w", "acme", "--reports-dir", "{file}"], "is a file, not a directory"),
+        (["collect", "-w", "acme", "--anchor-log", "{dir}"], "is not a regular file"),
+        (
+            ["audit-report", "-w", "acme", "--from", "2026-01-01", "--to", "2026-01-31",
+             "--reports-dir", "{file}"],
+            "is a file, not a directory",
+        ),
+        (["demo", "--days", "100000000", "--dir", "{dir}"], "--days must be 1 to 1098"),
+        (["demo", "--dir", "{file}"], "is a file; pass a directory"),
+        (["emulator", "serve", "--port", "99999"], "--port must be 1 to 65535"),
+    ],
+)  # fmt: skip
+def test_odd_arguments_are_configuration_errors_not_tracebacks(tmp_path, emu, args, said):
+    """Each of these ended in an unexpected error (a traceback, or a bare errno) before."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    filled = [arg.format(file=a_file, dir=tmp_path) for arg in args]
+    if args[0] in ("collect", "audit-report"):
+        filled += ["--db", str(tmp_path / "e.duckdb")]
+    result = cli(*filled, env=emulator_env(emu))
+    assert result.exit_code == 3, result.output
+    assert said in result.stderr
+    assert_clean_exit(result)
