@@ -84,6 +84,7 @@ __all__ = ["BITBUCKET", "Api", "BitbucketClient", "FetchedPage", "parse_envelope
 logger = logging.getLogger("bb2sv.bitbucket")
 
 MIN_ATTEMPT_TIMEOUT = 0.05
+MAX_BODY_BYTES = 8 * 2**20  # one response, decoded: ~80 times a page of 100 members
 # Query parameters that can carry a credential (Bitbucket accepts ?access_token=).
 _SECRET_PARAMS = ("access_token", "token", "client_secret")
 
@@ -305,6 +306,8 @@ class BitbucketClient:
             return replace(
                 sent, fault=Fault.TIMEOUT, detail="whole-response deadline", read_timeout=seconds
             )
+        if isinstance(exc, BodyTooLarge):
+            return replace(sent, fault=Fault.CONNECTION, detail=str(exc))
         fault = Fault.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Fault.CONNECTION
         return replace(sent, fault=fault, detail=type(exc).__name__)
 
@@ -428,12 +431,23 @@ class BitbucketClient:
             self._pacer.relax(slowdowns_when_sent)
 
 
+class BodyTooLarge(httpx.HTTPError):
+    """The body passed MAX_BODY_BYTES once decoded: read no further."""
+
+
 def _read_body(response: httpx.Response) -> tuple[bytes, httpx.HTTPError | None]:
-    """The (decoded) body as far as it arrived, and the error that cut it short, if any."""
+    """The (decoded) body as far as it arrived, at most MAX_BODY_BYTES, and the error that
+    cut it short, if any. A page of 100 members is ~100 KB; a compressed body that inflates
+    past the limit (a gzip bomb) is cut there instead of filling memory."""
     chunks: list[bytes] = []
+    size = 0
     try:
         for chunk in response.iter_bytes():
             chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                body = b"".join(chunks)[:MAX_BODY_BYTES]
+                return body, BodyTooLarge(f"body over {MAX_BODY_BYTES:,} bytes, decoded")
     except httpx.HTTPError as exc:  # cut, reset, timed out or undecodable mid-body
         return b"".join(chunks), exc
     return b"".join(chunks), None

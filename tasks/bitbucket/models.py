@@ -32,7 +32,8 @@ __all__ = ["ListingResult", "RawPage", "WorkspaceExtract"]
 class RawPage:
     """One HTTP response exactly as received (failed attempts included, in order).
 
-    `url` never contains credentials; `body` is the undecoded response body.
+    `url` never contains credentials; `body` is the response body as received, after HTTP
+    content decoding (gzip, deflate) and at most `client.MAX_BODY_BYTES`.
     """
 
     listing: Listing

@@ -262,3 +262,32 @@ def test_near_limit_header_slows_the_pace(emu, make_settings, collect, clock):
     assert 1 <= len(clock.sleeps) <= 2
     assert all(0.5 <= wait <= 1.0 for wait in clock.sleeps), clock.sleeps
     assert 429 not in statuses(second)
+
+
+def test_a_body_that_inflates_past_the_limit_is_cut_not_held(
+    settings_at, collect, clock, one_member_page, monkeypatch
+):
+    """A gzip bomb: a few KB on the wire, far more once decoded. The read stops at the
+    limit (here 64 KiB; 8 MiB in use), keeps what it read, and the page is a failure."""
+    import gzip
+    import json
+
+    import tasks.bitbucket.client as client
+
+    monkeypatch.setattr(client, "MAX_BODY_BYTES", 64 * 1024)
+    page = json.dumps(one_member_page).encode()
+    bomb = gzip.compress(page[:-1] + b" " * 2_000_000 + page[-1:])  # valid JSON, 2 MB of space
+    assert len(bomb) < 10_000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/members"):
+            return httpx.Response(200, content=bomb, headers={"Content-Encoding": "gzip"})
+        return httpx.Response(200, json=one_member_page)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        settings = settings_at("http://127.0.0.1:9/2.0", "t-bomb", max_attempts=2)
+        extract = collect(settings, "acme", clock=clock, client=http)
+    assert extract.status == "failed", extract.error
+    assert "body over 65,536 bytes, decoded" in extract.error
+    kept = [page for page in extract.pages if page.listing == "members"]
+    assert len(kept) == 2 and all(len(page.body) == 64 * 1024 for page in kept)
