@@ -79,7 +79,8 @@ class BackgroundHarness:
         # crashed runs; their thread makes every test flow run wait up to 1 s on exit.
         # Registering every block type Python has imported costs the server ~2 s of CPU at
         # start; a block that is saved registers its own type (Block.save), which is all the
-        # tests and bb2sv use. The server's task-run recorder and event persister turn the
+        # tests and bb2sv use (Secret, which several test processes save, is registered once
+        # below). The server's task-run recorder and event persister turn the
         # events a run emits into task-run and event rows, which no test reads (flow runs,
         # states, logs, artifacts, blocks, limits and automations are written by the API
         # itself); their SQLite writes cost ~0.2 s of CPU per flow run and held up the API's.
@@ -91,6 +92,11 @@ class BackgroundHarness:
         }
         try:
             with temporary_settings(settings), prefect_test_harness(server_startup_timeout=120):
+                # Saving a block registers its type: two test processes saving their first
+                # Secret at once met with 409 Conflict (block type already exists).
+                from prefect.blocks.system import Secret
+
+                Secret.register_type_and_schema()
                 self.api_url = PREFECT_API_URL.value()
                 self._announce({"url": self.api_url})
                 self.ready.set()
