@@ -14,6 +14,8 @@ import re
 
 import pandas as pd
 
+from tasks.canonical import visible_controls
+
 # Characters that start a formula in Excel, LibreOffice and Google Sheets (OWASP CSV injection).
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CSV_FORMULA_PATTERN = r"^[=+\-@\t\r]"
@@ -27,11 +29,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
 def md_escape(value: object) -> str:
-    """A value as literal Markdown text, safe inside a table cell."""
+    """A value as literal Markdown text, safe inside a table cell. Other control characters
+    show as escapes (ESC as `\\x1b`): a Markdown report is often read in a terminal, where
+    they would retitle or clear it."""
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
 
 
 def neutralise_csv_cell(value: object) -> object:

@@ -23,6 +23,7 @@ PAYLOADS = {
     "tab": "\tleading tab",
     "cr": "\rleading cr",
     "md": "**bold** | [link](http://evil.example) `code`",
+    "terminal": "\x1b]0;pwned\x07\x1b[2J\x1b[31mred",  # retitles, clears, colours a terminal
 }
 NETWORK_REF = re.compile(
     r"<(?:link|script|img|iframe|source|video|audio|object|embed)\b[^>]*"
@@ -83,6 +84,8 @@ def test_markdown_escapes_hostile_values(evidence, tmp_path):
     md = write_daily_report(conn, ids[1], tmp_path).files["md"].read_text()
     assert "<script>" not in md and r"\<script\>alert(1)\</script\>" in md
     assert r"\*\*bold\*\* \| \[link\](http://evil.example) \`code\`" in md
+    assert "\x1b" not in md and "\x07" not in md, "no control character reaches a terminal"
+    assert r"\\x1b\]0;pwned\\x07\\x1b\[2J\\x1b\[31mred" in md  # shown, as escapes
     # Every findings row keeps exactly 10 cells despite the pipe in a display name.
     rows = [line for line in md.splitlines() if line.startswith("| high |")]
     assert len(rows) == len(PAYLOADS)
