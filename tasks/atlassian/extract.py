@@ -145,10 +145,12 @@ def _next_url(document: dict, settings: DirectorySettings, page: int) -> str | N
     if links is None:
         return None
     if not isinstance(links, dict):
-        raise PaginationAnomaly(f"page {page} has `links` that is not a mapping: {links!r}")
+        raise PaginationAnomaly(f"page {page} has `links` that is not a mapping: {links!r:.200}")
     cursor = links.get("next")
     if cursor is None or cursor == "":
         return None
     if not isinstance(cursor, str):
-        raise PaginationAnomaly(f"page {page} has a `links.next` that is not a cursor: {cursor!r}")
+        raise PaginationAnomaly(
+            f"page {page} has a `links.next` that is not a cursor: {cursor!r:.200}"
+        )
     return directory_url(settings.http.api_url, settings.org_id, cursor)

@@ -68,12 +68,14 @@ class NextLinkPaginator:
         if link is None or link == "":
             return None
         if not isinstance(link, str):
-            raise PaginationAnomaly(f"page {self.pages} has a `next` that is not a URL: {link!r}")
+            raise PaginationAnomaly(
+                f"page {self.pages} has a `next` that is not a URL: {link!r:.200}"
+            )
         try:
             url = httpx.URL(link)
         except httpx.InvalidURL:
             raise PaginationAnomaly(
-                f"page {self.pages} has an invalid `next` URL: {link!r}"
+                f"page {self.pages} has an invalid `next` URL: {link!r:.200}"
             ) from None
         if url.is_relative_url:
             # Not seen from Bitbucket, but harmless to resolve against the configured origin.

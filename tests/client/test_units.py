@@ -96,6 +96,9 @@ def test_paginator_lets_empty_pages_and_new_members_through():
     assert paginator.pages == 4
     with pytest.raises(PaginationAnomaly, match="not a URL"):
         paginator.next_url({"next": 7})
+    with pytest.raises(PaginationAnomaly) as huge:  # a hostile API's 200 KB of it
+        paginator.next_url({"next": ["x" * 200_000]})
+    assert len(huge.value.message) < 300, "the value is cut in the message (and the report)"
 
 
 def test_public_url_drops_credentials():
