@@ -108,6 +108,11 @@ def status_error(
             "slug (the name after bitbucket.org/ in its URL) or give its {uuid}, and that the "
             "credentials belong to a member of it."
         )
+        if not api_url.rstrip("/").endswith("/2.0"):
+            # Bitbucket's REST API lives under /2.0: without it every workspace is "missing".
+            text += (
+                f" Also check BITBUCKET_API_URL: it usually ends in /2.0, and {api_url} does not."
+            )
         return ErrorKind.NOT_FOUND, text
     text = (
         f"Bitbucket refused the request for {where} (HTTP {status}: {message}). Retrying will "

@@ -291,3 +291,16 @@ def test_outcomes_and_decisions_are_frozen():
         Outcome(status_code=200).status_code = 500  # type: ignore[misc]
     with pytest.raises(FrozenInstanceError):
         Retry(None, "x").delay_hint = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("api_url", "hinted"), [(API, False), ("http://127.0.0.1:8765", True)])
+def test_a_404_from_an_api_url_without_2_0_points_at_the_url(api_url, hinted):
+    """Without /2.0 every workspace is 'missing': the slug is not what to check first."""
+    from tasks.bitbucket.messages import status_error
+
+    kind, text = status_error(
+        404, error("Resource not found"), workspace="acme", listing=Listing.MEMBERS,
+        api_url=api_url, env_hint="BITBUCKET_TOKEN",
+    )  # fmt: skip
+    assert kind is ErrorKind.NOT_FOUND
+    assert ("check BITBUCKET_API_URL: it usually ends in /2.0" in text) is hinted
