@@ -83,7 +83,13 @@ def preflight(
         with EvidenceStore.open(db_path, lock_timeout_s=min(PREFLIGHT_LOCK_WAIT_S, writer_wait())):
             pass
     except EvidenceLocked as exc:
-        log.warning("%s Collecting anyway: each run waits for the file, or is spooled.", exc)
+        who = f"{exc.process} (PID {exc.pid})" if exc.pid else "another process"
+        log.warning(
+            "Evidence file %s is held by %s. Collecting anyway: each run waits for the file "
+            "(BB2SV_WRITER_WAIT), or is spooled and stored by the next collection.",
+            db_path,
+            who,
+        )
     return CollectionSetup(policy, settings, reports, anchors, directory, signer, names)
 
 

@@ -216,7 +216,7 @@ sys.stdin.readline()
 
 
 def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
-    tmp_path, collect_local, bitbucket_env, monkeypatch
+    tmp_path, collect_local, bitbucket_env, monkeypatch, caplog
 ):
     from tasks.evidence.store import EvidenceStore
 
@@ -236,6 +236,8 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
     (outcome,) = failure.outcomes
     assert outcome.complete and outcome.run_id == "" and outcome.spooled
     assert f"PID {reader.pid}" in outcome.problems[0] and "attempt 1 not stored" in str(failure)
+    (warned,) = [r.getMessage() for r in caplog.records if "Collecting anyway" in r.getMessage()]
+    assert f"PID {reader.pid}" in warned and "try again" not in warned, "one piece of advice"
     assert bitbucket_env.admin_token.encode() not in Path(outcome.spooled).read_bytes()
     spooled = Path(outcome.spooled)
     assert spooled.parent == Path(f"{db}.spool") and oct(spooled.stat().st_mode)[-3:] == "600"
