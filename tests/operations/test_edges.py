@@ -72,6 +72,9 @@ def test_audit_windows_are_bounded(tmp_path):
         check_window(date(1, 1, 1), date(9999, 12, 31))
     with pytest.raises(ConfigError, match="swap"):
         check_window(date(2026, 2, 1), date(2026, 1, 1))
+    with pytest.raises(ConfigError, match="after today"):  # was a NON-COMPLIANT report of 9999
+        check_window(date(9999, 1, 1), date(9999, 12, 31))
+    check_window(date(2026, 11, 1), date(2026, 11, 30), today=date(2026, 11, 15))  # so far
     EvidenceStore.open(tmp_path / "e.duckdb").close()
     result = cli(
         "audit-report", "-w", "acme", "--from", "0001-01-01", "--to", "9999-12-31",
