@@ -67,6 +67,20 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def check_arguments(directory: Path, days: int, members: int) -> None:
+    """The demo's options, before anything is written: a ConfigError saying what to pass."""
+    from tasks.bitbucket.exceptions import ConfigError
+    from tasks.period import MAX_WINDOW_DAYS
+
+    if not 1 <= days <= MAX_WINDOW_DAYS or members < 1:
+        raise ConfigError(
+            f"--days must be 1 to {MAX_WINDOW_DAYS} (an audit window's most) and --members at "
+            "least 1."
+        )
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--dir {directory} is a file; pass a directory for the demo's runs.")
+
+
 def new_run_dir(directory: Path) -> Path:
     """A fresh folder per demo run, so a rerun never touches an earlier run's files."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -126,21 +140,13 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
     from tasks.atlassian.extract import extract_directory
     from tasks.bitbucket.auth import BearerToken
     from tasks.bitbucket.config import BitbucketSettings
-    from tasks.bitbucket.exceptions import ConfigError
     from tasks.bitbucket.extract import extract_workspace
     from tasks.evidence.anchors import append_anchor
     from tasks.evidence.store import EvidenceStore
-    from tasks.period import MAX_WINDOW_DAYS
     from tasks.policy import load_policy
     from tasks.preflight import DEFAULT_ANCHOR_LOG
 
-    if not 1 <= days <= MAX_WINDOW_DAYS or members < 1:
-        raise ConfigError(
-            f"--days must be 1 to {MAX_WINDOW_DAYS} (an audit window's most) and --members at "
-            "least 1."
-        )
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"--dir {directory} is a file; pass a directory for the demo's runs.")
+    check_arguments(directory, days, members)
     started = time.monotonic()
     run_dir = new_run_dir(directory)
     db_path, reports_dir = run_dir / "evidence.duckdb", run_dir / "reports"
