@@ -83,12 +83,11 @@ def preflight(
         with EvidenceStore.open(db_path, lock_timeout_s=min(PREFLIGHT_LOCK_WAIT_S, writer_wait())):
             pass
     except EvidenceLocked as exc:
-        who = f"{exc.process} (PID {exc.pid})" if exc.pid else "another process"
         log.warning(
             "Evidence file %s is held by %s. Collecting anyway: each run waits for the file "
             "(BB2SV_WRITER_WAIT), or is spooled and stored by the next collection.",
             db_path,
-            who,
+            exc.holder,
         )
     return CollectionSetup(policy, settings, reports, anchors, directory, signer, names)
 

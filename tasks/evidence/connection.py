@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import duckdb
 
-from tasks.evidence.errors import EvidenceCorrupt, EvidenceError, EvidenceLocked
+from tasks.evidence.errors import EvidenceCorrupt, EvidenceError, EvidenceLocked, holder_text
 
 # Nothing may be downloaded at run time, and new files must stay readable by DuckDB 1.4
 # (a file created by 2.0 with defaults is storage version 999, which 1.4 refuses).
@@ -99,11 +99,10 @@ def wait_for_lock(open_once: Callable[[], Opened], path: Path, lock_timeout_s: f
 def locked_error(path: Path, holder: re.Match | None, waited_s: float) -> EvidenceLocked:
     pid = int(holder["pid"]) if holder else None
     process = holder["process"] if holder else None
-    who = f"{process} (PID {pid})" if holder else "another process"
     return EvidenceLocked(
-        f"Evidence file {path} is locked by {who}; waited {waited_s:g} s. "
-        "Only one bb2sv writer may use the file at a time: wait for that run to finish, "
-        "or stop that process if it is stuck, then try again.",
+        f"Evidence file {path} is locked by {holder_text(process, pid)}; waited "
+        f"{waited_s:g} s. Only one bb2sv writer may use the file at a time: wait for that run "
+        "to finish, or stop that process if it is stuck, then try again.",
         pid=pid,
         process=process,
     )

@@ -32,6 +32,16 @@ class EvidenceLocked(EvidenceError):
         self.pid = pid
         self.process = process
 
+    @property
+    def holder(self) -> str:
+        return holder_text(self.process, self.pid)
+
+
+def holder_text(process: str | None, pid: int | None) -> str:
+    """Who holds a file's lock, as DuckDB named it: `python3 (PID 4711)`, else "another
+    process"."""
+    return f"{process} (PID {pid})" if pid is not None else "another process"
+
 
 class EvidenceCorrupt(EvidenceError):
     """The file is a DuckDB database but DuckDB cannot read it (damaged or truncated)."""
