@@ -12,14 +12,21 @@ the file that differs from, or is missing from, the shipped catalog::
     create_shipped(conn)       # pass-through views of the file's tables + the shipped views
     catalog_problems(conn)     # ['view daily_compliance differs from …', …]
 
-The shipped catalog is the migrations and view files applied to an empty in-memory
-database, so it cannot drift from them; both sides are rendered by the same DuckDB.
+The shipped catalog is the migrations and view files applied to an empty file, so it
+cannot drift from them; both sides are rendered by the same DuckDB. Each process builds it
+once, in a private folder of its own, with the readers' catalog beside it
+(`reader_catalog`): a small DuckDB file holding the pass-through views and the shipped views
+and macros, which every reader attaches instead of creating them again.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import tempfile
-from functools import cache
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -31,6 +38,7 @@ from tasks.version import __version__
 
 __all__ = [
     "EVIDENCE",
+    "SHIPPED",
     "CatalogKey",
     "catalog_problems",
     "create_shipped",
@@ -43,6 +51,7 @@ __all__ = [
 ]
 
 EVIDENCE = "evidence"  # the name the evidence file is attached under
+SHIPPED = "bb2sv"  # the name readers attach the readers' catalog under (their current database)
 _CATALOG_SQL = Path(__file__).parent / "catalog" / "catalog_objects.sql"
 
 CatalogKey = tuple[str, str]  # (kind, name), e.g. ("view", "findings")
@@ -70,33 +79,76 @@ def read_catalog(conn: duckdb.DuckDBPyConnection, database: str) -> dict[Catalog
     return {key: "\n".join(texts) for key, texts in found.items()}
 
 
-@cache
-def _shipped() -> tuple[dict[CatalogKey, str], frozenset[TableColumn]]:
-    """The catalog this bb2sv creates (every migration and view file on an empty file), and
-    its tables' columns.
+@dataclass(frozen=True, slots=True)
+class _Shipped:
+    catalog: dict[CatalogKey, str]
+    columns: frozenset[TableColumn]
+    readers: Path  # the readers' catalog file
 
-    Written to a temporary file and read back attached, as an evidence file is: DuckDB
-    renders some definitions differently once they went through storage (a TIMESTAMP cast
-    reads back as TIMESTAMP_US).
+
+_BUILT: dict[int, _Shipped] = {}  # by process id: a forked child builds its own
+_BUILDING = threading.Lock()
+
+
+def _shipped() -> _Shipped:
+    """The catalog this bb2sv creates (every migration and view file on an empty file), its
+    tables' columns, and the readers' catalog file; built once per process.
+
+    The empty file is read back attached, as an evidence file is: DuckDB renders some
+    definitions differently once they went through storage (a TIMESTAMP cast reads back as
+    TIMESTAMP_US).
     """
-    with tempfile.TemporaryDirectory(prefix="bb2sv-catalog-") as folder:
-        scratch = Path(folder) / "shipped.duckdb"
-        writer = connect(scratch, read_only=False)
-        try:
-            migrate(writer)
-        finally:
-            writer.close()
-        reader = in_memory(external_access=True)
-        try:
-            reader.execute(f"ATTACH {path_literal(scratch)} AS shipped (READ_ONLY)")
-            return read_catalog(reader, "shipped"), frozenset(table_columns(reader, "shipped"))
-        finally:
-            reader.close()
+    with _BUILDING:
+        built = _BUILT.get(os.getpid())
+        # A long-lived process may outlive its folder (a cleaner of old temporary files).
+        if built is None or not built.readers.exists():
+            built = _BUILT[os.getpid()] = _build_shipped()
+        return built
+
+
+def _build_shipped() -> _Shipped:
+    folder = Path(tempfile.mkdtemp(prefix="bb2sv-catalog-"))  # private: mode 0700
+    owner = os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+    empty = folder / "shipped.duckdb"
+    writer = connect(empty, read_only=False)
+    try:
+        migrate(writer)
+    finally:
+        writer.close()
+    readers = folder / "readers.duckdb"
+    builder = in_memory(external_access=True)
+    try:
+        builder.execute(f"ATTACH {path_literal(empty)} AS {EVIDENCE} (READ_ONLY)")
+        catalog = read_catalog(builder, EVIDENCE)
+        columns = frozenset(table_columns(builder, EVIDENCE))
+        builder.execute(f"ATTACH {path_literal(readers)} AS {SHIPPED}")
+        builder.execute(f"USE {SHIPPED}")
+        tables = sorted(name for kind, name in catalog if kind == "table")
+        for name in tables:
+            builder.execute(
+                f'CREATE VIEW "{name}" WITH (DEFER_BINDING) AS SELECT * FROM {stored_table(name)}'
+            )
+        # Bound when a query uses them; the table macros are bound here, against the empty
+        # file's tables, which `require_shipped_tables` holds every file a reader opens to.
+        create_views(builder, defer_binding=True)
+    finally:
+        builder.close()
+    return _Shipped(catalog, columns, readers)
+
+
+def reader_catalog() -> Path:
+    """The readers' catalog file: a view per evidence table that reads the attached file's
+    table (`evidence.main.<name>`), then the shipped views and macros on top of them. Readers
+    attach it read-only as `SHIPPED` and make it their current database (`create_shipped`).
+    Creating those objects in each reader's own database cost about half of its open (the
+    table macros are bound as they are created); attaching them is a few milliseconds."""
+    return _shipped().readers
 
 
 def shipped_catalog() -> dict[CatalogKey, str]:
     """(kind, name) → SQL text of every object of the catalog this bb2sv creates."""
-    return _shipped()[0]
+    return _shipped().catalog
 
 
 def table_columns(conn: duckdb.DuckDBPyConnection, database: str) -> set[TableColumn]:
@@ -122,7 +174,7 @@ def require_shipped_tables(conn: duckdb.DuckDBPyConnection) -> None:
             "by something else), so bb2sv will not use it. Restore the file from a backup; "
             "`bb2sv verify` shows what else differs."
         )
-    changed = sorted({table for table, _column, _type in _shipped()[1] - found})
+    changed = sorted({table for table, _column, _type in _shipped().columns - found})
     if changed:
         raise IntegrityError(
             f"The evidence file's table {', '.join(changed)} lacks columns bb2sv's has "
@@ -132,15 +184,11 @@ def require_shipped_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def create_shipped(conn: duckdb.DuckDBPyConnection) -> None:
-    """In the connection's own (in-memory) database: a view per evidence table that reads the
-    attached file's table, then the shipped views and macros on top of them (bound when a
-    query uses them, once `require_shipped_tables` has seen the tables are bb2sv's)."""
+    """Put the reader on the shipped catalog: the readers' catalog (`reader_catalog`),
+    attached by `sandbox.attach`, becomes its current database, once `require_shipped_tables`
+    has seen the file's tables are bb2sv's. Its views are bound when a query uses them."""
     require_shipped_tables(conn)
-    for name in shipped_tables():
-        conn.execute(
-            f'CREATE VIEW "{name}" WITH (DEFER_BINDING) AS SELECT * FROM {stored_table(name)}'
-        )
-    create_views(conn, defer_binding=True)
+    conn.execute(f"USE {SHIPPED}")
 
 
 def foreign_macros(found: dict[CatalogKey, str]) -> list[str]:

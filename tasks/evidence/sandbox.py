@@ -4,11 +4,12 @@ files.
     conn = open_sandboxed(Path("evidence.duckdb"), lock_timeout_s=30)
     conn.sql("SELECT * FROM daily_compliance")   # the shipped view over the file's tables
 
-The evidence file is ATTACHed read-only as `evidence` into a private in-memory database.
-That database holds a pass-through view per evidence table and the shipped views and
-macros (`catalog.create_shipped`); the file's catalog is not on the search path, so names,
-functions and macros resolve to bb2sv's definitions and DuckDB's built-ins, never to
-something stored in the file. Then the connection is locked down: no file access beyond
+The evidence file is ATTACHed read-only as `evidence` into a private in-memory database,
+beside the readers' catalog (`catalog.reader_catalog`, attached read-only as `bb2sv`): a
+pass-through view per evidence table and the shipped views and macros. That catalog is the
+current database (`catalog.create_shipped`); the file's catalog is not on the search path,
+so names, functions and macros resolve to bb2sv's definitions and DuckDB's built-ins, never
+to something stored in the file. Then the connection is locked down: no file access beyond
 the attached file (`enable_external_access=false`: no read_text, COPY, ATTACH, INSTALL or
 LOAD) and `lock_configuration=true`, so SQL cannot turn that back on. Reports, `bb2sv
 query`, events and verify all read this way.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.evidence.catalog import EVIDENCE, create_shipped
+from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
 from tasks.evidence.connection import in_memory, path_literal, translate, wait_for_lock
 
 __all__ = ["attach", "open_sandboxed", "sandbox"]
@@ -50,11 +51,12 @@ def sandbox(
 
 def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
     """A private in-memory database with the file attached as `evidence` (read-only, or
-    writable for the one writer) and no file access beyond it; its catalog is empty and its
-    configuration still open. The file's catalog is not on the search path: readers go on
-    through the shipped catalog (`sandbox`), the writer says `USE evidence` once it has
-    inspected the file."""
-    conn = in_memory(external_access=True)  # only until the file is attached
+    writable for the one writer) and no file access beyond it; its configuration still
+    open. The file's catalog is not on the search path: a read-only one also has the
+    readers' catalog attached, which `sandbox` makes current; the writer says
+    `USE evidence` once it has inspected the file."""
+    catalog = reader_catalog() if read_only else None  # built once per process
+    conn = in_memory(external_access=True)  # only until the files are attached
     mode = " (READ_ONLY)" if read_only else ""
     with _closed_on_failure(conn, path):
         wait_for_lock(
@@ -62,6 +64,8 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
             path,
             lock_timeout_s,
         )
+        if catalog is not None:
+            conn.execute(f"ATTACH {path_literal(catalog)} AS {SHIPPED} (READ_ONLY)")
         # Spill where a connection to the file would (next to it), not the cwd.
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")

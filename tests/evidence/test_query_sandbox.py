@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import stat
+
 import pytest
 
 from tasks.evidence.errors import EvidenceError
@@ -74,3 +77,14 @@ def test_selects_and_explain_still_work(filled):
     assert run_query(filled, "SELECT count(*) AS n FROM member_2sv_observations")["n"][0] == 60
     assert not run_query(filled, "EXPLAIN SELECT * FROM findings").empty
     assert not run_query(filled, "FROM duckdb_views() SELECT view_name").empty
+
+
+def test_the_readers_catalog_is_private_and_rebuilt_once_its_folder_is_gone(filled):
+    from tasks.evidence.catalog import reader_catalog
+
+    catalog = reader_catalog()
+    assert stat.S_IMODE(catalog.parent.stat().st_mode) == 0o700  # nobody else can plant one
+    shutil.rmtree(catalog.parent)  # say, a cleaner of old temporary files
+    runs = run_query(filled, "SELECT count(*) AS n FROM daily_compliance")
+    assert runs["n"][0] > 0
+    assert reader_catalog() != catalog and reader_catalog().exists()
