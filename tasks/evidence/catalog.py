@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -107,9 +108,7 @@ def _shipped() -> _Shipped:
 
 
 def _build_shipped() -> _Shipped:
-    folder = Path(tempfile.mkdtemp(prefix="bb2sv-catalog-"))  # private: mode 0700
-    owner = os.getpid()
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+    folder = _private_folder()
     empty = folder / "shipped.duckdb"
     writer = connect(empty, read_only=False)
     try:
@@ -134,7 +133,38 @@ def _build_shipped() -> _Shipped:
         create_views(builder, defer_binding=True)
     finally:
         builder.close()
+    empty.unlink()  # only the readers' catalog is used from now on
     return _Shipped(catalog, columns, readers)
+
+
+_FOLDER_PREFIX = "bb2sv-catalog-"
+
+
+def _private_folder() -> Path:
+    """A new temporary folder of this process (mode 0700: nobody else can plant a catalog
+    in it), named by its process id and removed at exit. Ones left by processes that were
+    killed (SIGKILL skips the removal) are removed first."""
+    _remove_left_behind()
+    owner = os.getpid()
+    folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{owner}-"))
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+    return folder
+
+
+def _remove_left_behind() -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
+        try:
+            found = folder.lstat()
+            if not pid.isdigit() or int(pid) <= 0 or found.st_uid != os.getuid():
+                continue
+            if not stat.S_ISDIR(found.st_mode):
+                continue
+            os.kill(int(pid), 0)  # raises once that process is gone
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # another user's process, or the folder went meanwhile
+            continue
 
 
 def reader_catalog() -> Path:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -79,12 +83,26 @@ def test_selects_and_explain_still_work(filled):
     assert not run_query(filled, "FROM duckdb_views() SELECT view_name").empty
 
 
-def test_the_readers_catalog_is_private_and_rebuilt_once_its_folder_is_gone(filled):
+def test_the_readers_catalog_is_private_rebuilt_once_its_folder_is_gone_and_tidies_up(filled):
     from tasks.evidence.catalog import reader_catalog
 
     catalog = reader_catalog()
     assert stat.S_IMODE(catalog.parent.stat().st_mode) == 0o700  # nobody else can plant one
-    shutil.rmtree(catalog.parent)  # say, a cleaner of old temporary files
-    runs = run_query(filled, "SELECT count(*) AS n FROM daily_compliance")
-    assert runs["n"][0] > 0
-    assert reader_catalog() != catalog and reader_catalog().exists()
+    assert [path.name for path in catalog.parent.iterdir()] == ["readers.duckdb"]
+    gone = subprocess.Popen(["true"])  # a process that is gone once waited for
+    gone.wait()
+    temp = Path(tempfile.gettempdir())
+    killed = temp / f"bb2sv-catalog-{gone.pid}-left"  # its exit never came (SIGKILL)
+    (killed / "readers.duckdb").parent.mkdir()
+    (killed / "readers.duckdb").write_bytes(b"left behind")
+    alive = temp / f"bb2sv-catalog-{os.getppid()}-kept"
+    alive.mkdir()
+    try:
+        shutil.rmtree(catalog.parent)  # say, a cleaner of old temporary files
+        runs = run_query(filled, "SELECT count(*) AS n FROM daily_compliance")
+        assert runs["n"][0] > 0
+        assert reader_catalog() != catalog and reader_catalog().exists()
+        assert not killed.exists() and alive.exists()
+    finally:
+        shutil.rmtree(killed, ignore_errors=True)
+        alive.rmdir()
