@@ -6,8 +6,10 @@ conftest.py for its own fixtures; only what everyone needs lives here.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -16,9 +18,15 @@ from pathlib import Path
 
 import pytest
 
-# Keep Prefect's state out of the user's home and never talk to a real server.
-_PREFECT_HOME = tempfile.mkdtemp(prefix="bb2sv-prefect-home-")
-os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+# Keep Prefect's state out of the user's home (even when PREFECT_HOME names it) and never
+# talk to a real server. One home for the run: the first process makes it and removes it
+# as it exits; the pytest-xdist workers and the tests' subprocesses inherit it.
+_RUN_PREFECT_HOME = "BB2SV_TESTS_PREFECT_HOME"
+_PREFECT_HOME = os.environ.get(_RUN_PREFECT_HOME)
+if _PREFECT_HOME is None:
+    _PREFECT_HOME = os.environ[_RUN_PREFECT_HOME] = tempfile.mkdtemp(prefix="bb2sv-prefect-home-")
+    atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

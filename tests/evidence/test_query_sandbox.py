@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -89,10 +88,12 @@ def test_the_readers_catalog_is_private_rebuilt_once_its_folder_is_gone_and_tidi
     catalog = reader_catalog()
     assert stat.S_IMODE(catalog.parent.stat().st_mode) == 0o700  # nobody else can plant one
     assert [path.name for path in catalog.parent.iterdir()] == ["readers.duckdb"]
-    gone = subprocess.Popen(["true"])  # a process that is gone once waited for
-    gone.wait()
+    # A process id above the largest the system gives out: no such process can be running
+    # (a real one that exited could have its id given to another meanwhile).
+    pid_max = Path("/proc/sys/kernel/pid_max")
+    gone = int(pid_max.read_text()) + 1 if pid_max.exists() else 2**22 + 1
     temp = Path(tempfile.gettempdir())
-    killed = temp / f"bb2sv-catalog-{gone.pid}-left"  # its exit never came (SIGKILL)
+    killed = temp / f"bb2sv-catalog-{gone}-left"  # its exit never came (SIGKILL)
     (killed / "readers.duckdb").parent.mkdir()
     (killed / "readers.duckdb").write_bytes(b"left behind")
     alive = temp / f"bb2sv-catalog-{os.getppid()}-kept"
