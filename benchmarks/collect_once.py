@@ -37,6 +37,7 @@ def main(members: int, latency_s: float) -> dict:
         with Timer() as extract_t:
             extract = extract_workspace(settings, "bench")
         assert extract.status == RunStatus.COMPLETE, extract.error
+        extraction_rss = peak_rss_mib()  # the extract holds every page's body until the load
         db = Path(tmp) / "evidence.duckdb"
         with EvidenceStore.open(db) as store, Timer() as load_t:
             stored = store.record_run(extract, policy=DEFAULT_POLICY)
@@ -57,6 +58,7 @@ def main(members: int, latency_s: float) -> dict:
             "normalise_on_arrival_s": on_arrival_t.seconds,
             "load_s": load_t.seconds,
             "report_s": report_t.seconds,
+            "peak_rss_after_extraction_mib": extraction_rss,
             "peak_rss_mib": collection_rss,
             "peak_rss_with_report_mib": peak_rss_mib(),
         }

@@ -1,0 +1,171 @@
+"""What one run's page bodies cost DuckDB in the run's one transaction, stored four ways.
+
+    python benchmarks/body_storage.py 100000     → one JSON line per way
+
+Not part of `make bench`: it measures options for the store (issue 13's memory target at
+100,000 members), not bb2sv as it is. The bodies are the emulator's own pages for N members
+(`emulator.offline`, no HTTP), written once to a spill file; each way then runs in a fresh
+process, which reads them back and stores them in a new file in one transaction, its commit
+a checkpoint as the store's (`store.commit_by_checkpoint`). Figures: DuckDB's memory above
+the process's before the transaction (at the commit and at its peak), seconds, file size.
+
+- `whole`: as the store does today: each body one BLOB, bound 50 rows per INSERT.
+- `zlib`: the same, each body compressed by Python first (zlib level 1, timed apart as
+  `compress_s`; the `raw_api_pages` view could no longer give the body back in SQL).
+- `parts`: each body in 16 KiB parts (`sha256, part, bytes`), one INSERT ... SELECT from an
+  Arrow stream that reads the spill file a body at a time.
+- `parts_rg2048`: the same into a file attached with ROW_GROUP_SIZE 2048: DuckDB writes
+  each full row group of the transaction to the file as it goes (optimistic writes), where
+  with the default size (122,880 rows) it keeps them all in memory until the commit. The
+  size is the attachment's, so every table written through it gets such row groups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+WAYS = ("whole", "zlib", "parts", "parts_rg2048")
+PART_BYTES = 16 * 1024  # 4 KiB parts made the file 5 times larger, 64 KiB ones held 10x more
+ROWS_PER_INSERT = 50
+
+
+def spill_bodies(members: int, spill: Path) -> list[tuple[int, int]]:
+    """The emulator's pages for `members` written one after the other; (offset, length)."""
+    from emulator.offline import make_extract
+    from emulator.world import WorkspaceSpec
+
+    extract = make_extract(WorkspaceSpec("bench", members=members, seed=7), day=date(2026, 11, 1))
+    places = []
+    with spill.open("wb") as out:
+        for page in extract.pages:
+            places.append((out.tell(), len(page.body)))
+            out.write(page.body)
+    return places
+
+
+class PeakRss:
+    """The process's resident memory, sampled every few milliseconds on a thread."""
+
+    def __init__(self) -> None:
+        self.peak = self.now()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    @staticmethod
+    def now() -> float:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.003)
+
+    def since(self, base: float) -> float:
+        return self.peak - base
+
+
+def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dict:
+    """One way, in this process: figures as a dict."""
+    with spill.open("rb") as source:
+        bodies = [source.read(length) for _offset, length in places] if "parts" not in way else []
+    compressing = time.perf_counter()
+    if way == "zlib":  # in a store that did this, as each page arrives
+        bodies = [zlib.compress(body, 1) for body in bodies]
+    compress_s = time.perf_counter() - compressing
+    memory = PeakRss()
+    time.sleep(0.05)
+    base = memory.peak = memory.now()
+    conn = duckdb.connect(config={"autoinstall_known_extensions": False})
+    options = "ROW_GROUP_SIZE 2048, " if way == "parts_rg2048" else ""
+    conn.execute(f"ATTACH '{db}' AS evidence ({options}STORAGE_VERSION 'v1.4.0')")
+    conn.execute("USE evidence")
+    conn.execute("SET checkpoint_threshold = '1KB'")  # as store.commit_by_checkpoint
+    conn.execute("SET auto_checkpoint_skip_wal_threshold = 1")
+    started = time.perf_counter()
+    conn.execute("BEGIN TRANSACTION")
+    if "parts" in way:
+        conn.execute("CREATE TABLE bodies (sha256 VARCHAR, part INTEGER, bytes BLOB)")
+        stream = _parts_stream(spill, places)  # noqa: F841 (read by the SQL below)
+        conn.execute("INSERT INTO bodies SELECT * FROM stream")
+    else:
+        conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
+        for start in range(0, len(bodies), ROWS_PER_INSERT):
+            rows = bodies[start : start + ROWS_PER_INSERT]
+            conn.execute(
+                "INSERT INTO bodies VALUES " + ", ".join(["(?, ?)"] * len(rows)),
+                [value for n, body in enumerate(rows, start) for value in (str(n), body)],
+            )
+    inserted = time.perf_counter() - started
+    before_commit = memory.since(base)
+    conn.execute("COMMIT")
+    total = time.perf_counter() - started
+    conn.close()
+    return {
+        "way": way,
+        "bodies_mb": round(sum(length for _o, length in places) / 1e6, 1),
+        "memory_before_commit_mib": round(before_commit),
+        "memory_peak_mib": round(memory.since(base)),
+        "insert_s": round(inserted, 2),
+        "insert_and_commit_s": round(total, 2),
+        "file_mb": round(db.stat().st_size / 1e6, 1),
+        "compress_s": round(compress_s, 2),
+    }
+
+
+def _parts_stream(spill: Path, places: list[tuple[int, int]]) -> pa.RecordBatchReader:
+    schema = pa.schema([("sha256", pa.string()), ("part", pa.int32()), ("bytes", pa.binary())])
+
+    def batches():
+        with spill.open("rb") as source:
+            for number, (offset, length) in enumerate(places):
+                source.seek(offset)
+                body = source.read(length)
+                parts = [body[at : at + PART_BYTES] for at in range(0, len(body), PART_BYTES)]
+                yield pa.record_batch(
+                    [
+                        pa.array([str(number)] * len(parts), pa.string()),
+                        pa.array(range(len(parts)), pa.int32()),
+                        pa.array(parts, pa.binary()),
+                    ],
+                    schema=schema,
+                )
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def main(members: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bb2sv-bench-") as folder:
+        spill = Path(folder) / "bodies.bin"
+        (Path(folder) / "places.json").write_text(json.dumps(spill_bodies(members, spill)))
+        for way in WAYS:
+            figures = subprocess.run(
+                [sys.executable, __file__, "--way", way, folder],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            print(figures.strip(), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--way":
+        folder = Path(sys.argv[3])
+        places = [tuple(place) for place in json.loads((folder / "places.json").read_text())]
+        db = folder / f"{sys.argv[2]}.duckdb"
+        print(json.dumps(store(sys.argv[2], folder / "bodies.bin", places, db)))
+        os.remove(db)
+    else:
+        main(int(sys.argv[1]))
