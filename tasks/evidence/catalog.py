@@ -4,12 +4,12 @@ catalog compared with it.
 An evidence file holds views and macros too (for people who open it with plain DuckDB), but
 anyone who can write the file can replace them, or add a macro named like a built-in
 (`sha256`, `count_star`) that a connection to the file would call instead. So bb2sv never
-reads through them: readers attach the file into an in-memory database that holds the
+reads through them: readers attach the file into an in-memory database, beside the
 shipped definitions (`tasks.evidence.sandbox`), and `bb2sv verify` reports every object of
 the file that differs from, or is missing from, the shipped catalog::
 
     shipped_catalog()[("view", "daily_compliance")]     # 'CREATE VIEW daily_compliance AS …'
-    create_shipped(conn)       # pass-through views of the file's tables + the shipped views
+    create_shipped(conn)       # a reader on the shipped views and macros (reader_catalog)
     catalog_problems(conn)     # ['view daily_compliance differs from …', …]
 
 The shipped catalog is the migrations and view files applied to an empty file, so it
