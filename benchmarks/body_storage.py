@@ -1,4 +1,4 @@
-"""What one run's page bodies cost DuckDB in the run's one transaction, stored four ways.
+"""What one run's page bodies cost DuckDB as the store writes them, five ways.
 
     python benchmarks/body_storage.py 100000     → one JSON line per way
 
@@ -18,6 +18,9 @@ the process's before the transaction (at the commit and at its peak), seconds, f
   each full row group of the transaction to the file as it goes (optimistic writes), where
   with the default size (122,880 rows) it keeps them all in memory until the commit. The
   size is the attachment's, so every table written through it gets such row groups.
+- `whole_in_batches`: whole BLOBs as today, but committed 50 bodies at a time, each commit a
+  transaction of its own (not the run's one transaction: a crash would leave bodies no run
+  refers to).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-WAYS = ("whole", "zlib", "parts", "parts_rg2048")
+WAYS = ("whole", "zlib", "parts", "parts_rg2048", "whole_in_batches")
 PART_BYTES = 16 * 1024  # 4 KiB parts made the file 5 times larger, 64 KiB ones held 10x more
 ROWS_PER_INSERT = 50
 
@@ -97,12 +100,20 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
     conn.execute("SET checkpoint_threshold = '1KB'")  # as store.commit_by_checkpoint
     conn.execute("SET auto_checkpoint_skip_wal_threshold = 1")
     started = time.perf_counter()
+    if way == "whole_in_batches":
+        conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
+        for start in range(0, len(bodies), ROWS_PER_INSERT):
+            rows = bodies[start : start + ROWS_PER_INSERT]
+            conn.execute(
+                "INSERT INTO bodies VALUES " + ", ".join(["(?, ?)"] * len(rows)),
+                [value for n, body in enumerate(rows, start) for value in (str(n), body)],
+            )  # autocommit: one transaction, and one checkpoint, per INSERT
     conn.execute("BEGIN TRANSACTION")
     if "parts" in way:
         conn.execute("CREATE TABLE bodies (sha256 VARCHAR, part INTEGER, bytes BLOB)")
         stream = _parts_stream(spill, places)  # noqa: F841 (read by the SQL below)
         conn.execute("INSERT INTO bodies SELECT * FROM stream")
-    else:
+    elif way != "whole_in_batches":
         conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
         for start in range(0, len(bodies), ROWS_PER_INSERT):
             rows = bodies[start : start + ROWS_PER_INSERT]
