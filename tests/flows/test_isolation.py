@@ -106,8 +106,10 @@ def test_a_workspace_that_keeps_failing_is_given_up_within_its_budget(
     emu.set_scenario(Scenario(html_errors=10_000, fault_workspace="alpha"))
     monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "0.4")
     before = emu.request_count
+    # Nine waits of 0.5 s between ten attempts are more than the 4 s budget, however fast
+    # each attempt fails: with 0.2 s waits, a fast machine made all ten within 4 s.
     failure = failure_of(
-        collect_local(["alpha"], attempts=10, retry_delay_seconds=0.2, give_up_after_seconds=4)
+        collect_local(["alpha"], attempts=10, retry_delay_seconds=0.5, give_up_after_seconds=4)
     )
 
     runs, pages = stored(tmp_path, "status, error, started_at, finished_at")
