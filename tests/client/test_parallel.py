@@ -15,7 +15,9 @@ from emulator import Scenario
 from tasks.vocabulary import ErrorKind, RunStatus
 
 BIG_PAGES = 100  # "big": 10,000 members, 100 pages per listing
-LATENCY = 0.02
+# A round trip long enough that a busy machine's thread skew (tens of ms) cannot add a page
+# to a listing that should have been stopped.
+LATENCY = 0.1
 
 
 @pytest.fixture

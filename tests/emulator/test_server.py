@@ -136,7 +136,8 @@ def test_small_answers_on_a_kept_alive_connection_are_not_held_back() -> None:
     small response (headers and body written apart) is not held until the client's delayed
     ACK, which made each one take ~40 ms after the first on a connection. Measured on the
     socket, request by request; the bound (20 ms) is half a held-back answer's time and
-    about 40 times an answer that is not held back (~0.5 ms)."""
+    about 40 times an answer that is not held back (~0.5 ms). Nagle holds back every answer
+    after the first, so the fastest of those says it; a busy machine only adds time."""
     with run_emulator([WorkspaceSpec("acme", members=2)]) as emu:
         host, port = emu.base_url.split("//")[1].split("/")[0].split(":")
         request = (
@@ -157,4 +158,4 @@ def test_small_answers_on_a_kept_alive_connection_are_not_held_back() -> None:
                     body += connection.recv(65536)
                 took.append(time.perf_counter() - began)
                 assert head.startswith(b"HTTP/1.1 200")
-    assert sorted(took)[len(took) // 2] < 0.02, [f"{t * 1000:.1f} ms" for t in took]
+    assert min(took[1:]) < 0.02, [f"{t * 1000:.1f} ms" for t in took]

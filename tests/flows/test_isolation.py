@@ -81,7 +81,13 @@ def test_every_attempt_is_stored_and_requests_equal_pages(
     tmp_path, collect_local, bitbucket_env, monkeypatch
 ):
     emu = bitbucket_env
-    emu.set_scenario(Scenario(html_errors=4, fault_listing="permissions", fault_workspace="gamma"))
+    # 50 ms a request: the permissions listing takes at least two round trips to give up,
+    # so the members request (sent as the attempt starts) is always out before it does.
+    emu.set_scenario(
+        Scenario(
+            html_errors=4, fault_listing="permissions", fault_workspace="gamma", latency_s=0.05
+        )
+    )
     monkeypatch.setenv("BITBUCKET_MAX_ATTEMPTS", "2")  # two 502s end an attempt
     before = emu.request_count
     collection = collect_local(["gamma"])
@@ -168,7 +174,10 @@ def test_sigterm_stores_the_attempt_in_flight_and_starts_nothing_new(
 
 
 def test_the_time_limit_stops_the_collection_the_same_way(tmp_path, collect_local, bitbucket_env):
-    bitbucket_env.set_scenario(Scenario(latency_s=0.5))  # beta: 6 pages, 3 s
+    # beta: three pages a listing, the two listings read side by side: 3 s, so the 1.5 s
+    # limit falls half-way through the second pages' wait (at 0.5 s a page it fell on the
+    # last page's arrival, a race the timer could lose).
+    bitbucket_env.set_scenario(Scenario(latency_s=1.0))
     failure = failure_of(collect_local(["beta"], time_limit_seconds=1.5))
     assert failure.stopped_by == (
         "the collection's 1.5 s time limit (--time-limit, or the flow's time_limit_seconds; "
