@@ -101,26 +101,14 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
     conn.execute("SET auto_checkpoint_skip_wal_threshold = 1")
     started = time.perf_counter()
     if way == "whole_in_batches":
-        conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
-        for start in range(0, len(bodies), ROWS_PER_INSERT):
-            rows = bodies[start : start + ROWS_PER_INSERT]
-            conn.execute(
-                "INSERT INTO bodies VALUES " + ", ".join(["(?, ?)"] * len(rows)),
-                [value for n, body in enumerate(rows, start) for value in (str(n), body)],
-            )  # autocommit: one transaction, and one checkpoint, per INSERT
+        _insert_whole(conn, bodies)  # autocommit: a transaction, and a checkpoint, per INSERT
     conn.execute("BEGIN TRANSACTION")
     if "parts" in way:
         conn.execute("CREATE TABLE bodies (sha256 VARCHAR, part INTEGER, bytes BLOB)")
         stream = _parts_stream(spill, places)  # noqa: F841 (read by the SQL below)
         conn.execute("INSERT INTO bodies SELECT * FROM stream")
     elif way != "whole_in_batches":
-        conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
-        for start in range(0, len(bodies), ROWS_PER_INSERT):
-            rows = bodies[start : start + ROWS_PER_INSERT]
-            conn.execute(
-                "INSERT INTO bodies VALUES " + ", ".join(["(?, ?)"] * len(rows)),
-                [value for n, body in enumerate(rows, start) for value in (str(n), body)],
-            )
+        _insert_whole(conn, bodies)
     inserted = time.perf_counter() - started
     before_commit = memory.since(base)
     conn.execute("COMMIT")
@@ -136,6 +124,17 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
         "file_mb": round(db.stat().st_size / 1e6, 1),
         "compress_s": round(compress_s, 2),
     }
+
+
+def _insert_whole(conn: duckdb.DuckDBPyConnection, bodies: list[bytes]) -> None:
+    """Each body one BLOB row, ROWS_PER_INSERT bound per statement, as the store does."""
+    conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
+    for start in range(0, len(bodies), ROWS_PER_INSERT):
+        rows = bodies[start : start + ROWS_PER_INSERT]
+        conn.execute(
+            "INSERT INTO bodies VALUES " + ", ".join(["(?, ?)"] * len(rows)),
+            [value for n, body in enumerate(rows, start) for value in (str(n), body)],
+        )
 
 
 def _parts_stream(spill: Path, places: list[tuple[int, int]]) -> pa.RecordBatchReader:
