@@ -53,14 +53,12 @@ def test_every_workspace_has_an_owner() -> None:
     assert population(WorkspaceSpec("empty", members=0), DAY).expected() == []
 
 
-def test_generating_100k_members_is_fast() -> None:
+def test_a_100k_member_workspace_is_generated_once_a_day() -> None:
+    # How long it takes is the benchmarks' to say (their emulator serves 100,000 members),
+    # not a timed unit test's.
     spec = WorkspaceSpec("speed", members=100_000, seed=11)
-    started = time.perf_counter()
     pop = population(spec, date(2031, 5, 17))  # an uncached day far from any epoch
-    elapsed = time.perf_counter() - started
-    print(f"\n100,000-member workspace generated in {elapsed * 1000:.1f} ms")
     assert pop.size == 100_000
-    assert elapsed < 0.5
     assert population(spec, date(2031, 5, 17)) is pop  # cached per (workspace, day)
 
 
