@@ -152,13 +152,14 @@ def _private_folder() -> Path:
 
 
 def _remove_left_behind() -> None:
+    """Housekeeping only: nothing found in the temporary folder may fail the caller."""
     for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*"):
         pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
+        if not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31):
+            continue  # not a name this code gives (os.kill takes a C int)
         try:
             found = folder.lstat()
-            if not pid.isdigit() or int(pid) <= 0 or found.st_uid != os.getuid():
-                continue
-            if not stat.S_ISDIR(found.st_mode):
+            if found.st_uid != os.getuid() or not stat.S_ISDIR(found.st_mode):
                 continue
             os.kill(int(pid), 0)  # raises once that process is gone
         except ProcessLookupError:

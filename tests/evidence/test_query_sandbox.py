@@ -94,16 +94,22 @@ def test_the_readers_catalog_is_private_rebuilt_once_its_folder_is_gone_and_tidi
     gone = int(pid_max.read_text()) + 1 if pid_max.exists() else 2**22 + 1
     temp = Path(tempfile.gettempdir())
     killed = temp / f"bb2sv-catalog-{gone}-left"  # its exit never came (SIGKILL)
-    (killed / "readers.duckdb").parent.mkdir()
+    killed.mkdir()
     (killed / "readers.duckdb").write_bytes(b"left behind")
     alive = temp / f"bb2sv-catalog-{os.getppid()}-kept"
     alive.mkdir()
+    # Names no process id can have are left alone, and fail nothing.
+    odd = [temp / f"bb2sv-catalog-{name}-x" for name in ("99999999999999999999", "²", "0")]
+    for folder in odd:
+        folder.mkdir()
     try:
         shutil.rmtree(catalog.parent)  # say, a cleaner of old temporary files
         runs = run_query(filled, "SELECT count(*) AS n FROM daily_compliance")
         assert runs["n"][0] > 0
         assert reader_catalog() != catalog and reader_catalog().exists()
         assert not killed.exists() and alive.exists()
+        assert all(folder.exists() for folder in odd)
     finally:
         shutil.rmtree(killed, ignore_errors=True)
-        alive.rmdir()
+        for folder in (alive, *odd):
+            folder.rmdir()
