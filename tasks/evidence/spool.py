@@ -285,19 +285,28 @@ def _run_fields(extract: WorkspaceExtract | DirectoryExtract) -> dict:
     }
 
 
+def _page(raw: dict) -> RawPage:
+    """A spooled page, its body checked against the sha256 it was spooled with: an altered
+    one makes the file unreadable (set aside), not an attempt the store refuses every time,
+    which kept the attempts after it in the spool."""
+    page = RawPage(  # sha256 computed from the body read back
+        listing=Listing(raw["listing"]),
+        url=raw["url"],
+        status_code=raw["status_code"],
+        fetched_at=_instant(raw["fetched_at"]),
+        body=base64.b64decode(raw["body"]),
+    )
+    if page.sha256 != raw["sha256"]:
+        raise ValueError(
+            f"the body of its {page.listing} page {page.url} is not the one spooled (its "
+            "SHA-256 differs): the file was altered"
+        )
+    return page
+
+
 def _run(raw: dict) -> dict:
     """`_run_fields` read back, as keyword arguments of either extract."""
-    pages = [
-        RawPage(
-            listing=Listing(page["listing"]),
-            url=page["url"],
-            status_code=page["status_code"],
-            fetched_at=_instant(page["fetched_at"]),
-            body=base64.b64decode(page["body"]),
-            sha256=page["sha256"],
-        )
-        for page in raw["pages"]
-    ]
+    pages = [_page(page) for page in raw["pages"]]
     return {
         "started_at": _instant(raw["started_at"]),
         "finished_at": _instant(raw["finished_at"]),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+
+import orjson
 
 from emulator import WorkspaceSpec
 from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
@@ -94,12 +97,18 @@ def test_an_unreadable_spooled_attempt_is_set_aside_and_the_rest_are_stored(db_p
     (folder / "0-damaged.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"')  # cut short
     (folder / "1-missing-key.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"}')
     (folder / "2-a-folder.json").mkdir()
+    # A body edited in the file: the store would refuse it on every replay, before the rest.
+    altered = orjson.loads(good.read_bytes())
+    altered["extract"]["pages"][0]["body"] = base64.b64encode(b'{"values": []}').decode()
+    (folder / "3-altered.json").write_bytes(orjson.dumps(altered))
 
     replayed = spool.replay(db_path, wait_s=5)
     assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1)]
     assert spool.spooled_runs(db_path) == [] and not good.exists()
     assert sorted(path.name for path in folder.iterdir()) == [
         "0-damaged.unreadable", "1-missing-key.unreadable", "2-a-folder.unreadable",
+        "3-altered.unreadable",
     ]  # fmt: skip
     assert "spooled attempt 1-missing-key.json cannot be read (no 'extract' in it)" in caplog.text
+    assert "3-altered.json cannot be read (the body of its members page" in caplog.text
     assert "2-a-folder.json cannot be read" in caplog.text and ".storing" not in caplog.text
