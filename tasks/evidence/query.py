@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
-from tasks.evidence.errors import QueryError
+from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
+from tasks.evidence.errors import EvidenceCorrupt, EvidenceError, QueryError
 from tasks.evidence.store import EvidenceStore
 
 __all__ = ["run_query"]
@@ -59,11 +59,16 @@ def _require_one_select(conn: duckdb.DuckDBPyConnection, sql: str, path: Path) -
         )
 
 
-def _query_error(exc: duckdb.Error, path: Path) -> QueryError:
+def _query_error(exc: duckdb.Error, path: Path) -> EvidenceError:
+    """The SQL's fault (QueryError), or the file's: DuckDB reads blocks as a query needs
+    them, so a damaged one surfaces here, and is the file's error, not the query's."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "file system operations are disabled" in str(exc) or "external" in text.lower():
         return QueryError(
             f"bb2sv query is sandboxed: it reads the evidence file {path} and nothing else "
             f"(no other files, extensions or network). ({text})"
         )
+    found = translate(exc, path, action="read")
+    if isinstance(found, EvidenceCorrupt) or isinstance(exc, duckdb.IOException):
+        return found
     return QueryError(f"Query failed on {path}: {text}")
