@@ -141,7 +141,7 @@ def walk_listing(
                 len(fetched.page.body),
             )
             for user, key in zip(users, keys, strict=True):
-                _check_member(user, key, page_number, seen, walk)
+                _check_member(user, key, page_number, walk)
             url = paginator.next_url(document)
     except PaginationAnomaly as exc:
         walk.problems.insert(0, exc.message)
@@ -161,9 +161,7 @@ def walk_listing(
     return walk
 
 
-def _check_member(
-    user: object, key: str | None, page_number: int, seen: dict[str, int], walk: ListingWalk
-) -> None:
+def _check_member(user: object, key: str | None, page_number: int, walk: ListingWalk) -> None:
     if not isinstance(user, dict):
         walk.problems.append(f"page {page_number} has an entry without a user object")
         return
@@ -178,10 +176,10 @@ def _check_member(
     if not key:  # none, or an empty string: nothing to tell this member from another by
         walk.problems.append(f"page {page_number} has a member with neither account_id nor uuid")
         return
-    if key in seen:
-        walk.duplicates.append((key, seen[key], page_number))
+    if key in walk.seen:
+        walk.duplicates.append((key, walk.seen[key], page_number))
         return
-    seen[key] = page_number
+    walk.seen[key] = page_number
     if "has_2fa_enabled" in user:
         walk.with_2fa_field += 1
 

@@ -93,9 +93,8 @@ def open_writer(db_path: str | os.PathLike, wait_s: float) -> EvidenceStore:
         except EvidenceLocked as exc:
             if left > _SLICE_S and not STOP.requested:
                 continue
-            who = f"{exc.process} (PID {exc.pid})" if exc.pid else "another process"
             raise EvidenceLocked(
-                f"Evidence file {db_path} was held by {who} for the whole {wait_s:g} s the "
+                f"Evidence file {db_path} was held by {exc.holder} for the whole {wait_s:g} s the "
                 "writer waits (BB2SV_WRITER_WAIT)"
                 + (f", until {STOP.reason} stopped the wait" if STOP.requested else ""),
                 pid=exc.pid,
