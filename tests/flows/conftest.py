@@ -63,3 +63,28 @@ def collect_local(tmp_path):
         return collect_locally(options, options.preflight())
 
     return run
+
+
+@pytest.fixture
+def artifact_of():
+    """artifact_of(state, key): the artifact `key` made by the flow run of `state`."""
+    return _artifact_of
+
+
+def _artifact_of(state, key: str):
+    """The artifact `key` made by the flow run of `state`. Not `Artifact.get(key)`: that is
+    the key's newest, and other tests' runs of the same workspace share the server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    only_this_run = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+    )
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(artifact_filter=only_this_run)
+    return artifact

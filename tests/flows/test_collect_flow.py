@@ -64,33 +64,14 @@ def test_every_workspace_complete(tmp_path, bitbucket_env):
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
 
-def artifact_of(state, key: str):
-    """The artifact `key` made by the flow run of `state`. Not `Artifact.get(key)`: that is
-    the key's newest, and other tests' runs of the same workspace share the server."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    only_this_run = ArtifactFilter(
-        key=ArtifactFilterKey(any_=[key]),
-        flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
-    )
-    with get_client(sync_client=True) as client:
-        (artifact,) = client.read_artifacts(artifact_filter=only_this_run)
-    return artifact
-
-
-def test_artifacts_link_the_run(tmp_path, bitbucket_env):
+def test_artifacts_link_the_run(tmp_path, bitbucket_env, artifact_of):
     state = run_collect(tmp_path, ["alpha"])
     assert state.is_completed(), state.message
     assert "alpha" in artifact_of(state, "bb2sv-daily-alpha").data
     assert state.result()[0].run_id in artifact_of(state, "bb2sv-run-alpha").data
 
 
-def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(tmp_path, bitbucket_env):
+def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(tmp_path, bitbucket_env, artifact_of):
     for _ in range(2):  # the key holds the newest run's line; older ones stay in its history
         state = run_collect(tmp_path, ["alpha"])
         assert state.is_completed(), state.message

@@ -50,9 +50,8 @@ def failure_of(state) -> CollectionIncomplete:
 
 @on_prefect
 def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
-    tmp_path, collect_flow, bitbucket_env
+    tmp_path, collect_flow, bitbucket_env, artifact_of
 ):
-    from prefect.artifacts import Artifact
 
     emu = bitbucket_env
     beta = emu.state.specs["beta"].uuid.upper()  # as pasted from somewhere, braces and all
@@ -61,7 +60,8 @@ def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
     blocked.parent.mkdir(parents=True)
     blocked.write_text("a file where alpha's report folder should go")
 
-    failure = failure_of(collect_flow(["alpha", beta]))
+    state = collect_flow(["alpha", beta])
+    failure = failure_of(state)
 
     outcomes = {outcome.workspace: outcome for outcome in failure.outcomes}
     assert outcomes["alpha"].complete and outcomes[beta].clean
@@ -72,8 +72,7 @@ def test_a_uuid_and_a_failing_report_cost_no_workspace_its_evidence(
     runs, _ = stored(tmp_path, "workspace, status")
     last = dict(runs)  # in chain order: a workspace's last attempt wins
     assert last == {"alpha": "complete", beta: "complete"}
-    table = Artifact.get(f"bb2sv-run-{folder}")
-    assert table is not None and outcomes[beta].run_id in table.data
+    assert outcomes[beta].run_id in artifact_of(state, f"bb2sv-run-{folder}").data
     assert "alpha: daily report failed" in str(failure)
 
 
