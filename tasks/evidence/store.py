@@ -36,6 +36,7 @@ from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import (
     EVIDENCE,
     catalog_problems,
+    empty_evidence_file,
     foreign_macros,
     read_catalog,
     require_shipped_tables,
@@ -95,21 +96,20 @@ class EvidenceStore:
                 f"{path} is a directory, not an evidence file. Pass the file's path with --db "
                 f"(e.g. {path / 'evidence.duckdb'})."
             )
-        created = not path.exists()
-        as_shipped = False  # the file's catalog is exactly the shipped one
-        if created:
+        if not path.exists():
             if read_only:
                 raise EvidenceError(
                     f"No evidence file at {path}. Pass --db with the right path, or run "
                     "`bb2sv collect` first (it creates the file; `bb2sv demo` writes its own "
                     "under bb2sv-demo/)."
                 )
-            conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-            os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
-        else:
-            conn, as_shipped = _attach_inspected(path, read_only, lock_timeout_s)
-            if read_only:
-                return cls(conn, path, read_only=True)
+            conn = _create(path, lock_timeout_s)
+            if conn is not None:
+                return cls(conn, path, read_only=False)
+            # another process created it meanwhile: open it as any existing file
+        conn, as_shipped = _attach_inspected(path, read_only, lock_timeout_s)
+        if read_only:
+            return cls(conn, path, read_only=True)
         try:
             commit_by_checkpoint(conn)
             migrate(conn, views=not as_shipped)
@@ -309,6 +309,52 @@ def new_run_id(extract: WorkspaceExtract) -> str:
     """Readable and time-ordered: `20261127T020000Z-acme-1f3a9c2e`."""
     stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
+
+
+def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | None:
+    """A new evidence file at `path`, open for writing; None if one appeared there meanwhile.
+
+    The file starts as a copy of the empty evidence file this bb2sv's migrations make
+    (`empty_evidence_file`), written whole under a name of its own and then linked into
+    place: no process ever opens it half-written, and a file another process created first
+    is never replaced. Its schema_version rows then say when the migrations reached this
+    file (unless a run got there first).
+    """
+    scratch = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")
+    try:
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE)
+        try:
+            os.fchmod(fd, EVIDENCE_FILE_MODE)  # whatever the umask: the owner's alone
+            os.write(fd, empty_evidence_file())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(scratch, path)
+    except FileExistsError:
+        if path.is_symlink() and not path.exists():
+            raise EvidenceError(
+                f"{path} is a symbolic link to a file that does not exist. Pass the evidence "
+                "file's own path with --db, or remove the link."
+            ) from None
+        return None
+    except OSError as exc:
+        raise EvidenceError(
+            f"Could not create evidence file {path}: {exc.strerror or exc}. Check that its "
+            "folder exists and is writable, or pass another path with --db."
+        ) from None
+    finally:
+        scratch.unlink(missing_ok=True)
+    conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
+    try:
+        commit_by_checkpoint(conn)
+        conn.execute(
+            "UPDATE schema_version SET applied_at = now() "
+            "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
+        )
+    except duckdb.Error as exc:
+        conn.close()
+        raise translate(exc, path, action="create") from None
+    return conn
 
 
 def _attach_inspected(

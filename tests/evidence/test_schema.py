@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import stat
 import struct
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tasks.evidence.catalog import catalog_problems, empty_evidence_file
 from tasks.evidence.connection import connect
 from tasks.evidence.errors import (
     EvidenceCorrupt,
@@ -18,8 +20,9 @@ from tasks.evidence.errors import (
     NotAnEvidenceFile,
     SchemaTooNew,
 )
+from tasks.evidence.sandbox import attach
 from tasks.evidence.schema import LATEST_VERSION, migrate, view_files
-from tasks.evidence.store import EvidenceStore
+from tasks.evidence.store import EvidenceStore, _create
 from tasks.policy import DEFAULT_POLICY
 
 PUBLIC = {
@@ -229,3 +232,53 @@ def test_read_only_open_of_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(EvidenceError, match="bb2sv collect"):
         EvidenceStore.open(tmp_path / "nope.duckdb", read_only=True)
     assert not (tmp_path / "nope.duckdb").exists()
+
+
+def test_a_new_file_is_the_migrated_empty_file_stamped_when_it_was_made(tmp_path):
+    """A new file is copied from the empty file the migrations make: whole, its owner's alone,
+    and its schema_version says when it was made, not when this process made the copy."""
+    empty_evidence_file()  # the copy exists before the file is made
+    before = datetime.now(UTC)
+    path = tmp_path / "e.duckdb"
+    EvidenceStore.open(path).close()
+    conn = attach(path, read_only=True, lock_timeout_s=5)
+    try:
+        stamps = conn.execute("SELECT DISTINCT applied_at FROM evidence.schema_version").fetchall()
+        problems = catalog_problems(conn)
+    finally:
+        conn.close()
+    assert len(stamps) == 1 and stamps[0][0] >= before
+    assert problems == []  # exactly the shipped catalog
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]  # no scratch copy left
+
+
+def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, tmp_path):
+    """Two writers that both found no file: the one that comes second opens the first one's
+    file (here, one already holding a run) and leaves it as it was."""
+    path = stored_file(tmp_path / "e.duckdb", synth)
+    held = path.read_bytes()
+    assert _create(path, lock_timeout_s=5) is None
+    assert path.read_bytes() == held
+    assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda folder: folder / "missing" / "e.duckdb", "Check that its folder exists"),
+        (lambda folder: _dangling_link(folder), "symbolic link to a file that does not exist"),
+    ],
+)
+def test_a_file_that_cannot_be_created_says_why_and_leaves_nothing(tmp_path, make, says):
+    path = make(tmp_path)
+    listed = sorted(tmp_path.iterdir())
+    with pytest.raises(EvidenceError, match=says):
+        EvidenceStore.open(path)
+    assert sorted(tmp_path.iterdir()) == listed
+
+
+def _dangling_link(folder: Path) -> Path:
+    link = folder / "e.duckdb"
+    link.symlink_to(folder / "gone.duckdb")
+    return link
