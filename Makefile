@@ -25,8 +25,9 @@ demo: $(STAMP)
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
 # emulated latency (measured on 2 cores, 2026-11-28: 72-80 s with 3, 80 s with 4, 82 s with
-# 2). About 130-145 s of CPU, so the floor on 2 cores is ~65-72 s; the same tree took up to
-# 95 s while the host ran a fixed Python loop 1.7 times slower than usual.
+# 2). Since new evidence files are copied instead of migrated (23:10, same machine): 67 s
+# three times in a row, about 122 s of CPU; the host's slow hours make any run up to ~1.4
+# times longer.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
