@@ -307,7 +307,7 @@ class BitbucketClient:
                 sent, fault=Fault.TIMEOUT, detail="whole-response deadline", read_timeout=seconds
             )
         if isinstance(exc, BodyTooLarge):
-            return replace(sent, fault=Fault.CONNECTION, detail=str(exc))
+            return replace(sent, fault=Fault.TOO_LARGE, detail=str(exc))
         fault = Fault.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Fault.CONNECTION
         return replace(sent, fault=fault, detail=type(exc).__name__)
 

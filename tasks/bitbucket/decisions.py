@@ -21,7 +21,7 @@ connection faults and OAuth token faults worth retrying are `Retry` (the wait th
 asks for comes from `Retry-After`, else `X-RateLimit-Reset`; how long to wait and when to
 give up is the client's deadline arithmetic); a 401 is retried once with a fresh
 token when the auth can fetch one; every other answer is `Fail`, with a message that says
-what to fix.
+what to fix, and so is a body too large to be a page (the same request would get it again).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from tasks.bitbucket.messages import error_summary, oauth_refused, seconds, status_error
+from tasks.bitbucket.messages import (
+    body_too_large,
+    error_summary,
+    oauth_refused,
+    seconds,
+    status_error,
+)
 from tasks.bitbucket.retry import reset_seconds, retry_after_seconds
 from tasks.vocabulary import ErrorKind, Listing
 
@@ -56,6 +62,7 @@ class Fault(StrEnum):
 
     TIMEOUT = "timeout"  # connect, read, write or pool timeout
     CONNECTION = "connection"  # refused, reset, bad encoding: any other httpx.RequestError
+    TOO_LARGE = "too_large"  # the body passed the client's MAX_BODY_BYTES once decoded
     OAUTH_RETRYABLE = "oauth_retryable"  # token endpoint answered 429/5xx or a broken body
     OAUTH_REFUSED = "oauth_refused"  # token endpoint rejected the client credentials
 
@@ -159,6 +166,16 @@ def _classify_fault(outcome: Outcome, context: Context) -> Decision:
         return Retry(None, f"no response within {seconds(outcome.read_timeout)} ({outcome.detail})")
     if fault is Fault.CONNECTION:
         return Retry(None, f"request failed ({outcome.detail})")
+    if fault is Fault.TOO_LARGE:
+        return Fail(
+            ErrorKind.ANOMALY,
+            body_too_large(
+                outcome.detail,
+                workspace=context.workspace,
+                listing=context.listing,
+                api_url=context.api_url,
+            ),
+        )
     if fault is Fault.OAUTH_RETRYABLE:
         return Retry(None, outcome.detail, rate_limited=outcome.token_status == 429)
     if fault is Fault.OAUTH_REFUSED:

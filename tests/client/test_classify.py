@@ -217,6 +217,17 @@ ROWS = [
         "RemoteProtocolError",
         "request failed (RemoteProtocolError)",
     ),
+    unanswered(
+        "body too large to be a page",
+        Fault.TOO_LARGE,
+        "body over 8,388,608 bytes, decoded",
+        fails(
+            ErrorKind.ANOMALY,
+            f"A page of members of workspace 'acme' from {API} was too large (body over "
+            "8,388,608 bytes, decoded).",
+            "Nothing more was read.",
+        ),
+    ),
     # The OAuth token endpoint, before any API request.
     unanswered(
         "oauth token endpoint 503",

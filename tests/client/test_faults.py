@@ -268,7 +268,8 @@ def test_a_body_that_inflates_past_the_limit_is_cut_not_held(
     settings_at, collect, clock, one_member_page, monkeypatch
 ):
     """A gzip bomb: a few KB on the wire, far more once decoded. The read stops at the
-    limit (here 64 KiB; 8 MiB in use), keeps what it read, and the page is a failure."""
+    limit (here 64 KiB; 8 MiB in use), keeps what it read, and the workspace fails at once
+    as an anomaly: asking again would fetch the same body."""
     import gzip
     import json
 
@@ -288,6 +289,9 @@ def test_a_body_that_inflates_past_the_limit_is_cut_not_held(
         settings = settings_at("http://127.0.0.1:9/2.0", "t-bomb", max_attempts=2)
         extract = collect(settings, "acme", clock=clock, client=http)
     assert extract.status == "failed", extract.error
+    assert extract.error_kind == "anomaly"
     assert "body over 65,536 bytes, decoded" in extract.error
+    assert "Nothing more was read" in extract.error
     kept = [page for page in extract.pages if page.listing == "members"]
-    assert len(kept) == 2 and all(len(page.body) == 64 * 1024 for page in kept)
+    assert len(kept) == 1 and len(kept[0].body) == 64 * 1024
+    assert clock.sleeps == []  # no wait for a retry
