@@ -403,7 +403,7 @@ def emulator_serve(
     latency: Annotated[float, typer.Option(help="Added seconds per request.")] = 0.0,
 ) -> None:
     """Run the emulator by itself until Ctrl-C."""
-    from emulator import serve
+    from emulator import PortUnavailable, serve
     from tasks.bitbucket.exceptions import ConfigError
 
     if not 0 < port < 65536 or members < 0 or latency < 0:
@@ -413,10 +413,9 @@ def emulator_serve(
             port=port, members=members, seed=seed, token=token, workspace=workspace,
             latency_s=latency,
         )  # fmt: skip
-    except OSError as exc:  # the port is taken, or not ours to bind
-        why = exc.strerror or type(exc).__name__
+    except PortUnavailable as exc:
         raise fail(
-            ConfigError(f"Cannot serve on 127.0.0.1:{port} ({why}); pick another --port.")
+            ConfigError(f"Cannot serve on 127.0.0.1:{port} ({exc.why}); pick another --port.")
         ) from None
 
 

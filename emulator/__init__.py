@@ -12,13 +12,14 @@ tells emulator data by the loopback URL it was configured with, never by a heade
 from emulator.auth import Credentials
 from emulator.directory import OrgSpec
 from emulator.scenario import Scenario
-from emulator.server import Emulator, run_emulator, serve
+from emulator.server import Emulator, PortUnavailable, run_emulator, serve
 from emulator.world import WorkspaceSpec, population
 
 __all__ = [
     "Credentials",
     "Emulator",
     "OrgSpec",
+    "PortUnavailable",
     "Scenario",
     "WorkspaceSpec",
     "population",

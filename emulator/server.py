@@ -165,10 +165,16 @@ def _bind(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
-            f"cannot listen on {HOST}:{port} ({exc.strerror}); pick another --port"
-        ) from None
+        raise PortUnavailable(port, exc.strerror or type(exc).__name__) from None
     return sock
+
+
+class PortUnavailable(OSError):
+    """The emulator's port is taken, or not this user's to bind."""
+
+    def __init__(self, port: int, why: str) -> None:
+        super().__init__(f"cannot listen on {HOST}:{port} ({why}); pick another --port")
+        self.port, self.why = port, why
 
 
 @contextmanager

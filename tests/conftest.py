@@ -167,6 +167,7 @@ def pytest_configure_node(node):
     node.workerinput[_SHARED_HARNESS] = _controller_hosts_harness(node.config)
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
     """In each process: tests that need Prefect run last. In one process, their harness starts
     now, in the background. Under pytest-xdist, each worker lists them for the controller,

@@ -219,13 +219,13 @@ class BitbucketClient:
             self._wait_for_slot(where, deadline)
             self._check_stop(where)
             attempt += 1
-            seconds, timeout = self._attempt_limits(where, attempt, deadline)
+            response_limit_s, timeout = self._attempt_limits(where, attempt, deadline)
             request = self._http.build_request(
                 "GET", url, timeout=timeout, extensions={"trace": self._inflight.trace}
             )
             sent = Outcome(attempt, refreshed, read_timeout=timeout.read)
             slowdowns = self._pacer.slowdowns
-            outcome, fetched = self._attempt(request, listing, sent, seconds)
+            outcome, fetched = self._attempt(request, listing, sent, response_limit_s)
             self._note_near_limit(outcome.near_limit, slowdowns)
             decision = classify(outcome, context, now=self._clock.now())
             if isinstance(decision, Done):
@@ -244,10 +244,10 @@ class BitbucketClient:
                 self._back_off(listing, page, outcome.attempt, decision, deadline)
 
     def _page_deadline(self) -> Deadline:
-        seconds = self.settings.retry_deadline
+        allowed_s = self.settings.retry_deadline
         if self._stall_until is not None:  # an earlier attempt of the workspace stalled
-            seconds = min(seconds, self._stall_until - self._clock.monotonic())
-        return Deadline(self._clock, max(0.0, seconds))
+            allowed_s = min(allowed_s, self._stall_until - self._clock.monotonic())
+        return Deadline(self._clock, max(0.0, allowed_s))
 
     def _check_stop(self, where: str) -> None:
         # The process-wide stop first: a scoped flag learns of it through a hook, a moment later.
@@ -261,16 +261,16 @@ class BitbucketClient:
             )
 
     def _attempt(
-        self, request: httpx.Request, listing: Listing, sent: Outcome, seconds: float
+        self, request: httpx.Request, listing: Listing, sent: Outcome, response_limit_s: float
     ) -> tuple[Outcome, FetchedPage | None]:
         """Send `request` and complete `sent` (attempt, refresh, timeout) with what happened,
-        cutting the connection if the whole response takes longer than `seconds`.
+        cutting the connection if the whole response takes longer than `response_limit_s`.
 
         Any response is kept as evidence, even a partly received one; the `FetchedPage` is
         there only for a whole page.
         """
         inflight = self._inflight
-        with inflight.watch(seconds):
+        with inflight.watch(response_limit_s):
             try:
                 response = self._send(request)
             except OAuthTokenError as exc:
@@ -279,7 +279,7 @@ class BitbucketClient:
                     sent, fault=fault, detail=exc.message, token_status=exc.status_code
                 ), None
             except httpx.RequestError as exc:  # timeouts, refused, reset, cut, bad encoding
-                return self._network_fault(sent, exc, seconds), None
+                return self._network_fault(sent, exc, response_limit_s), None
             try:
                 inflight.adopt(response.extensions.get("network_stream"))
                 body, broken = _read_body(response)
@@ -287,7 +287,7 @@ class BitbucketClient:
                 response.close()
         page = self._record(response, listing, body)
         if broken is not None:
-            return self._network_fault(sent, broken, seconds), None
+            return self._network_fault(sent, broken, response_limit_s), None
         document = self.api.parse(body)
         outcome = replace(
             sent,
@@ -300,11 +300,14 @@ class BitbucketClient:
         )
         return outcome, None if document is None else FetchedPage(page, document)
 
-    def _network_fault(self, sent: Outcome, exc: Exception, seconds: float) -> Outcome:
+    def _network_fault(self, sent: Outcome, exc: Exception, response_limit_s: float) -> Outcome:
         if self._inflight.cut_reason == "deadline":
             # httpx's read timeout is per chunk; this one is for the whole response.
             return replace(
-                sent, fault=Fault.TIMEOUT, detail="whole-response deadline", read_timeout=seconds
+                sent,
+                fault=Fault.TIMEOUT,
+                detail="whole-response deadline",
+                read_timeout=response_limit_s,
             )
         if isinstance(exc, BodyTooLarge):
             return replace(sent, fault=Fault.TOO_LARGE, detail=str(exc))

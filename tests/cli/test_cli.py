@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -260,13 +261,15 @@ def test_a_prefect_api_that_does_not_answer_is_a_config_error(tmp_path, emu):
         (["demo", "--days", "100000000", "--dir", "{dir}"], "--days must be 1 to 1098"),
         (["demo", "--dir", "{file}"], "is a file; pass a directory"),
         (["emulator", "serve", "--port", "99999"], "--port must be 1 to 65535"),
+        (["emulator", "serve", "--port", "{taken}"], "(Address already in use); pick another"),
     ],
 )  # fmt: skip
 def test_odd_arguments_are_configuration_errors_not_tracebacks(tmp_path, emu, args, said):
     """Each of these ended in an unexpected error (a traceback, or a bare errno) before."""
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    filled = [arg.format(file=a_file, dir=tmp_path) for arg in args]
+    taken = httpx.URL(emu.base_url).port  # the emulator listens there
+    filled = [arg.format(file=a_file, dir=tmp_path, taken=taken) for arg in args]
     if args[0] in ("collect", "audit-report"):
         filled += ["--db", str(tmp_path / "e.duckdb")]
     result = cli(*filled, env=emulator_env(emu))
