@@ -318,18 +318,24 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
     (`empty_evidence_file`), written whole under a name of its own and then linked into
     place: no process ever opens it half-written, and a file another process created first
     is never replaced. Its schema_version rows then say when the migrations reached this
-    file (unless a run got there first).
+    file (unless a run got there first). On a filesystem without hard links the file is
+    made by migrating an empty one instead, as DuckDB creates it.
     """
     scratch = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")
     try:
-        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE)
+        with os.fdopen(
+            os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE), "wb"
+        ) as handle:
+            os.fchmod(handle.fileno(), EVIDENCE_FILE_MODE)  # whatever the umask
+            handle.write(empty_evidence_file())
+            handle.flush()
+            os.fsync(handle.fileno())
         try:
-            os.fchmod(fd, EVIDENCE_FILE_MODE)  # whatever the umask: the owner's alone
-            os.write(fd, empty_evidence_file())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(scratch, path)
+            os.link(scratch, path)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError):
+                raise
+            return _create_by_migrating(path, lock_timeout_s)  # no hard links here
     except FileExistsError:
         if path.is_symlink() and not path.exists():
             raise EvidenceError(
@@ -351,6 +357,18 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
             "UPDATE schema_version SET applied_at = now() "
             "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
         )
+    except duckdb.Error as exc:
+        conn.close()
+        raise translate(exc, path, action="create") from None
+    return conn
+
+
+def _create_by_migrating(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
+    try:
+        os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
+        commit_by_checkpoint(conn)
+        migrate(conn)
     except duckdb.Error as exc:
         conn.close()
         raise translate(exc, path, action="create") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import stat
 import struct
@@ -251,6 +252,24 @@ def test_a_new_file_is_the_migrated_empty_file_stamped_when_it_was_made(tmp_path
     assert problems == []  # exactly the shipped catalog
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]  # no scratch copy left
+
+
+def test_without_hard_links_a_new_file_is_migrated_as_duckdb_makes_it(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "e.duckdb"
+    EvidenceStore.open(path).close()
+    monkeypatch.undo()
+    conn = attach(path, read_only=True, lock_timeout_s=5)
+    try:
+        problems = catalog_problems(conn)
+    finally:
+        conn.close()
+    assert problems == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]
 
 
 def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, tmp_path):
