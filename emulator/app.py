@@ -231,6 +231,9 @@ def _shape_faults(body: dict[str, Any], scenario: Any) -> None:
         body["size"] = str(body["size"])
     if users and scenario.account_id_as_number:
         users[0]["account_id"] = 557058
+    if scenario.without_account_id:
+        for user in users:
+            user.pop("account_id", None)
     without_2sv = [user for user in users if user.get("has_2fa_enabled") is not True]
     if without_2sv and scenario.display_name_bytes:
         without_2sv[0]["display_name"] = "x" * scenario.display_name_bytes

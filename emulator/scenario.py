@@ -84,6 +84,8 @@ class Scenario:
     - `size_offset`: `size` is the true count plus this (e.g. 3 or -1).
     - `size_as_text`: `size` is sent as a JSON string ("250"), not a number.
     - `account_id_as_number`: the first member of each page has a numeric account_id.
+    - `without_account_id`: users carry a uuid and no account_id, as in Atlassian's own
+      example of the /permissions listing (target it with `fault_listing`).
     - `display_name_bytes`: the first member of each page without 2SV enabled (a violation,
       so a Prefect event names them) has a display name this long.
     """
@@ -117,6 +119,7 @@ class Scenario:
     size_offset: int = 0
     size_as_text: bool = False
     account_id_as_number: bool = False
+    without_account_id: bool = False
     display_name_bytes: int = 0
 
     def __post_init__(self) -> None:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -32,6 +33,8 @@ import pyarrow as pa
 from tasks.bitbucket.models import RawPage
 from tasks.identity import DirectoryEntry, directory_index
 from tasks.vocabulary import Listing, TwoStepState
+
+R = TypeVar("R")
 
 OBSERVATION_COLUMNS = [
     "workspace",
@@ -76,6 +79,17 @@ def member_key(user: dict) -> str | None:
     """
     key = user.get("account_id") or user.get("uuid")
     return None if isinstance(key, list | dict) else key
+
+
+def role_of(roles: Mapping[str, R], key: str, uuid: object) -> R | None:
+    """The one rule joining the /permissions listing to members: its entry under the
+    member's key, else (for an entry without an account_id, as in Atlassian's own example of
+    that listing, whose key is then its uuid) the entry under the member's uuid. `roles`:
+    entries by their `member_key`."""
+    found = roles.get(key)
+    if found is None and isinstance(uuid, str) and uuid != key:
+        found = roles.get(uuid)
+    return found
 
 
 def usable_pages(pages: Iterable[RawPage], listing: Listing) -> Iterable[tuple[RawPage, list]]:
@@ -315,12 +329,14 @@ def observations_table(
         claim = _strings(tuple(entry.claim_status for entry in entries))
         mfa = pa.array([entry.mfa_enabled for entry in entries], pa.bool_())
         domain = _strings(tuple(entry.email_domain for entry in entries))
-    role_of = roles.get
+    uuids = columns["uuid"].to_pylist()
     table = {
         "workspace": pa.array([workspace] * rows, pa.string()),
         "observed_at": observed_at,
         **{name: columns[name] for name in ("account_id", "uuid", "nickname", "display_name")},
-        "permission": _strings(tuple(map(role_of, keys))),
+        "permission": _strings(
+            tuple(role_of(roles, key, uuid) for key, uuid in zip(keys, uuids, strict=True))
+        ),
         **{name: columns[name] for name in MEMBER_FIELDS[4:]},
         "in_directory": in_directory,
         "directory_account_status": status,

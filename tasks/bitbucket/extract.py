@@ -57,7 +57,7 @@ from tasks.bitbucket.models import ListingResult, RawPage, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.secret import scrub
-from tasks.normalise import PageDeriver, member_key
+from tasks.normalise import PageDeriver, member_key, role_of
 from tasks.signals import StopFlag, stop_scope
 from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
@@ -93,6 +93,7 @@ class ListingWalk:
     # (member key, page first seen, page seen again) for members listed twice
     duplicates: list[tuple[str, int, int]] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)  # member key → page first seen on
+    uuid_of: dict[str, str] = field(default_factory=dict)  # member key → uuid, if another
 
     def reason(self) -> str | None:
         """One precise sentence (or a few) on why the listing is not whole; None if it is."""
@@ -180,6 +181,8 @@ def _check_member(user: object, key: str | None, page_number: int, walk: Listing
         walk.duplicates.append((key, walk.seen[key], page_number))
         return
     walk.seen[key] = page_number
+    if isinstance(uuid := user.get("uuid"), str) and uuid != key:
+        walk.uuid_of[key] = uuid
     if "has_2fa_enabled" in user:
         walk.with_2fa_field += 1
 
@@ -377,11 +380,21 @@ def _listings_disagree(walks: list[ListingWalk]) -> str | None:
             "the members listing is empty, yet every workspace has at least one owner. Check "
             "that the token belongs to a workspace admin, then run the collection again."
         )
+    # Matched by normalise's rule, so that what is checked here is what the roles join does.
+    roleless = {
+        key
+        for key in members.seen
+        if role_of(permissions.seen, key, members.uuid_of.get(key)) is None
+    }
+    matched = {
+        key if key in permissions.seen else members.uuid_of[key]
+        for key in members.seen.keys() - roleless
+    }
     apart = [
         (len(keys), name, min(keys, key=lambda key: (walk.seen[key], key)))
         for name, walk, keys in (
-            ("permissions", permissions, permissions.seen.keys() - members.seen.keys()),
-            ("members", members, members.seen.keys() - permissions.seen.keys()),
+            ("permissions", permissions, permissions.seen.keys() - matched),
+            ("members", members, roleless),
         )
         if keys
     ]

@@ -45,6 +45,20 @@ def test_complete_listing(
         assert row.permission == truth[row.account_id]["permission"]
 
 
+def test_permissions_without_account_ids_are_joined_by_uuid(emu, make_settings, collect):
+    """Atlassian's own example of the /permissions listing has users with a uuid and no
+    account_id: each entry still finds its member, and the population is whole."""
+    emu.set_scenario(Scenario(without_account_id=True, fault_listing="permissions"))
+    extract = collect(make_settings(), "hundred-one")
+    assert extract.status == "complete", extract.error
+    permissions = [page for page in extract.pages if page.listing == "permissions"]
+    assert permissions and all(b"account_id" not in page.body for page in permissions)
+    frame = observations_from_pages("hundred-one", extract.pages)
+    truth = {m["account_id"]: m["permission"] for m in emu.expected_members("hundred-one")}
+    assert len(frame) == 101 and frame["permission"].notna().all()
+    assert dict(zip(frame["account_id"], frame["permission"], strict=True)) == truth
+
+
 def test_an_empty_workspace_is_not_a_whole_population(emu, make_settings, collect):
     """Every workspace has an owner: an empty members listing proves nothing, so it never
     becomes a report of 100 % of nobody."""
@@ -54,9 +68,18 @@ def test_an_empty_workspace_is_not_a_whole_population(emu, make_settings, collec
     assert extract.request_count == minimum_requests(0)  # both listings read to their end
 
 
-@pytest.mark.parametrize("only_in", ["members", "permissions"])
+@pytest.mark.parametrize(
+    ("only_in", "permissions_name", "first"),
+    [
+        ("members", "account_id", "557058:only-here"),
+        ("permissions", "account_id", "557058:only-here"),
+        # /permissions users known by uuid alone (Atlassian's example of that listing)
+        ("members", "uuid", "557058:only-here"),
+        ("permissions", "uuid", "{only-here}"),
+    ],
+)
 def test_listings_that_disagree_are_not_a_whole_population(
-    settings_at, collect, one_member_page, only_in
+    settings_at, collect, one_member_page, only_in, permissions_name, first
 ):
     """The 2SV states come from one listing and the permissions from the other: an owner
     listed only under permissions would not be judged at all, one only under members would
@@ -70,12 +93,18 @@ def test_listings_that_disagree_are_not_a_whole_population(
         if request.url.path.endswith(f"/{only_in}"):
             values = [*page["values"], {"user": only_here, "permission": "owner"}]
             page = {**page, "size": 2, "values": values}
+        if request.url.path.endswith("/permissions") and permissions_name == "uuid":
+            values = [
+                {**value, "user": {k: v for k, v in value["user"].items() if k != "account_id"}}
+                for value in page["values"]
+            ]
+            page = {**page, "values": values}
         return httpx.Response(200, json=page)
 
     with httpx.Client(transport=httpx.MockTransport(answer)) as http:
         extract = collect(settings_at("http://127.0.0.1:9/2.0", "t-apart"), "acme", client=http)
     assert (extract.status, extract.error_kind) == ("incomplete", "anomaly")
-    assert f"1 member only in the {only_in} listing (first: 557058:only-here)" in extract.error
+    assert f"1 member only in the {only_in} listing (first: {first})" in extract.error
     assert [listing.complete for listing in extract.listings] == [True, True]
 
 
