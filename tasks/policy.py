@@ -92,6 +92,8 @@ DEFAULT_POLICY = Policy()
 _TOP_LEVEL_KEYS = ("grace_days", "sla_days", "exceptions", "accepted_factors", "sso", "scope")
 _SSO_KEYS = ("email_domains", "identity_provider", "attestation")
 _SCOPE_KEYS = ("exclude_account_types",)
+# The `type` a membership's user can have (Atlassian's OpenAPI spec: user, app_user, team).
+ACCOUNT_TYPES = ("user", APP_USER, "team")
 _FACTOR_NAMES = ", ".join(Factor)
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 _EXCEPTION_REQUIRED = ("workspace", "reason", "approved_by", "ticket", "expires_on")
@@ -309,6 +311,14 @@ class _NodeReader:
                         "scope.exclude_account_types",
                         "must not exclude 'user': that would leave no people in scope",
                     )
+                for index, name in enumerate(excluded):
+                    if name not in ACCOUNT_TYPES:
+                        raise self.fail(
+                            node.value[index],
+                            f"scope.exclude_account_types[{index}]",
+                            f"{name!r} is not a type of Bitbucket account (they are "
+                            f"{', '.join(ACCOUNT_TYPES)}): a misspelt type would exclude nobody",
+                        )
         if Factor.IDP_SSO in factors and sso is None:
             raise self.fail(
                 fields.get("accepted_factors", root),

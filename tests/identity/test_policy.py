@@ -56,6 +56,8 @@ def test_every_key_read_and_normalised():
         ("scope: {exclude_account_types: [user]}", "scope.exclude_account_types",
          "no people in scope"),
         ("scope: {exclude: [app_user]}", "scope.exclude", "unknown key"),
+        ("scope: {exclude_account_types: [app_user, app-user]}",
+         "scope.exclude_account_types[1]", "'app-user' is not a type of Bitbucket account"),
     ],
 )  # fmt: skip
 def test_bad_identity_keys_are_named_with_their_line(text, field, said):
