@@ -165,16 +165,18 @@ def _bind(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError as exc:
         sock.close()
-        raise PortUnavailable(port, exc.strerror or type(exc).__name__) from None
+        raise PortUnavailable(port, exc) from None
     return sock
 
 
 class PortUnavailable(OSError):
-    """The emulator's port is taken, or not this user's to bind."""
+    """The emulator's port is taken, or not this user's to bind (errno as the bind's)."""
 
-    def __init__(self, port: int, why: str) -> None:
-        super().__init__(f"cannot listen on {HOST}:{port} ({why}); pick another --port")
-        self.port, self.why = port, why
+    def __init__(self, port: int, cause: OSError) -> None:
+        self.port, self.why = port, cause.strerror or type(cause).__name__
+        super().__init__(
+            cause.errno, f"cannot listen on {HOST}:{port} ({self.why}); pick another --port"
+        )
 
 
 @contextmanager

@@ -206,6 +206,7 @@ class BitbucketClient:
             auth.env_hint,
             auth.refreshable,
             self.api.explain,
+            self.subject,
         )
         where = f"{listing} of {self.subject} at page {page}"
         deadline = self._page_deadline()

@@ -96,6 +96,11 @@ class Context:
     env_hint: str
     refreshable: bool = False
     explain: StatusExplainer = status_error
+    subject: str = ""  # what is read, as messages name it; default: "workspace '<workspace>'"
+
+    @property
+    def named(self) -> str:
+        return self.subject or f"workspace '{self.workspace}'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +175,7 @@ def _classify_fault(outcome: Outcome, context: Context) -> Decision:
         return Fail(
             ErrorKind.ANOMALY,
             body_too_large(
-                outcome.detail,
-                workspace=context.workspace,
-                listing=context.listing,
-                api_url=context.api_url,
+                outcome.detail, f"{context.listing} of {context.named}", context.api_url
             ),
         )
     if fault is Fault.OAUTH_RETRYABLE:

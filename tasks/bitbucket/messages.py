@@ -75,10 +75,11 @@ def oauth_refused(problem: str, workspace: str, env_hint: str) -> str:
     )
 
 
-def body_too_large(detail: str, *, workspace: str, listing: Listing, api_url: str) -> str:
-    """The message for a page whose body passed the client's limit once decoded."""
+def body_too_large(detail: str, where: str, api_url: str) -> str:
+    """The message for a page (of `where`: "members of workspace 'acme'") whose body passed
+    the client's limit once decoded."""
     return (
-        f"A page of {listing} of workspace '{workspace}' from {api_url} was too large "
+        f"A page of {where} from {api_url} was too large "
         f"({detail}). A page holds at most 100 entries (about 100 KB), so this is not one the "
         "API sends: "
         "the same request would get it again. Nothing more was read. Check the API URL and "

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
+import secrets
 import time
 import uuid
 from functools import cache
@@ -54,6 +56,7 @@ from tasks.evidence.errors import (
     NotAnEvidenceFile,
     SchemaTooNew,
 )
+from tasks.evidence.file_identity import with_new_identifier
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach, sandbox
@@ -315,27 +318,29 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
     """A new evidence file at `path`, open for writing; None if one appeared there meanwhile.
 
     The file starts as a copy of the empty evidence file this bb2sv's migrations make
-    (`empty_evidence_file`), written whole under a name of its own and then linked into
-    place: no process ever opens it half-written, and a file another process created first
-    is never replaced. Its schema_version rows then say when the migrations reached this
-    file (unless a run got there first). On a filesystem without hard links the file is
-    made by migrating an empty one instead, as DuckDB creates it.
+    (`empty_evidence_file`) with a DuckDB identity of its own (`file_identity`), written
+    whole under a name of its own and then linked into place: no process ever opens it
+    half-written, and a file another process created first is never replaced. Its
+    schema_version rows then say when the migrations reached this file (unless a run got
+    there first). On a filesystem without hard links, or with a DuckDB whose file header is
+    not as checked, the file is made by migrating an empty one instead, as DuckDB creates it.
     """
-    scratch = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")
+    image = with_new_identifier(empty_evidence_file())
+    if image is None:  # a DuckDB whose file header is not as checked
+        return _create_by_migrating(path, lock_timeout_s)
+    scratch = path.with_name(f".bb2sv-new-{secrets.token_hex(8)}")
     try:
-        with os.fdopen(
-            os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE), "wb"
-        ) as handle:
+        made = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE)
+    except OSError as exc:
+        raise _not_created(path, exc) from None
+    try:
+        with os.fdopen(made, "wb") as handle:
             os.fchmod(handle.fileno(), EVIDENCE_FILE_MODE)  # whatever the umask
-            handle.write(empty_evidence_file())
+            handle.write(image)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(scratch, path)
-        except OSError as exc:
-            if isinstance(exc, FileExistsError):
-                raise
-            return _create_by_migrating(path, lock_timeout_s)  # no hard links here
+            inode = os.fstat(handle.fileno()).st_ino
+        os.link(scratch, path)
     except FileExistsError:
         if path.is_symlink() and not path.exists():
             raise EvidenceError(
@@ -344,23 +349,38 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
             ) from None
         return None
     except OSError as exc:
-        raise EvidenceError(
-            f"Could not create evidence file {path}: {exc.strerror or exc}. Check that its "
-            "folder exists and is writable, or pass another path with --db."
-        ) from None
+        if exc.errno in _NO_HARD_LINKS:
+            return _create_by_migrating(path, lock_timeout_s)
+        raise _not_created(path, exc) from None
     finally:
         scratch.unlink(missing_ok=True)
     conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
     try:
+        if os.stat(path).st_ino != inode:  # replaced since: open it as any existing file
+            conn.close()
+            return None
         commit_by_checkpoint(conn)
         conn.execute(
             "UPDATE schema_version SET applied_at = now() "
             "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
         )
-    except duckdb.Error as exc:
+    except BaseException as exc:
         conn.close()
-        raise translate(exc, path, action="create") from None
+        if isinstance(exc, duckdb.Error):
+            raise translate(exc, path, action="create") from None
+        raise
     return conn
+
+
+# os.link's errors on a filesystem that has no hard links (some network and FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _not_created(path: Path, exc: OSError) -> EvidenceError:
+    return EvidenceError(
+        f"Could not create evidence file {path}: {exc.strerror or exc}. Check that its "
+        "folder exists and is writable, or pass another path with --db."
+    )
 
 
 def _create_by_migrating(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -369,9 +389,11 @@ def _create_by_migrating(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyCo
         os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
         commit_by_checkpoint(conn)
         migrate(conn)
-    except duckdb.Error as exc:
+    except BaseException as exc:
         conn.close()
-        raise translate(exc, path, action="create") from None
+        if isinstance(exc, duckdb.Error):
+            raise translate(exc, path, action="create") from None
+        raise
     return conn
 
 

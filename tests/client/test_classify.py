@@ -315,3 +315,15 @@ def test_a_404_from_an_api_url_without_2_0_points_at_the_url(api_url, hinted):
     )  # fmt: skip
     assert kind is ErrorKind.NOT_FOUND
     assert ("check BITBUCKET_API_URL: it usually ends in /2.0" in text) is hinted
+
+
+def test_a_body_too_large_names_what_was_read():
+    context = Context(
+        "org-1", Listing.DIRECTORY, API, "ATLASSIAN_ADMIN_API_KEY", subject="organization 'org-1'"
+    )
+    outcome = Outcome(fault=Fault.TOO_LARGE, detail="body over 8,388,608 bytes, decoded")
+    decision = classify(outcome, context, now=NOW)
+    assert isinstance(decision, Fail) and decision.kind is ErrorKind.ANOMALY
+    assert (
+        f"A page of directory of organization 'org-1' from {API} was too large" in decision.message
+    )

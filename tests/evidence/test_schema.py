@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -13,8 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tasks.evidence import file_identity, store
 from tasks.evidence.catalog import catalog_problems, empty_evidence_file
-from tasks.evidence.connection import connect
+from tasks.evidence.connection import CONNECTION_CONFIG, connect
 from tasks.evidence.errors import (
     EvidenceCorrupt,
     EvidenceError,
@@ -235,41 +237,103 @@ def test_read_only_open_of_missing_file_says_what_to_do(tmp_path):
     assert not (tmp_path / "nope.duckdb").exists()
 
 
-def test_a_new_file_is_the_migrated_empty_file_stamped_when_it_was_made(tmp_path):
-    """A new file is copied from the empty file the migrations make: whole, its owner's alone,
-    and its schema_version says when it was made, not when this process made the copy."""
+def test_a_new_file_is_the_migrated_empty_file_stamped_when_it_was_made(tmp_path, monkeypatch):
+    """A new file is copied from the empty file the migrations make (nothing is migrated):
+    whole, its owner's alone, its schema_version saying when it was made, not when this
+    process made the copy."""
     empty_evidence_file()  # the copy exists before the file is made
     before = datetime.now(UTC)
+    monkeypatch.setattr(store, "migrate", _not_called)
     path = tmp_path / "e.duckdb"
     EvidenceStore.open(path).close()
-    conn = attach(path, read_only=True, lock_timeout_s=5)
-    try:
-        stamps = conn.execute("SELECT DISTINCT applied_at FROM evidence.schema_version").fetchall()
-        problems = catalog_problems(conn)
-    finally:
-        conn.close()
+    stamps, problems = _stamps_and_problems(path)
     assert len(stamps) == 1 and stamps[0][0] >= before
     assert problems == []  # exactly the shipped catalog
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]  # no scratch copy left
 
 
-def test_without_hard_links_a_new_file_is_migrated_as_duckdb_makes_it(tmp_path, monkeypatch):
-    def no_links(source, target):
-        raise PermissionError(1, "Operation not permitted")
+def test_each_new_file_has_its_own_duckdb_identity(tmp_path):
+    """DuckDB refuses a write-ahead log written for another file: a crashed writer's log
+    renamed beside another new file is not replayed into it, copies though both are."""
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    for path in (a, b):
+        EvidenceStore.open(path).close()
+    assert a.read_bytes()[124:140] != b.read_bytes()[124:140]
+    crashed = duckdb.connect(str(a), config=CONNECTION_CONFIG)
+    crashed.execute("PRAGMA disable_checkpoint_on_shutdown")
+    crashed.execute("SET checkpoint_threshold = '10GB'")
+    crashed.execute("CREATE TABLE planted (x INTEGER)")
+    crashed.close()  # its log stays: a.duckdb.wal
+    Path(f"{a}.wal").rename(f"{b}.wal")
+    with pytest.raises(duckdb.IOException, match="WAL does not match database file"):
+        duckdb.connect(str(b), config=CONNECTION_CONFIG)
 
-    monkeypatch.setattr(os, "link", no_links)
+
+@pytest.mark.parametrize("why", ["no hard links", "another DuckDB header"])
+def test_a_new_file_is_migrated_when_it_cannot_be_copied(tmp_path, monkeypatch, why):
+    """On a filesystem without hard links, or with a DuckDB whose file header is not laid
+    out as checked, a new file is made by migrating, as DuckDB creates it."""
+    if why == "no hard links":
+        monkeypatch.setattr(os, "link", _raise(PermissionError(errno.EPERM, "not permitted")))
+    else:
+        monkeypatch.setattr(file_identity, "_layout_as_expected", lambda: False)
+    migrated = []
+    monkeypatch.setattr(store, "migrate", lambda conn: migrated.append(migrate(conn)))
     path = tmp_path / "e.duckdb"
     EvidenceStore.open(path).close()
     monkeypatch.undo()
-    conn = attach(path, read_only=True, lock_timeout_s=5)
-    try:
-        problems = catalog_problems(conn)
-    finally:
-        conn.close()
-    assert problems == []
+    assert migrated == [LATEST_VERSION]
+    assert _stamps_and_problems(path)[1] == []
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]
+
+
+def test_a_file_name_as_long_as_the_system_allows_is_created(tmp_path):
+    path = tmp_path / ("e" * 240 + ".duckdb")
+    EvidenceStore.open(path).close()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_the_stamp_leaves_a_file_a_run_reached_first(synth, tmp_path, monkeypatch):
+    """Another writer that opened the new file before this one and stored a run: the
+    migrations' time stays the copy's, before that run."""
+    theirs = duckdb.connect(str(stored_file(tmp_path / "theirs.duckdb", synth)))
+    row = theirs.execute("SELECT * FROM collection_runs").fetchall()[0]
+    theirs.close()
+    empty_evidence_file()
+    before = datetime.now(UTC)
+
+    def connect_after_their_run(path, **options):
+        conn = connect(path, **options)
+        conn.execute(f"INSERT INTO collection_runs VALUES ({', '.join('?' * len(row))})", row)
+        return conn
+
+    monkeypatch.setattr(store, "connect", connect_after_their_run)
+    path = tmp_path / "e.duckdb"
+    EvidenceStore.open(path).close()
+    stamps, _problems = _stamps_and_problems(path)
+    assert len(stamps) == 1 and stamps[0][0] < before
+
+
+def _stamps_and_problems(path: Path) -> tuple[list, list[str]]:
+    conn = attach(path, read_only=True, lock_timeout_s=5)
+    try:
+        stamps = conn.execute("SELECT DISTINCT applied_at FROM evidence.schema_version").fetchall()
+        return stamps, catalog_problems(conn)
+    finally:
+        conn.close()
+
+
+def _not_called(*args, **kwargs):
+    raise AssertionError("a new file was migrated, not copied")
+
+
+def _raise(error: OSError):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
 
 
 def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, tmp_path):
@@ -287,10 +351,15 @@ def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, 
     [
         (lambda folder: folder / "missing" / "e.duckdb", "Check that its folder exists"),
         (lambda folder: _dangling_link(folder), "symbolic link to a file that does not exist"),
+        (lambda folder: folder / "e.duckdb", "Could not create evidence file"),  # link: EIO
     ],
 )
-def test_a_file_that_cannot_be_created_says_why_and_leaves_nothing(tmp_path, make, says):
+def test_a_file_that_cannot_be_created_says_why_and_leaves_nothing(
+    tmp_path, monkeypatch, make, says
+):
     path = make(tmp_path)
+    if says.startswith("Could not create"):
+        monkeypatch.setattr(os, "link", _raise(OSError(errno.EIO, "Input/output error")))
     listed = sorted(tmp_path.iterdir())
     with pytest.raises(EvidenceError, match=says):
         EvidenceStore.open(path)
