@@ -18,8 +18,9 @@ Usage::
 from __future__ import annotations
 
 import itertools
+import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,15 +82,34 @@ def member_key(user: dict) -> str | None:
     return None if isinstance(key, list | dict) else key
 
 
-def role_of(roles: Mapping[str, R], key: str, uuid: object) -> R | None:
-    """The one rule joining the /permissions listing to members: its entry under the
-    member's key, else (for an entry without an account_id, as in Atlassian's own example of
-    that listing, whose key is then its uuid) the entry under the member's uuid. `roles`:
-    entries by their `member_key`."""
-    found = roles.get(key)
-    if found is None and isinstance(uuid, str) and uuid != key:
-        found = roles.get(uuid)
+def roles_of(
+    roles: Mapping[str, R],
+    keys: Sequence[str],
+    uuids: Callable[[], Sequence[object]] | None,
+) -> list[R | None]:
+    """The one rule joining the /permissions listing to members: each member's entry under
+    its key (account_id, else uuid), else its entry under its uuid: an entry without an
+    account_id, as in Atlassian's own example of that listing, has its uuid for key.
+    `roles`: entries by their `member_key`; `uuids()`: the members' uuids in the order of
+    `keys`, asked for only when some key finds no entry; None: by key alone, the rule of
+    runs stored before bb2sv 0.2 (`joins_roles_by_uuid`)."""
+    found = list(map(roles.get, keys))
+    if uuids is not None and None in found:
+        for index, uuid in enumerate(uuids()):
+            if found[index] is None and isinstance(uuid, str):
+                found[index] = roles.get(uuid)
     return found
+
+
+_RELEASE = re.compile(r"^(\d+)\.(\d+)")
+
+
+def joins_roles_by_uuid(tool_version: str | None) -> bool:
+    """Whether a run stored by bb2sv `tool_version` joined roles by uuid too (since 0.2):
+    a run is stored, and re-derived by verify, by the rule of the version that stored it.
+    A version that does not read as one (a source tree never installed) is this one."""
+    release = _RELEASE.match(tool_version or "")
+    return release is None or (int(release[1]), int(release[2])) >= (0, 2)
 
 
 def usable_pages(pages: Iterable[RawPage], listing: Listing) -> Iterable[tuple[RawPage, list]]:
@@ -287,15 +307,20 @@ def _strings(values: tuple) -> pa.Array:
 
 
 def observations_table(
-    workspace: str, pages: list[RawPage], *, memo: PageMemo | None = None
+    workspace: str,
+    pages: list[RawPage],
+    *,
+    memo: PageMemo | None = None,
+    roles_by_uuid: bool = True,
 ) -> pa.Table:
-    """One row per distinct member (first sighting wins), roles joined from `/permissions`,
-    directory facts joined on account_id from the run's directory pages: the columns
-    OBSERVATION_COLUMNS + IDENTITY_COLUMNS as Arrow (observed_at in µs, UTC).
+    """One row per distinct member (first sighting wins), roles joined from `/permissions`
+    (`roles_of`), directory facts joined on account_id from the run's directory pages: the
+    columns OBSERVATION_COLUMNS + IDENTITY_COLUMNS as Arrow (observed_at in µs, UTC).
 
     Built page by page (a page's members are Arrow columns), so a run costs a few
     operations per page, not per member. `memo`: pages already seen by body hash
-    (`PageMemo`); the result is the same without."""
+    (`PageMemo`); the result is the same without. `roles_by_uuid`: False for a run stored
+    before bb2sv 0.2 (`joins_roles_by_uuid`)."""
     roles = permissions_by_member(pages, memo)
     directory = directory_index(pages, memo)
     parts: list[tuple[RawPage, PageMembers]] = [
@@ -329,14 +354,13 @@ def observations_table(
         claim = _strings(tuple(entry.claim_status for entry in entries))
         mfa = pa.array([entry.mfa_enabled for entry in entries], pa.bool_())
         domain = _strings(tuple(entry.email_domain for entry in entries))
-    uuids = columns["uuid"].to_pylist()
+    uuids = (lambda: columns["uuid"].to_pylist()) if roles_by_uuid else None
+    permission = roles_of(roles, keys, uuids)
     table = {
         "workspace": pa.array([workspace] * rows, pa.string()),
         "observed_at": observed_at,
         **{name: columns[name] for name in ("account_id", "uuid", "nickname", "display_name")},
-        "permission": _strings(
-            tuple(role_of(roles, key, uuid) for key, uuid in zip(keys, uuids, strict=True))
-        ),
+        "permission": _strings(tuple(permission)),
         **{name: columns[name] for name in MEMBER_FIELDS[4:]},
         "in_directory": in_directory,
         "directory_account_status": status,

@@ -57,7 +57,7 @@ from tasks.bitbucket.models import ListingResult, RawPage, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.secret import scrub
-from tasks.normalise import PageDeriver, member_key, role_of
+from tasks.normalise import PageDeriver, member_key, roles_of
 from tasks.signals import StopFlag, stop_scope
 from tasks.vocabulary import WORKSPACE_LISTINGS, ErrorKind, Listing, RunStatus
 
@@ -381,14 +381,13 @@ def _listings_disagree(walks: list[ListingWalk]) -> str | None:
             "that the token belongs to a workspace admin, then run the collection again."
         )
     # Matched by normalise's rule, so that what is checked here is what the roles join does.
-    roleless = {
-        key
-        for key in members.seen
-        if role_of(permissions.seen, key, members.uuid_of.get(key)) is None
-    }
+    keys = list(members.seen)
+    found = roles_of(permissions.seen, keys, lambda: [members.uuid_of.get(key) for key in keys])
+    roleless = {key for key, page in zip(keys, found, strict=True) if page is None}
     matched = {
         key if key in permissions.seen else members.uuid_of[key]
-        for key in members.seen.keys() - roleless
+        for key, page in zip(keys, found, strict=True)
+        if page is not None
     }
     apart = [
         (len(keys), name, min(keys, key=lambda key: (walk.seen[key], key)))

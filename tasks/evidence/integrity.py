@@ -33,7 +33,12 @@ from tasks.evidence.run_record import RunRecord
 from tasks.evidence.signing import stored_signatures
 from tasks.evidence.store import EvidenceStore
 from tasks.identity import IDENTITY_POLICY_COLUMNS, identity_record
-from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS, observations_table
+from tasks.normalise import (
+    IDENTITY_COLUMNS,
+    OBSERVATION_COLUMNS,
+    joins_roles_by_uuid,
+    observations_table,
+)
 
 
 @dataclass(slots=True)
@@ -100,8 +105,11 @@ def rederive(conn: duckdb.DuckDBPyConnection, run_id: str) -> Rederivation:
     located = [run for run in page_checks.run_locations(conn) if run.run_id == run_id]
     if not located:
         raise IntegrityError(f"No run {run_id} in the evidence file.")
-    pages = [stored.page for stored in page_checks.stored_pages(conn, located[0])]
-    derived = observations_table(located[0].workspace, pages)
+    run = located[0]
+    pages = [stored.page for stored in page_checks.stored_pages(conn, run)]
+    derived = observations_table(
+        run.workspace, pages, roles_by_uuid=joins_roles_by_uuid(run.tool_version)
+    )
     (identity_sha256,) = conn.execute(
         "SELECT identity_sha256 FROM collection_runs WHERE run_id = ?", [run_id]
     ).fetchall()[0]

@@ -37,6 +37,7 @@ from tasks.normalise import (
     IDENTITY_COLUMNS,
     OBSERVATION_COLUMNS,
     PageMemo,
+    joins_roles_by_uuid,
     observations_table,
 )
 
@@ -57,6 +58,7 @@ class RunPages:
     lo: int | None = None  # None: the run has no stored pages
     hi: int | None = None
     pages: int = 0
+    tool_version: str | None = None  # the bb2sv that stored it: its rules re-derive it
 
     @property
     def contiguous(self) -> bool:
@@ -110,7 +112,7 @@ def run_locations(conn: duckdb.DuckDBPyConnection) -> list[RunPages]:
             SELECT run_id, min(rowid) AS lo, max(rowid) AS hi, count(*) AS pages
             FROM {PAGES} GROUP BY run_id
         )
-        SELECT r.run_id, r.workspace, s.lo, s.hi, coalesce(s.pages, 0)
+        SELECT r.run_id, r.workspace, s.lo, s.hi, coalesce(s.pages, 0), r.tool_version
         FROM collection_runs AS r LEFT JOIN spans AS s USING (run_id)
         ORDER BY r.seq
         """
@@ -279,7 +281,12 @@ def check_pages(
     re-derived rows, made from per-page parts (`row_lines`); otherwise the check's
     stored digests are None, for the caller to compute in SQL."""
     bad = tuple(page.seq for page in pages if not page.intact)
-    derived = observations_table(run.workspace, [page.page for page in pages], memo=cache.memo)
+    derived = observations_table(
+        run.workspace,
+        [page.page for page in pages],
+        memo=cache.memo,
+        roles_by_uuid=joins_roles_by_uuid(run.tool_version),
+    )
     # The usual case, every digested column the same, in one comparison.
     same = _same_rows(derived, stored, OBSERVATION_COLUMNS + IDENTITY_COLUMNS)
     same_observations = same or _same_rows(derived, stored, OBSERVATION_COLUMNS)

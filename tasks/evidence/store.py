@@ -62,7 +62,7 @@ from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach, sandbox
 from tasks.evidence.schema import LATEST_VERSION, migrate, schema_version
 from tasks.evidence.signing import store_signature
-from tasks.normalise import observations_table
+from tasks.normalise import joins_roles_by_uuid, observations_table
 from tasks.policy import Policy
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, RunStatus
@@ -156,9 +156,13 @@ class EvidenceStore:
                 emulated=extract.emulated or directory.emulated,
             )
         run_id = new_run_id(extract)
-        observed = frames.observations_table(
-            run_id, observations_table(extract.workspace, extract.pages, memo=extract.derived)
+        derived = observations_table(
+            extract.workspace,
+            extract.pages,
+            memo=extract.derived,
+            roles_by_uuid=joins_roles_by_uuid(tool_version),
         )
+        observed = frames.observations_table(run_id, derived)
         member_count = observed.num_rows
         responses = frames.pages_table(run_id, extract.pages)
         # Digested in a private database: a macro planted in the file (say, one named

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
+import orjson
 import pytest
 
+from tasks.bitbucket.models import RawPage
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.store import EvidenceStore
@@ -239,3 +242,36 @@ def test_a_page_stored_out_of_place_still_counts_for_its_run(db_path, synth, cha
         assert result.ok, result.summary()
     with EvidenceStore.open(db_path, read_only=True) as store:
         assert rederive(store.conn, chain[0]).matches
+
+
+def _permissions_by_uuid_alone(extract):
+    """The extract with its /permissions users known by uuid alone, as in Atlassian's own
+    example of that listing."""
+    pages = []
+    for page in extract.pages:
+        if page.listing == "permissions" and page.status_code == 200:
+            document = orjson.loads(page.body)
+            for value in document["values"]:
+                value["user"].pop("account_id", None)
+            page = RawPage(page.listing, page.url, 200, page.fetched_at, orjson.dumps(document))
+        pages.append(page)
+    return dataclasses.replace(extract, pages=pages, derived=None)
+
+
+def test_each_run_is_derived_and_verified_by_the_rules_of_the_bb2sv_that_stored_it(db_path, synth):
+    """Before 0.2, a /permissions entry without an account_id joined no member; since, it
+    joins by uuid. A run stored by either still verifies: it is re-derived by its own
+    version's rule (the version is in the run's hash, so it cannot be changed unseen)."""
+    members = synth.synthetic_members(30)
+    with EvidenceStore.open(db_path) as store:
+        for day, version in ((1, "0.1.0"), (2, "0.2.0")):
+            extract = synth.make_extract("acme", members, day=date(2026, 3, day))
+            store.record_run(
+                _permissions_by_uuid_alone(extract), policy=DEFAULT_POLICY, tool_version=version
+            )
+        roles = store.conn.execute(
+            "SELECT r.tool_version, count(o.permission) FROM collection_runs AS r "
+            "JOIN member_2sv_observations AS o USING (run_id) GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert roles == [("0.1.0", 0), ("0.2.0", 30)]
+    assert verify_chain(db_path).ok

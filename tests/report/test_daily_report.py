@@ -13,6 +13,7 @@ from tasks.evidence.store import EvidenceStore
 from tasks.policy import parse_policy
 from tasks.report import violation_changes, write_daily_report
 from tasks.report.controls import EMULATOR_NOTICE
+from tasks.version import __version__
 
 POLICY = parse_policy(
     """\
@@ -151,7 +152,7 @@ def test_evidence_section_lists_every_raw_page(runs, tmp_path):
     ).fetchone()
     assert doc["run"]["run_hash"] == run[0] and doc["policy"]["sha256"] == POLICY.sha256
     md = bundle.files["md"].read_text()
-    for value in (ids["d3"], run[0], run[1], POLICY.sha256, "0.1.0"):
+    for value in (ids["d3"], run[0], run[1], POLICY.sha256, __version__):
         assert value in md
     manifest = json.loads(bundle.manifest_path.read_bytes())
     assert manifest["run_id"] == ids["d3"] and manifest["run_hash"] == run[0]
