@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -143,3 +144,18 @@ def has_duckdb_header(path: Path) -> bool:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(text).__name__
+
+
+@contextmanager
+def closed_on_failure(
+    conn: duckdb.DuckDBPyConnection, path: Path, *, action: str = "open"
+) -> Iterator[None]:
+    """Close `conn` if the block fails; a DuckDB error becomes an EvidenceError saying what
+    could not be done (`action`) to `path`."""
+    try:
+        yield
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, duckdb.Error):
+            raise translate(exc, path, action=action) from None
+        raise

@@ -17,14 +17,12 @@ query`, events and verify all read this way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
-from tasks.evidence.connection import in_memory, path_literal, translate, wait_for_lock
+from tasks.evidence.connection import closed_on_failure, in_memory, path_literal, wait_for_lock
 
 __all__ = ["attach", "open_sandboxed", "sandbox"]
 
@@ -41,7 +39,7 @@ def sandbox(
     conn: duckdb.DuckDBPyConnection, path: Path, *, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A read-only `attach` connection given the shipped catalog, then locked down."""
-    with _closed_on_failure(conn, path):
+    with closed_on_failure(conn, path):
         if threads is not None:
             conn.execute(f"SET threads = {int(threads)}")
         create_shipped(conn)
@@ -58,7 +56,7 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
     catalog = reader_catalog() if read_only else None  # built once per process
     conn = in_memory(external_access=True)  # only until the files are attached
     mode = " (READ_ONLY)" if read_only else ""
-    with _closed_on_failure(conn, path):
+    with closed_on_failure(conn, path):
         wait_for_lock(
             lambda: conn.execute(f"ATTACH {path_literal(path)} AS {EVIDENCE}{mode}"),
             path,
@@ -70,14 +68,3 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")
     return conn
-
-
-@contextmanager
-def _closed_on_failure(conn: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
-    try:
-        yield
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, duckdb.Error):
-            raise translate(exc, path, action="open") from None
-        raise

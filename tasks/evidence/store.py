@@ -45,6 +45,7 @@ from tasks.evidence.catalog import (
 )
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
+    closed_on_failure,
     connect,
     has_duckdb_header,
     translate,
@@ -359,20 +360,15 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
     finally:
         scratch.unlink(missing_ok=True)
     conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-    try:
-        if os.stat(path).st_ino != inode:  # replaced since: open it as any existing file
-            conn.close()
-            return None
+    if os.stat(path).st_ino != inode:  # replaced since: open it as any existing file
+        conn.close()
+        return None
+    with closed_on_failure(conn, path, action="create"):
         commit_by_checkpoint(conn)
         conn.execute(
             "UPDATE schema_version SET applied_at = now() "
             "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
         )
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, duckdb.Error):
-            raise translate(exc, path, action="create") from None
-        raise
     return conn
 
 
@@ -389,15 +385,10 @@ def _not_created(path: Path, exc: OSError) -> EvidenceError:
 
 def _create_by_migrating(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
     conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-    try:
+    with closed_on_failure(conn, path, action="create"):
         os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
         commit_by_checkpoint(conn)
         migrate(conn)
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, duckdb.Error):
-            raise translate(exc, path, action="create") from None
-        raise
     return conn
 
 

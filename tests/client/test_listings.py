@@ -71,8 +71,7 @@ def test_an_empty_workspace_is_not_a_whole_population(emu, make_settings, collec
 @pytest.mark.parametrize(
     ("only_in", "permissions_name", "first"),
     [
-        ("members", "account_id", "557058:only-here"),
-        ("permissions", "account_id", "557058:only-here"),
+        *[(only_in, "account_id", "557058:only-here") for only_in in ("members", "permissions")],
         # /permissions users known by uuid alone (Atlassian's example of that listing)
         ("members", "uuid", "557058:only-here"),
         ("permissions", "uuid", "{only-here}"),
