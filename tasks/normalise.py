@@ -101,7 +101,7 @@ def roles_of(
     return found
 
 
-_RELEASE = re.compile(r"^(\d+)\.(\d+)")
+_RELEASE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})")  # ASCII, and short enough for int()
 
 
 def joins_roles_by_uuid(tool_version: str | None) -> bool:

@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from tasks.evidence.connection import connect
+from tasks.evidence.errors import EvidenceError
 
 __all__ = ["with_new_identifier"]
 
@@ -38,7 +39,7 @@ _MASK = 2**64 - 1
 def with_new_identifier(image: bytes) -> bytes | None:
     """`image` (a DuckDB file's bytes) with a new random identifier and its main header's
     checksum made again; None when this DuckDB's header is not laid out as checked."""
-    if not _layout_as_expected():
+    if not _layout_as_expected() or not _checksum_holds(image[:_MAIN_HEADER]):
         return None
     head = bytearray(image[:_MAIN_HEADER])
     head[_IDENTIFIER.start : _IDENTIFIER.stop] = os.urandom(len(_IDENTIFIER))
@@ -55,18 +56,28 @@ def _checksum(block: bytes | bytearray) -> int:
     return result
 
 
+def _checksum_holds(head: bytes) -> bool:
+    checksum = _WORD.unpack_from(head)[0] if len(head) == _MAIN_HEADER else None
+    return checksum == _checksum(head[_CHECKSUM.stop :])
+
+
 @cache
 def _layout_as_expected() -> bool:
-    with tempfile.TemporaryDirectory(prefix="bb2sv-header-") as folder:
-        heads = []
-        for name in ("a.duckdb", "b.duckdb"):
-            connect(Path(folder, name), read_only=False).close()
-            heads.append(Path(folder, name).read_bytes()[:_MAIN_HEADER])
+    """Two files DuckDB creates differ only in the checksum and the identifier (in most of
+    its 16 bytes: a random byte may match), and their checksums are ours. A temporary
+    folder that cannot be used answers no: new files are then migrated."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="bb2sv-header-") as folder:
+            heads = []
+            for name in ("a.duckdb", "b.duckdb"):
+                connect(Path(folder, name), read_only=False).close()
+                heads.append(Path(folder, name).read_bytes()[:_MAIN_HEADER])
+    except (OSError, EvidenceError):
+        return False
     first, second = heads
     differ = {index for index, (x, y) in enumerate(zip(first, second, strict=True)) if x != y}
     return (
-        len(first) == _MAIN_HEADER
-        and bool(differ & set(_IDENTIFIER))
+        len(differ & set(_IDENTIFIER)) >= len(_IDENTIFIER) - 4
         and differ <= set(_CHECKSUM) | set(_IDENTIFIER)
-        and all(_WORD.unpack_from(head)[0] == _checksum(head[_CHECKSUM.stop :]) for head in heads)
+        and all(_checksum_holds(head) for head in heads)
     )

@@ -2,7 +2,8 @@
 
 Started by `page_pool.checking_pages` as ``python -m tasks.evidence.page_worker FILE``.
 
-    stdin   {"runs": [{"run_id": …, "workspace": …, "lo": 0, "hi": 199, "pages": 200}, …],
+    stdin   {"runs": [{"run_id": …, "workspace": …, "lo": 0, "hi": 199, "pages": 200,
+                       "tool_version": "0.2.0"}, …],
              "exact": true}
     stdout  {"checks": [{"run_id": …, "bad_body_seqs": [], "rederived_sha256": …,
                          "rederived_identity_sha256": …, "stored_sha256": …,

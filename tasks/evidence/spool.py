@@ -35,6 +35,7 @@ from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy, parse_policy
 from tasks.signals import STOP
+from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
 from tasks.workspaces import folder_name
 
@@ -191,6 +192,9 @@ class Spooled:
     policy: Policy
     flow_run_id: str | None
     directory: DirectoryExtract | None = None
+    # The bb2sv that collected it: the run is stored by its rules (normalise.roles_of). A
+    # spool file without one was written by 0.1, which did not record it.
+    tool_version: str = __version__
 
 
 def _record(
@@ -202,6 +206,7 @@ def _record(
             policy=attempt.policy,
             directory=attempt.directory,
             prefect_flow_run_id=attempt.flow_run_id,
+            tool_version=attempt.tool_version,
             signer=signer,
         )
 
@@ -214,6 +219,7 @@ def write_spool(db_path: str | os.PathLike, attempt: Spooled) -> Path:
     path = folder / f"{stamp}-{folder_name(extract.workspace)}-{uuid.uuid4().hex[:8]}.json"
     document = {
         "format": SPOOL_FORMAT,
+        "tool_version": attempt.tool_version,
         "prefect_flow_run_id": attempt.flow_run_id,
         "policy": {"text": policy.source_text, "path": policy.source_path},
         "extract": {
@@ -257,7 +263,10 @@ def read_spool(path: Path) -> Spooled:
             **_run(folder),
         )
     policy = parse_policy(text, source_path) if text or source_path else DEFAULT_POLICY
-    return Spooled(extract, policy, document["prefect_flow_run_id"], directory)
+    version = document.get("tool_version", "0.1.0")
+    if not isinstance(version, str):
+        raise ValueError(f"{path} names no bb2sv version ({version!r})")
+    return Spooled(extract, policy, document["prefect_flow_run_id"], directory, version)
 
 
 def _run_fields(extract: WorkspaceExtract | DirectoryExtract) -> dict:

@@ -333,18 +333,46 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
     image = with_new_identifier(empty_evidence_file())
     if image is None:  # a DuckDB whose file header is not as checked
         return _create_by_migrating(path, lock_timeout_s)
-    scratch = path.with_name(f".bb2sv-new-{secrets.token_hex(8)}")
+    scratch = path.with_name(f".bb2sv-new-{os.getpid()}-{secrets.token_hex(6)}")
     try:
         made = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE)
     except OSError as exc:
         raise _not_created(path, exc) from None
-    try:
-        with os.fdopen(made, "wb") as handle:
+    # The scratch copy stays open until the file is checked: its inode cannot be reused.
+    with os.fdopen(made, "wb") as handle:
+        try:
             os.fchmod(handle.fileno(), EVIDENCE_FILE_MODE)  # whatever the umask
             handle.write(image)
             handle.flush()
             os.fsync(handle.fileno())
-            inode = os.fstat(handle.fileno()).st_ino
+            linked = _link(scratch, path)
+        except OSError as exc:
+            raise _not_created(path, exc) from None
+        finally:
+            scratch.unlink(missing_ok=True)
+        if linked is None:
+            return None
+        if not linked:
+            return _create_by_migrating(path, lock_timeout_s)
+        copy = os.fstat(handle.fileno())
+        conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
+        with closed_on_failure(conn, path, action="create"):
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) != (copy.st_dev, copy.st_ino):
+                conn.close()  # replaced since: open it as any existing file
+                return None
+            commit_by_checkpoint(conn)
+            conn.execute(
+                "UPDATE schema_version SET applied_at = now() "
+                "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
+            )
+    return conn
+
+
+def _link(scratch: Path, path: Path) -> bool | None:
+    """Link the scratch copy as `path`: True; None if a file is there already; False on a
+    filesystem without hard links."""
+    try:
         os.link(scratch, path)
     except FileExistsError:
         if path.is_symlink() and not path.exists():
@@ -355,21 +383,9 @@ def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | No
         return None
     except OSError as exc:
         if exc.errno in _NO_HARD_LINKS:
-            return _create_by_migrating(path, lock_timeout_s)
-        raise _not_created(path, exc) from None
-    finally:
-        scratch.unlink(missing_ok=True)
-    conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-    if os.stat(path).st_ino != inode:  # replaced since: open it as any existing file
-        conn.close()
-        return None
-    with closed_on_failure(conn, path, action="create"):
-        commit_by_checkpoint(conn)
-        conn.execute(
-            "UPDATE schema_version SET applied_at = now() "
-            "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
-        )
-    return conn
+            return False
+        raise
+    return True
 
 
 # os.link's errors on a filesystem that has no hard links (some network and FUSE mounts).

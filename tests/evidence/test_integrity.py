@@ -13,6 +13,7 @@ from tasks.bitbucket.models import RawPage
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
 from tasks.evidence.store import EvidenceStore
+from tasks.normalise import joins_roles_by_uuid
 from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
 
 TABLES = [
@@ -275,3 +276,16 @@ def test_each_run_is_derived_and_verified_by_the_rules_of_the_bb2sv_that_stored_
         ).fetchall()
     assert roles == [("0.1.0", 0), ("0.2.0", 30)]
     assert verify_chain(db_path).ok
+
+
+@pytest.mark.parametrize(
+    ("tool_version", "by_uuid"),
+    [
+        ("0.1.0", False), ("0.1", False), ("0.2.0", True), ("0.10.0", True), ("1.0", True),
+        ("0+unknown", True), ("", True), (None, True),
+        ("0." + "9" * 5000, True),  # too long for int(): read as no version, not a crash
+        ("\u0660.\u0661", True),  # Arabic-Indic digits are not a version
+    ],
+)  # fmt: skip
+def test_the_version_of_a_run_is_read_safely(tool_version, by_uuid):
+    assert joins_roles_by_uuid(tool_version) is by_uuid

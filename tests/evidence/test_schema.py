@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import struct
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -270,14 +271,19 @@ def test_each_new_file_has_its_own_duckdb_identity(tmp_path):
         duckdb.connect(str(b), config=CONNECTION_CONFIG)
 
 
-@pytest.mark.parametrize("why", ["no hard links", "another DuckDB header"])
+@pytest.mark.parametrize("why", ["no hard links", "another DuckDB header", "no temporary folder"])
 def test_a_new_file_is_migrated_when_it_cannot_be_copied(tmp_path, monkeypatch, why):
     """On a filesystem without hard links, or with a DuckDB whose file header is not laid
     out as checked, a new file is made by migrating, as DuckDB creates it."""
     if why == "no hard links":
         monkeypatch.setattr(os, "link", _raise(PermissionError(errno.EPERM, "not permitted")))
-    else:
+    elif why == "another DuckDB header":
         monkeypatch.setattr(file_identity, "_layout_as_expected", lambda: False)
+    else:  # the layout cannot be checked: the answer is no
+        empty_evidence_file()
+        unchecked = file_identity._layout_as_expected.__wrapped__  # not this process's answer
+        monkeypatch.setattr(file_identity, "_layout_as_expected", unchecked)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
     migrated = []
     monkeypatch.setattr(store, "migrate", lambda conn: migrated.append(migrate(conn)))
     path = tmp_path / "e.duckdb"
@@ -352,14 +358,19 @@ def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, 
         (lambda folder: folder / "missing" / "e.duckdb", "Check that its folder exists"),
         (lambda folder: _dangling_link(folder), "symbolic link to a file that does not exist"),
         (lambda folder: folder / "e.duckdb", "Could not create evidence file"),  # link: EIO
+        # EPERM is "no hard links" only from link itself
+        (lambda folder: folder / "e.duckdb", "Could not create evidence file (fchmod)"),
     ],
 )
 def test_a_file_that_cannot_be_created_says_why_and_leaves_nothing(
     tmp_path, monkeypatch, make, says
 ):
     path = make(tmp_path)
-    if says.startswith("Could not create"):
+    if says == "Could not create evidence file":
         monkeypatch.setattr(os, "link", _raise(OSError(errno.EIO, "Input/output error")))
+    if says.endswith("(fchmod)"):
+        says = says.removesuffix(" (fchmod)")
+        monkeypatch.setattr(os, "fchmod", _raise(PermissionError(errno.EPERM, "not permitted")))
     listed = sorted(tmp_path.iterdir())
     with pytest.raises(EvidenceError, match=says):
         EvidenceStore.open(path)

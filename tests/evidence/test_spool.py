@@ -112,3 +112,20 @@ def test_an_unreadable_spooled_attempt_is_set_aside_and_the_rest_are_stored(db_p
     assert "spooled attempt 1-missing-key.json cannot be read (no 'extract' in it)" in caplog.text
     assert "3-altered.json cannot be read (the body of its members page" in caplog.text
     assert "2-a-folder.json cannot be read" in caplog.text and ".storing" not in caplog.text
+
+
+def test_a_spooled_attempt_is_stored_as_the_bb2sv_that_collected_it(db_path, synth):
+    """An attempt spooled by 0.1 (its file names no version) and replayed by a later bb2sv
+    is stored as 0.1's, by 0.1's rules; one that names its version keeps it."""
+    EvidenceStore.open(db_path).close()
+    members = synth.synthetic_members(5)
+    days = [synth.make_extract("acme", members, day=date(2026, 3, day)) for day in (1, 2)]
+    old = spool.write_spool(db_path, spool.Spooled(days[0], DEFAULT_POLICY, None))
+    document = orjson.loads(old.read_bytes())
+    del document["tool_version"]  # as 0.1 wrote it
+    old.write_bytes(orjson.dumps(document))
+    spool.write_spool(db_path, spool.Spooled(days[1], DEFAULT_POLICY, None, tool_version="0.3.1"))
+
+    replayed = spool.replay(db_path, wait_s=5)
+    assert [record.tool_version for record in replayed] == ["0.1.0", "0.3.1"]
+    assert verify_chain(db_path).ok
