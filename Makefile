@@ -25,9 +25,10 @@ demo: $(STAMP)
 # starts the run's one Prefect harness and the workers use its server (tests/conftest.py).
 # Three on 2 cores: a third process runs while others wait on sockets, subprocesses and
 # emulated latency (measured on 2 cores, 2026-11-28: 72-80 s with 3, 80 s with 4, 82 s with
-# 2). Since new evidence files are copied instead of migrated (23:10, same machine): 67 s
-# three times in a row, about 122 s of CPU; the host's slow hours make any run up to ~1.4
-# times longer.
+# 2). Since new evidence files are copied instead of migrated (same machine, 23:00-23:55):
+# 67-72 s, about 110-118 s of user CPU, at the host's usual speed; 74-78 s in its slow
+# half hours (the tree before the change then took up to 83 s). 3 or 4 processes are level
+# now (75 / 74 s in one slow half hour); 2 took 94 s.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
