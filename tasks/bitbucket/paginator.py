@@ -7,7 +7,9 @@ paginator raises `PaginationAnomaly` for
   earlier page (a `next` that leads back under another URL, e.g. with `page=1` added);
   either way the walk would never end, or would read the same members twice;
 - a `next` to another origin (it would carry our credentials to a host we were not
-  configured for), or one that is not a URL.
+  configured for), or one that is not a URL;
+- a `next` to another path on the same host (another workspace's listing, or another
+  listing): its members would be taken for this listing's.
 
 Usage::
 
@@ -37,6 +39,7 @@ class NextLinkPaginator:
         self.first_url = first_url
         self.pages = 0  # pages counted so far
         self._origin = _origin(httpx.URL(first_url))
+        self._path = httpx.URL(first_url).path
         self._url = first_url  # the URL of the page being read
         self._followed: set[str] = {first_url}
         self._signatures: dict[tuple[str | None, ...], int] = {}  # members → first page
@@ -87,6 +90,11 @@ class NextLinkPaginator:
             raise PaginationAnomaly(
                 f"page {self.pages} links to another host ({url.scheme}://{url.host}); "
                 "refusing to send credentials there"
+            )
+        if url.path != self._path:
+            raise PaginationAnomaly(
+                f"page {self.pages} links to another listing ({url.path:.200}, not "
+                f"{self._path}); its members are not this listing's"
             )
         self._followed.add(link)
         self._url = link

@@ -57,7 +57,7 @@ def test_pacer_sliding_window_and_slow_down():
     assert not pacer.slowed
 
 
-def test_paginator_follows_opaque_links_and_refuses_loops_and_other_hosts():
+def test_paginator_follows_opaque_links_and_refuses_loops_other_hosts_and_paths():
     first = "https://api.example.com/2.0/workspaces/a/members?pagelen=100"
     paginator = NextLinkPaginator(first)
     second = "https://api.example.com/2.0/workspaces/a/members?cursor=zz%2Bq"
@@ -69,6 +69,9 @@ def test_paginator_follows_opaque_links_and_refuses_loops_and_other_hosts():
     assert NextLinkPaginator(first).next_url({"values": []}) is None
     with pytest.raises(PaginationAnomaly, match="another host"):
         NextLinkPaginator(first).next_url({"next": "https://evil.example/2.0/x"})
+    other = "https://api.example.com/2.0/workspaces/b/members?page=2"  # another workspace
+    with pytest.raises(PaginationAnomaly, match="links to another listing"):
+        NextLinkPaginator(first).next_url({"next": other})
 
 
 def test_paginator_names_the_loop_and_the_page_it_was_on():
