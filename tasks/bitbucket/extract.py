@@ -380,15 +380,13 @@ def _listings_disagree(walks: list[ListingWalk]) -> str | None:
             "the members listing is empty, yet every workspace has at least one owner. Check "
             "that the token belongs to a workspace admin, then run the collection again."
         )
-    # Matched by normalise's rule, so that what is checked here is what the roles join does.
+    # Matched by normalise's rule, so that what is checked here is what the roles join does:
+    # each member's permissions entry, named by that entry's own key.
     keys = list(members.seen)
-    found = roles_of(permissions.seen, keys, lambda: [members.uuid_of.get(key) for key in keys])
-    roleless = {key for key, page in zip(keys, found, strict=True) if page is None}
-    matched = {
-        key if key in permissions.seen else members.uuid_of[key]
-        for key, page in zip(keys, found, strict=True)
-        if page is not None
-    }
+    entries = {key: key for key in permissions.seen}
+    found = roles_of(entries, keys, lambda: [members.uuid_of.get(key) for key in keys])
+    roleless = {key for key, entry in zip(keys, found, strict=True) if entry is None}
+    matched = set(found) - {None}
     apart = [
         (len(keys), name, min(keys, key=lambda key: (walk.seen[key], key)))
         for name, walk, keys in (

@@ -79,11 +79,10 @@ def body_too_large(detail: str, where: str, api_url: str) -> str:
     """The message for a page (of `where`: "members of workspace 'acme'") whose body passed
     the client's limit once decoded."""
     return (
-        f"A page of {where} from {api_url} was too large "
-        f"({detail}). A page holds at most 100 entries (about 100 KB), so this is not one the "
-        "API sends: "
-        "the same request would get it again. Nothing more was read. Check the API URL and "
-        "any proxy in between, then run the collection again."
+        f"A page of {where} from {api_url} was too large ({detail}). A page holds at most "
+        "100 entries (about 100 KB), so this is not one the API sends: the same request would "
+        "get it again. Nothing more was read. Check the API URL and any proxy in between, "
+        "then run the collection again."
     )
 
 
