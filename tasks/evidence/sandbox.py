@@ -22,7 +22,13 @@ from pathlib import Path
 import duckdb
 
 from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
-from tasks.evidence.connection import closed_on_failure, in_memory, path_literal, wait_for_lock
+from tasks.evidence.connection import (
+    closed_on_failure,
+    fit_threads,
+    in_memory,
+    path_literal,
+    wait_for_lock,
+)
 
 __all__ = ["attach", "open_sandboxed", "sandbox"]
 
@@ -64,6 +70,7 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
         )
         if catalog is not None:
             conn.execute(f"ATTACH {path_literal(catalog)} AS {SHIPPED} (READ_ONLY)")
+        fit_threads(conn, path)
         # Spill where a connection to the file would (next to it), not the cwd.
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")
