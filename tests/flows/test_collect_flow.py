@@ -35,47 +35,65 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def runs(tmp_path):
+def runs(tmp_path, flow_run_id: str | None = None):
+    only = "" if flow_run_id is None else "where prefect_flow_run_id = $flow_run_id "
     with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
         return conn.execute(
             "select workspace, status, member_count, prefect_flow_run_id, error, error_kind "
-            "from collection_runs order by workspace"
+            f"from collection_runs {only}order by workspace",
+            {} if flow_run_id is None else {"flow_run_id": flow_run_id},
         ).fetchall()
 
 
-def test_every_workspace_complete(tmp_path, bitbucket_env):
-    emu = bitbucket_env
-    state = run_collect(tmp_path, ["alpha", "beta"])
+@pytest.fixture(scope="module")
+def collected_twice(emu, prefect_harness, tmp_path_factory):
+    """alpha and beta collected by one flow run, then alpha again by a second, into one
+    evidence file and reports folder: (that folder, the first state, the second state).
+    Several tests read these two runs instead of each paying for flow runs of its own."""
+    from emulator import Scenario
+
+    folder = tmp_path_factory.mktemp("collected_twice")
+    emu.set_scenario(Scenario())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BITBUCKET_API_URL", emu.base_url)
+        env.setenv("BITBUCKET_TOKEN", emu.admin_token)
+        first = run_collect(folder, ["alpha", "beta"])
+        second = run_collect(folder, ["alpha"])
+    return folder, first, second
+
+
+def test_every_workspace_complete(collected_twice, emu):
+    folder, state, _second = collected_twice
 
     assert state.is_completed(), state.message
     outcomes = state.result()
     assert [o.workspace for o in outcomes] == ["alpha", "beta"]
     assert all(o.complete and o.status == RunStatus.COMPLETE for o in outcomes)
     flow_run_id = str(state.state_details.flow_run_id)
-    stored = runs(tmp_path)
+    stored = runs(folder, flow_run_id)
     assert [(w, s) for w, s, *_ in stored] == [("alpha", "complete"), ("beta", "complete")]
     for workspace, _status, member_count, run_flow_id, _error, _kind in stored:
         assert member_count == len(emu.expected_members(workspace))
         assert run_flow_id == flow_run_id
     for outcome in outcomes:
         # Reports are dated by when the run happened (UTC), not by the emulator's world.
-        report_dir = tmp_path / "reports" / str(utc_today()) / outcome.workspace
+        report_dir = folder / "reports" / str(utc_today()) / outcome.workspace
         assert outcome.report_dir == str(report_dir)
         assert list(report_dir.glob("*.manifest.json")), "each run writes a manifest"
 
 
-def test_artifacts_link_the_run(tmp_path, bitbucket_env, artifact_of):
-    state = run_collect(tmp_path, ["alpha"])
+def test_artifacts_link_the_run(collected_twice, artifact_of):
+    _folder, state, _second = collected_twice
     assert state.is_completed(), state.message
     assert "alpha" in artifact_of(state, "bb2sv-daily-alpha").data
     assert state.result()[0].run_id in artifact_of(state, "bb2sv-run-alpha").data
 
 
-def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(tmp_path, bitbucket_env, artifact_of):
-    for _ in range(2):  # the key holds the newest run's line; older ones stay in its history
-        state = run_collect(tmp_path, ["alpha"])
-        assert state.is_completed(), state.message
-    logged = (tmp_path / "reports" / "anchors.jsonl").read_text().splitlines()
+def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(collected_twice, artifact_of):
+    # The key holds the newest run's line; older ones stay in its history.
+    folder, _first, state = collected_twice
+    assert state.is_completed(), state.message
+    logged = (folder / "reports" / "anchors.jsonl").read_text().splitlines()
     artifact = artifact_of(state, "bb2sv-anchor-alpha")
     witnessed = artifact.data.split("```json\n", 1)[1].split("\n```", 1)[0]
     assert witnessed == logged[-1]  # the very line, anchored_at included
