@@ -48,10 +48,16 @@ DUCKDB_MAGIC = b"DUCK"
 Opened = TypeVar("Opened")
 
 
-def in_memory(*, external_access: bool = False) -> duckdb.DuckDBPyConnection:
+def in_memory(
+    *, external_access: bool = False, one_thread: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A private in-memory database with the same settings. `external_access` only for the
-    moment it must ATTACH an evidence file: the caller turns it off right after."""
+    moment it must ATTACH an evidence file: the caller turns it off right after.
+    `one_thread`: for a small file (`is_small`); set when the database is made, it also
+    spares starting DuckDB's other threads (~3 ms)."""
     config = {**CONNECTION_CONFIG, "enable_external_access": external_access}
+    if one_thread:
+        config["threads"] = 1
     del config["storage_compatibility_version"]  # no file of its own
     conn = duckdb.connect(":memory:", config=config)
     apply_session_settings(conn)
@@ -62,24 +68,22 @@ def connect(
     path: Path, *, read_only: bool, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 ) -> duckdb.DuckDBPyConnection:
     """Open `path`, waiting up to `lock_timeout_s` while another process holds the lock."""
+    config = {**CONNECTION_CONFIG, **({"threads": 1} if is_small(path) else {})}
     conn = wait_for_lock(
-        lambda: duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG),
+        lambda: duckdb.connect(str(path), read_only=read_only, config=config),
         path,
         lock_timeout_s,
     )
     apply_session_settings(conn)
-    fit_threads(conn, path)
     return conn
 
 
-def fit_threads(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """One DuckDB thread for a small or new evidence file; else DuckDB's thread per core."""
+def is_small(path: Path) -> bool:
+    """Whether `path` is a new or small evidence file (ONE_THREAD_BELOW_BYTES)."""
     try:
-        small = path.stat().st_size < ONE_THREAD_BELOW_BYTES
+        return path.stat().st_size < ONE_THREAD_BELOW_BYTES
     except OSError:
-        small = True  # not created yet
-    if small:
-        conn.execute("SET threads = 1")
+        return True  # not created yet
 
 
 def apply_session_settings(conn: duckdb.DuckDBPyConnection) -> None:

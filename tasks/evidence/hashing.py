@@ -132,10 +132,9 @@ def _private_database() -> duckdb.DuckDBPyConnection:
     with _PRIVATE_LOCK:
         conn = _PRIVATE.get(os.getpid())
         if conn is None:
-            conn = _PRIVATE[os.getpid()] = in_memory()
             # A second thread does not shorten the digests, even of 100,000 members
             # (0.25 s either way), and costs a third more CPU.
-            conn.execute("SET threads = 1")
+            conn = _PRIVATE[os.getpid()] = in_memory(one_thread=True)
         return conn
 
 

@@ -24,8 +24,8 @@ import duckdb
 from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
 from tasks.evidence.connection import (
     closed_on_failure,
-    fit_threads,
     in_memory,
+    is_small,
     path_literal,
     wait_for_lock,
 )
@@ -60,7 +60,8 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
     readers' catalog attached, which `sandbox` makes current; the writer says
     `USE evidence` once it has inspected the file."""
     catalog = reader_catalog() if read_only else None  # built once per process
-    conn = in_memory(external_access=True)  # only until the files are attached
+    # External access only until the files are attached.
+    conn = in_memory(external_access=True, one_thread=is_small(path))
     mode = " (READ_ONLY)" if read_only else ""
     with closed_on_failure(conn, path):
         wait_for_lock(
@@ -70,7 +71,6 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
         )
         if catalog is not None:
             conn.execute(f"ATTACH {path_literal(catalog)} AS {SHIPPED} (READ_ONLY)")
-        fit_threads(conn, path)
         # Spill where a connection to the file would (next to it), not the cwd.
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")
