@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 _SQL_DIR = Path(__file__).parent / "sql"
@@ -63,20 +63,17 @@ def temp_table(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> Ite
 
 
 def first_row(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict | None:
-    rows = frame(conn, name, **params)
-    if rows.empty:
+    """The first row of sql/<name>.sql as plain Python values, timestamps in UTC; None if
+    there is none. Fetched as it is: a one-row DataFrame took ~5 ms to build and unpack."""
+    result = conn.execute(sql_text(name), params)
+    row = result.fetchone()
+    if row is None:
         return None
-    return {key: _plain(value) for key, value in rows.iloc[0].to_dict().items()}
+    names = [column[0] for column in result.description]
+    return {name: _in_utc(value) for name, value in zip(names, row, strict=True)}
 
 
-def _plain(value: Any) -> Any:
-    """pandas scalars → plain Python (NaT/NA → None, Timestamp → datetime, list → list)."""
-    if isinstance(value, np.ndarray | list):  # a LIST column
-        return [_plain(item) for item in value]
-    if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
+def _in_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
     return value
