@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import logging
-import os
-import secrets
 import time
 import uuid
 from functools import cache
@@ -38,18 +35,16 @@ from tasks.evidence import frames, hashing, page_bodies
 from tasks.evidence.catalog import (
     EVIDENCE,
     catalog_problems,
-    empty_evidence_file,
     foreign_macros,
     read_catalog,
     require_shipped_tables,
 )
 from tasks.evidence.connection import (
     DEFAULT_LOCK_TIMEOUT_S,
-    closed_on_failure,
-    connect,
     has_duckdb_header,
     translate,
 )
+from tasks.evidence.creation import commit_by_checkpoint, create
 from tasks.evidence.errors import (
     EvidenceCorrupt,
     EvidenceError,
@@ -57,7 +52,6 @@ from tasks.evidence.errors import (
     NotAnEvidenceFile,
     SchemaTooNew,
 )
-from tasks.evidence.file_identity import with_new_identifier
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import COLUMNS, RunRecord
 from tasks.evidence.sandbox import attach, sandbox
@@ -69,8 +63,6 @@ from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, RunStatus
 
 log = logging.getLogger("bb2sv.evidence")  # under `bb2sv`: deployments show it in the UI
-
-EVIDENCE_FILE_MODE = 0o600  # a new evidence file is its owner's alone
 
 
 class EvidenceStore:
@@ -107,7 +99,7 @@ class EvidenceStore:
                     "`bb2sv collect` first (it creates the file; `bb2sv demo` writes its own "
                     "under bb2sv-demo/)."
                 )
-            conn = _create(path, lock_timeout_s)
+            conn = create(path, lock_timeout_s)
             if conn is not None:
                 return cls(conn, path, read_only=False)
             # another process created it meanwhile: open it as any existing file
@@ -292,22 +284,6 @@ def _unregister(conn: duckdb.DuckDBPyConnection, views: dict) -> None:
     views.clear()
 
 
-def commit_by_checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
-    """Make every commit of this writer a checkpoint that writes the new rows straight into
-    the file, instead of first copying them into the write-ahead log.
-
-    A run's commit otherwise serialises all its new page bodies (about 190 MB at 100,000
-    members, in one DuckDB vector of 2,048 rows) into one buffer for the WAL: about 550 MB
-    more at its peak, and the bodies written twice (WAL, then the checkpoint on close).
-    DuckDB checkpoints instead of writing the WAL when a commit's estimated WAL size passes
-    both thresholds below; it estimates a BLOB at 16 bytes, so they are set low. The commit
-    stays atomic: the checkpoint switches the file's header last, so a crash leaves the file
-    as it was before the run. With one writer there are no concurrent commits to block.
-    """
-    conn.execute("SET checkpoint_threshold = '1KB'")
-    conn.execute("SET auto_checkpoint_skip_wal_threshold = 1")
-
-
 @cache
 def _store_observations_sql() -> str:
     return (Path(__file__).parent / "sql" / "store_observations.sql").read_text("utf-8")
@@ -317,95 +293,6 @@ def new_run_id(extract: WorkspaceExtract) -> str:
     """Readable and time-ordered: `20261127T020000Z-acme-1f3a9c2e`."""
     stamp = as_utc(extract.started_at).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{extract.workspace}-{uuid.uuid4().hex[:8]}"
-
-
-def _create(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection | None:
-    """A new evidence file at `path`, open for writing; None if one appeared there meanwhile.
-
-    The file starts as a copy of the empty evidence file this bb2sv's migrations make
-    (`empty_evidence_file`) with a DuckDB identity of its own (`file_identity`), written
-    whole under a name of its own and then linked into place: no process ever opens it
-    half-written, and a file another process created first is never replaced. Its
-    schema_version rows then say when the migrations reached this file (unless a run got
-    there first). On a filesystem without hard links, or with a DuckDB whose file header is
-    not as checked, the file is made by migrating an empty one instead, as DuckDB creates it.
-    """
-    image = with_new_identifier(empty_evidence_file())
-    if image is None:  # a DuckDB whose file header is not as checked
-        return _create_by_migrating(path, lock_timeout_s)
-    scratch = path.with_name(f".bb2sv-new-{os.getpid()}-{secrets.token_hex(6)}")
-    try:
-        made = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, EVIDENCE_FILE_MODE)
-    except OSError as exc:
-        raise _not_created(path, exc) from None
-    # The scratch copy stays open until the file is checked: its inode cannot be reused.
-    with os.fdopen(made, "wb") as handle:
-        try:
-            os.fchmod(handle.fileno(), EVIDENCE_FILE_MODE)  # whatever the umask
-            handle.write(image)
-            handle.flush()
-            os.fsync(handle.fileno())
-            linked = _link(scratch, path)
-        except OSError as exc:
-            raise _not_created(path, exc) from None
-        finally:
-            scratch.unlink(missing_ok=True)
-        if linked is None:
-            return None
-        if not linked:
-            return _create_by_migrating(path, lock_timeout_s)
-        copy = os.fstat(handle.fileno())
-        conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-        with closed_on_failure(conn, path, action="create"):
-            found = os.stat(path)
-            if (found.st_dev, found.st_ino) != (copy.st_dev, copy.st_ino):
-                conn.close()  # replaced since: open it as any existing file
-                return None
-            commit_by_checkpoint(conn)
-            conn.execute(
-                "UPDATE schema_version SET applied_at = now() "
-                "WHERE NOT EXISTS (SELECT 1 FROM collection_runs)"
-            )
-    return conn
-
-
-def _link(scratch: Path, path: Path) -> bool | None:
-    """Link the scratch copy as `path`: True; None if a file is there already; False on a
-    filesystem without hard links."""
-    try:
-        os.link(scratch, path)
-    except FileExistsError:
-        if path.is_symlink() and not path.exists():
-            raise EvidenceError(
-                f"{path} is a symbolic link to a file that does not exist. Pass the evidence "
-                "file's own path with --db, or remove the link."
-            ) from None
-        return None
-    except OSError as exc:
-        if exc.errno in _NO_HARD_LINKS:
-            return False
-        raise
-    return True
-
-
-# os.link's errors on a filesystem that has no hard links (some network and FUSE mounts).
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
-
-
-def _not_created(path: Path, exc: OSError) -> EvidenceError:
-    return EvidenceError(
-        f"Could not create evidence file {path}: {exc.strerror or exc}. Check that its "
-        "folder exists and is writable, or pass another path with --db."
-    )
-
-
-def _create_by_migrating(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
-    conn = connect(path, read_only=False, lock_timeout_s=lock_timeout_s)
-    with closed_on_failure(conn, path, action="create"):
-        os.chmod(path, EVIDENCE_FILE_MODE)  # before anything but DuckDB's header is in it
-        commit_by_checkpoint(conn)
-        migrate(conn)
-    return conn
 
 
 def _attach_inspected(

@@ -8,14 +8,17 @@ import os
 import shutil
 import stat
 import struct
+import subprocess
+import sys
 import tempfile
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tasks.evidence import file_identity, store
+from tasks.evidence import creation, file_identity, store
 from tasks.evidence.catalog import catalog_problems, empty_evidence_file
 from tasks.evidence.connection import CONNECTION_CONFIG, connect
 from tasks.evidence.errors import (
@@ -26,7 +29,7 @@ from tasks.evidence.errors import (
 )
 from tasks.evidence.sandbox import attach
 from tasks.evidence.schema import LATEST_VERSION, migrate, view_files
-from tasks.evidence.store import EvidenceStore, _create
+from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY
 
 PUBLIC = {
@@ -244,6 +247,7 @@ def test_a_new_file_is_the_migrated_empty_file_stamped_when_it_was_made(tmp_path
     process made the copy."""
     empty_evidence_file()  # the copy exists before the file is made
     before = datetime.now(UTC)
+    monkeypatch.setattr(creation, "migrate", _not_called)
     monkeypatch.setattr(store, "migrate", _not_called)
     path = tmp_path / "e.duckdb"
     EvidenceStore.open(path).close()
@@ -285,7 +289,7 @@ def test_a_new_file_is_migrated_when_it_cannot_be_copied(tmp_path, monkeypatch, 
         monkeypatch.setattr(file_identity, "_layout_as_expected", unchecked)
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
     migrated = []
-    monkeypatch.setattr(store, "migrate", lambda conn: migrated.append(migrate(conn)))
+    monkeypatch.setattr(creation, "migrate", lambda conn: migrated.append(migrate(conn)))
     path = tmp_path / "e.duckdb"
     EvidenceStore.open(path).close()
     monkeypatch.undo()
@@ -299,6 +303,28 @@ def test_a_file_name_as_long_as_the_system_allows_is_created(tmp_path):
     path = tmp_path / ("e" * 240 + ".duckdb")
     EvidenceStore.open(path).close()
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_copy_left_by_a_killed_creation_is_removed_by_the_next_one(tmp_path):
+    """A scratch copy stays behind when its process is killed mid-creation. The next file
+    created in the folder removes it once it is both old and its process gone; not a copy
+    still being made (a live process's, or a young one), nor anything else."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    hour_ago = time.time() - creation.STALE_AFTER_S - 60
+    left = {
+        f".bb2sv-new-{gone.pid}-0123456789ab": hour_ago,  # stale: removed
+        f".bb2sv-new-{gone.pid}-ba9876543210": time.time(),  # young: kept
+        f".bb2sv-new-{os.getpid()}-0123456789ab": hour_ago,  # its process runs: kept
+        ".bb2sv-new-notapid-0123456789ab": hour_ago,  # not our name: kept
+        "notes.txt": hour_ago,
+    }
+    for name, mtime in left.items():
+        (tmp_path / name).write_bytes(b"x" * 100)
+        os.utime(tmp_path / name, (mtime, mtime))
+    EvidenceStore.open(tmp_path / "e.duckdb").close()
+    kept = {p.name for p in tmp_path.iterdir()}
+    assert kept == {*left, "e.duckdb"} - {f".bb2sv-new-{gone.pid}-0123456789ab"}
 
 
 def test_the_stamp_leaves_a_file_a_run_reached_first(synth, tmp_path, monkeypatch):
@@ -315,7 +341,7 @@ def test_the_stamp_leaves_a_file_a_run_reached_first(synth, tmp_path, monkeypatc
         conn.execute(f"INSERT INTO collection_runs VALUES ({', '.join('?' * len(row))})", row)
         return conn
 
-    monkeypatch.setattr(store, "connect", connect_after_their_run)
+    monkeypatch.setattr(creation, "connect", connect_after_their_run)
     path = tmp_path / "e.duckdb"
     EvidenceStore.open(path).close()
     stamps, _problems = _stamps_and_problems(path)
@@ -347,7 +373,7 @@ def test_a_file_that_appears_while_one_is_created_is_opened_not_replaced(synth, 
     file (here, one already holding a run) and leaves it as it was."""
     path = stored_file(tmp_path / "e.duckdb", synth)
     held = path.read_bytes()
-    assert _create(path, lock_timeout_s=5) is None
+    assert creation.create(path, lock_timeout_s=5) is None
     assert path.read_bytes() == held
     assert [p.name for p in tmp_path.iterdir()] == ["e.duckdb"]
 
