@@ -5,6 +5,7 @@ HTML escaping is done by Jinja2 autoescape; this module covers Markdown and CSV.
 Usage::
 
     md_escape("<script>|x")        # '\\<script\\>\\|x'
+    md_escape("www.x.io a@b.io")   # 'www\\.x.io a\\@b.io' (no autolink)
     neutralise_csv_cell("=SUM(A1)")  # "'=SUM(A1)"
 """
 
@@ -24,8 +25,11 @@ CSV_QUOTE_WHEN = (",", '"', "\r", "\n")
 
 # Values only ever appear inside a line (table cells, after a label), never at its start, so
 # escaping these is enough to stop a value opening HTML, a link, emphasis, code, an entity or
-# a new table cell (CommonMark lets any ASCII punctuation be backslash-escaped).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# a new table cell (CommonMark lets any ASCII punctuation be backslash-escaped). ':' and '@'
+# too, and the dot of "www.": GitHub-flavoured Markdown makes links of bare URLs
+# (https://…, www.…) and e-mail addresses, and a display name is anyone's to choose.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:@])")
+_MD_WWW_DOT = re.compile(r"(?i)(?<![0-9a-z])(www)\.")
 
 
 def md_escape(value: object) -> str:
@@ -35,7 +39,8 @@ def md_escape(value: object) -> str:
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    return _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
+    return _MD_WWW_DOT.sub(r"\1\\.", escaped)
 
 
 def neutralise_csv_cell(value: object) -> object:

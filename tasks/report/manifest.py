@@ -10,6 +10,7 @@ from typing import Any
 
 from tasks.canonical import sha256_hex
 from tasks.report.render import render_json
+from tasks.version import __version__
 
 MANIFEST_SCHEMA = "bb2sv.report-manifest/1"
 
@@ -24,9 +25,12 @@ def manifest_bytes(
     emulated: bool,
     extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Files are listed by name (sorted) with size and SHA-256, so the bytes are reproducible."""
+    """Files are listed by name (sorted) with size and SHA-256, so the bytes are reproducible.
+    `tool_version`: the bb2sv that wrote them (another version may render the same evidence
+    otherwise; manifests written before 0.3.0 have none)."""
     document: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
+        "tool_version": __version__,
         "kind": kind,
         "workspace": workspace,
         "run_id": run_id,

@@ -31,6 +31,7 @@ from tasks.report import write_daily_report, write_period_report
 from tasks.report.daily import load_run
 from tasks.report.manifest import MANIFEST_SCHEMA
 from tasks.report.output import ReportError
+from tasks.version import __version__
 
 __all__ = ["ReportVerification", "verify_report"]
 
@@ -119,7 +120,7 @@ def _shape_problem(document: dict[str, Any]) -> str | None:
         return f"its kind is {kind!r}, neither 'daily' nor 'period'"
     if not isinstance(document.get("workspace"), str):
         return "it names no workspace"
-    for key in ("run_id", "run_hash"):
+    for key in ("run_id", "run_hash", "tool_version"):
         if not isinstance(document.get(key), str | None):
             return f"its {key} is not text"
     if kind == "daily" and document.get("run_id") is None:
@@ -205,7 +206,8 @@ def _compare_rebuild(
             result.problems.append(f"the report cannot be built again from the evidence: {exc}")
             return
         rebuilt = bundle.manifest_path.read_bytes()
-    if rebuilt == given and bundle.manifest_path.name == manifest_name:
+    same_name = bundle.manifest_path.name == manifest_name
+    if rebuilt == given and same_name:
         result.notes.append(
             f"run {document['run_id']} is in the evidence file with the same run_hash, and "
             "building the report again from the evidence gives the same files."
@@ -218,7 +220,33 @@ def _compare_rebuild(
             "written, so its content was not rebuilt; its runs and files were checked."
         )
         return
+    written_by = document.get("tool_version")
+    if same_name and _but_version(again) == _but_version(document):  # another bb2sv, alike
+        result.notes.append(
+            f"run {document['run_id']} is in the evidence file with the same run_hash, and "
+            f"building the report again from the evidence gives the same files (it was "
+            f"written by bb2sv {_version_text(written_by)}, this is {__version__})."
+        )
+        return
+    if written_by != __version__:
+        result.problems.append(
+            f"it was written by bb2sv {_version_text(written_by)}, and this bb2sv "
+            f"({__version__}) builds the report otherwise from the same evidence, so it "
+            "cannot confirm its content (nor show it changed): check it with the bb2sv that "
+            "wrote it."
+        )
+        return
     result.problems += _differences(document, again)
+
+
+def _but_version(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in manifest.items() if key != "tool_version"}
+
+
+def _version_text(version: str | None) -> str:
+    if version is None:
+        return "0.2.0 or earlier"
+    return version if len(version) <= 40 else version[:40] + "…"
 
 
 def _rebuild(conn: duckdb.DuckDBPyConnection, document: dict[str, Any], folder: Path):

@@ -83,7 +83,7 @@ def test_daily_report_shows_each_members_basis_and_the_attestation(history, tmp_
     md = bundle.files["md"].read_text(encoding="utf-8")
     assert "## How members pass" in md and "| Identity-provider MFA" in md
     assert "Okta \\<b\\>MFA\\</b\\> \\| every session" in md  # escaped, one table cell
-    assert "scope.exclude\\_account\\_types: app\\_user" in md
+    assert "scope.exclude\\_account\\_types\\: app\\_user" in md
     assert COVERAGE_NOTE in md
     html = bundle.files["html"].read_text(encoding="utf-8")
     assert "Okta &lt;b&gt;MFA&lt;/b&gt; | every session" in html and "<b>MFA" not in html

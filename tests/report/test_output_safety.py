@@ -24,6 +24,7 @@ PAYLOADS = {
     "cr": "\rleading cr",
     "md": "**bold** | [link](http://evil.example) `code`",
     "terminal": "\x1b]0;pwned\x07\x1b[2J\x1b[31mred",  # retitles, clears, colours a terminal
+    "autolink": "re-verify at https://evil.example/x, www.evil.example or help@evil.example",
 }
 NETWORK_REF = re.compile(
     r"<(?:link|script|img|iframe|source|video|audio|object|embed)\b[^>]*"
@@ -83,7 +84,10 @@ def test_markdown_escapes_hostile_values(evidence, tmp_path):
     conn, ids = evidence
     md = write_daily_report(conn, ids[1], tmp_path).files["md"].read_text()
     assert "<script>" not in md and r"\<script\>alert(1)\</script\>" in md
-    assert r"\*\*bold\*\* \| \[link\](http://evil.example) \`code\`" in md
+    assert r"\*\*bold\*\* \| \[link\](http\://evil.example) \`code\`" in md
+    # GitHub-flavoured Markdown links bare URLs, www. names and e-mail addresses: not these.
+    assert r"re-verify at https\://evil.example/x, www\.evil.example or help\@evil.example" in md
+    assert not re.search(r"(?<!\\)(?:https?:|www\.|@evil)", md.split("## ", 1)[1])
     assert "\x1b" not in md and "\x07" not in md, "no control character reaches a terminal"
     assert r"\\x1b\]0;pwned\\x07\\x1b\[2J\\x1b\[31mred" in md  # shown, as escapes
     # Every findings row keeps exactly 10 cells despite the pipe in a display name.

@@ -13,6 +13,7 @@ from tasks.canonical import sha256_hex
 from tasks.evidence.store import EvidenceStore
 from tasks.report import write_daily_report, write_period_report
 from tasks.report.verify_report import verify_report
+from tasks.version import __version__
 
 START = date(2026, 9, 1)
 
@@ -176,3 +177,67 @@ def test_a_listed_file_that_cannot_be_read_is_named(evidence, tmp_path):
     markdown.symlink_to("/proc/self/mem")
     result = verify_report(bundle.manifest_path)
     assert f"{markdown.name} cannot be read (Input/output error)" in result.problems
+
+
+def set_tool_version(manifest, version: str | None) -> None:
+    document = json.loads(manifest.read_bytes())
+    if version is None:
+        del document["tool_version"]  # as bb2sv 0.2.0 and earlier wrote manifests
+    else:
+        document["tool_version"] = version
+    manifest.write_text(json.dumps(document))
+
+
+def test_a_manifest_names_the_bb2sv_that_wrote_it(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
+    assert json.loads(bundle.manifest_path.read_bytes())["tool_version"] == __version__
+
+
+def test_a_report_another_bb2sv_wrote_alike_verifies(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
+        set_tool_version(bundle.manifest_path, None)
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert result.ok, result.report()
+    assert "gives the same files (it was written by bb2sv 0.2.0 or earlier" in result.report()
+
+
+def test_a_report_another_bb2sv_wrote_otherwise_is_not_confirmed_nor_called_edited(
+    evidence, tmp_path
+):
+    """Reports are a function of the evidence and of the bb2sv that renders them: a report
+    whose files differ from what this bb2sv builds, written by another one, fails (nothing
+    confirms it), saying so instead of calling it edited; with this bb2sv's version in its
+    manifest, the same difference is an edit."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
+        markdown = bundle.files["md"].name
+        rewrite_consistently(bundle.manifest_path, markdown, "Two-step", "Two step")
+        set_tool_version(bundle.manifest_path, "0.2.0")
+        older = verify_report(bundle.manifest_path, store.conn)
+        set_tool_version(bundle.manifest_path, "9" * 500)
+        hostile = verify_report(bundle.manifest_path, store.conn)
+        set_tool_version(bundle.manifest_path, __version__)
+        same = verify_report(bundle.manifest_path, store.conn)
+    assert not older.ok
+    assert "written by bb2sv 0.2.0, and this bb2sv" in older.report()
+    assert "check it with the bb2sv that wrote it" in older.report()
+    assert "differs from the report the evidence gives" not in older.report()
+    assert not hostile.ok and "9" * 41 not in hostile.report()  # cut, one line
+    assert not same.ok
+    assert f"{markdown} differs from the report the evidence gives" in same.report()
+
+
+def test_a_manifest_whose_tool_version_is_not_text_is_refused(evidence, tmp_path):
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
+    document = json.loads(bundle.manifest_path.read_bytes())
+    document["tool_version"] = {"major": 0}
+    bundle.manifest_path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="its tool_version is not text"):
+        verify_report(bundle.manifest_path)
