@@ -28,7 +28,8 @@ demo: $(STAMP)
 # 2). Since new evidence files are copied instead of migrated (same machine, 23:00-23:55):
 # 67-72 s, about 110-118 s of user CPU, at the host's usual speed; 74-78 s in its slow
 # half hours (the tree before the change then took up to 83 s). 3 or 4 processes are level
-# now (75 / 74 s in one slow half hour); 2 took 94 s.
+# now (75 / 74 s in one slow half hour); 2 took 94 s. With one DuckDB thread per small
+# evidence file (2026-11-29, 00:30-01:30): 63-68 s, about 104-114 s of user CPU.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope

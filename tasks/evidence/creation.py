@@ -4,8 +4,8 @@ DuckDB identity of its own, linked into place whole (see `create`)::
     conn = create(Path("evidence.duckdb"), lock_timeout_s=30)  # None: another process made it
 
 A process killed while it creates a file (SIGKILL, power loss) can leave its scratch copy
-(`.bb2sv-new-<pid>-<hex>`) in the folder; the next creation there removes it
-(`remove_stale_copies`).
+(`.bb2sv-new-<pid>-<hex>`) in the folder; the next creation there, or the next writer of
+the file, removes it (`remove_stale_copies`).
 """
 
 from __future__ import annotations

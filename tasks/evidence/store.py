@@ -44,7 +44,7 @@ from tasks.evidence.connection import (
     has_duckdb_header,
     translate,
 )
-from tasks.evidence.creation import commit_by_checkpoint, create
+from tasks.evidence.creation import commit_by_checkpoint, create, remove_stale_copies
 from tasks.evidence.errors import (
     EvidenceCorrupt,
     EvidenceError,
@@ -106,6 +106,7 @@ class EvidenceStore:
         conn, as_shipped = _attach_inspected(path, read_only, lock_timeout_s)
         if read_only:
             return cls(conn, path, read_only=True)
+        remove_stale_copies(path.parent)  # a creation killed after linking its copy
         try:
             commit_by_checkpoint(conn)
             migrate(conn, views=not as_shipped)

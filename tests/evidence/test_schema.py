@@ -307,8 +307,9 @@ def test_a_file_name_as_long_as_the_system_allows_is_created(tmp_path):
 
 def test_a_copy_left_by_a_killed_creation_is_removed_by_the_next_one(tmp_path):
     """A scratch copy stays behind when its process is killed mid-creation. The next file
-    created in the folder removes it once it is both old and its process gone; not a copy
-    still being made (a live process's, or a young one), nor anything else."""
+    created in the folder, or the next writer of the file, removes it once it is both old
+    and its process gone; not a copy still being made (a live process's, or a young one),
+    nor anything else."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     hour_ago = time.time() - creation.STALE_AFTER_S - 60
@@ -325,6 +326,14 @@ def test_a_copy_left_by_a_killed_creation_is_removed_by_the_next_one(tmp_path):
     EvidenceStore.open(tmp_path / "e.duckdb").close()
     kept = {p.name for p in tmp_path.iterdir()}
     assert kept == {*left, "e.duckdb"} - {f".bb2sv-new-{gone.pid}-0123456789ab"}
+    # Killed after linking its copy: the file exists, and its next writer removes the copy.
+    again = tmp_path / f".bb2sv-new-{gone.pid}-00000000000f"
+    again.write_bytes(b"x")
+    os.utime(again, (hour_ago, hour_ago))
+    EvidenceStore.open(tmp_path / "e.duckdb", read_only=True).close()
+    assert again.exists(), "a reader changes nothing"
+    EvidenceStore.open(tmp_path / "e.duckdb").close()
+    assert not again.exists()
 
 
 def test_the_stamp_leaves_a_file_a_run_reached_first(synth, tmp_path, monkeypatch):
