@@ -6,7 +6,7 @@ Not part of `make bench`: it measures options for the store (issue 13's memory t
 100,000 members), not bb2sv as it is. The bodies are the emulator's own pages for N members
 (`emulator.offline`, no HTTP), written once to a spill file; each way then runs in a fresh
 process, which reads them back and stores them in a new file in one transaction, its commit
-a checkpoint as the store's (`store.commit_by_checkpoint`). Figures: DuckDB's memory above
+a checkpoint as the store's (`creation.commit_by_checkpoint`). Figures: DuckDB's memory above
 the process's before the transaction (at the commit and at its peak), seconds, file size.
 
 - `whole`: as the store does today: each body one BLOB, bound 50 rows per INSERT.
@@ -102,7 +102,7 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
     options = "ROW_GROUP_SIZE 2048, " if way == "parts_rg2048" else ""
     conn.execute(f"ATTACH '{db}' AS evidence ({options}STORAGE_VERSION 'v1.4.0')")
     conn.execute("USE evidence")
-    conn.execute("SET checkpoint_threshold = '1KB'")  # as store.commit_by_checkpoint
+    conn.execute("SET checkpoint_threshold = '1KB'")  # as creation.commit_by_checkpoint
     conn.execute("SET auto_checkpoint_skip_wal_threshold = 1")
     started = time.perf_counter()
     if way == "whole_in_batches":

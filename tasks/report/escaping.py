@@ -5,7 +5,7 @@ HTML escaping is done by Jinja2 autoescape; this module covers Markdown and CSV.
 Usage::
 
     md_escape("<script>|x")        # '\\<script\\>\\|x'
-    md_escape("www.x.io a@b.io")   # 'www\\.x.io a\\@b.io' (no autolink)
+    md_escape("www.x.io a@b.io")   # 'www\\.x.io a\u2060\\@b.io' (no autolink)
     neutralise_csv_cell("=SUM(A1)")  # "'=SUM(A1)"
 """
 
@@ -25,11 +25,14 @@ CSV_QUOTE_WHEN = (",", '"', "\r", "\n")
 
 # Values only ever appear inside a line (table cells, after a label), never at its start, so
 # escaping these is enough to stop a value opening HTML, a link, emphasis, code, an entity or
-# a new table cell (CommonMark lets any ASCII punctuation be backslash-escaped). ':' and '@'
-# too, and the dot of "www.": GitHub-flavoured Markdown makes links of bare URLs
-# (https://…, www.…) and e-mail addresses, and a display name is anyone's to choose.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:@])")
+# a new table cell (CommonMark lets any ASCII punctuation be backslash-escaped).
+# GitHub-flavoured Markdown also makes links of bare URLs (https://…, www.…) and e-mail
+# addresses, and a display name is anyone's to choose: ':' is escaped, and the dot of
+# "www."; an escaped '@' still makes an e-mail link there, so a word joiner (U+2060, not
+# shown) goes before it.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:])")
 _MD_WWW_DOT = re.compile(r"(?i)(?<![0-9a-z])(www)\.")
+_MD_AT = "\u2060\\@"
 
 
 def md_escape(value: object) -> str:
@@ -39,7 +42,7 @@ def md_escape(value: object) -> str:
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text))
+    escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text)).replace("@", _MD_AT)
     return _MD_WWW_DOT.sub(r"\1\\.", escaped)
 
 

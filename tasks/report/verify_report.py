@@ -8,9 +8,12 @@ the manifest against the evidence it was built from.
 Without the evidence file, only the files are checked against the manifest, and whoever
 edits a report can rewrite its manifest too. With it: the manifest's runs must be in the
 file with the same run_hash (and signature), and the report is built again from the
-evidence (reports are a pure function of it) and must give the very same manifest, so a
-changed figure shows even when the manifest was rewritten to match. Run `bb2sv verify` for
-the evidence file itself.
+evidence (reports are a pure function of it and of the bb2sv that renders them) and must
+give the very same manifest, byte for byte, so a changed figure shows even when the
+manifest was rewritten to match. A report another bb2sv wrote (its manifest's
+`tool_version`; none before 0.3.0) passes only when this one builds the same bytes but for
+that name; otherwise it fails naming the files that differ, which may be the versions'
+rendering or an edit. Run `bb2sv verify` for the evidence file itself.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tasks.report import write_daily_report, write_period_report
 from tasks.report.daily import load_run
 from tasks.report.manifest import MANIFEST_SCHEMA
 from tasks.report.output import ReportError
+from tasks.report.render import render_json
 from tasks.version import __version__
 
 __all__ = ["ReportVerification", "verify_report"]
@@ -221,26 +225,36 @@ def _compare_rebuild(
         )
         return
     written_by = document.get("tool_version")
-    if same_name and _but_version(again) == _but_version(document):  # another bb2sv, alike
+    if written_by == __version__:
+        result.problems += _differences(document, again)
+        return
+    # Written by another bb2sv (or one before manifests named it): the same bytes, but for
+    # the version it names, pass; anything else fails, naming what differs.
+    if same_name and _as_written_by(again, written_by) == given:
         result.notes.append(
             f"run {document['run_id']} is in the evidence file with the same run_hash, and "
-            f"building the report again from the evidence gives the same files (it was "
-            f"written by bb2sv {_version_text(written_by)}, this is {__version__})."
+            "building the report again from the evidence gives the same files (written by "
+            f"bb2sv {_version_text(written_by)}; this is {__version__})."
         )
         return
-    if written_by != __version__:
-        result.problems.append(
-            f"it was written by bb2sv {_version_text(written_by)}, and this bb2sv "
-            f"({__version__}) builds the report otherwise from the same evidence, so it "
-            "cannot confirm its content (nor show it changed): check it with the bb2sv that "
-            "wrote it."
-        )
-        return
-    result.problems += _differences(document, again)
+    differing = _differing_files(document, again)
+    result.problems.append(
+        f"it was written by bb2sv {_version_text(written_by)}, and this bb2sv ({__version__}) "
+        "builds it otherwise from the same evidence ("
+        + (", ".join(differing) + " differ" if differing else "the manifest differs")
+        + "): the versions' rendering or an edit. Check it with the bb2sv that wrote it."
+    )
 
 
-def _but_version(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in manifest.items() if key != "tool_version"}
+def _as_written_by(again: dict[str, Any], written_by: str | None) -> bytes:
+    """The manifest this bb2sv made, as the version `written_by` names would have written
+    it (none: before manifests named their bb2sv)."""
+    document = dict(again)
+    if written_by is None:
+        del document["tool_version"]
+    else:
+        document["tool_version"] = written_by
+    return render_json(document)
 
 
 def _version_text(version: str | None) -> str:
@@ -256,14 +270,18 @@ def _rebuild(conn: duckdb.DuckDBPyConnection, document: dict[str, Any], folder: 
     return write_period_report(conn, document["workspace"], start, end, folder)
 
 
-def _differences(document: dict[str, Any], again: dict[str, Any]) -> list[str]:
+def _differing_files(document: dict[str, Any], again: dict[str, Any]) -> list[str]:
     listed = {item.get("name"): item.get("sha256") for item in document["files"]}
     derived = {item["name"]: item["sha256"] for item in again["files"]}
+    names = sorted(listed.keys() | derived.keys())
+    return [name for name in names if listed.get(name) != derived.get(name)]
+
+
+def _differences(document: dict[str, Any], again: dict[str, Any]) -> list[str]:
     problems = [
         f"{name} differs from the report the evidence gives (the report and its manifest "
         "were changed after they were written)"
-        for name in sorted(listed.keys() | derived.keys())
-        if listed.get(name) != derived.get(name)
+        for name in _differing_files(document, again)
     ]
     problems += [
         f"the manifest says {key} = {document.get(key)!r}, the evidence gives {again.get(key)!r}"

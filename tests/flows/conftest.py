@@ -19,18 +19,31 @@ def emu():
         yield emulator
 
 
-@pytest.fixture
-def bitbucket_env(emu, monkeypatch):
-    """Point the client at the emulator, with retries short enough for tests."""
+def _point_at(emu, env: pytest.MonkeyPatch) -> None:
+    """The client's environment pointed at the emulator (its default scenario), with
+    retries short enough for tests."""
     from emulator import Scenario
 
     emu.set_scenario(Scenario())
-    monkeypatch.setenv("BITBUCKET_API_URL", emu.base_url)
-    monkeypatch.setenv("BITBUCKET_TOKEN", emu.admin_token)
-    monkeypatch.setenv("BITBUCKET_RETRY_DEADLINE", "3")
-    monkeypatch.setenv("BITBUCKET_BACKOFF_BASE", "0.01")
-    monkeypatch.setenv("BITBUCKET_BACKOFF_CAP", "0.05")
+    env.setenv("BITBUCKET_API_URL", emu.base_url)
+    env.setenv("BITBUCKET_TOKEN", emu.admin_token)
+    env.setenv("BITBUCKET_RETRY_DEADLINE", "3")
+    env.setenv("BITBUCKET_BACKOFF_BASE", "0.01")
+    env.setenv("BITBUCKET_BACKOFF_CAP", "0.05")
+
+
+@pytest.fixture
+def bitbucket_env(emu, monkeypatch):
+    """Point the client at the emulator, with retries short enough for tests."""
+    _point_at(emu, monkeypatch)
     return emu
+
+
+@pytest.fixture(scope="session")
+def point_at_emulator():
+    """point_at_emulator(emu, env): `bitbucket_env`'s settings on a MonkeyPatch of your
+    own, for a module-scoped fixture."""
+    return _point_at
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import orjson
@@ -46,24 +47,22 @@ def runs(tmp_path, flow_run_id: str | None = None):
 
 
 @pytest.fixture(scope="module")
-def collected_twice(emu, prefect_harness, tmp_path_factory):
+def collected_twice(emu, prefect_harness, point_at_emulator, tmp_path_factory):
     """alpha and beta collected by one flow run, then alpha again by a second, into one
-    evidence file and reports folder: (that folder, the first state, the second state).
+    evidence file and reports folder: that folder, both flow runs' states, and the members
+    the emulator served each workspace.
     Several tests read these two runs instead of each paying for flow runs of its own."""
-    from emulator import Scenario
-
     folder = tmp_path_factory.mktemp("collected_twice")
-    emu.set_scenario(Scenario())
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("BITBUCKET_API_URL", emu.base_url)
-        env.setenv("BITBUCKET_TOKEN", emu.admin_token)
+        point_at_emulator(emu, env)
+        members = {ws: len(emu.expected_members(ws)) for ws in ("alpha", "beta")}
         first = run_collect(folder, ["alpha", "beta"])
         second = run_collect(folder, ["alpha"])
-    return folder, first, second
+    return SimpleNamespace(folder=folder, first=first, second=second, members=members)
 
 
-def test_every_workspace_complete(collected_twice, emu):
-    folder, state, _second = collected_twice
+def test_every_workspace_complete(collected_twice):
+    folder, state = collected_twice.folder, collected_twice.first
 
     assert state.is_completed(), state.message
     outcomes = state.result()
@@ -73,7 +72,7 @@ def test_every_workspace_complete(collected_twice, emu):
     stored = runs(folder, flow_run_id)
     assert [(w, s) for w, s, *_ in stored] == [("alpha", "complete"), ("beta", "complete")]
     for workspace, _status, member_count, run_flow_id, _error, _kind in stored:
-        assert member_count == len(emu.expected_members(workspace))
+        assert member_count == collected_twice.members[workspace]
         assert run_flow_id == flow_run_id
     for outcome in outcomes:
         # Reports are dated by when the run happened (UTC), not by the emulator's world.
@@ -83,7 +82,7 @@ def test_every_workspace_complete(collected_twice, emu):
 
 
 def test_artifacts_link_the_run(collected_twice, artifact_of):
-    _folder, state, _second = collected_twice
+    state = collected_twice.first
     assert state.is_completed(), state.message
     assert "alpha" in artifact_of(state, "bb2sv-daily-alpha").data
     assert state.result()[0].run_id in artifact_of(state, "bb2sv-run-alpha").data
@@ -91,7 +90,7 @@ def test_artifacts_link_the_run(collected_twice, artifact_of):
 
 def test_the_anchor_line_is_witnessed_by_a_prefect_artifact(collected_twice, artifact_of):
     # The key holds the newest run's line; older ones stay in its history.
-    folder, _first, state = collected_twice
+    folder, state = collected_twice.folder, collected_twice.second
     assert state.is_completed(), state.message
     logged = (folder / "reports" / "anchors.jsonl").read_text().splitlines()
     artifact = artifact_of(state, "bb2sv-anchor-alpha")

@@ -86,8 +86,26 @@ def test_markdown_escapes_hostile_values(evidence, tmp_path):
     assert "<script>" not in md and r"\<script\>alert(1)\</script\>" in md
     assert r"\*\*bold\*\* \| \[link\](http\://evil.example) \`code\`" in md
     # GitHub-flavoured Markdown links bare URLs, www. names and e-mail addresses: not these.
-    assert r"re-verify at https\://evil.example/x, www\.evil.example or help\@evil.example" in md
-    assert not re.search(r"(?<!\\)(?:https?:|www\.|@evil)", md.split("## ", 1)[1])
+    assert "re-verify at https\\://evil.example/x, www\\.evil.example or help\u2060\\@evil" in md
+
+
+def test_markdown_rendered_as_github_does_shows_every_value_as_text(evidence, tmp_path):
+    """The daily Markdown report through cmark-gfm (GitHub's renderer, its table and autolink
+    extensions): no value becomes a link, an element or another table cell."""
+    import cmarkgfm
+    from cmarkgfm.cmark import Options
+
+    conn, ids = evidence
+    md = write_daily_report(conn, ids[1], tmp_path).files["md"].read_text()
+    html = cmarkgfm.github_flavored_markdown_to_html(md, options=Options.CMARK_OPT_UNSAFE)
+    assert "<table>" in html
+    links = re.findall(r'<a href="([^"]*)"', html)
+    assert not [link for link in links if "evil" in link], links
+    assert "https://evil.example/x, www.evil.example or help\u2060@evil.example" in html
+    assert "<script" not in html and "<strong>bold" not in html and "<code>code" not in html
+    rows = [row for row in html.split("<tr>") if "user-" in row and "high" in row]
+    assert len(rows) == len(PAYLOADS)
+    assert {row.count("<td") for row in rows} == {10}, "one cell per column, whatever the name"
     assert "\x1b" not in md and "\x07" not in md, "no control character reaches a terminal"
     assert r"\\x1b\]0;pwned\\x07\\x1b\[2J\\x1b\[31mred" in md  # shown, as escapes
     # Every findings row keeps exactly 10 cells despite the pipe in a display name.

@@ -12,6 +12,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import sha256_hex
 from tasks.evidence.store import EvidenceStore
 from tasks.report import write_daily_report, write_period_report
+from tasks.report.render import render_json
 from tasks.report.verify_report import verify_report
 from tasks.version import __version__
 
@@ -180,12 +181,14 @@ def test_a_listed_file_that_cannot_be_read_is_named(evidence, tmp_path):
 
 
 def set_tool_version(manifest, version: str | None) -> None:
+    """Name another bb2sv in the manifest, written as bb2sv writes manifests (None: none, as
+    0.2.0 and earlier wrote them)."""
     document = json.loads(manifest.read_bytes())
     if version is None:
-        del document["tool_version"]  # as bb2sv 0.2.0 and earlier wrote manifests
+        del document["tool_version"]
     else:
         document["tool_version"] = version
-    manifest.write_text(json.dumps(document))
+    manifest.write_bytes(render_json(document))
 
 
 def test_a_manifest_names_the_bb2sv_that_wrote_it(evidence, tmp_path):
@@ -195,27 +198,37 @@ def test_a_manifest_names_the_bb2sv_that_wrote_it(evidence, tmp_path):
     assert json.loads(bundle.manifest_path.read_bytes())["tool_version"] == __version__
 
 
-def test_a_report_another_bb2sv_wrote_alike_verifies(evidence, tmp_path):
+def test_a_report_another_bb2sv_wrote_alike_verifies_but_only_byte_for_byte(evidence, tmp_path):
     path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
         bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
         set_tool_version(bundle.manifest_path, None)
-        result = verify_report(bundle.manifest_path, store.conn)
-    assert result.ok, result.report()
-    assert "gives the same files (it was written by bb2sv 0.2.0 or earlier" in result.report()
+        older = verify_report(bundle.manifest_path, store.conn)
+        # The same manifest reformatted, or with a "files" key before the real one (a JSON
+        # reader that keeps the first would see other hashes): not what bb2sv writes.
+        written = bundle.manifest_path.read_text()
+        bundle.manifest_path.write_text(json.dumps(json.loads(written)))
+        reformatted = verify_report(bundle.manifest_path, store.conn)
+        fake = '{"files": [{"name": "x.md", "sha256": "' + "0" * 64 + '"}],' + written[1:]
+        bundle.manifest_path.write_text(fake)
+        doubled = verify_report(bundle.manifest_path, store.conn)
+    assert older.ok, older.report()
+    assert "gives the same files (written by bb2sv 0.2.0 or earlier" in older.report()
+    for result in (reformatted, doubled):
+        assert not result.ok and "written by bb2sv 0.2.0 or earlier" in result.report()
+        assert "(the manifest differs)" in result.report()
 
 
-def test_a_report_another_bb2sv_wrote_otherwise_is_not_confirmed_nor_called_edited(
-    evidence, tmp_path
-):
+def test_a_report_another_bb2sv_wrote_otherwise_fails_naming_what_differs(evidence, tmp_path):
     """Reports are a function of the evidence and of the bb2sv that renders them: a report
-    whose files differ from what this bb2sv builds, written by another one, fails (nothing
-    confirms it), saying so instead of calling it edited; with this bb2sv's version in its
-    manifest, the same difference is an edit."""
+    whose files differ from what this bb2sv builds, written by another one, fails naming the
+    files, without calling them edited (the versions may render them otherwise); with this
+    bb2sv's version in its manifest, the same difference is an edit."""
     path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
         bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
-        markdown = bundle.files["md"].name
+        csv_name, markdown = bundle.files["csv"].name, bundle.files["md"].name
+        rewrite_consistently(bundle.manifest_path, csv_name, "alice", "alise")
         rewrite_consistently(bundle.manifest_path, markdown, "Two-step", "Two step")
         set_tool_version(bundle.manifest_path, "0.2.0")
         older = verify_report(bundle.manifest_path, store.conn)
@@ -225,11 +238,13 @@ def test_a_report_another_bb2sv_wrote_otherwise_is_not_confirmed_nor_called_edit
         same = verify_report(bundle.manifest_path, store.conn)
     assert not older.ok
     assert "written by bb2sv 0.2.0, and this bb2sv" in older.report()
-    assert "check it with the bb2sv that wrote it" in older.report()
-    assert "differs from the report the evidence gives" not in older.report()
+    assert f"({csv_name}, {markdown} differ)" in older.report()
+    assert "Check it with the bb2sv that wrote it" in older.report()
+    assert "changed after they were written" not in older.report()
     assert not hostile.ok and "9" * 41 not in hostile.report()  # cut, one line
     assert not same.ok
     assert f"{markdown} differs from the report the evidence gives" in same.report()
+    assert f"{csv_name} differs from the report the evidence gives" in same.report()
 
 
 def test_a_manifest_whose_tool_version_is_not_text_is_refused(evidence, tmp_path):
