@@ -238,11 +238,13 @@ def _compare_rebuild(
         )
         return
     differing = _differing_files(document, again)
+    what = "the manifest differs"
+    if differing:
+        what = ", ".join(differing) + (" differ" if len(differing) > 1 else " differs")
     result.problems.append(
         f"it was written by bb2sv {_version_text(written_by)}, and this bb2sv ({__version__}) "
-        "builds it otherwise from the same evidence ("
-        + (", ".join(differing) + " differ" if differing else "the manifest differs")
-        + "): the versions' rendering or an edit. Check it with the bb2sv that wrote it."
+        f"builds it otherwise from the same evidence ({what}): the versions' rendering or an "
+        "edit. Check it with the bb2sv that wrote it."
     )
 
 
