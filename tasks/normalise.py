@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import itertools
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import pyarrow as pa
 
 from tasks.bitbucket.models import RawPage
 from tasks.identity import DirectoryEntry, directory_index
+from tasks.version import release_of
 from tasks.vocabulary import Listing, TwoStepState
 
 R = TypeVar("R")
@@ -101,15 +101,12 @@ def roles_of(
     return found
 
 
-_RELEASE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})")  # ASCII, and short enough for int()
-
-
 def joins_roles_by_uuid(tool_version: str | None) -> bool:
     """Whether a run stored by bb2sv `tool_version` joined roles by uuid too (since 0.2):
     a run is stored, and re-derived by verify, by the rule of the version that stored it.
     A version that does not read as one (a source tree never installed) is this one."""
-    release = _RELEASE.match(tool_version or "")
-    return release is None or (int(release[1]), int(release[2])) >= (0, 2)
+    release = release_of(tool_version)
+    return release is None or release >= (0, 2)
 
 
 def usable_pages(pages: Iterable[RawPage], listing: Listing) -> Iterable[tuple[RawPage, list]]:

@@ -12,10 +12,14 @@ Usage::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pandas as pd
 
 from tasks.canonical import visible_controls
+from tasks.version import release_of
 
 # Characters that start a formula in Excel, LibreOffice and Google Sheets (OWASP CSV injection).
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,6 +37,25 @@ CSV_QUOTE_WHEN = (",", '"', "\r", "\n")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:])")
 _MD_WWW_DOT = re.compile(r"(?i)(?<![0-9a-z])(www)\.")
 _MD_AT = "\u2060\\@"
+# Reports written before bb2sv 0.3 left autolinks alone; `bb2sv verify-report` builds theirs
+# again as they were written (`markdown_as_written_by`), so an upgrade does not leave them
+# unconfirmable.
+_MD_SPECIAL_BEFORE_0_3 = re.compile(r"([\\`*_\[\]<>|~&])")
+_AUTOLINKS_ESCAPED: ContextVar[bool] = ContextVar("bb2sv_md_autolinks_escaped", default=True)
+
+
+@contextmanager
+def markdown_as_written_by(tool_version: str | None) -> Iterator[None]:
+    """Within the block, `md_escape` escapes as the bb2sv `tool_version` did (None: a report
+    whose manifest names no version, written before 0.3; a text that is no version: this
+    bb2sv)."""
+    release = release_of(tool_version)
+    before_0_3 = tool_version is None or (release is not None and release < (0, 3))
+    token = _AUTOLINKS_ESCAPED.set(not before_0_3)
+    try:
+        yield
+    finally:
+        _AUTOLINKS_ESCAPED.reset(token)
 
 
 def md_escape(value: object) -> str:
@@ -42,6 +65,8 @@ def md_escape(value: object) -> str:
     if value is None:
         return ""
     text = str(value).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    if not _AUTOLINKS_ESCAPED.get():
+        return _MD_SPECIAL_BEFORE_0_3.sub(r"\\\1", visible_controls(text))
     escaped = _MD_SPECIAL.sub(r"\\\1", visible_controls(text)).replace("@", _MD_AT)
     return _MD_WWW_DOT.sub(r"\1\\.", escaped)
 

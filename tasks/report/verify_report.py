@@ -12,8 +12,8 @@ evidence (reports are a pure function of it and of the bb2sv that renders them) 
 give the very same manifest, byte for byte, so a changed figure shows even when the
 manifest was rewritten to match. A report another bb2sv wrote (its manifest's
 `tool_version`; none before 0.3.0) passes only when this one builds the same bytes but for
-that name; otherwise it fails naming the files that differ, which may be the versions'
-rendering or an edit. Run `bb2sv verify` for the evidence file itself.
+that name (Markdown escaped as that version did: `markdown_as_written_by`); otherwise it
+fails naming the files that differ, which may be the versions' rendering or an edit. Run `bb2sv verify` for the evidence file itself.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import sha256_hex, visible_controls
 from tasks.report import write_daily_report, write_period_report
 from tasks.report.daily import load_run
+from tasks.report.escaping import markdown_as_written_by
 from tasks.report.manifest import MANIFEST_SCHEMA
 from tasks.report.output import ReportError
 from tasks.report.render import render_json
@@ -266,10 +267,13 @@ def _version_text(version: str | None) -> str:
 
 
 def _rebuild(conn: duckdb.DuckDBPyConnection, document: dict[str, Any], folder: Path):
-    if document["kind"] == "daily":
-        return write_daily_report(conn, document["run_id"], folder)
-    start, end = date.fromisoformat(document["start"]), date.fromisoformat(document["end"])
-    return write_period_report(conn, document["workspace"], start, end, folder)
+    """The report built again from the evidence, its Markdown escaped as the bb2sv its
+    manifest names did."""
+    with markdown_as_written_by(document.get("tool_version")):
+        if document["kind"] == "daily":
+            return write_daily_report(conn, document["run_id"], folder)
+        start, end = date.fromisoformat(document["start"]), date.fromisoformat(document["end"])
+        return write_period_report(conn, document["workspace"], start, end, folder)
 
 
 def _differing_files(document: dict[str, Any], again: dict[str, Any]) -> list[str]:

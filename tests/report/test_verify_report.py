@@ -12,6 +12,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import sha256_hex
 from tasks.evidence.store import EvidenceStore
 from tasks.report import write_daily_report, write_period_report
+from tasks.report.escaping import markdown_as_written_by
 from tasks.report.render import render_json
 from tasks.report.verify_report import verify_report
 from tasks.version import __version__
@@ -201,7 +202,8 @@ def test_a_manifest_names_the_bb2sv_that_wrote_it(evidence, tmp_path):
 def test_a_report_another_bb2sv_wrote_alike_verifies_but_only_byte_for_byte(evidence, tmp_path):
     path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
-        bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
+        with markdown_as_written_by("0.2.0"):  # as bb2sv 0.2 wrote it
+            bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
         set_tool_version(bundle.manifest_path, None)
         older = verify_report(bundle.manifest_path, store.conn)
         # The same manifest reformatted, or with a "files" key before the real one (a JSON
@@ -256,3 +258,23 @@ def test_a_manifest_whose_tool_version_is_not_text_is_refused(evidence, tmp_path
     bundle.manifest_path.write_text(json.dumps(document))
     with pytest.raises(ConfigError, match="its tool_version is not text"):
         verify_report(bundle.manifest_path)
+
+
+def test_a_report_bb2sv_0_2_wrote_is_built_again_as_0_2_escaped_it(evidence, tmp_path):
+    """bb2sv 0.3 escapes autolinks in Markdown; a report 0.2 wrote (its manifest names no
+    version) is built again with 0.2's escaping, so it still verifies after the upgrade.
+    The same files claimed by this version do not."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        with markdown_as_written_by("0.2.0"):
+            older = write_daily_report(store.conn, runs[2], tmp_path / "old")
+        current = write_daily_report(store.conn, runs[2], tmp_path / "new")
+        assert older.files["md"].read_bytes() != current.files["md"].read_bytes()
+        set_tool_version(older.manifest_path, None)
+        as_written = verify_report(older.manifest_path, store.conn)
+        set_tool_version(older.manifest_path, __version__)
+        claimed_by_this_one = verify_report(older.manifest_path, store.conn)
+    assert as_written.ok, as_written.report()
+    assert "written by bb2sv 0.2.0 or earlier" in as_written.report()
+    assert not claimed_by_this_one.ok
+    assert f"{older.files['md'].name} differs" in claimed_by_this_one.report()
