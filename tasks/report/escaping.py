@@ -6,6 +6,8 @@ Usage::
 
     md_escape("<script>|x")        # '\\<script\\>\\|x'
     md_escape("www.x.io a@b.io")   # 'www\\.x.io a\u2060\\@b.io' (no autolink)
+    with markdown_as_written_by("0.2.0"):  # as that bb2sv escaped (verify-report's rebuild)
+        md_escape("a@b.io")        # 'a@b.io'
     neutralise_csv_cell("=SUM(A1)")  # "'=SUM(A1)"
 """
 
