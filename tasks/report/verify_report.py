@@ -13,7 +13,9 @@ give the very same manifest, byte for byte, so a changed figure shows even when 
 manifest was rewritten to match. A report another bb2sv wrote (its manifest's
 `tool_version`; none before 0.3.0) passes only when this one builds the same bytes but for
 that name (Markdown escaped as that version did: `markdown_as_written_by`); otherwise it
-fails naming the files that differ, which may be the versions' rendering or an edit. Run `bb2sv verify` for the evidence file itself.
+fails naming the files that differ, which may be the versions' rendering or an edit. A
+period report whose window gained runs since cannot be built again as it was, and fails.
+Run `bb2sv verify` for the evidence file itself.
 """
 
 from __future__ import annotations
@@ -220,9 +222,13 @@ def _compare_rebuild(
         return
     again = orjson.loads(rebuilt)
     if again.get("run_id") != document.get("run_id"):
-        result.notes.append(
-            "the evidence now holds later runs in this window than when the report was "
-            "written, so its content was not rebuilt; its runs and files were checked."
+        # The window is built as the evidence is now, so a report of it as it was cannot be
+        # built again; passing it unchecked would let anyone edit it and name an earlier run.
+        result.problems.append(
+            f"the evidence holds later runs in this window than the report's last run "
+            f"({document.get('run_id')}), and this bb2sv builds a window only as it is now: "
+            "the report's content cannot be confirmed (its runs and files were checked). "
+            "Write the period report again for a confirmable one."
         )
         return
     written_by = document.get("tool_version")

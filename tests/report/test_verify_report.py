@@ -76,18 +76,30 @@ def test_an_edited_period_report_is_caught_only_with_the_evidence(evidence, tmp_
     assert f"{markdown} differs from the report the evidence gives" in result.report()
 
 
-def test_a_window_that_gained_runs_is_not_rebuilt_but_its_runs_are_checked(
-    evidence, tmp_path, build
-):
-    path, _ = evidence
+def test_a_window_that_gained_runs_cannot_be_confirmed(evidence, tmp_path, build):
+    """A period report whose window gained runs cannot be built again as it was, so its
+    content is not confirmed: it fails. Otherwise anyone could edit a period report and
+    name an earlier run of its window in its manifest, and pass."""
+    path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
         bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
+        edited = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "e")
+        first = store.conn.execute(
+            "SELECT run_id, run_hash FROM collection_runs WHERE run_id = ?", [runs[0]]
+        ).fetchone()
+    markdown = edited.files["md"].name
+    rewrite_consistently(edited.manifest_path, markdown, "bob", "BOBX")
+    document = json.loads(edited.manifest_path.read_bytes())
+    document["run_id"], document["run_hash"] = first
+    edited.manifest_path.write_bytes(render_json(document))
     with EvidenceStore.open(path) as store:
         build.record(store, "acme", date(2026, 9, 20), people(START, build.member))
     with EvidenceStore.open(path, read_only=True) as store:
-        result = verify_report(bundle.manifest_path, store.conn)
-    assert result.ok, result.report()
-    assert "holds later runs in this window" in result.report()
+        gained = verify_report(bundle.manifest_path, store.conn)
+        earlier_run_named = verify_report(edited.manifest_path, store.conn)
+    for result in (gained, earlier_run_named):
+        assert not result.ok
+        assert "holds later runs in this window than the report's last run" in result.report()
 
 
 def test_a_manifest_naming_another_run_hash_or_a_deleted_run(evidence, tmp_path, build):
