@@ -6,7 +6,7 @@ Usage::
 
     md_escape("<script>|x")        # '\\<script\\>\\|x'
     md_escape("www.x.io a@b.io")   # 'www\\.x.io a\u2060\\@b.io' (no autolink)
-    with markdown_as_written_by("0.2.0"):  # as that bb2sv escaped (verify-report's rebuild)
+    with markdown_as_written_by(None):  # as bb2sv escaped before 0.3 (verify-report's rebuild)
         md_escape("a@b.io")        # 'a@b.io'
     neutralise_csv_cell("=SUM(A1)")  # "'=SUM(A1)"
 """
@@ -21,7 +21,6 @@ from contextvars import ContextVar
 import pandas as pd
 
 from tasks.canonical import visible_controls
-from tasks.version import release_of
 
 # Characters that start a formula in Excel, LibreOffice and Google Sheets (OWASP CSV injection).
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -43,17 +42,17 @@ _MD_AT = "\u2060\\@"
 # again as they were written (`markdown_as_written_by`), so an upgrade does not leave them
 # unconfirmable.
 _MD_SPECIAL_BEFORE_0_3 = re.compile(r"([\\`*_\[\]<>|~&])")
+# A thread started inside the block sees the default, this bb2sv's escaping: a rebuild that
+# rendered in threads would fail (safe), never pass a report with the old escaping.
 _AUTOLINKS_ESCAPED: ContextVar[bool] = ContextVar("bb2sv_md_autolinks_escaped", default=True)
 
 
 @contextmanager
 def markdown_as_written_by(tool_version: str | None) -> Iterator[None]:
-    """Within the block, `md_escape` escapes as the bb2sv `tool_version` did (None: a report
-    whose manifest names no version, written before 0.3; a text that is no version: this
-    bb2sv)."""
-    release = release_of(tool_version)
-    before_0_3 = tool_version is None or (release is not None and release < (0, 3))
-    token = _AUTOLINKS_ESCAPED.set(not before_0_3)
+    """Within the block (this thread), `md_escape` escapes as the bb2sv that wrote a report
+    did: None is a manifest that names none, written before 0.3; any name is 0.3 or later
+    (manifests name their bb2sv since 0.3: verify-report refuses an older name)."""
+    token = _AUTOLINKS_ESCAPED.set(tool_version is not None)
     try:
         yield
     finally:

@@ -38,7 +38,7 @@ from tasks.report.escaping import markdown_as_written_by
 from tasks.report.manifest import MANIFEST_SCHEMA
 from tasks.report.output import ReportError
 from tasks.report.render import render_json
-from tasks.version import __version__
+from tasks.version import __version__, release_of
 
 __all__ = ["ReportVerification", "verify_report"]
 
@@ -206,6 +206,10 @@ def _compare_rebuild(
     manifest_name: str,
     result: ReportVerification,
 ) -> None:
+    impossible = _impossible_version(conn, document)
+    if impossible is not None:
+        result.problems.append(impossible)
+        return
     with tempfile.TemporaryDirectory(prefix="bb2sv-verify-report-") as folder:
         try:
             bundle = _rebuild(conn, document, Path(folder))
@@ -253,6 +257,31 @@ def _compare_rebuild(
         f"builds it otherwise from the same evidence ({what}): the versions' rendering or an "
         "edit. Check it with the bb2sv that wrote it."
     )
+
+
+def _impossible_version(conn: duckdb.DuckDBPyConnection, document: dict[str, Any]) -> str | None:
+    """Why the bb2sv a manifest names cannot have written it, if it cannot: manifests name
+    their bb2sv since 0.3.0, and no report is older than the bb2sv that stored its run.
+    (Otherwise a report could claim an old version to be rebuilt with its weaker escaping.)"""
+    written_by = document.get("tool_version")
+    claimed = release_of(written_by) if written_by is not None else (0, 2)
+    if written_by is not None and claimed is not None and claimed < (0, 3):
+        return (
+            f"it names bb2sv {_version_text(written_by)}, but manifests name their bb2sv only "
+            "since 0.3.0: the manifest was edited."
+        )
+    row = conn.execute(
+        "SELECT tool_version FROM collection_runs WHERE run_id = ?", [document["run_id"]]
+    ).fetchone()
+    stored_by = row[0] if row else None
+    stored = release_of(stored_by)
+    if claimed is not None and stored is not None and claimed < stored:
+        return (
+            f"it says it was written by bb2sv {_version_text(written_by)}, but its run "
+            f"{document['run_id']} was stored by bb2sv {_version_text(stored_by)}: a report is "
+            "never older than its run, so the manifest was edited."
+        )
+    return None
 
 
 def _as_written_by(again: dict[str, Any], written_by: str | None) -> bytes:

@@ -35,16 +35,19 @@ def record(
     emulated: bool = False,
     signer: RunSigner | None = None,
     origin: str = ORIGIN,
+    tool_version: str | None = None,
 ) -> str:
     """Record one run of `members` at `day` hour:minute and return its run_id. A run that is
-    not complete stopped after its first page (HTTP 503 on page 2)."""
+    not complete stopped after its first page (HTTP 503 on page 2). `tool_version`: the bb2sv
+    said to store it (default: this one)."""
     stopped = {}
     if status != RunStatus.COMPLETE:
         stopped = {"pages_read": 1, "error": "HTTP 503 on page 2 after 5 attempts",
                    "error_kind": ErrorKind.TRANSIENT}  # fmt: skip
     extract = make_extract(workspace, members, at=at(day, hour, minute), status=status,
                            emulated=emulated, origin=origin, **stopped)  # fmt: skip
-    return store.record_run(extract, policy=policy, signer=signer).run_id
+    stored_by = {} if tool_version is None else {"tool_version": tool_version}
+    return store.record_run(extract, policy=policy, signer=signer, **stored_by).run_id
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import sha256_hex
 from tasks.evidence.store import EvidenceStore
 from tasks.report import write_daily_report, write_period_report
-from tasks.report.escaping import markdown_as_written_by
+from tasks.report.escaping import markdown_as_written_by, md_escape
 from tasks.report.render import render_json
 from tasks.report.verify_report import verify_report
 from tasks.version import __version__
@@ -32,6 +32,25 @@ def built(tmp_path_factory, build):
         runs = [
             build.record(store, "acme", START + timedelta(days=n), people(START, build.member))
             for n in range(5)
+        ]
+    return path, runs
+
+
+@pytest.fixture(scope="module")
+def stored_by_0_2(tmp_path_factory, build):
+    """Three daily runs of `acme` stored by bb2sv 0.2.0, as an evidence file from before
+    0.3 holds them: (its path, the run ids)."""
+    path = tmp_path_factory.mktemp("stored-by-0.2") / "evidence.duckdb"
+    with EvidenceStore.open(path) as store:
+        runs = [
+            build.record(
+                store,
+                "acme",
+                START + timedelta(days=n),
+                people(START, build.member),
+                tool_version="0.2.0",
+            )  # fmt: skip
+            for n in range(3)
         ]
     return path, runs
 
@@ -211,10 +230,10 @@ def test_a_manifest_names_the_bb2sv_that_wrote_it(evidence, tmp_path):
     assert json.loads(bundle.manifest_path.read_bytes())["tool_version"] == __version__
 
 
-def test_a_report_another_bb2sv_wrote_alike_verifies_but_only_byte_for_byte(evidence, tmp_path):
-    path, runs = evidence
+def test_a_report_bb2sv_0_2_wrote_alike_verifies_but_only_byte_for_byte(stored_by_0_2, tmp_path):
+    path, runs = stored_by_0_2
     with EvidenceStore.open(path, read_only=True) as store:
-        with markdown_as_written_by("0.2.0"):  # as bb2sv 0.2 wrote it
+        with markdown_as_written_by(None):  # as bb2sv 0.2 wrote it
             bundle = write_daily_report(store.conn, runs[2], tmp_path / "r")
         set_tool_version(bundle.manifest_path, None)
         older = verify_report(bundle.manifest_path, store.conn)
@@ -244,14 +263,14 @@ def test_a_report_another_bb2sv_wrote_otherwise_fails_naming_what_differs(eviden
         csv_name, markdown = bundle.files["csv"].name, bundle.files["md"].name
         rewrite_consistently(bundle.manifest_path, csv_name, "alice", "alise")
         rewrite_consistently(bundle.manifest_path, markdown, "Two-step", "Two step")
-        set_tool_version(bundle.manifest_path, "0.2.0")
+        set_tool_version(bundle.manifest_path, "0.9.1")
         older = verify_report(bundle.manifest_path, store.conn)
         set_tool_version(bundle.manifest_path, "9" * 500)
         hostile = verify_report(bundle.manifest_path, store.conn)
         set_tool_version(bundle.manifest_path, __version__)
         same = verify_report(bundle.manifest_path, store.conn)
     assert not older.ok
-    assert "written by bb2sv 0.2.0, and this bb2sv" in older.report()
+    assert "written by bb2sv 0.9.1, and this bb2sv" in older.report()
     assert f"({csv_name}, {markdown} differ)" in older.report()
     assert "Check it with the bb2sv that wrote it" in older.report()
     assert "changed after they were written" not in older.report()
@@ -272,13 +291,13 @@ def test_a_manifest_whose_tool_version_is_not_text_is_refused(evidence, tmp_path
         verify_report(bundle.manifest_path)
 
 
-def test_a_report_bb2sv_0_2_wrote_is_built_again_as_0_2_escaped_it(evidence, tmp_path):
+def test_a_report_bb2sv_0_2_wrote_is_built_again_as_0_2_escaped_it(stored_by_0_2, tmp_path):
     """bb2sv 0.3 escapes autolinks in Markdown; a report 0.2 wrote (its manifest names no
     version) is built again with 0.2's escaping, so it still verifies after the upgrade.
     The same files claimed by this version do not."""
-    path, runs = evidence
+    path, runs = stored_by_0_2
     with EvidenceStore.open(path, read_only=True) as store:
-        with markdown_as_written_by("0.2.0"):
+        with markdown_as_written_by(None):
             older = write_daily_report(store.conn, runs[2], tmp_path / "old")
         current = write_daily_report(store.conn, runs[2], tmp_path / "new")
         assert older.files["md"].read_bytes() != current.files["md"].read_bytes()
@@ -290,3 +309,29 @@ def test_a_report_bb2sv_0_2_wrote_is_built_again_as_0_2_escaped_it(evidence, tmp
     assert "written by bb2sv 0.2.0 or earlier" in as_written.report()
     assert not claimed_by_this_one.ok
     assert f"{older.files['md'].name} differs" in claimed_by_this_one.report()
+
+
+@pytest.mark.parametrize("claim", [None, "0.2.0", "0.2", "00.2", "0.2.9", "0.2.0\n", "0.1.0"])
+def test_a_report_of_a_newer_run_cannot_claim_the_old_escaping(evidence, tmp_path, claim):
+    """Manifests name their bb2sv since 0.3.0, and no report is older than the bb2sv that
+    stored its run: a report of a run stored by this bb2sv that names an older one (or
+    none), say to be rebuilt with 0.2's escaping (which lets GitHub link a display name's
+    URLs), was edited, even when its files are exactly what 0.2 would have written."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        with markdown_as_written_by(None):
+            downgraded = write_daily_report(store.conn, runs[2], tmp_path / "r")
+        set_tool_version(downgraded.manifest_path, claim)
+        result = verify_report(downgraded.manifest_path, store.conn)
+    assert not result.ok
+    if claim is None:
+        assert f"was stored by bb2sv {__version__}: a report is never older" in result.report()
+    else:
+        assert "manifests name their bb2sv only since 0.3.0" in result.report()
+
+
+def test_the_escaping_of_a_block_ends_with_it_even_on_an_error():
+    with pytest.raises(RuntimeError), markdown_as_written_by(None):
+        assert md_escape("a@b") == "a@b"
+        raise RuntimeError("inside")
+    assert md_escape("a@b") == "a\u2060\\@b"
