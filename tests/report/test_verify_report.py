@@ -95,10 +95,11 @@ def test_an_edited_period_report_is_caught_only_with_the_evidence(evidence, tmp_
     assert f"{markdown} differs from the report the evidence gives" in result.report()
 
 
-def test_a_window_that_gained_runs_cannot_be_confirmed(evidence, tmp_path, build):
-    """A period report whose window gained runs cannot be built again as it was, so its
-    content is not confirmed: it fails. Otherwise anyone could edit a period report and
-    name an earlier run of its window in its manifest, and pass."""
+def test_a_window_that_gained_runs_is_built_as_it_was(evidence, tmp_path, build):
+    """A period report whose window gained runs since it was written is built again as the
+    evidence was when its last run was the newest, and verifies. An edited one that names
+    an earlier run of its window (to escape the comparison) is built as of that run, and
+    differs."""
     path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
         bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
@@ -113,12 +114,16 @@ def test_a_window_that_gained_runs_cannot_be_confirmed(evidence, tmp_path, build
     edited.manifest_path.write_bytes(render_json(document))
     with EvidenceStore.open(path) as store:
         build.record(store, "acme", date(2026, 9, 20), people(START, build.member))
+        build.record(store, "other", date(2026, 9, 21), people(START, build.member))
     with EvidenceStore.open(path, read_only=True) as store:
         gained = verify_report(bundle.manifest_path, store.conn)
         earlier_run_named = verify_report(edited.manifest_path, store.conn)
-    for result in (gained, earlier_run_named):
-        assert not result.ok
-        assert "holds later runs in this window than the report's last run" in result.report()
+        (runs_now,) = store.conn.execute("SELECT count(*) FROM collection_runs").fetchone()
+    assert gained.ok, gained.report()
+    assert f"as the evidence was when run {runs[-1]} was its newest" in gained.report()
+    assert not earlier_run_named.ok
+    assert f"{markdown} differs from the report the evidence gives" in earlier_run_named.report()
+    assert runs_now == len(runs) + 2, "the views that hid the later runs are gone"
 
 
 def test_a_manifest_naming_another_run_hash_or_a_deleted_run(evidence, tmp_path, build):
