@@ -229,7 +229,7 @@ def _compare_rebuild(
             return
         rebuilt, name = built
         again = orjson.loads(rebuilt)
-        as_then = f" as the evidence was when run {document['run_id']} was its newest"
+        as_then = f" as it was when run {document['run_id']} was its newest"
     same_name = name == manifest_name
     if rebuilt == given and same_name:
         result.notes.append(

@@ -120,7 +120,7 @@ def test_a_window_that_gained_runs_is_built_as_it_was(evidence, tmp_path, build)
         earlier_run_named = verify_report(edited.manifest_path, store.conn)
         (runs_now,) = store.conn.execute("SELECT count(*) FROM collection_runs").fetchone()
     assert gained.ok, gained.report()
-    assert f"as the evidence was when run {runs[-1]} was its newest" in gained.report()
+    assert f"evidence as it was when run {runs[-1]} was its newest" in gained.report()
     assert not earlier_run_named.ok
     assert f"{markdown} differs from the report the evidence gives" in earlier_run_named.report()
     assert runs_now == len(runs) + 2, "the views that hid the later runs are gone"
