@@ -297,6 +297,10 @@ async def listing_page(state: EmulatorState, request: Request, listing: str) -> 
     if state.faults.shift_ready(listing, spec.slug):
         state.apply_shift(spec)  # the page above was served before the change
     content = orjson.dumps(body)
+    if targeted and sc.two_step_key_twice:
+        content = content.replace(
+            b'"has_2fa_enabled":false', b'"has_2fa_enabled":false,"has_2fa_enabled":true', 1
+        )
     if mangle == "truncate":
         content = content[: len(content) // 2]
     if mangle == "drip":

@@ -88,6 +88,8 @@ class Scenario:
       example of the /permissions listing (target it with `fault_listing`).
     - `display_name_bytes`: the first member of each page without 2SV enabled (a violation,
       so a Prefect event names them) has a display name this long.
+    - `two_step_key_twice`: the first member of each page without 2SV enabled gives
+      `has_2fa_enabled` twice, `false` then `true` (readers disagree on which counts).
     """
 
     latency_s: float = 0.0
@@ -121,6 +123,7 @@ class Scenario:
     account_id_as_number: bool = False
     without_account_id: bool = False
     display_name_bytes: int = 0
+    two_step_key_twice: bool = False
 
     def __post_init__(self) -> None:
         counts = {

@@ -27,6 +27,7 @@ import httpx
 from tasks.atlassian.config import DirectorySettings
 from tasks.atlassian.messages import DIRECTORY_API
 from tasks.atlassian.models import DirectoryExtract
+from tasks.bitbucket.ambiguous_json import refuse_ambiguous
 from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.exceptions import BitbucketError, PaginationAnomaly
@@ -118,10 +119,12 @@ def _walk(reader: BitbucketClient, settings: DirectorySettings) -> ListingWalk:
     url: str | None = first
     try:
         while url is not None:
-            document = reader.fetch(url, Listing.DIRECTORY, paginator.pages + 1).document
+            fetched = reader.fetch(url, Listing.DIRECTORY, paginator.pages + 1)
+            document = fetched.document
             ids = [user.get("accountId") if isinstance(user, dict) else None
                    for user in document["data"]]  # fmt: skip
             number = paginator.count_page(ids)
+            refuse_ambiguous(fetched.page.body, page=number)
             logger.debug("%s page %d: %d users", settings.org_id, number, len(ids))
             for account_id in ids:
                 if not isinstance(account_id, str) or not account_id:

@@ -49,6 +49,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tasks.bitbucket.ambiguous_json import refuse_ambiguous
 from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock, stopped_by
 from tasks.bitbucket.config import PAGELEN, BitbucketSettings
@@ -130,6 +131,7 @@ def walk_listing(
             users = [value.get("user") if isinstance(value, dict) else None for value in values]
             keys = [member_key(user) if isinstance(user, dict) else None for user in users]
             page_number = paginator.count_page(keys)
+            refuse_ambiguous(fetched.page.body, page=page_number)
             if page_number == 1:
                 walk.result.reported_size = _reported_size(bb.workspace, listing, document)
             logger.debug(

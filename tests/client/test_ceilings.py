@@ -220,6 +220,22 @@ def test_an_account_id_of_the_wrong_json_type_is_incomplete_and_kept(
     assert len(extract.pages) == 6 and b"557058" in extract.pages[0].body
 
 
+def test_a_member_giving_a_key_twice_is_an_anomaly_and_its_page_kept(
+    emu, make_settings, collect, clock
+):
+    """`"has_2fa_enabled": false, "has_2fa_enabled": true`: bb2sv's reader would take the
+    second, DuckDB's json functions (SQL over raw_api_pages) the first. The run is not
+    complete, and the page is kept as received."""
+    emu.set_scenario(Scenario(two_step_key_twice=True, fault_listing="members"))
+    extract = collect(make_settings(), "acme", clock=clock)
+    assert (extract.status, extract.error_kind) == (RunStatus.INCOMPLETE, ErrorKind.ANOMALY)
+    assert "page 1 gives the key 'has_2fa_enabled' twice in one object" in extract.error
+    assert "bb2sv would take the last, DuckDB's json functions the first" in extract.error
+    twice = b'"has_2fa_enabled":false,"has_2fa_enabled":true'
+    (kept,) = [page for page in extract.pages if twice in page.body]
+    assert kept.listing == "members"
+
+
 @pytest.mark.parametrize(
     ("scenario", "said"),
     [

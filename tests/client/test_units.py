@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tasks.bitbucket.ambiguous_json import ambiguous_json
 from tasks.bitbucket.client import public_url
 from tasks.bitbucket.exceptions import PaginationAnomaly
 from tasks.bitbucket.extract import listing_url
@@ -173,3 +174,30 @@ def test_alarms_ring_in_time_order_unless_cancelled_and_survive_a_failing_one():
     assert done.wait(5), "the alarms stopped ringing"
     assert rung == ["first", "second", "last"]
     assert time.monotonic() - now >= 0.6  # not before its time
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"values": [{"user": {"uuid": "{u}", "has_2fa_enabled": true}}], "size": 1}', None),
+        (b'{"a": {"b": [{"c": 1, "c": 2}]}}', "gives the key 'c' twice in one object"),
+        (b'{"a": 1, "a": 1}', "gives the key 'a' twice in one object"),  # even the same value
+        (b'{"\\u0061": 1, "a": 2}', "gives the key 'a' twice in one object"),  # spelt apart
+        (b'{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}', None),  # one per object is fine
+        (b"[" * 5000 + b"]" * 5000, "nests too deep to be checked for keys given twice"),
+    ],
+)
+def test_json_readers_could_disagree_on(body, said):
+    assert ambiguous_json(body) == said
+
+
+def test_duckdb_and_orjson_read_a_key_given_twice_differently():
+    """Why a page giving a key twice is refused: the evidence and SQL over it would differ."""
+    import duckdb
+    import orjson
+
+    body = '{"has_2fa_enabled": false, "has_2fa_enabled": true}'
+    assert orjson.loads(body)["has_2fa_enabled"] is True
+    with duckdb.connect() as conn:
+        (first,) = conn.execute("SELECT json_extract(?, '$.has_2fa_enabled')", [body]).fetchone()
+    assert first == "false"
