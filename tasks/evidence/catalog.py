@@ -184,7 +184,7 @@ def reader_catalog() -> Path:
 def empty_evidence_file() -> bytes:
     """The bytes of an evidence file at the latest schema, with its views and no runs: the
     migrations and view files applied to an empty file, as `shipped_catalog` reads them. A
-    new evidence file is a copy (`EvidenceStore.open`): migrating each one again took about
+    new evidence file is a copy (`creation.create`): migrating each one again took about
     80 ms of CPU, copying takes a few."""
     return _shipped().empty_file
 

@@ -3,7 +3,7 @@
 DuckDB writes 16 random bytes into the main header of every file it creates, its database
 identifier, and refuses a write-ahead log that was written for another file: a crashed
 writer's `a.duckdb.wal` renamed to `b.duckdb.wal` is not replayed into b. New evidence files
-are copies of one empty file (`EvidenceStore.open`), so each copy is given a new identifier
+are copies of one empty file (`creation.create`), so each copy is given a new identifier
 here and the header's checksum is made again, as DuckDB makes it::
 
     image = with_new_identifier(empty_evidence_file())   # None: make the file by migrating

@@ -230,11 +230,14 @@ def _compare_rebuild(
         rebuilt, name = built
         again = orjson.loads(rebuilt)
         as_then = f" as it was when run {document['run_id']} was its newest"
-    same_name = name == manifest_name
-    if rebuilt == given and same_name:
+    written_by = document.get("tool_version")
+    # As the version the manifest names would have written it: only its name may differ.
+    expected = rebuilt if written_by == __version__ else _as_written_by(again, written_by)
+    if expected == given and name == manifest_name:
+        by = "" if written_by == __version__ else f" (written by {_version_text(written_by)})"
         result.notes.append(
             f"run {document['run_id']} is in the evidence file with the same run_hash, and "
-            f"building the report again from the evidence{as_then} gives the same files."
+            f"building the report again from the evidence{as_then} gives the same files{by}."
         )
         return
     if again.get("run_id") != document.get("run_id"):
@@ -244,25 +247,15 @@ def _compare_rebuild(
             "files were checked). Write the period report again for a confirmable one."
         )
         return
-    written_by = document.get("tool_version")
     if written_by == __version__:
         result.problems += _differences(document, again)
-        return
-    # Written by another bb2sv (or one before manifests named it): the same bytes, but for
-    # the version it names, pass; anything else fails, naming what differs.
-    if same_name and _as_written_by(again, written_by) == given:
-        result.notes.append(
-            f"run {document['run_id']} is in the evidence file with the same run_hash, and "
-            "building the report again from the evidence gives the same files (written by "
-            f"bb2sv {_version_text(written_by)}; this is {__version__})."
-        )
         return
     differing = _differing_files(document, again)
     what = "the manifest differs"
     if differing:
         what = ", ".join(differing) + (" differ" if len(differing) > 1 else " differs")
     result.problems.append(
-        f"it was written by bb2sv {_version_text(written_by)}, and this bb2sv ({__version__}) "
+        f"it was written by {_version_text(written_by)}, and this bb2sv ({__version__}) "
         f"builds it otherwise from the same evidence ({what}): the versions' rendering or an "
         "edit. Check it with the bb2sv that wrote it."
     )
@@ -276,7 +269,7 @@ def _impossible_version(conn: duckdb.DuckDBPyConnection, document: dict[str, Any
     claimed = release_of(written_by) if written_by is not None else (0, 2)
     if written_by is not None and claimed is not None and claimed < (0, 3):
         return (
-            f"it names bb2sv {_version_text(written_by)}, but manifests name their bb2sv only "
+            f"it names {_version_text(written_by)}, but manifests name their bb2sv only "
             "since 0.3.0: the manifest was edited."
         )
     row = conn.execute(
@@ -286,8 +279,8 @@ def _impossible_version(conn: duckdb.DuckDBPyConnection, document: dict[str, Any
     stored = release_of(stored_by)
     if claimed is not None and stored is not None and claimed < stored:
         return (
-            f"it says it was written by bb2sv {_version_text(written_by)}, but its run "
-            f"{document['run_id']} was stored by bb2sv {_version_text(stored_by)}: a report is "
+            f"it says it was written by {_version_text(written_by)}, but its run "
+            f"{document['run_id']} was stored by {_version_text(stored_by)}: a report is "
             "never older than its run, so the manifest was edited."
         )
     return None
@@ -306,8 +299,8 @@ def _as_written_by(again: dict[str, Any], written_by: str | None) -> bytes:
 
 def _version_text(version: str | None) -> str:
     if version is None:
-        return "0.2.0 or earlier"
-    return version if len(version) <= 40 else version[:40] + "…"
+        return "bb2sv 0.2.0 or earlier"
+    return "bb2sv " + (version if len(version) <= 40 else version[:40] + "…")
 
 
 def _build_again(
