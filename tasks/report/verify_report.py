@@ -14,17 +14,15 @@ manifest was rewritten to match. A report another bb2sv wrote (its manifest's
 `tool_version`; none before 0.3.0) passes only when this one builds the same bytes but for
 that name (Markdown escaped as that version did: `markdown_as_written_by`); otherwise it
 fails naming the files that differ, which may be the versions' rendering or an edit. A
-period report whose window gained runs since is built again as the evidence was when its
-last run was the newest (`_evidence_as_of`). Run `bb2sv verify` for the evidence file
-itself.
+period report whose window gained runs since is built again as the evidence was before the
+first of them was stored (`evidence_then`); one that leaves out a run stored before a run
+it lists was edited. Run `bb2sv verify` for the evidence file itself.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,10 +33,10 @@ import orjson
 
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import sha256_hex, visible_controls
-from tasks.evidence.catalog import EVIDENCE
 from tasks.report import write_daily_report, write_period_report
 from tasks.report.daily import load_run
 from tasks.report.escaping import markdown_as_written_by
+from tasks.report.evidence_then import evidence_before, states_written_from
 from tasks.report.manifest import MANIFEST_SCHEMA
 from tasks.report.output import ReportError
 from tasks.report.render import render_json
@@ -214,39 +212,30 @@ def _compare_rebuild(
     if impossible is not None:
         result.problems.append(impossible)
         return
-    built = _build_again(conn, document, result)
-    if built is None:
+    states = states_written_from(conn, document)
+    if isinstance(states, str):
+        result.problems.append(states)
         return
-    rebuilt, name = built
-    again = orjson.loads(rebuilt)
-    as_then = ""
-    if again.get("run_id") != document.get("run_id") and document.get("run_id"):
-        # A period whose window gained runs since: built again as the evidence was when the
-        # report's last run was its newest (a report that names an earlier run than it was
-        # written with is then built as of that run, and differs).
-        built = _build_again(conn, document, result, as_of=document["run_id"])
+    written_by = document.get("tool_version")
+    first_again = None
+    for before in states:
+        built = _build_again(conn, document, result, before=before)
         if built is None:
             return
         rebuilt, name = built
         again = orjson.loads(rebuilt)
-        as_then = f" as it was when run {document['run_id']} was its newest"
-    written_by = document.get("tool_version")
-    # As the version the manifest names would have written it: only its name may differ.
-    expected = rebuilt if written_by == __version__ else _as_written_by(again, written_by)
-    if expected == given and name == manifest_name:
-        by = "" if written_by == __version__ else f" (written by {_version_text(written_by)})"
-        result.notes.append(
-            f"run {document['run_id']} is in the evidence file with the same run_hash, and "
-            f"building the report again from the evidence{as_then} gives the same files{by}."
-        )
-        return
-    if again.get("run_id") != document.get("run_id"):
-        result.problems.append(
-            f"the evidence gives run {again.get('run_id')} as the window's last, the report "
-            f"names {document.get('run_id')}: its content cannot be confirmed (its runs and "
-            "files were checked). Write the period report again for a confirmable one."
-        )
-        return
+        first_again = first_again or again
+        # As the version the manifest names would have written it: only its name may differ.
+        expected = rebuilt if written_by == __version__ else _as_written_by(again, written_by)
+        if expected == given and name == manifest_name:
+            as_then = "" if before is None else f" as it was before run {before[0]} was stored"
+            by = "" if written_by == __version__ else f" (written by {_version_text(written_by)})"
+            result.notes.append(
+                f"run {document['run_id']} is in the evidence file with the same run_hash, and "
+                f"building the report again from the evidence{as_then} gives the same files{by}."
+            )
+            return
+    again = first_again
     if written_by == __version__:
         result.problems += _differences(document, again)
         return
@@ -308,7 +297,7 @@ def _build_again(
     document: dict[str, Any],
     result: ReportVerification,
     *,
-    as_of: str | None = None,
+    before: tuple[str, int] | None = None,
 ) -> tuple[bytes, str] | None:
     """(manifest bytes, manifest name) of the report built again from the evidence, its
     Markdown escaped as the bb2sv its manifest names did; None (a problem noted) if it
@@ -316,7 +305,7 @@ def _build_again(
     with tempfile.TemporaryDirectory(prefix="bb2sv-verify-report-") as folder:
         try:
             written_by = document.get("tool_version")
-            with markdown_as_written_by(written_by), _evidence_as_of(conn, as_of):
+            with markdown_as_written_by(written_by), evidence_before(conn, before and before[1]):
                 bundle = _rebuild(conn, document, Path(folder))
         except (ReportError, KeyError, ValueError) as exc:
             result.problems.append(f"the report cannot be built again from the evidence: {exc}")
@@ -329,33 +318,6 @@ def _rebuild(conn: duckdb.DuckDBPyConnection, document: dict[str, Any], folder: 
         return write_daily_report(conn, document["run_id"], folder)
     start, end = date.fromisoformat(document["start"]), date.fromisoformat(document["end"])
     return write_period_report(conn, document["workspace"], start, end, folder)
-
-
-# The evidence tables whose rows belong to one run (by run_id).
-_RUN_ROWS = ("member_run_states", "policy_exceptions", "raw_api_responses", "run_policies",
-             "run_signatures")  # fmt: skip
-
-
-@contextmanager
-def _evidence_as_of(conn: duckdb.DuckDBPyConnection, run_id: str | None) -> Iterator[None]:
-    """Within the block, queries (the views' too) see the evidence as it was when `run_id`
-    was its newest run: temporary views, ahead of the tables on the search path, keep only
-    the runs up to its seq and their rows. None: the evidence as it is."""
-    if run_id is None:
-        yield
-        return
-    (seq,) = conn.execute("SELECT seq FROM collection_runs WHERE run_id = ?", [run_id]).fetchone()
-    source = f"{EVIDENCE}.main"
-    views = {"collection_runs": f"SELECT * FROM {source}.collection_runs WHERE seq <= {int(seq)}"}
-    kept = f"SELECT run_id FROM {source}.collection_runs WHERE seq <= {int(seq)}"
-    views |= {t: f"SELECT * FROM {source}.{t} WHERE run_id IN ({kept})" for t in _RUN_ROWS}
-    try:
-        for name, query in views.items():
-            conn.execute(f"CREATE TEMP VIEW {name} AS {query}")
-        yield
-    finally:
-        for name in views:
-            conn.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
 
 
 def _differing_files(document: dict[str, Any], again: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from tasks.report.escaping import markdown_as_written_by, md_escape
 from tasks.report.render import render_json
 from tasks.report.verify_report import verify_report
 from tasks.version import __version__
+from tasks.vocabulary import RunStatus
 
 START = date(2026, 9, 1)
 
@@ -97,9 +98,8 @@ def test_an_edited_period_report_is_caught_only_with_the_evidence(evidence, tmp_
 
 def test_a_window_that_gained_runs_is_built_as_it_was(evidence, tmp_path, build):
     """A period report whose window gained runs since it was written is built again as the
-    evidence was when its last run was the newest, and verifies. An edited one that names
-    an earlier run of its window (to escape the comparison) is built as of that run, and
-    differs."""
+    evidence was before the first of them was stored, and verifies. An edited one that
+    names an earlier run of its window (to escape the comparison) differs."""
     path, runs = evidence
     with EvidenceStore.open(path, read_only=True) as store:
         bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
@@ -113,17 +113,62 @@ def test_a_window_that_gained_runs_is_built_as_it_was(evidence, tmp_path, build)
     document["run_id"], document["run_hash"] = first
     edited.manifest_path.write_bytes(render_json(document))
     with EvidenceStore.open(path) as store:
-        build.record(store, "acme", date(2026, 9, 20), people(START, build.member))
+        added = build.record(store, "acme", date(2026, 9, 20), people(START, build.member))
         build.record(store, "other", date(2026, 9, 21), people(START, build.member))
     with EvidenceStore.open(path, read_only=True) as store:
         gained = verify_report(bundle.manifest_path, store.conn)
         earlier_run_named = verify_report(edited.manifest_path, store.conn)
         (runs_now,) = store.conn.execute("SELECT count(*) FROM collection_runs").fetchone()
     assert gained.ok, gained.report()
-    assert f"evidence as it was when run {runs[-1]} was its newest" in gained.report()
+    assert f"evidence as it was before run {added} was stored" in gained.report()
     assert not earlier_run_named.ok
     assert f"{markdown} differs from the report the evidence gives" in earlier_run_named.report()
+    assert f"the manifest says run_id = '{runs[0]}'" in earlier_run_named.report()
     assert runs_now == len(runs) + 2, "the views that hid the later runs are gone"
+
+
+def test_runs_stored_before_the_report_stay_in_its_rebuild(evidence, tmp_path, build):
+    """A period report counts its window's runs that did not complete, but its manifest
+    lists only the complete ones: a report written after a failed run, whose window then
+    gained another, is built again as the evidence was before the later one was stored
+    (and the failed run is in it). Before, it was built from the evidence as it is, and
+    failed as edited."""
+    path, runs = evidence
+    with EvidenceStore.open(path) as store:
+        build.record(
+            store, "acme", date(2026, 9, 5), people(START, build.member), hour=9,
+            status=RunStatus.FAILED,
+        )  # fmt: skip
+        build.record(store, "other", date(2026, 9, 6), people(START, build.member))
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
+    assert json.loads(bundle.manifest_path.read_bytes())["run_ids"] == runs
+    with EvidenceStore.open(path) as store:
+        late = build.record(
+            store, "acme", date(2026, 9, 6), people(START, build.member), status=RunStatus.FAILED
+        )
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert result.ok, result.report()
+    assert f"as it was before run {late} was stored" in result.report()
+
+
+def test_a_report_that_leaves_out_an_earlier_stored_run_is_edited(evidence, tmp_path):
+    """Taking a run out of a report's run_ids is no way to be built as of an earlier state:
+    the evidence is append-only, so every run stored before one the report lists was there
+    when it was written."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        bundle = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "r")
+    document = json.loads(bundle.manifest_path.read_bytes())
+    document["run_ids"].remove(runs[1])
+    bundle.manifest_path.write_bytes(render_json(document))
+    with EvidenceStore.open(path, read_only=True) as store:
+        result = verify_report(bundle.manifest_path, store.conn)
+    assert result.problems == [
+        f"the report lists run {runs[-1]} of its window but not run {runs[1]}, which was "
+        "stored before it: a run was taken out of the report."
+    ]
 
 
 def test_a_manifest_naming_another_run_hash_or_a_deleted_run(evidence, tmp_path, build):
