@@ -65,6 +65,15 @@ def preflight(
     `<reports_dir>/anchors.jsonl`) and evidence file, in that order."""
     names = check_workspaces(workspaces) if workspaces else []
     policy = load_policy(policy_path)
+    for unnamed in (e for e in policy.exceptions if e.account_id is None):
+        log.warning(
+            "The policy's exception %s (nickname %r, workspace %s) names no account_id, so it "
+            "covers nobody: a nickname is its user's to choose. Add the member's account_id "
+            "(the reports' Account ID column).",
+            unnamed.ticket,
+            unnamed.nickname,
+            unnamed.workspace,
+        )
     settings, directory = resolve_credentials(secret_blocks)
     if directory is None and policy.identity.needs_directory:
         named = ", ".join(f for f in DIRECTORY_FACTORS if f in policy.identity.accepted_factors)

@@ -104,3 +104,9 @@ COVERAGE_NOTE = (
     "and without two-step verification, and no membership API lists them, so this report "
     "cannot account for them. Review them in each workspace's and repository's settings."
 )
+
+UNNAMED_EXCEPTIONS_NOTE = (
+    "These exceptions name a nickname and no account_id. A nickname is its user's to choose, "
+    "so any member could take an excepted one: since bb2sv 0.4 an exception covers only the "
+    "account_id it names. Add each member's account_id (the Account ID column) to the policy."
+)

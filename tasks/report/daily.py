@@ -123,6 +123,7 @@ def load_daily(conn: duckdb.DuckDBPyConnection, run_id: str) -> DailyReport:
         expiring=exceptions[exceptions["expiring"]].reset_index(drop=True),
         raw_pages=frame(conn, "raw_pages", run_id=run_id),
         bases=bases,
+        unnamed_exceptions=frame(conn, "run_unnamed_exceptions", run_id=run_id),
     )
 
 

@@ -18,6 +18,7 @@ from tasks.report.controls import (
     EMULATOR_NOTICE,
     GUIDANCE_STEPS,
     GUIDANCE_TITLE,
+    UNNAMED_EXCEPTIONS_NOTE,
     controls_rows,
 )
 from tasks.report.daily import EXPIRY_WARNING_DAYS
@@ -117,6 +118,8 @@ def daily_context(report: DailyReport) -> dict[str, Any]:
         "exceptions": _display_rows(exceptions),
         "expiring": _display_rows(expiring),
         "expiry_days": EXPIRY_WARNING_DAYS,
+        "unnamed_exceptions": _display_rows(report.unnamed_exceptions),
+        "unnamed_note": UNNAMED_EXCEPTIONS_NOTE,
         "raw_pages": _display_rows(report.raw_pages, RAW_PAGES_SHOWN),
         "raw_pages_total": len(report.raw_pages),
         "guidance_title": GUIDANCE_TITLE,
@@ -180,6 +183,12 @@ def daily_document(report: DailyReport, members_csv: str) -> dict[str, Any]:
         "resolved": _json_rows(report.resolved),
         "exceptions_in_force": _json_rows(report.exceptions),
         "exceptions_expiring": _json_rows(report.expiring),
+        # Only when there are some: reports of runs stored before 0.4 keep their bytes.
+        **(
+            {"exceptions_covering_nobody": _json_rows(report.unnamed_exceptions)}
+            if not report.unnamed_exceptions.empty
+            else {}
+        ),
         "raw_pages": _json_rows(report.raw_pages),
         "identity": {
             **policy_identity(report.policy),

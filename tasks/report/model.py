@@ -109,6 +109,8 @@ class DailyReport:
     expiring: pd.DataFrame  # in force and ending within EXPIRY_WARNING_DAYS
     raw_pages: pd.DataFrame
     bases: Bases = field(default_factory=Bases)
+    # in force by date, but naming only a nickname in a run judged by account_id (0.4 on)
+    unnamed_exceptions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def day(self) -> date:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from emulator.offline import member
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, Policy, PolicyException
 
@@ -19,10 +20,22 @@ def at(day: int, hour: int = 2) -> datetime:
 
 def policy_for(day: int) -> Policy:
     exception = PolicyException(
-        "acme", "hardware key on order", "ciso", "SEC-7", EXPIRES, nickname="user7"
+        "acme",
+        "hardware key on order",
+        "ciso",
+        "SEC-7",
+        EXPIRES,
+        account_id=member(7)["account_id"],
+        nickname="user7",
     )
     other = PolicyException(
-        "other", "wrong workspace", "ciso", "SEC-8", date(2030, 1, 1), nickname="user3"
+        "other",
+        "wrong workspace",
+        "ciso",
+        "SEC-8",
+        date(2030, 1, 1),
+        account_id=member(3)["account_id"],
+        nickname="user3",
     )
     if day < 13:
         return Policy(grace_days=5, sla_days=3, exceptions=(exception, other), source_text="p1")

@@ -109,7 +109,8 @@ def test_an_exception_is_the_basis_only_when_no_factor_holds(store, ident, peopl
     policy = ident.policy(
         ident.SSO_POLICY + "exceptions:\n"
         + "".join(
-            f"  - {{nickname: {who}, workspace: acme, reason: r, approved_by: CISO, "
+            f"  - {{account_id: '557058:{who}', nickname: {who}, workspace: acme, reason: r, "
+            f"approved_by: CISO, "
             f"ticket: SEC-{who}, expires_on: 2027-01-01}}\n"
             for who in ("ben", "fay")
         )

@@ -20,11 +20,13 @@ POLICY = parse_policy(
 grace_days: 3
 sla_days: 5
 exceptions:
-  - {nickname: carol, workspace: acme, reason: "Lost phone, replacement ordered",
+  - {account_id: "557058:carol", nickname: carol, workspace: acme,
+     reason: "Lost phone, replacement ordered",
      approved_by: CISO, ticket: SEC-7, expires_on: 2026-11-12}
   - {account_id: "557058:frank", workspace: acme, reason: Leaves the company,
      approved_by: CISO, ticket: SEC-8, expires_on: 2026-11-30}
-  - {nickname: carol, workspace: other-workspace, reason: Not this workspace,
+  - {account_id: "557058:carol", nickname: carol, workspace: other-workspace,
+     reason: Not this workspace,
      approved_by: CISO, ticket: SEC-9, expires_on: 2027-01-01}
 """,
     "policy.yaml",

@@ -18,7 +18,7 @@ POLICY = parse_policy(
 grace_days: 3
 sla_days: 5
 exceptions:
-  - {nickname: carol, workspace: acme, reason: Travelling without phone,
+  - {account_id: "557058:carol", nickname: carol, workspace: acme, reason: Travelling without phone,
      approved_by: CISO, ticket: SEC-10, expires_on: 2026-09-10}
   - {account_id: "557058:kim", workspace: acme, reason: Contractor offboarding,
      approved_by: CISO, ticket: SEC-11, expires_on: 2027-01-01}

@@ -41,3 +41,15 @@ CREATE OR REPLACE MACRO identity_factor(accepted_factors, two_step_state, direct
 -- member; NULL when neither does, and for a member out of scope (never a violation).
 CREATE OR REPLACE MACRO identity_basis(in_scope, factor, excepted) AS
     CASE WHEN in_scope THEN coalesce(factor, CASE WHEN excepted THEN 'exception' END) END;
+
+-- Whether an exception that names a nickname (and no account_id) covers the member with that
+-- nickname, in a run stored by bb2sv `tool_version`: only in runs stored before 0.4. A
+-- nickname is its user's to choose, so any member could take an excepted one (or two could
+-- share it); since 0.4 an exception covers only the account_id it names. Runs stored before
+-- are judged as their policy was then read.
+CREATE OR REPLACE MACRO identity_nickname_excepts(tool_version) AS
+    coalesce(
+        TRY_CAST(string_split(regexp_extract(tool_version, '^[0-9]+[.][0-9]+'), '.') AS INTEGER[])
+            < [0, 4],
+        false
+    );

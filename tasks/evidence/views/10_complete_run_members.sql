@@ -6,14 +6,15 @@
 -- Scope and basis follow the identity rules (07_identity_rules.sql): in_scope/excluded_by
 -- from the member's account_type, mfa_basis = the first accepted factor that holds
 -- (bitbucket_2sv, atlassian_2sv, idp_sso), else 'exception' when an exception covers the
--- member: workspace matches, account_id or nickname matches, and the run's UTC day is
--- strictly before expires_on. compliant is NULL for a member out of scope (never a
+-- member: workspace matches, account_id matches (or, in runs stored before bb2sv 0.4, a
+-- nickname: identity_nickname_excepts), and the run's UTC day is strictly before expires_on. compliant is NULL for a member out of scope (never a
 -- violation, never counted).
 CREATE OR REPLACE VIEW complete_run_members AS
 WITH runs AS (
     SELECT
         run_id, seq, workspace, started_at, directory_status,
-        CAST(timezone('UTC', started_at) AS DATE) AS run_day
+        CAST(timezone('UTC', started_at) AS DATE) AS run_day,
+        identity_nickname_excepts(tool_version) AS nickname_excepts
     FROM collection_runs
     WHERE status = 'complete'
 ),
@@ -56,6 +57,7 @@ judged AS (
         ON a.run_id = o.run_id AND a.workspace = o.workspace AND a.account_id = o.account_id
     LEFT JOIN by_nickname AS n
         ON n.run_id = o.run_id AND n.workspace = o.workspace AND n.nickname = o.nickname
+        AND r.nickname_excepts
 ),
 based AS (
     SELECT *, identity_basis(in_scope, factor, covering_ticket IS NOT NULL) AS mfa_basis

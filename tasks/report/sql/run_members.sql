@@ -8,7 +8,8 @@ WITH run AS (
            CAST(timezone('UTC', r.started_at) AS DATE) AS run_day,
            p.severity_owner, p.severity_member, p.severity_unknown,
            coalesce(p.accepted_factors, ['bitbucket_2sv']) AS accepted_factors,
-           p.exclude_account_types, p.sso_email_domains
+           p.exclude_account_types, p.sso_email_domains,
+           identity_nickname_excepts(r.tool_version) AS nickname_excepts
     FROM collection_runs AS r
     LEFT JOIN run_policies AS p USING (run_id)
     WHERE r.run_id = $run_id
@@ -42,7 +43,7 @@ judged AS (
     FROM member_2sv_observations AS o
     JOIN run ON o.run_id = run.run_id
     LEFT JOIN by_account AS a ON a.account_id = o.account_id
-    LEFT JOIN by_nickname AS n ON n.nickname = o.nickname
+    LEFT JOIN by_nickname AS n ON n.nickname = o.nickname AND run.nickname_excepts
 ),
 based AS (
     SELECT *, identity_basis(in_scope, factor, covering_ticket IS NOT NULL) AS mfa_basis
