@@ -27,6 +27,7 @@ from common import Timer
 from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.evidence.spool_file import SpoolSeal
 from tasks.normalise import PageDeriver
 from tasks.policy import DEFAULT_POLICY
 from tasks.step_functions import Destination, daily_report, record_attempt
@@ -58,7 +59,7 @@ def as_extracted(extract: WorkspaceExtract) -> WorkspaceExtract:
 def plain(members: int, folder: Path) -> dict:
     spec = WorkspaceSpec("bench", members=members, seed=11)
     db, reports = str(folder / "plain.duckdb"), str(folder / "plain-reports")
-    to = Destination(db, DEFAULT_POLICY)
+    to = Destination(db, DEFAULT_POLICY, SpoolSeal(b"bench"))
     record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
     extract = as_extracted(make_extract(spec, day=DAY))
     with Clock() as store_t:
@@ -85,7 +86,7 @@ def in_flow(members: int, folder: Path) -> dict:
 
     spec = WorkspaceSpec("bench", members=members, seed=11)
     db, reports = str(folder / "flow.duckdb"), str(folder / "flow-reports")
-    to = Destination(db, DEFAULT_POLICY)
+    to = Destination(db, DEFAULT_POLICY, SpoolSeal(b"bench"))
     record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
     extract = as_extracted(make_extract(spec, day=DAY))
 

@@ -45,7 +45,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.run_record import RunRecord
-from tasks.evidence.spool import StoreResult, spooled_runs
+from tasks.evidence.spool import SET_ASIDE, SpoolSeal, StoreResult, set_aside, spooled_runs
 from tasks.preflight import CollectionSetup, preflight
 from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
@@ -159,6 +159,12 @@ def run_collection(
             engine.log.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
             for unanchored in (result.reason for result in replayed if result.reason):
                 engine.log.error("%s", unanchored)
+        for aside in set_aside(options.db_path):
+            engine.log.error(
+                "%s was not stored: it %s. Inspect it; rename it to .json to store it.",
+                aside,
+                SET_ASIDE.get(aside.suffix, "was claimed by a replay that stopped"),
+            )
         directory = directory_read(engine, setup.directory)
         outcomes, not_started = collect_all(engine, options, setup, plan, directory)
         read = directory()
@@ -276,7 +282,13 @@ def destination(
 ) -> Destination:
     """Where this collection's attempts are stored, with the collection's directory read."""
     return Destination(
-        options.db_path, setup.policy, engine.run_id, directory, setup.signer, setup.anchor_log
+        options.db_path,
+        setup.policy,
+        SpoolSeal.for_auth(setup.settings.auth),
+        engine.run_id,
+        directory,
+        setup.signer,
+        setup.anchor_log,
     )
 
 

@@ -7,7 +7,7 @@ ad-hoc path never pays for starting it.
 
     from tasks.step_functions import Attempt, Destination, extract_attempt, record_attempt
     extract = extract_attempt(settings, Attempt("acme"))
-    result = record_attempt(extract, Destination("evidence.duckdb", policy))
+    result = record_attempt(extract, Destination("evidence.duckdb", policy, seal))
     result.record               # the RunRecord; None (and result.spooled set) if the file
                                 # could not take it
 """
@@ -91,6 +91,7 @@ class Destination:
 
     db_path: str
     policy: Policy
+    seal: spool.SpoolSeal  # seals what it spools; only attempts it sealed are stored
     flow_run_id: str | None = None
     directory: DirectoryExtract | None = None
     signer: RunSigner | None = None
@@ -104,7 +105,7 @@ def record_attempt(
     the evidence file cannot take it, keep it in the spool. A stored run is appended to the
     anchor log, outside the evidence file, as soon as it is committed."""
     result = spool.store_or_spool(
-        to.db_path, extract, to.policy, to.flow_run_id, to.directory, to.signer
+        to.db_path, extract, to.policy, to.flow_run_id, to.directory, to.signer, seal=to.seal
     )
     return anchored(result, to, witness)
 
@@ -114,7 +115,7 @@ def replay_spool(to: Destination, witness: Witness | None = None) -> list[spool.
     one's; a result whose `reason` is set was stored but could not be anchored."""
     return [
         anchored(spool.StoreResult(record=record), to, witness)
-        for record in spool.replay(to.db_path, signer=to.signer)
+        for record in spool.replay(to.db_path, signer=to.signer, seal=to.seal)
     ]
 
 

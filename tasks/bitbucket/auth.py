@@ -81,6 +81,11 @@ class BitbucketAuth(httpx.Auth):
         """Identifies the credential whose hourly request budget is being spent."""
         raise NotImplementedError
 
+    def seal_material(self) -> bytes:
+        """The long-lived secret of these credentials (never a short-lived access token),
+        from which spooled attempts' seal is derived (`spool_file.SpoolSeal`)."""
+        raise NotImplementedError
+
     def invalidate(self, request: httpx.Request) -> None:
         """After a 401: drop the token `request` carried, so the next request fetches a new one.
 
@@ -107,6 +112,9 @@ class BearerToken(BitbucketAuth):
     def budget_key(self) -> str:
         return _fingerprint("bearer", self.token.reveal())
 
+    def seal_material(self) -> bytes:
+        return b"bearer\0" + self.token.reveal().encode()
+
     def __repr__(self) -> str:
         return f"BearerToken(token={self.token!r})"
 
@@ -130,6 +138,9 @@ class ApiTokenBasic(BitbucketAuth):
 
     def budget_key(self) -> str:
         return _fingerprint("basic", self.email, self.api_token.reveal())
+
+    def seal_material(self) -> bytes:
+        return "\0".join(("basic", self.email, self.api_token.reveal())).encode()
 
     def __repr__(self) -> str:
         return f"ApiTokenBasic(email={self.email!r}, api_token={self.api_token!r})"
@@ -193,6 +204,10 @@ class OAuthClientCredentials(BitbucketAuth):
 
     def budget_key(self) -> str:
         return _fingerprint("oauth", self.token_url, self.client_id)
+
+    def seal_material(self) -> bytes:
+        parts = ("oauth", self.token_url, self.client_id, self.client_secret.reveal())
+        return "\0".join(parts).encode()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         # The lock is held across the token request on purpose: concurrent workspaces wait

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -11,6 +12,7 @@ import orjson
 
 from emulator import WorkspaceSpec
 from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
+from tasks.bitbucket.auth import BearerToken
 from tasks.evidence import spool
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
@@ -24,6 +26,8 @@ time.sleep(float(sys.argv[2]))
 """
 
 POLICY = "grace_days: 3\nsla_days: 9\n"
+TOKEN = "t0ken-of-the-collection"
+SEAL = spool.SpoolSeal.for_auth(BearerToken(TOKEN))
 
 
 def reader(db, seconds: float) -> subprocess.Popen:
@@ -38,7 +42,7 @@ def test_the_writer_waits_for_a_slow_reader(db_path, synth):
     EvidenceStore.open(db_path).close()
     extract = synth.make_extract("acme", synth.synthetic_members(30), day=date(2026, 3, 1))
     slow = reader(db_path, 1.0)  # like `bb2sv verify` over a long history
-    result = spool.store_or_spool(db_path, extract, DEFAULT_POLICY, None, wait_s=30)
+    result = spool.store_or_spool(db_path, extract, DEFAULT_POLICY, None, wait_s=30, seal=SEAL)
     slow.wait(10)
     assert result.record is not None and result.spooled is None
     assert not spool.spool_dir(db_path).exists()
@@ -57,7 +61,7 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     held = reader(db_path, 30)
     try:
         results = [
-            spool.store_or_spool(db_path, attempt, policy, "run-1", read, wait_s=0.3)
+            spool.store_or_spool(db_path, attempt, policy, "run-1", read, wait_s=0.3, seal=SEAL)
             for attempt, read in ((first, None), (second, directory))
         ]
     finally:
@@ -69,7 +73,7 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
         result.spooled.name for result in results
     )
 
-    replayed = spool.replay(db_path, wait_s=5)
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL)
     assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1), date(2026, 3, 2)]
     assert spool.spooled_runs(db_path) == []
     with EvidenceStore.open(db_path) as store:
@@ -86,32 +90,115 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     assert verify_chain(db_path).ok
 
 
+def sealed(body: dict) -> bytes:
+    """A spool file of `body`, sealed as this collection seals its own."""
+    raw = orjson.dumps(body)
+    return orjson.dumps({"format": spool.SPOOL_FORMAT, "seal": SEAL.of(raw)}) + b"\n" + raw
+
+
+def unsealed(path) -> bytes:
+    """The attempt in a spool file `path` as bb2sv before 0.4 wrote it: one JSON object,
+    no seal."""
+    _header, _, body = path.read_bytes().partition(b"\n")
+    return orjson.dumps({"format": "bb2sv.spooled-run/1", **orjson.loads(body)})
+
+
 def test_an_unreadable_spooled_attempt_is_set_aside_and_the_rest_are_stored(db_path, synth, caplog):
-    """A damaged spool file (or a folder named like one) used to stop the replay at itself
-    every time, keeping every attempt after it out of the evidence file."""
+    """A damaged spool file (or a folder, or a FIFO, named like one) used to stop the replay
+    at itself every time (or hang it), keeping every attempt after it out of the file."""
     EvidenceStore.open(db_path).close()
     attempt = synth.make_extract("acme", synth.synthetic_members(5), day=date(2026, 3, 1))
     policy = parse_policy(POLICY, "policy.yaml")
-    good = spool.write_spool(db_path, spool.Spooled(attempt, policy, None))
+    good = spool.write_spool(db_path, spool.Spooled(attempt, policy, None), seal=SEAL)
     folder = spool.spool_dir(db_path)
-    (folder / "0-damaged.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"')  # cut short
-    (folder / "1-missing-key.json").write_bytes(b'{"format": "bb2sv.spooled-run/1"}')
+    (folder / "0-damaged.json").write_bytes(good.read_bytes()[:-40])  # cut short
+    (folder / "1-missing-key.json").write_bytes(sealed({"policy": {}}))
     (folder / "2-a-folder.json").mkdir()
-    # A body edited in the file: the store would refuse it on every replay, before the rest.
-    altered = orjson.loads(good.read_bytes())
+    os.mkfifo(folder / "3-a-fifo.json")  # reading it would wait for a writer forever
+    # A body edited in a file from before 0.4 (no seal), stored on the operator's word:
+    # the store would refuse it on every replay, before the rest.
+    altered = orjson.loads(unsealed(good))
     altered["extract"]["pages"][0]["body"] = base64.b64encode(b'{"values": []}').decode()
-    (folder / "3-altered.json").write_bytes(orjson.dumps(altered))
+    (folder / "4-altered.json").write_bytes(orjson.dumps(altered))
 
-    replayed = spool.replay(db_path, wait_s=5)
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL, trust=True)
     assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1)]
     assert spool.spooled_runs(db_path) == [] and not good.exists()
     assert sorted(path.name for path in folder.iterdir()) == [
         "0-damaged.unreadable", "1-missing-key.unreadable", "2-a-folder.unreadable",
-        "3-altered.unreadable",
+        "3-a-fifo.unreadable", "4-altered.unreadable",
     ]  # fmt: skip
     assert "spooled attempt 1-missing-key.json cannot be read (no 'extract' in it)" in caplog.text
-    assert "3-altered.json cannot be read (the body of its members page" in caplog.text
+    assert "4-altered.json cannot be read (the body of its members page" in caplog.text
     assert "2-a-folder.json cannot be read" in caplog.text and ".storing" not in caplog.text
+    assert "3-a-fifo.json cannot be read (it is not a regular file)" in caplog.text
+    assert [p.name for p in spool.set_aside(db_path)] == sorted(p.name for p in folder.iterdir())
+
+
+def test_only_attempts_sealed_with_the_collections_credentials_are_stored(db_path, synth, caplog):
+    """Whoever can write the spool folder but lacks the credentials cannot have a made-up
+    attempt stored (signed, anchored) as evidence: an edited one, one sealed with other
+    credentials, one from before 0.4 (no seal) are set aside, never deleted, and stored only
+    on BB2SV_SPOOL_TRUST=1."""
+    EvidenceStore.open(db_path).close()
+    members = synth.synthetic_members(5)
+    days = [synth.make_extract("acme", members, day=date(2026, 3, day)) for day in (1, 2, 3, 4)]
+    honest = spool.write_spool(db_path, spool.Spooled(days[0], DEFAULT_POLICY, None), seal=SEAL)
+    assert TOKEN.encode() not in honest.read_bytes() and TOKEN not in repr(SEAL)
+    other = spool.SpoolSeal.for_auth(BearerToken("someone-elses-token"))
+    spool.write_spool(db_path, spool.Spooled(days[1], DEFAULT_POLICY, None), seal=other)
+    edited = spool.write_spool(db_path, spool.Spooled(days[2], DEFAULT_POLICY, None), seal=SEAL)
+    header, _, body = edited.read_bytes().partition(b"\n")
+    document = orjson.loads(body)
+    document["policy"]["text"] = "grace_days: 3650\n"  # a lenient policy slipped in
+    edited.write_bytes(header + b"\n" + orjson.dumps(document))
+    legacy = spool.write_spool(db_path, spool.Spooled(days[3], DEFAULT_POLICY, None), seal=SEAL)
+    legacy.write_bytes(unsealed(legacy))
+
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL)
+    assert [record.started_at.date() for record in replayed] == [date(2026, 3, 1)]
+    folder = spool.spool_dir(db_path)
+    assert sorted(path.suffix for path in folder.iterdir()) == [".unverified"] * 3
+    assert "its seal does not match this collection's Bitbucket credentials" in caplog.text
+    assert "spooled by a bb2sv before 0.4, which did not seal" in caplog.text
+
+    for path in folder.iterdir():  # the operator vouches for them
+        path.rename(path.with_suffix(".json"))
+    trusted = spool.replay(db_path, wait_s=5, seal=SEAL, trust=True)
+    assert [r.started_at.date() for r in trusted] == [date(2026, 3, d) for d in (2, 3, 4)]
+    assert "BB2SV_SPOOL_TRUST=1" in caplog.text
+    assert verify_chain(db_path).ok
+
+
+def test_a_spooled_attempt_already_stored_is_set_aside(db_path, synth):
+    """A copy of a stored attempt put back in the spool (or spooled twice) is not a second
+    run: it is set aside as a duplicate."""
+    EvidenceStore.open(db_path).close()
+    attempt = synth.make_extract("acme", synth.synthetic_members(5), day=date(2026, 3, 1))
+    path = spool.write_spool(db_path, spool.Spooled(attempt, DEFAULT_POLICY, None), seal=SEAL)
+    copy = path.read_bytes()
+    (stored,) = spool.replay(db_path, wait_s=5, seal=SEAL)
+    path.write_bytes(copy)
+    assert spool.replay(db_path, wait_s=5, seal=SEAL) == []
+    assert path.with_suffix(".duplicate").exists() and not path.exists()
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchone() == (1,)
+
+
+def test_a_claim_that_cannot_be_made_does_not_stop_the_replay(db_path, synth, caplog):
+    """A folder in the way of a file's claim (`<name>.storing`) made every collection fail
+    before it read anything."""
+    EvidenceStore.open(db_path).close()
+    members = synth.synthetic_members(5)
+    days = [synth.make_extract("acme", members, day=date(2026, 3, d)) for d in (1, 2)]
+    first, _second = (
+        spool.write_spool(db_path, spool.Spooled(day, DEFAULT_POLICY, None), seal=SEAL)
+        for day in days
+    )
+    first.with_suffix(".storing").mkdir()
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL)
+    assert [record.started_at.date() for record in replayed] == [date(2026, 3, 2)]
+    assert first.exists() and f"spooled attempt {first.name} cannot be claimed" in caplog.text
 
 
 def test_a_spooled_attempt_is_stored_as_the_bb2sv_that_collected_it(db_path, synth):
@@ -120,12 +207,14 @@ def test_a_spooled_attempt_is_stored_as_the_bb2sv_that_collected_it(db_path, syn
     EvidenceStore.open(db_path).close()
     members = synth.synthetic_members(5)
     days = [synth.make_extract("acme", members, day=date(2026, 3, day)) for day in (1, 2)]
-    old = spool.write_spool(db_path, spool.Spooled(days[0], DEFAULT_POLICY, None))
-    document = orjson.loads(old.read_bytes())
+    old = spool.write_spool(db_path, spool.Spooled(days[0], DEFAULT_POLICY, None), seal=SEAL)
+    document = orjson.loads(unsealed(old))
     del document["tool_version"]  # as 0.1 wrote it
     old.write_bytes(orjson.dumps(document))
-    spool.write_spool(db_path, spool.Spooled(days[1], DEFAULT_POLICY, None, tool_version="0.3.1"))
+    spool.write_spool(
+        db_path, spool.Spooled(days[1], DEFAULT_POLICY, None, tool_version="0.3.1"), seal=SEAL
+    )
 
-    replayed = spool.replay(db_path, wait_s=5)
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL, trust=True)  # 0.1 did not seal it
     assert [record.tool_version for record in replayed] == ["0.1.0", "0.3.1"]
     assert verify_chain(db_path).ok
