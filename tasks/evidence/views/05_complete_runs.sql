@@ -1,4 +1,5 @@
--- Helper view: complete runs numbered per workspace (run_no 1, 2, …), with the next complete
+-- Helper view: complete runs numbered per workspace (run_no 1, 2, …) in the order they
+-- started (an attempt spooled and stored later keeps its place), with the next complete
 -- run of the same workspace. History and findings step from one complete run to the next,
 -- so a member missing from run n+1 has left (or was not seen) at that run.
 -- source_changed: the run read the Bitbucket API at another base URL (source) than the
@@ -12,4 +13,4 @@ SELECT
     coalesce(source <> lag(source) OVER w, false) AS source_changed
 FROM collection_runs
 WHERE status = 'complete'
-WINDOW w AS (PARTITION BY workspace ORDER BY seq);
+WINDOW w AS (PARTITION BY workspace ORDER BY started_at, seq);

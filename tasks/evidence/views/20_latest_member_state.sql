@@ -1,9 +1,9 @@
--- Each workspace's members as seen by its last COMPLETE run: in_scope and the rule that
+-- Each workspace's members as seen by its last COMPLETE run (the last to start): in_scope and the rule that
 -- excluded a member (excluded_by), and mfa_basis, how an in-scope member passes (NULL: it
 -- does not; compliant is NULL for a member out of scope).
 CREATE OR REPLACE VIEW latest_member_state AS
 WITH last_run AS (
-    SELECT workspace, arg_max(run_id, seq) AS run_id
+    SELECT workspace, arg_max(run_id, [epoch_us(started_at), seq]) AS run_id
     FROM collection_runs
     WHERE status = 'complete'
     GROUP BY workspace

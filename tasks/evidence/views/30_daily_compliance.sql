@@ -1,4 +1,5 @@
--- Per workspace and UTC day (of started_at), from that day's last COMPLETE run.
+-- Per workspace and UTC day (of started_at), from that day's last COMPLETE run (the last to
+-- start: an attempt spooled and stored later does not replace a later one).
 -- members counts the members IN SCOPE (out_of_scope the others); enabled, disabled and
 -- unknown are their Bitbucket 2SV states; basis_* count them by mfa_basis (excepted =
 -- basis_exception) and without_basis the violations.
@@ -12,9 +13,9 @@ WITH day_runs AS (
     SELECT
         workspace,
         CAST(timezone('UTC', started_at) AS DATE) AS day,
-        arg_max(run_id, seq) AS run_id,
+        arg_max(run_id, [epoch_us(started_at), seq]) AS run_id,
         max(started_at) AS started_at,
-        arg_max(directory_status, seq) AS directory_status
+        arg_max_null(directory_status, [epoch_us(started_at), seq]) AS directory_status
     FROM collection_runs
     WHERE status = 'complete'
     GROUP BY ALL
