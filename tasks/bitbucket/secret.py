@@ -47,12 +47,39 @@ class Secret:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """Replace any secret value that slipped into `text` (e.g. echoed by a server) with '***'.
+    """Replace any secret value that slipped into `text` (e.g. echoed by a server) with '***',
+    and any part of one at least PART_SHOWN characters long: a server's words are cut short
+    before they reach a message, and half a token is still too much of it.
 
     >>> scrub("bad token abc123", ["abc123"])
     'bad token ***'
+    >>> scrub("echo: s3cr3t-t0ken-1 (cut)", ["s3cr3t-t0ken-12345"])
+    'echo: *** (cut)'
     """
     for value in secrets:
         if value and len(value) >= 4:
             text = text.replace(value, MASK)
+    for value in secrets:
+        if len(value) >= PART_SHOWN:
+            text = _mask_parts(text, value)
+    return text
+
+
+PART_SHOWN = 8  # characters of a secret that may appear in text before they are masked
+
+
+def _mask_parts(text: str, secret: str) -> str:
+    """`text` with every run of PART_SHOWN or more characters that is part of `secret`
+    masked."""
+    grams = {secret[i : i + PART_SHOWN] for i in range(len(secret) - PART_SHOWN + 1)}
+    at = 0
+    while at <= len(text) - PART_SHOWN:
+        if text[at : at + PART_SHOWN] not in grams:
+            at += 1
+            continue
+        end = at + PART_SHOWN
+        while end < len(text) and text[at : end + 1] in secret:
+            end += 1
+        text = text[:at] + MASK + text[end:]
+        at += len(MASK)
     return text

@@ -295,3 +295,24 @@ def test_a_body_that_inflates_past_the_limit_is_cut_not_held(
     kept = [page for page in extract.pages if page.listing == "members"]
     assert len(kept) == 1 and len(kept[0].body) == 64 * 1024
     assert clock.sleeps == []  # no wait for a retry
+
+
+def test_a_token_the_server_echoes_is_masked_even_when_cut_short(
+    settings_at, collect, clock, caplog
+):
+    """The server's message is cut to its first 300 characters before it reaches the error;
+    a token echoed across the cut left all but its last characters in the error, the log,
+    the evidence and the reports."""
+    caplog.set_level(logging.DEBUG)
+    token = "t0ken-echoed-by-a-hostile-server-0123456789"
+    message = "x" * (300 - len(token) + 1) + token  # the cut drops the token's last character
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"type": "error", "error": {"message": message}})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        settings = settings_at("http://127.0.0.1:9/2.0", token)
+        extract = collect(settings, "acme", clock=clock, client=http)
+    assert extract.status == "failed" and "***" in extract.error
+    for shown in (extract.error, caplog.text):
+        assert token[:8] not in shown and token[-9:-1] not in shown
