@@ -29,7 +29,7 @@ from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.bitbucket.ratelimit import RequestPacer
 from tasks.evidence import spool
-from tasks.evidence.anchors import AnchorWriteError, append_anchor
+from tasks.evidence.anchors import AnchorWriteError, append_anchor, append_spooled
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.store import EvidenceStore
@@ -103,10 +103,22 @@ def record_attempt(
 ) -> spool.StoreResult:
     """Store (and with a signer sign) the attempt with the collection's directory read; if
     the evidence file cannot take it, keep it in the spool. A stored run is appended to the
-    anchor log, outside the evidence file, as soon as it is committed."""
+    anchor log, outside the evidence file, as soon as it is committed; a spooled attempt is
+    noted there too."""
     result = spool.store_or_spool(
         to.db_path, extract, to.policy, to.flow_run_id, to.directory, to.signer, seal=to.seal
     )
+    if result.spooled is not None and to.anchor_log is not None:
+        try:  # so that losing the spool file before a collection stores it shows in verify
+            append_spooled(
+                to.anchor_log,
+                workspace=extract.workspace,
+                started_at=extract.started_at,
+                spool_file=result.spooled,
+                evidence=Path(to.db_path),
+            )
+        except AnchorWriteError as exc:
+            return dataclasses.replace(result, reason=f"{result.reason} {exc}")
     return anchored(result, to, witness)
 
 

@@ -8,6 +8,11 @@ A line: {"schema": "bb2sv.anchor/1", "run_id", "seq", "workspace", "started_at",
 "prev_run_hash", "run_hash", "evidence_file", "anchored_at"}, plus "key_id" and "signature"
 (the run's signature, `signing.sign_run_hash`) when the run was signed.
 
+An attempt the evidence file could not take is spooled (spool.py) and gets a line too:
+{"schema": "bb2sv.spooled/1", "workspace", "started_at", "spool_file", "sha256",
+"evidence_file", "spooled_at"}. Verify then finds its run once stored, or its file in the
+spool; a spooled attempt that is neither was lost (its file deleted) and is reported.
+
 The log is only worth something where whoever can edit the evidence file cannot rewrite
 it (another host, append-only or WORM storage, another account). Then every anchored run
 must still be in the file with the same seq and run_hash, which shows deletions,
@@ -27,7 +32,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import utc_iso
+from tasks.canonical import sha256_hex, utc_iso
 from tasks.evidence.errors import EvidenceError
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.problems import RunProblem
@@ -42,12 +47,15 @@ __all__ = [
     "AnchorWriteError",
     "anchor_line",
     "append_anchor",
+    "append_spooled",
+    "check_spooled",
     "check_anchor_log_writable",
     "check_anchors",
     "read_anchor_log",
 ]
 
 ANCHOR_SCHEMA = "bb2sv.anchor/1"
+SPOOLED_SCHEMA = "bb2sv.spooled/1"
 
 
 class AnchorWriteError(EvidenceError):
@@ -65,10 +73,19 @@ class Anchor:
 
 
 @dataclass(frozen=True, slots=True)
+class SpooledLine:
+    line: int
+    workspace: str
+    started_at: str  # as utc_iso writes it
+    spool_file: str  # its name in the spool folder
+
+
+@dataclass(frozen=True, slots=True)
 class AnchorLog:
     path: Path
     anchors: list[Anchor]
     problems: list[str]  # lines that are not anchors
+    spooled: list[SpooledLine] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -102,25 +119,54 @@ def append_anchor(
     """Append the run's line in one write (O_APPEND: concurrent writers never interleave);
     return it (without its newline), for a second witness such as a Prefect artifact."""
     line = anchor_line(record, evidence=evidence, signer=signer)
-    written = line.decode().strip()
     try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line  # after a torn line, start a fresh one
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return _append(log_path, line)
     except OSError as exc:
         raise AnchorWriteError(
             f"Run {record.run_id} is stored in {evidence} (run_hash {record.run_hash}), but "
             f"its line could not be appended to the anchor log {log_path} ({exc.strerror}). "
             "Fix the log's folder or permissions, then append this line to it by hand: "
-            f"{written}"
+            f"{line.decode().strip()}"
         ) from None
+
+
+def append_spooled(
+    log_path: Path, *, workspace: str, started_at: datetime, spool_file: Path, evidence: Path
+) -> str:
+    """Append the line of an attempt kept in the spool: if its file is lost before a
+    collection stores it, verify says so."""
+    document = {
+        "schema": SPOOLED_SCHEMA,
+        "workspace": workspace,
+        "started_at": utc_iso(started_at),
+        "spool_file": spool_file.name,
+        "sha256": sha256_hex(spool_file.read_bytes()),
+        "evidence_file": str(evidence.resolve()),
+        "spooled_at": utc_iso(datetime.now(UTC)),
+    }
+    line = orjson.dumps(document) + b"\n"
+    try:
+        return _append(log_path, line)
+    except OSError as exc:
+        raise AnchorWriteError(
+            f"The attempt kept in {spool_file} could not be noted in the anchor log {log_path} "
+            f"({exc.strerror}). Fix the log's folder or permissions, then append this line to "
+            f"it by hand: {line.decode().strip()}"
+        ) from None
+
+
+def _append(log_path: Path, line: bytes) -> str:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        written = line.decode().strip()
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # after a torn line, start a fresh one
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return written
 
 
@@ -149,18 +195,20 @@ def read_anchor_log(log_path: Path) -> AnchorLog:
         ) from None
     except OSError as exc:
         raise ConfigError(f"Cannot read the anchor log {log_path} ({exc.strerror}).") from None
-    anchors, problems = [], []
+    anchors, problems, spooled = [], [], []
     for number, raw in enumerate(text.split(b"\n"), start=1):
         if not raw.strip():
             continue
         anchor = _parse(number, raw)
-        if anchor is None:
+        if isinstance(anchor, Anchor):
+            anchors.append(anchor)
+        elif isinstance(anchor, SpooledLine):
+            spooled.append(anchor)
+        else:
             problems.append(
                 f"anchor log line {number} is not a bb2sv anchor (a torn write, or edited)"
             )
-        else:
-            anchors.append(anchor)
-    return AnchorLog(log_path, anchors, problems)
+    return AnchorLog(log_path, anchors, problems, spooled)
 
 
 def check_anchors(
@@ -238,9 +286,33 @@ def _bad_line_signature(anchor: Anchor, trusted: dict[str, Ed25519PublicKey] | N
     return None
 
 
-def _parse(number: int, raw: bytes) -> Anchor | None:
+def check_spooled(
+    log: AnchorLog, stored: set[tuple[str, str]], in_spool: set[str]
+) -> list[RunProblem]:
+    """Each attempt the log says was spooled: stored since (its workspace and start among
+    `stored`), or still a file in the spool (`in_spool`: names without their suffix);
+    otherwise it was lost."""
+    return [
+        RunProblem(
+            "",
+            None,
+            f"the attempt of {line.workspace} started {line.started_at} was spooled (anchor "
+            f"log line {line.line}) but is not in the evidence file, and its spool file "
+            f"{line.spool_file} is gone: it was deleted before a collection could store it",
+        )
+        for line in log.spooled
+        if (line.workspace, line.started_at) not in stored
+        and Path(line.spool_file).stem not in in_spool
+    ]
+
+
+def _parse(number: int, raw: bytes) -> Anchor | SpooledLine | None:
     try:
         item = orjson.loads(raw)
+        if item.get("schema") == SPOOLED_SCHEMA:
+            return SpooledLine(
+                number, str(item["workspace"]), str(item["started_at"]), str(item["spool_file"])
+            )
         if item.get("schema") != ANCHOR_SCHEMA:
             return None
         return Anchor(

@@ -29,14 +29,15 @@ from pathlib import Path
 import duckdb
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import visible_controls
-from tasks.evidence.anchors import check_anchors, read_anchor_log
+from tasks.canonical import utc_iso, visible_controls
+from tasks.evidence.anchors import check_anchors, check_spooled, read_anchor_log
 from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
 from tasks.evidence.integrity import chain_problems
 from tasks.evidence.keys import load_public_keys
 from tasks.evidence.problems import RunProblem
 from tasks.evidence.signing import ChainRun, check_signatures
+from tasks.evidence.spool_file import spool_dir
 from tasks.evidence.store import EvidenceStore
 
 __all__ = ["HEAD_HASH", "EvidenceVerification", "verify_evidence"]
@@ -124,6 +125,8 @@ def verify_evidence(
             ]
             signatures = check_signatures(store.conn, runs, trusted)
             catalog = catalog_problems(store.conn)
+            starts = store.conn.execute("SELECT workspace, started_at FROM collection_runs")
+            stored = {(workspace, utc_iso(started)) for workspace, started in starts.fetchall()}
         except duckdb.Error as exc:
             raise translate(exc, path, action="verify") from None
     result = EvidenceVerification(runs_checked=chain.runs_checked, catalog=catalog)
@@ -131,7 +134,7 @@ def verify_evidence(
     result.notes += signatures.notes
     if log is not None:
         anchors = check_anchors(runs, log, trusted)
-        found += anchors.problems
+        found += anchors.problems + check_spooled(log, stored, _in_spool(path))
         result.notes += anchors.notes
     if expect_head is not None:
         found += _head_problems(runs, expect_head, result.notes)
@@ -171,3 +174,9 @@ def _head_problems(runs: list[ChainRun], expect_head: str, notes: list[str]) -> 
         )
     )
     return []
+
+
+def _in_spool(path: Path) -> set[str]:
+    """Names (without their suffix: waiting, claimed or set aside) of the spool's files."""
+    folder = spool_dir(path)
+    return {entry.stem for entry in folder.iterdir()} if folder.is_dir() else set()

@@ -252,12 +252,26 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
     spooled = Path(outcome.spooled)
     assert spooled.parent == Path(f"{db}.spool") and oct(spooled.stat().st_mode)[-3:] == "600"
 
+    from tasks.evidence.verification import verify_evidence
+
+    log = tmp_path / "r" / "anchors.jsonl"
+    kept = spooled.read_bytes()
+    spooled.unlink()  # lost before a collection could store it
+    lost = verify_evidence(db, anchor_log=log)
+    assert [p.what for p in lost.problems] == [
+        f"the attempt of alpha started {json.loads(log.read_text())['started_at']} was spooled "
+        f"(anchor log line 1) but is not in the evidence file, and its spool file "
+        f"{spooled.name} is gone: it was deleted before a collection could store it"
+    ]
+    spooled.write_bytes(kept)
+    assert verify_evidence(db, anchor_log=log).ok, "waiting in the spool is not lost"
+
     assert collect_local(["beta"]).whole
     runs, _ = stored(tmp_path, "workspace, status")
     assert runs == [("alpha", "complete"), ("beta", "complete")], "the spooled run first"
     assert list(spooled.parent.iterdir()) == []
-    anchored = (tmp_path / "r" / "anchors.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["workspace"] for line in anchored] == ["alpha", "beta"]
-    from tasks.evidence.integrity import verify_chain
-
-    assert verify_chain(db).ok
+    anchored = log.read_text(encoding="utf-8").splitlines()
+    assert [(json.loads(line)["schema"], json.loads(line)["workspace"]) for line in anchored] == [
+        ("bb2sv.spooled/1", "alpha"), ("bb2sv.anchor/1", "alpha"), ("bb2sv.anchor/1", "beta")
+    ]  # fmt: skip
+    assert verify_evidence(db, anchor_log=log).ok, "a spooled attempt stored since"
