@@ -32,6 +32,7 @@ from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock
 from tasks.bitbucket.exceptions import BitbucketError, PaginationAnomaly
 from tasks.bitbucket.extract import ListingWalk
+from tasks.bitbucket.messages import credentials_echoed
 from tasks.bitbucket.models import ListingResult
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer
@@ -97,6 +98,11 @@ def extract_directory(
             f"{directory.label} was not read whole: {reason}. Run the collection again; if "
             f"it repeats, the Admin API's pagination is at fault. {CONSEQUENCE}"
         )
+    if reader.pages_masked:
+        echoed = credentials_echoed(reader.pages_masked)
+        directory.error = f"{directory.error or ''} {echoed} {CONSEQUENCE}".strip()
+        if directory.status == RunStatus.COMPLETE:
+            directory.status, directory.error_kind = RunStatus.INCOMPLETE, ErrorKind.ANOMALY
     if directory.error is None:
         logger.info(
             "%s: complete, %d users, %d requests",

@@ -74,6 +74,7 @@ from tasks.bitbucket.messages import seconds, status_error
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
+from tasks.bitbucket.secret import mask_secrets
 from tasks.bitbucket.tls import tls_context
 from tasks.signals import STOP, StopFlag
 from tasks.version import __version__
@@ -176,6 +177,7 @@ class BitbucketClient:
         self.pages: list[RawPage] = []
         self.request_count = 0  # API requests sent, retries included; OAuth token requests not
         self.successful_pages = 0
+        self.pages_masked = 0  # responses that contained the credentials (`mask_secrets`)
 
     def __enter__(self) -> BitbucketClient:
         return self
@@ -409,12 +411,21 @@ class BitbucketClient:
         return min(self.settings.response_deadline, remaining), httpx.Timeout(read, connect=connect)
 
     def _record(self, response: httpx.Response, listing: Listing, body: bytes) -> RawPage:
+        kept = mask_secrets(body, self.settings.auth.secret_values())
+        if kept is not body:
+            self.pages_masked += 1
+            logger.warning(
+                "%s: the response to %s contained the credentials; they are masked in the page "
+                "kept, so it is not as received and the read cannot be complete",
+                self.subject,
+                public_url(response.request.url),
+            )
         page = RawPage(
             listing=listing,
             url=public_url(response.request.url),
             status_code=response.status_code,
             fetched_at=self._clock.now(),
-            body=body,
+            body=kept,
         )
         self.pages.append(page)
         return page

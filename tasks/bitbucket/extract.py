@@ -54,6 +54,7 @@ from tasks.bitbucket.client import BitbucketClient
 from tasks.bitbucket.clock import SYSTEM_CLOCK, Clock, stopped_by
 from tasks.bitbucket.config import PAGELEN, BitbucketSettings
 from tasks.bitbucket.exceptions import BitbucketError, CollectionStopped, PaginationAnomaly
+from tasks.bitbucket.messages import credentials_echoed
 from tasks.bitbucket.models import ListingResult, RawPage, WorkspaceExtract
 from tasks.bitbucket.paginator import NextLinkPaginator
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
@@ -272,6 +273,11 @@ def extract_workspace(
     members = walks[WORKSPACE_LISTINGS.index(Listing.MEMBERS)]
     members_read = readers[WORKSPACE_LISTINGS.index(Listing.MEMBERS)].successful_pages
     status, error, error_kind, failed = _verdict(workspace, walks, members_read)
+    if masked := sum(reader.pages_masked for reader in readers):
+        echoed = credentials_echoed(masked)
+        error = echoed if error is None else f"{error} Also, {echoed[0].lower()}{echoed[1:]}"
+        if status == RunStatus.COMPLETE:
+            status, error_kind = RunStatus.INCOMPLETE, ErrorKind.ANOMALY
     request_count = sum(reader.request_count for reader in readers)
     _warn_if_2fa_hidden(workspace, members)
     if error is not None:

@@ -130,3 +130,12 @@ def status_error(
         "not help; check the workspace name and BITBUCKET_API_URL, or report this as a bb2sv bug."
     )
     return ErrorKind.BAD_REQUEST, text
+
+
+def credentials_echoed(masked: int) -> str:
+    """Why a read that echoed the credentials in `masked` responses is not complete."""
+    return (
+        f"{masked} response(s) contained the credentials, which were masked before the pages "
+        "were kept: those pages are not as received, so the read is not complete. Bitbucket "
+        "and Atlassian never send them back; check the API URL setting."
+    )

@@ -316,3 +316,22 @@ def test_a_token_the_server_echoes_is_masked_even_when_cut_short(
     assert extract.status == "failed" and "***" in extract.error
     for shown in (extract.error, caplog.text):
         assert token[:8] not in shown and token[-9:-1] not in shown
+
+
+def test_a_body_that_echoes_the_token_is_kept_masked_and_the_read_is_not_complete(
+    settings_at, collect, clock, one_member_page
+):
+    """Raw pages are kept as received, but a token must never reach the evidence file: a
+    response that contains it is kept with the token masked, and the run says so."""
+    token = "t0ken-echoed-in-a-page-body-0123456789"
+    page = {**one_member_page, "debug": f"Authorization: Bearer {token}"}
+
+    with httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json=page))
+    ) as http:
+        settings = settings_at("http://127.0.0.1:9/2.0", token)
+        extract = collect(settings, "acme", clock=clock, client=http)
+    assert extract.status == "incomplete" and extract.error_kind == "anomaly"
+    assert "response(s) contained the credentials, which were masked" in extract.error
+    assert all(token.encode() not in page.body for page in extract.pages)
+    assert b"Authorization: Bearer ***" in extract.pages[0].body
