@@ -5,8 +5,9 @@
 - the process work pool the deployments use (`bb2sv-process`);
 - the credential's shared API budget, a global concurrency rate limit (tasks/shared_budget.py),
   when credentials are at hand (environment or `--secret-block`);
-- the automations in bb2sv/automations/*.yaml: no completed daily run within 26 h; any Failed,
-  Crashed or TimedOut bb2sv run; a new critical violation. They notify through the Prefect
+- the automations in bb2sv/automations/*.yaml: no completed daily run within 26 h of the
+  last (and, repeating, a whole 26 h window without one); any Failed, Crashed or TimedOut
+  run of the bb2sv flows; a new critical violation. They notify through the Prefect
   notification block named with `--notify`; without one they only record that they fired.
 
     results = prefect_setup(pool="bb2sv-process", notify="slack-security")

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TOKEN = "emu-deploy-test-token-31337"
-AUTOMATIONS = {"bb2sv-daily-evidence-missing", "bb2sv-run-failed", "bb2sv-critical-violation"}
+AUTOMATIONS = {
+    "bb2sv-daily-evidence-missing", "bb2sv-daily-evidence-still-missing", "bb2sv-run-failed",
+    "bb2sv-critical-violation",
+}  # fmt: skip
 
 
 def bare_env(home: Path) -> dict[str, str]:
@@ -150,3 +153,25 @@ def test_notify_points_the_alerts_at_the_named_block_and_an_unknown_one_is_a_con
             prefect_setup(notify="no-such-block")
     finally:
         prefect_setup()  # the alerts only record again, as the other tests expect
+
+
+def test_the_alerts_follow_what_they_watch():
+    """A missed day is counted from the last completed run (after = expect: each completed
+    run restarts the window; fixed back-to-back windows reported it up to two windows
+    late), and a failed run is matched by its flow's name, which `bb2sv collect` with a
+    Prefect API carries too (it has no deployment tag)."""
+    import yaml
+
+    from bb2sv.prefect_setup import AUTOMATIONS as FOLDER
+    from flows import audit_report, collect
+
+    def trigger(name: str) -> dict:
+        return yaml.safe_load((FOLDER / f"{name}.yaml").read_text(encoding="utf-8"))["trigger"]
+
+    missing = trigger("daily-evidence-missing")
+    assert missing["posture"] == "Proactive"
+    assert missing["after"] == missing["expect"] == ["prefect.flow-run.Completed"]
+    assert "after" not in trigger("daily-evidence-still-missing")
+    failed = trigger("run-failed")["match_related"]
+    assert failed["prefect.resource.role"] == "flow"
+    assert set(failed["prefect.resource.name"]) == {collect.FLOW_NAME, audit_report.FLOW_NAME}
