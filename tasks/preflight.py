@@ -103,6 +103,11 @@ def preflight(
 
 def check_reports_dir(reports_dir: str | os.PathLike) -> Path:
     """Create the reports root if needed and prove it is writable."""
+    if not os.fspath(reports_dir).strip():
+        raise ConfigError(
+            "The reports directory is empty (--reports-dir ''), which would write reports and "
+            "the anchor log into the current folder. Name a directory."
+        )
     path = Path(reports_dir)
     if path.exists() and not path.is_dir():
         raise ConfigError(

@@ -212,8 +212,19 @@ def _auth_from_env(values: Mapping[str, str]) -> BitbucketAuth:
     )
 
 
+# A week: no wait of a collection needs longer, and the clocks that time waits (deadlines
+# on the monotonic clock, the alarm thread's timestamps) overflow on values far beyond it.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_COUNT = 1_000_000
+
+
 def _number(
-    values: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False
+    values: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    allow_zero: bool = False,
+    maximum: float = MAX_SECONDS,
 ) -> float:
     raw = values.get(name)
     if raw is None:
@@ -225,12 +236,14 @@ def _number(
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         wanted = "a number of 0 or more" if allow_zero else "a positive number"
         raise ConfigError(f"{name} must be {wanted}, got {raw!r}")
+    if number > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:g}, got {raw!r}")
     return number
 
 
 def _whole(values: Mapping[str, str], name: str, default: int) -> int:
     """A count: a whole number of at least 1 (`8`, or `8.0`, not `0.5`)."""
-    number = _number(values, name, default)
+    number = _number(values, name, default, maximum=MAX_COUNT)
     if number != int(number) or number < 1:
         raise ConfigError(f"{name} must be a whole number of at least 1, got {values[name]!r}")
     return int(number)

@@ -18,12 +18,15 @@ before its own runs. The others are set aside, never deleted (`set_aside`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.atlassian.models import DirectoryExtract
+from tasks.bitbucket.config import MAX_SECONDS
+from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.evidence.errors import EvidenceLocked
 from tasks.evidence.keys import RunSigner
@@ -75,13 +78,21 @@ class StoreResult:
 
 
 def writer_wait() -> float:
-    """Seconds a writer waits for the evidence file: BB2SV_WRITER_WAIT, else WRITER_WAIT_S."""
+    """Seconds a writer waits for the evidence file: BB2SV_WRITER_WAIT, else WRITER_WAIT_S.
+    ConfigError for a value that is not 0 to MAX_SECONDS (a week): the preflight reads it
+    first, so a collection with a bad one stops before it reads anything."""
     raw = os.environ.get("BB2SV_WRITER_WAIT", "").strip()
-    try:
-        return max(0.0, float(raw)) if raw else WRITER_WAIT_S
-    except ValueError:
-        log.warning("BB2SV_WRITER_WAIT=%r is not a number; waiting %g s", raw, WRITER_WAIT_S)
+    if not raw:
         return WRITER_WAIT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise ConfigError(
+            f"BB2SV_WRITER_WAIT must be a number of seconds from 0 to {MAX_SECONDS:g}, got {raw!r}"
+        )
+    return seconds
 
 
 def open_writer(db_path: str | os.PathLike, wait_s: float) -> EvidenceStore:

@@ -119,6 +119,10 @@ def test_config_errors_name_the_variables(env, names):
         ("BITBUCKET_MAX_REQUESTS_PER_HOUR", "1e999", "a positive number"),  # was OverflowError
         ("BITBUCKET_READ_TIMEOUT", "inf", "a positive number"),  # a wait without a ceiling
         ("BITBUCKET_BACKOFF_BASE", "-1", "a number of 0 or more"),
+        # Accepted once, then the alarm thread that times responses died of an overflow.
+        ("BITBUCKET_RESPONSE_DEADLINE", "1e300", "at most 604800"),
+        ("BITBUCKET_RETRY_DEADLINE", "604801", "at most 604800"),
+        ("BITBUCKET_MAX_ATTEMPTS", "1e7", "at most 1e+06"),
     ],
 )
 def test_tuning_numbers_out_of_range_say_what_they_take(variable, value, takes):
