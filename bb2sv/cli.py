@@ -24,7 +24,7 @@ from bb2sv.terminal import FORMATS, labelled, literal, write_frame
 from tasks.canonical import visible_controls
 
 if TYPE_CHECKING:
-    from flows.outcomes import WorkspaceOutcome
+    from flows.outcomes import Collection, WorkspaceOutcome
 
 app = typer.Typer(
     help="Tamper-evident evidence that every Bitbucket Cloud member uses two-step verification.",
@@ -171,15 +171,25 @@ def collect(
         raise fail(exc) from None
     print_outcomes(result.outcomes)
     if result.stopped_by:
-        not_started = ", ".join(result.not_started) or "none"
-        err.print(
-            labelled(
-                f"stopped by {result.stopped_by}:",
-                f"the attempts in flight are stored as failed runs; not started: "
-                f"{not_started}. Run the collection again.",
-            )
-        )
+        err.print(labelled(f"stopped by {result.stopped_by}:", stop_summary(result)))
     raise typer.Exit(int(exit_code_for_outcomes(result.outcomes, result.stopped_by)))
+
+
+def stop_summary(result: Collection) -> str:
+    """What a stopped collection did: a stop can come after a workspace was read whole and
+    stored, before its daily report was written."""
+    stopped = [o.workspace for o in result.outcomes if o.run_id and not o.complete]
+    stored = [o for o in result.outcomes if o.run_id and o.complete]
+    unreported = [o for o in stored if o.report_dir is None]
+    parts = [f"stored whole: {', '.join(o.workspace for o in stored) or 'none'}"]
+    if unreported:
+        runs = " ".join(o.run_id for o in unreported)
+        parts.append(
+            f"daily report not written (write it with `bb2sv daily-report RUN_ID`): {runs}"
+        )
+    parts.append(f"stopped and stored as failed runs: {', '.join(stopped) or 'none'}")
+    parts.append(f"not started: {', '.join(result.not_started) or 'none'}")
+    return "; ".join(parts) + ". Run the collection again."
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:
@@ -237,6 +247,34 @@ def audit_report(
     if failure is not None:
         err.print(labelled("error:", str(failure)))
         raise typer.Exit(int(ExitCode.ERROR))
+
+
+@app.command("daily-report")
+def daily_report(
+    run_id: Annotated[str, typer.Argument(help="The stored run (collection_runs.run_id).")],
+    db: DbOption = "evidence.duckdb",
+    reports_dir: ReportsOption = "reports",
+) -> None:
+    """Write a stored run's daily report from the evidence file alone: one a stopped or
+    failed collection did not write (written again, it gives the same files)."""
+    from tasks.bitbucket.exceptions import ConfigError
+    from tasks.evidence.store import EvidenceStore
+    from tasks.preflight import check_reports_dir
+    from tasks.report import ReportConflict, ReportError, write_daily_report
+
+    try:
+        folder = check_reports_dir(reports_dir)
+        with EvidenceStore.open(db, read_only=True) as store:
+            bundle = write_daily_report(store.conn, run_id, folder)
+    except ReportConflict as exc:
+        raise fail(exc) from None  # a different file under the report's name: unexpected
+    except ReportError as exc:
+        raise fail(ConfigError(f"{exc}. Take the run_id from `bb2sv query`.")) from None
+    except Exception as exc:
+        raise fail(exc) from None
+    out.print(literal(f"{run_id}: {bundle.status}"))
+    for path in [*bundle.files.values(), bundle.manifest_path]:
+        out.print(literal(f"  {path}"), soft_wrap=True)
 
 
 @app.command()

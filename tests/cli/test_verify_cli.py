@@ -270,3 +270,49 @@ def test_query_is_sandboxed_from_the_command_line(signed):
     assert "root:" not in result.output
     copy = cli("query", "COPY collection_runs TO '/tmp/bb2sv-exfil.csv'", "--db", signed.db)
     assert copy.exit_code == 2 and not Path("/tmp/bb2sv-exfil.csv").exists()
+
+
+def test_daily_report_writes_a_stored_runs_report_again(signed, tmp_path):
+    """A collection stopped after storing a run, before its report, said to run the
+    collection again: `daily-report` writes that run's report from the evidence alone, the
+    very files the collection would have written."""
+    copy = copy_of(signed, tmp_path)
+    (run_id,) = (
+        duckdb.connect(copy.db, read_only=True)
+        .execute("SELECT run_id FROM collection_runs ORDER BY seq LIMIT 1")
+        .fetchone()
+    )
+    written = cli("daily-report", run_id, "--db", copy.db, "--reports-dir", str(tmp_path / "n"))
+    assert written.exit_code == 0, written.output
+    (manifest,) = (tmp_path / "n").rglob("*.manifest.json")
+    (original,) = [m for m in copy.manifests if m.name == manifest.name]
+    assert manifest.read_bytes() == original.read_bytes()
+    again = cli("daily-report", run_id, "--db", copy.db, "--reports-dir", str(tmp_path / "n"))
+    assert again.exit_code == 0, "the same files again: left alone"
+    unknown = cli("daily-report", "no-such-run", "--db", copy.db, "--reports-dir", str(tmp_path))
+    assert unknown.exit_code == 3 and "no-such-run" in unknown.output
+
+
+def test_a_stopped_collection_says_what_it_stored_and_what_is_missing():
+    from bb2sv.cli import stop_summary
+    from flows.outcomes import Collection, WorkspaceOutcome
+    from tasks.vocabulary import ErrorKind, RunStatus
+
+    def outcome(workspace, status, run_id, report_dir):
+        kind = None if status == RunStatus.COMPLETE else ErrorKind.STOPPED
+        return WorkspaceOutcome(workspace, status, run_id, "h", 3, None, kind, None, report_dir)
+
+    result = Collection(
+        [
+            outcome("alpha", RunStatus.COMPLETE, "r-alpha", "reports/x"),
+            outcome("beta", RunStatus.COMPLETE, "r-beta", None),
+            outcome("gamma", RunStatus.FAILED, "r-gamma", "reports/y"),
+        ],
+        stopped_by="SIGTERM",
+        not_started=("delta",),
+    )
+    assert stop_summary(result) == (
+        "stored whole: alpha, beta; daily report not written (write it with `bb2sv "
+        "daily-report RUN_ID`): r-beta; stopped and stored as failed runs: gamma; not started: "
+        "delta. Run the collection again."
+    )
