@@ -94,14 +94,19 @@ def new_run_dir(directory: Path) -> Path:
     raise FileExistsError(f"Too many demo runs in {directory} this second; try again.")
 
 
-def demo_policy_yaml(workspace: str, nickname: str, start: date, expires_on: date) -> str:
+def demo_policy_yaml(workspace: str, member: dict | None, start: date, expires_on: date) -> str:
+    """One approved exception for `member` (an expected member row; None: nobody), named by
+    account_id, its nickname beside it for the reader."""
+    who = (
+        f'  - account_id: "{member["account_id"]}"\n    nickname: {member["nickname"]}\n'
+        if member is not None
+        else '  - account_id: "557058:nobody"\n'
+    )
     return (
         "# Demo policy: one approved exception that expires half-way through the window.\n"
         "grace_days: 7\n"
         "sla_days: 14\n"
-        "exceptions:\n"
-        f"  - nickname: {nickname}\n"
-        f"    workspace: {workspace}\n"
+        "exceptions:\n" + who + f"    workspace: {workspace}\n"
         "    reason: Hardware key on order; uses SSH keys only until it arrives\n"
         "    approved_by: CISO (demo)\n"
         "    ticket: SEC-1234\n"
@@ -170,7 +175,7 @@ def run_demo(directory: Path, *, days: int = 90, members: int = 300, console: Co
             and m["account_type"] == "user"
             and m["account_id"] not in listed
         ]
-        excepted = not_enabled[0]["nickname"] if not_enabled else "nobody"
+        excepted = not_enabled[0] if not_enabled else None
         base = demo_policy_yaml(
             slugs[0], excepted, first_day, first_day + timedelta(days=days // 2)
         )

@@ -29,6 +29,9 @@ def test_demo_writes_verified_evidence_and_reports(tmp_path):
     counts = dict(zip(runs["status"], runs["n"], strict=True))
     # 5 backfilled days × 3 workspaces + today's flow run; two days of one are incomplete
     assert counts == {"complete": 3 * 6 - 2, "incomplete": 2}
+    # The demo's exception names its member by account_id (a nickname alone covers nobody).
+    policy = (folder / "policy-sso.yaml").read_text(encoding="utf-8")
+    assert "exceptions:\n  - account_id: " in policy
     audit = re.findall(r"audit report: (\S+\.html)", summary)
     assert len(audit) == 3
     html = (folder.parent / audit[0]).read_text(encoding="utf-8")
