@@ -45,7 +45,7 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.run_record import RunRecord
-from tasks.evidence.spool import SET_ASIDE, SpoolSeal, StoreResult, set_aside, spooled_runs
+from tasks.evidence.spool import SpoolSeal, StoreResult, aside_note, set_aside, spooled_runs
 from tasks.preflight import CollectionSetup, preflight
 from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
@@ -160,11 +160,7 @@ def run_collection(
             for unanchored in (result.reason for result in replayed if result.reason):
                 engine.log.error("%s", unanchored)
         for aside in set_aside(options.db_path):
-            engine.log.error(
-                "%s was not stored: it %s. Inspect it; rename it to .json to store it.",
-                aside,
-                SET_ASIDE.get(aside.suffix, "was claimed by a replay that stopped"),
-            )
+            engine.log.error("%s was not stored: %s", aside, aside_note(aside))
         directory = directory_read(engine, setup.directory)
         outcomes, not_started = collect_all(engine, options, setup, plan, directory)
         read = directory()

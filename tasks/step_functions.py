@@ -125,10 +125,13 @@ def record_attempt(
 def replay_spool(to: Destination, witness: Witness | None = None) -> list[spool.StoreResult]:
     """Store (sign, anchor) the attempts an earlier collection had to spool, before this
     one's; a result whose `reason` is set was stored but could not be anchored."""
-    return [
-        anchored(spool.StoreResult(record=record), to, witness)
-        for record in spool.replay(to.db_path, signer=to.signer, seal=to.seal)
-    ]
+    results: list[spool.StoreResult] = []
+
+    def anchor_now(record: RunRecord) -> None:  # before the next: a crash leaves none unanchored
+        results.append(anchored(spool.StoreResult(record=record), to, witness))
+
+    spool.replay(to.db_path, signer=to.signer, seal=to.seal, on_stored=anchor_now)
+    return results
 
 
 def anchored(

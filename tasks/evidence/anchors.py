@@ -24,6 +24,7 @@ anchored run are vouched for by it; after it, every run must be anchored.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,7 @@ class SpooledLine:
     workspace: str
     started_at: str  # as utc_iso writes it
     spool_file: str  # its name in the spool folder
+    sha256: str | None  # of the spool file as written (None: it was claimed before it was read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +136,19 @@ def append_spooled(
     log_path: Path, *, workspace: str, started_at: datetime, spool_file: Path, evidence: Path
 ) -> str:
     """Append the line of an attempt kept in the spool: if its file is lost before a
-    collection stores it, verify says so."""
+    collection stores it, verify says so. `sha256`: the spool file's, when it could still be
+    read (another collection may have claimed it already)."""
+    try:
+        digest = sha256_hex(spool_file.read_bytes())
+    except OSError:
+        digest = None
     document = {
         "schema": SPOOLED_SCHEMA,
         "workspace": workspace,
         "started_at": utc_iso(started_at),
         "spool_file": spool_file.name,
-        "sha256": sha256_hex(spool_file.read_bytes()),
-        "evidence_file": str(evidence.resolve()),
+        "sha256": digest,
+        "evidence_file": str(evidence.absolute()),
         "spooled_at": utc_iso(datetime.now(UTC)),
     }
     line = orjson.dumps(document) + b"\n"
@@ -287,11 +294,10 @@ def _bad_line_signature(anchor: Anchor, trusted: dict[str, Ed25519PublicKey] | N
 
 
 def check_spooled(
-    log: AnchorLog, stored: set[tuple[str, str]], in_spool: set[str]
+    log: AnchorLog, stored: set[tuple[str, str]], in_spool: Callable[[SpooledLine], bool]
 ) -> list[RunProblem]:
     """Each attempt the log says was spooled: stored since (its workspace and start among
-    `stored`), or still a file in the spool (`in_spool`: names without their suffix);
-    otherwise it was lost."""
+    `stored`), or still its very file in the spool (`in_spool`); otherwise it was lost."""
     return [
         RunProblem(
             "",
@@ -301,8 +307,7 @@ def check_spooled(
             f"{line.spool_file} is gone: it was deleted before a collection could store it",
         )
         for line in log.spooled
-        if (line.workspace, line.started_at) not in stored
-        and Path(line.spool_file).stem not in in_spool
+        if (line.workspace, line.started_at) not in stored and not in_spool(line)
     ]
 
 
@@ -310,8 +315,13 @@ def _parse(number: int, raw: bytes) -> Anchor | SpooledLine | None:
     try:
         item = orjson.loads(raw)
         if item.get("schema") == SPOOLED_SCHEMA:
+            digest = item.get("sha256")
             return SpooledLine(
-                number, str(item["workspace"]), str(item["started_at"]), str(item["spool_file"])
+                number,
+                str(item["workspace"]),
+                str(item["started_at"]),
+                str(item["spool_file"]),
+                digest if isinstance(digest, str) else None,
             )
         if item.get("schema") != ANCHOR_SCHEMA:
             return None

@@ -26,7 +26,7 @@ from pathlib import Path
 from tasks.evidence.connection import connect
 from tasks.evidence.errors import EvidenceError
 
-__all__ = ["with_new_identifier"]
+__all__ = ["identifier_of", "with_new_identifier"]
 
 _MAIN_HEADER = 4096  # bytes: the main header's block; the checksum covers the rest of it
 _CHECKSUM = range(0, 8)
@@ -45,6 +45,20 @@ def with_new_identifier(image: bytes) -> bytes | None:
     head[_IDENTIFIER.start : _IDENTIFIER.stop] = os.urandom(len(_IDENTIFIER))
     head[_CHECKSUM.start : _CHECKSUM.stop] = _WORD.pack(_checksum(head[_CHECKSUM.stop :]))
     return bytes(head) + image[_MAIN_HEADER:]
+
+
+def identifier_of(path: str | os.PathLike) -> str:
+    """The DuckDB identifier of the file at `path` (hex), read from its main header without
+    opening it (another process may hold it); '' when there is no such file, or this
+    DuckDB's header is laid out otherwise. Spooled attempts are sealed for it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_MAIN_HEADER)
+    except OSError:
+        return ""
+    if not _checksum_holds(head) or not _layout_as_expected():
+        return ""
+    return head[_IDENTIFIER.start : _IDENTIFIER.stop].hex()
 
 
 def _checksum(block: bytes | bytearray) -> int:

@@ -17,10 +17,12 @@ before its own runs. The others are set aside, never deleted (`set_aside`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,7 @@ __all__ = [
     "Spooled",
     "StoreResult",
     "replay",
+    "aside_note",
     "set_aside",
     "spool_dir",
     "spooled_runs",
@@ -149,21 +152,42 @@ def spooled_runs(db_path: str | os.PathLike) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
-# What a spool file is renamed to when it is not stored, and why.
+# What a spool file is renamed to when it is not stored, why, and what to do about it.
 SET_ASIDE = {
     ".unreadable": "cannot be read",
-    ".unverified": "is not sealed by this collection's credentials",
+    ".unverified": "is not sealed for this evidence file with this collection's credentials",
     ".duplicate": "is already in the evidence file",
+}
+_WHAT_TO_DO = {
+    ".unreadable": "Inspect it; rename it back to .json to retry.",
+    ".unverified": (
+        "If you know it is genuine, rename it back to .json and collect with "
+        "BB2SV_SPOOL_TRUST=1; otherwise keep it as a record of what was tried."
+    ),
+    ".duplicate": "Its run is stored: keep it or delete it, it is not stored twice.",
 }
 
 
 def set_aside(db_path: str | os.PathLike) -> list[Path]:
-    """Spool files set aside (never deleted), and claims left by a replay that was killed:
-    each is for a person to look at."""
+    """Everything in the spool folder but the attempts waiting there (`*.json`): files set
+    aside (never deleted), claims of a replay (running, or killed), anything else put there.
+    Each is for a person to look at (`aside_note`)."""
     folder = spool_dir(db_path)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (*SET_ASIDE, ".storing"))
+    return sorted(p for p in folder.iterdir() if p.suffix != ".json")
+
+
+def aside_note(path: Path) -> str:
+    """Why `path` (from `set_aside`) was not stored, and what to do about it."""
+    if path.suffix in SET_ASIDE:
+        return f"it {SET_ASIDE[path.suffix]}. {_WHAT_TO_DO[path.suffix]}"
+    if path.suffix == ".storing":
+        return (
+            "a replay claimed it (one running now, or one that was stopped). If no collection "
+            "is running, rename it back to .json to have it stored."
+        )
+    return "it is not a spooled attempt bb2sv wrote. Inspect it."
 
 
 class DuplicateAttempt(Exception):
@@ -177,12 +201,15 @@ def replay(
     *,
     seal: SpoolSeal,
     trust: bool | None = None,
+    on_stored: Callable[[RunRecord], None] | None = None,
 ) -> list[RunRecord]:
     """Store (and with `signer` sign) every spooled attempt sealed with `seal`, oldest
-    first; stop at the first that the evidence file cannot take (it stays in the spool, with
-    the ones after it). One that cannot be read, is not sealed with `seal` (unless `trust`,
-    default BB2SV_SPOOL_TRUST=1), or was stored already is set aside (renamed, never
-    deleted), so it does not hold back the attempts after it."""
+    first, calling `on_stored` (e.g. to anchor it) as soon as each is committed; stop at the
+    first that the evidence file cannot take (it stays in the spool, with the ones after
+    it). One that cannot be read, is not sealed with `seal` (unless `trust`, default
+    BB2SV_SPOOL_TRUST=1), or was stored already is set aside (renamed, never deleted), so it
+    does not hold back the attempts after it. Whatever is in the folder, it never raises
+    for one file: a file it cannot rename is left where it is, and said so."""
     wait_s = writer_wait() if wait_s is None else wait_s
     trust = os.environ.get("BB2SV_SPOOL_TRUST", "").strip() == "1" if trust is None else trust
     if trust:
@@ -194,15 +221,10 @@ def replay(
     stored: list[RunRecord] = []
     for path in spooled_runs(db_path):
         claimed = path.with_suffix(".storing")
+        if not _renamed(path, claimed, "cannot be claimed, so it is skipped"):
+            continue  # atomic: two replays never store one attempt twice
         try:
-            path.rename(claimed)  # atomic: two replays never store one attempt twice
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            log.error("spooled attempt %s cannot be claimed (%s): skipped", path.name, _why(exc))
-            continue
-        try:
-            attempt = read_spool(claimed, seal=seal, trust=trust)
+            attempt = read_spool(claimed, seal=seal, trust=trust, evidence=db_path)
         except SpoolSealError as exc:
             _set_aside(claimed, path, ".unverified", exc)
             continue
@@ -215,13 +237,33 @@ def replay(
             _set_aside(claimed, path, ".duplicate", exc)
             continue
         except Exception as exc:
-            claimed.rename(path)
+            _renamed(claimed, path, "could not be put back; it waits as .storing")
             log.error("spooled attempt %s stays in the spool: %s", path.name, _why(exc))
             break
-        claimed.unlink()
-        log.info("stored spooled attempt %s as run %s", path.name, record.run_id)
         stored.append(record)
+        log.info("stored spooled attempt %s as run %s", path.name, record.run_id)
+        if on_stored is not None:
+            on_stored(record)
+        try:
+            claimed.unlink()
+        except OSError as exc:  # stored: a copy left behind is set aside as a duplicate
+            log.error("stored spooled attempt %s could not be removed (%s)", claimed, _why(exc))
     return stored
+
+
+def _renamed(source: Path, target: Path, otherwise: str) -> bool:
+    """Rename `source` to `target`, never over an existing entry; False (logged, unless
+    `source` is gone) when it cannot be done."""
+    try:
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(errno.EEXIST, "something by that name is in the way")
+        source.rename(target)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.error("spooled attempt %s %s (%s)", source.name, otherwise, _why(exc))
+        return False
 
 
 def _why(exc: BaseException) -> str:
@@ -235,14 +277,16 @@ def _why(exc: BaseException) -> str:
 
 def _set_aside(claimed: Path, path: Path, suffix: str, exc: BaseException) -> None:
     aside = path.with_suffix(suffix)
-    claimed.rename(aside)
+    if not _renamed(claimed, aside, f"could not be moved to {aside.name}; it waits as .storing"):
+        return
     log.error(
         "spooled attempt %s %s (%s): it was moved to %s so that the attempts after it are "
-        "stored. Inspect it; rename it back to .json to retry.",
+        "stored. %s",
         path.name,
         SET_ASIDE[suffix],
         _why(exc),
         aside,
+        _WHAT_TO_DO[suffix],
     )
 
 

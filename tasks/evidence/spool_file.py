@@ -5,15 +5,19 @@ Whoever can write the spool folder (beside the evidence file) need not hold the 
 credentials; without a seal, such a person could spool a made-up attempt (every member
 with 2SV on, a member left out, a lenient policy) and the next honest collection would
 store, sign and anchor it as evidence. So each file is sealed with an HMAC whose key is
-derived from the collection's credentials (`SpoolSeal.for_auth`), and an attempt is stored
-only if its seal matches. Rotated credentials leave earlier files unverifiable: they are set
-aside, never deleted, and `BB2SV_SPOOL_TRUST=1` stores them on the operator's word.
+derived from the collection's credentials (`SpoolSeal.for_auth`), over the attempt and the
+identifier of the evidence file it was spooled for (`file_identity.identifier_of`: a genuine
+attempt of another evidence file, say a staging one with a lenient policy, is not this
+file's), and an attempt is stored only if its seal matches. Rotated credentials leave
+earlier files unverifiable: they are set aside, never deleted, and `BB2SV_SPOOL_TRUST=1`
+stores them on the operator's word.
 
     seal = SpoolSeal.for_auth(settings.auth)            # its repr shows no key
     path = write_spool("evidence.duckdb", Spooled(extract, policy, None), seal=seal)
-    attempt = read_spool(path, seal=seal)                # SpoolSealError if not ours
+    attempt = read_spool(path, seal=seal, evidence="evidence.duckdb")  # SpoolSealError if not ours
 
-A file is one JSON header line (format and seal), then the attempt as JSON (pages base64).
+A file is one JSON header line (format, the evidence file's identifier, seal), then the
+attempt as JSON (pages base64).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.auth import BitbucketAuth
 from tasks.bitbucket.models import RawPage, WorkspaceExtract
 from tasks.canonical import as_utc, utc_iso
+from tasks.evidence.file_identity import identifier_of
 from tasks.policy import DEFAULT_POLICY, Policy, parse_policy
 from tasks.version import __version__
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
@@ -78,8 +83,11 @@ class SpoolSeal:
     def for_auth(cls, auth: BitbucketAuth) -> SpoolSeal:
         return cls(hmac.new(auth.seal_material(), _SEAL_CONTEXT, hashlib.sha256).digest())
 
-    def of(self, attempt: bytes) -> str:
-        return hmac.new(self._key, SPOOL_FORMAT.encode() + b"\n" + attempt, "sha256").hexdigest()
+    def of(self, attempt: bytes, evidence: str) -> str:
+        """The seal of `attempt` spooled for the evidence file whose identifier is
+        `evidence` (`file_identity.identifier_of`)."""
+        sealed = f"{SPOOL_FORMAT}\n{evidence}\n".encode() + attempt
+        return hmac.new(self._key, sealed, "sha256").hexdigest()
 
     def __repr__(self) -> str:
         return "SpoolSeal(***)"
@@ -123,7 +131,10 @@ def write_spool(db_path: str | os.PathLike, attempt: Spooled, *, seal: SpoolSeal
         },
     }
     body = orjson.dumps(document)
-    header = orjson.dumps({"format": SPOOL_FORMAT, "seal": seal.of(body)})
+    evidence = identifier_of(db_path)
+    header = orjson.dumps(
+        {"format": SPOOL_FORMAT, "evidence": evidence, "seal": seal.of(body, evidence)}
+    )
     temp = path.with_suffix(".partial")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -134,10 +145,12 @@ def write_spool(db_path: str | os.PathLike, attempt: Spooled, *, seal: SpoolSeal
     return path
 
 
-def read_spool(path: Path, *, seal: SpoolSeal, trust: bool = False) -> Spooled:
-    """The attempt in `path`; SpoolSealError unless its seal is this collection's (or
-    `trust`: BB2SV_SPOOL_TRUST, the operator vouches for files sealed otherwise or not at
-    all), ValueError or OSError if it cannot be read."""
+def read_spool(
+    path: Path, *, seal: SpoolSeal, evidence: str | os.PathLike, trust: bool = False
+) -> Spooled:
+    """The attempt in `path`; SpoolSealError unless it was sealed with `seal` for the
+    evidence file at `evidence` (or `trust`: BB2SV_SPOOL_TRUST, the operator vouches for
+    files sealed otherwise or not at all), ValueError or OSError if it cannot be read."""
     data = _read_regular_file(path)
     header_line, _, body = data.partition(b"\n")
     header = orjson.loads(header_line)
@@ -151,12 +164,19 @@ def read_spool(path: Path, *, seal: SpoolSeal, trust: bool = False) -> Spooled:
             )
         document = header
     elif header.get("format") == SPOOL_FORMAT:
-        given = header.get("seal")
-        if not (isinstance(given, str) and hmac.compare_digest(given, seal.of(body))) and not trust:
-            raise SpoolSealError(
-                "its seal does not match this collection's Bitbucket credentials: it was "
-                "written with other credentials (rotated since?), or by someone else, or edited"
-            )
+        given, ours = header.get("seal"), identifier_of(evidence)
+        if not (isinstance(given, str) and hmac.compare_digest(given, seal.of(body, ours))):
+            if header.get("evidence") != ours and not trust:
+                raise SpoolSealError(
+                    "it was spooled for another evidence file (or this one was replaced), "
+                    "or someone else wrote it"
+                )
+            if not trust:
+                raise SpoolSealError(
+                    "its seal does not match this collection's Bitbucket credentials: it was "
+                    "written with other credentials (rotated since?), or by someone else, or "
+                    "edited"
+                )
         document = orjson.loads(body)
     else:
         raise ValueError(f"it is not a bb2sv spooled run ({header.get('format')!r})")

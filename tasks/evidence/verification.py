@@ -22,6 +22,8 @@ unreadable key raises ConfigError.
 from __future__ import annotations
 
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -29,8 +31,13 @@ from pathlib import Path
 import duckdb
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import utc_iso, visible_controls
-from tasks.evidence.anchors import check_anchors, check_spooled, read_anchor_log
+from tasks.canonical import sha256_hex, utc_iso, visible_controls
+from tasks.evidence.anchors import (
+    SpooledLine,
+    check_anchors,
+    check_spooled,
+    read_anchor_log,
+)
 from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
 from tasks.evidence.integrity import chain_problems
@@ -176,7 +183,22 @@ def _head_problems(runs: list[ChainRun], expect_head: str, notes: list[str]) -> 
     return []
 
 
-def _in_spool(path: Path) -> set[str]:
-    """Names (without their suffix: waiting, claimed or set aside) of the spool's files."""
+def _in_spool(path: Path) -> Callable[[SpooledLine], bool]:
+    """Whether a spooled attempt's very file is still in the spool: a regular file by its
+    name (waiting, claimed or set aside) with the SHA-256 it was spooled with."""
     folder = spool_dir(path)
-    return {entry.stem for entry in folder.iterdir()} if folder.is_dir() else set()
+
+    def present(line: SpooledLine) -> bool:
+        stem = Path(line.spool_file).stem
+        for suffix in (".json", ".storing", ".unverified", ".unreadable", ".duplicate"):
+            candidate = folder / f"{stem}{suffix}"
+            try:
+                if not stat.S_ISREG(candidate.lstat().st_mode):
+                    continue
+                if line.sha256 is None or sha256_hex(candidate.read_bytes()) == line.sha256:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    return present

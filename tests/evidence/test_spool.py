@@ -14,6 +14,7 @@ from emulator import WorkspaceSpec
 from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
 from tasks.bitbucket.auth import BearerToken
 from tasks.evidence import spool
+from tasks.evidence.file_identity import identifier_of
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import DEFAULT_POLICY, parse_policy
@@ -90,10 +91,12 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     assert verify_chain(db_path).ok
 
 
-def sealed(body: dict) -> bytes:
-    """A spool file of `body`, sealed as this collection seals its own."""
+def sealed(body: dict, db_path) -> bytes:
+    """A spool file of `body`, sealed as this collection seals its own for `db_path`."""
     raw = orjson.dumps(body)
-    return orjson.dumps({"format": spool.SPOOL_FORMAT, "seal": SEAL.of(raw)}) + b"\n" + raw
+    evidence = identifier_of(db_path)
+    header = {"format": spool.SPOOL_FORMAT, "evidence": evidence, "seal": SEAL.of(raw, evidence)}
+    return orjson.dumps(header) + b"\n" + raw
 
 
 def unsealed(path) -> bytes:
@@ -112,7 +115,7 @@ def test_an_unreadable_spooled_attempt_is_set_aside_and_the_rest_are_stored(db_p
     good = spool.write_spool(db_path, spool.Spooled(attempt, policy, None), seal=SEAL)
     folder = spool.spool_dir(db_path)
     (folder / "0-damaged.json").write_bytes(good.read_bytes()[:-40])  # cut short
-    (folder / "1-missing-key.json").write_bytes(sealed({"policy": {}}))
+    (folder / "1-missing-key.json").write_bytes(sealed({"policy": {}}, db_path))
     (folder / "2-a-folder.json").mkdir()
     os.mkfifo(folder / "3-a-fifo.json")  # reading it would wait for a writer forever
     # A body edited in a file from before 0.4 (no seal), stored on the operator's word:
@@ -218,3 +221,49 @@ def test_a_spooled_attempt_is_stored_as_the_bb2sv_that_collected_it(db_path, syn
     replayed = spool.replay(db_path, wait_s=5, seal=SEAL, trust=True)  # 0.1 did not seal it
     assert [record.tool_version for record in replayed] == ["0.1.0", "0.3.1"]
     assert verify_chain(db_path).ok
+
+
+def test_a_genuine_attempt_spooled_for_another_evidence_file_is_not_stored(
+    db_path, synth, tmp_path
+):
+    """A collection of a staging file with the same token (and a lenient policy) seals
+    genuine attempts too: copied into this file's spool, one would have replaced this
+    file's run of that day. The seal covers the evidence file's identifier."""
+    EvidenceStore.open(db_path).close()
+    staging = tmp_path / "staging.duckdb"
+    EvidenceStore.open(staging).close()
+    attempt = synth.make_extract("acme", synth.synthetic_members(5), day=date(2026, 3, 1))
+    lenient = parse_policy("grace_days: 3650\n", "policy.yaml")
+    theirs = spool.write_spool(staging, spool.Spooled(attempt, lenient, None), seal=SEAL)
+    copied = spool.spool_dir(db_path) / theirs.name
+    copied.parent.mkdir()
+    copied.write_bytes(theirs.read_bytes())
+    assert spool.replay(db_path, wait_s=5, seal=SEAL) == []
+    assert copied.with_suffix(".unverified").exists()
+    assert spool.replay(staging, wait_s=5, seal=SEAL) != [], "its own file stores it"
+
+
+def test_nothing_in_the_spool_folder_stops_the_replay_or_leaves_a_run_unanchored(
+    db_path, synth, caplog
+):
+    """A folder where a set-aside file would go made the replay raise after it had stored
+    a genuine attempt, which was then never anchored, and every collection fail."""
+    EvidenceStore.open(db_path).close()
+    members = synth.synthetic_members(5)
+    days = [synth.make_extract("acme", members, day=date(2026, 3, d)) for d in (1, 2)]
+    first, second = (
+        spool.write_spool(db_path, spool.Spooled(day, DEFAULT_POLICY, None), seal=SEAL)
+        for day in days
+    )
+    folder = spool.spool_dir(db_path)
+    (folder / "20260301T120000000000Z-forged.json").write_bytes(b'{"format": "nope"}')
+    (folder / "20260301T120000000000Z-forged.unreadable").mkdir()  # in the way
+    anchored = []
+    replayed = spool.replay(db_path, wait_s=5, seal=SEAL, on_stored=anchored.append)
+    assert [r.started_at.date() for r in replayed] == [date(2026, 3, 1), date(2026, 3, 2)]
+    assert anchored == replayed, "each stored run is handed on as soon as it is committed"
+    assert (folder / "20260301T120000000000Z-forged.storing").exists()
+    assert "could not be moved to 20260301T120000000000Z-forged.unreadable" in caplog.text
+    assert not first.exists() and not second.exists()
+    notes = {p.name: spool.aside_note(p) for p in spool.set_aside(db_path)}
+    assert notes["20260301T120000000000Z-forged.storing"].startswith("a replay claimed it")

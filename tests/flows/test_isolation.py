@@ -263,6 +263,16 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
         f"(anchor log line 1) but is not in the evidence file, and its spool file "
         f"{spooled.name} is gone: it was deleted before a collection could store it"
     ]
+    # Something else by its name is not the attempt: another suffix, a folder, other bytes.
+    spooled.with_suffix(".txt").write_bytes(kept)
+    spooled.with_suffix(".unverified").mkdir()
+    spooled.with_suffix(".unreadable").write_bytes(b"{}")
+    assert [p.what for p in verify_evidence(db, anchor_log=log).problems] == [
+        p.what for p in lost.problems
+    ]
+    for decoy in (".txt", ".unreadable"):
+        spooled.with_suffix(decoy).unlink()
+    spooled.with_suffix(".unverified").rmdir()
     spooled.write_bytes(kept)
     assert verify_evidence(db, anchor_log=log).ok, "waiting in the spool is not lost"
 
