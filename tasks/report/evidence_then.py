@@ -18,7 +18,6 @@ from typing import Any
 import duckdb
 
 from tasks.evidence.catalog import EVIDENCE
-from tasks.report.queries import frame
 from tasks.vocabulary import RunStatus
 
 __all__ = ["evidence_before", "states_written_from"]
@@ -31,39 +30,56 @@ def states_written_from(
     None is the evidence as it is, (run_id, seq) the evidence before that run was stored.
     Or, as text, why the report cannot have been written from any.
 
-    A period report's manifest lists the complete runs of its window (`run_ids`). The
-    evidence is append-only, so when it was written every run stored before one it lists
-    was there, and no complete run of its window it does not list: it was written before
-    the first of those was stored, and after, or before, each of the window's other runs
-    stored since its last listed run (the report counts runs that did not complete)."""
-    if document["kind"] != "period" or not isinstance(document.get("run_ids"), list):
+    A report depends on its workspace's runs that started up to its day (its run's start,
+    or the window's end); a run of those stored after the report was written (an attempt
+    spooled, stored late) changes it. So each state before such a run, stored since the
+    report's last run, is one it may have been written from. A period report's manifest
+    lists the complete runs of its window (`run_ids`): when it was written every run stored
+    before one it lists was there, and no complete run of its window it does not list."""
+    if document["kind"] == "daily":
+        return _daily_states(conn, document["run_id"])
+    if not isinstance(document.get("run_ids"), list):
         return [None]
     listed = set(document["run_ids"])
-    window = frame(
-        conn, "period_runs", workspace=document["workspace"],
-        start=date.fromisoformat(document["start"]), end=date.fromisoformat(document["end"]),
-    )  # fmt: skip
-    runs = list(zip(window["run_id"], window["seq"].astype(int), window["status"], strict=True))
-    last_listed = max((seq for run_id, seq, _ in runs if run_id in listed), default=0)
-    unlisted = sorted(
+    start, end = date.fromisoformat(document["start"]), date.fromisoformat(document["end"])
+    runs = conn.execute(
+        "SELECT run_id, seq, status, CAST(timezone('UTC', started_at) AS DATE) "
+        "FROM collection_runs WHERE workspace = ? ORDER BY seq",
+        [document["workspace"]],
+    ).fetchall()
+    last_listed = max((seq for run_id, seq, _, _ in runs if run_id in listed), default=0)
+    unlisted = [
         (seq, run_id)
-        for run_id, seq, status in runs
-        if status == RunStatus.COMPLETE and run_id not in listed
-    )
+        for run_id, seq, status, day in runs
+        if status == RunStatus.COMPLETE and start <= day <= end and run_id not in listed
+    ]
     if unlisted and unlisted[0][0] < last_listed:
-        named = next(run_id for run_id, seq, _ in runs if seq == last_listed)
+        named = next(run_id for run_id, seq, _, _ in runs if seq == last_listed)
         return (
             f"the report lists run {named} of its window but not run {unlisted[0][1]}, which "
             "was stored before it: a run was taken out of the report."
         )
     bound = unlisted[0][0] if unlisted else None
-    since = sorted(
-        ((seq, run_id) for run_id, seq, _ in runs if seq > last_listed),
-        reverse=True,
-    )
-    states: list[tuple[str, int] | None] = [] if bound is not None else [None]
-    states += [(run_id, seq) for seq, run_id in since if bound is None or seq <= bound]
-    return states
+    since = [
+        (run_id, seq)
+        for run_id, seq, _, day in reversed(runs)
+        if seq > last_listed and day <= end and (bound is None or seq <= bound)
+    ]
+    return ([None] if bound is None else []) + since
+
+
+def _daily_states(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, int] | None]:
+    run = conn.execute(
+        "SELECT workspace, seq, started_at FROM collection_runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    if run is None:
+        return [None]
+    later = conn.execute(
+        "SELECT run_id, seq FROM collection_runs WHERE workspace = ? AND seq > ? "
+        "AND started_at <= ? ORDER BY seq DESC",
+        list(run),
+    ).fetchall()
+    return [None, *later]
 
 
 # The evidence tables whose rows belong to one run (by run_id).

@@ -385,3 +385,29 @@ def test_the_escaping_of_a_block_ends_with_it_even_on_an_error():
         assert md_escape("a@b") == "a@b"
         raise RuntimeError("inside")
     assert md_escape("a@b") == "a\u2060\\@b"
+
+
+def test_runs_stored_late_before_a_report_do_not_fail_it(evidence, tmp_path, build):
+    """A run that started before a report's run (or window) but was stored after the report
+    was written (spooled, stored late) changes what the evidence gives: a daily report's
+    previous complete run, a period's findings first seen before the window. The report is
+    built again as the evidence was before that run was stored."""
+    path, runs = evidence
+    with EvidenceStore.open(path, read_only=True) as store:
+        daily = write_daily_report(store.conn, runs[-1], tmp_path / "d")
+        period = write_period_report(store.conn, "acme", START, date(2026, 9, 30), tmp_path / "p")
+    with EvidenceStore.open(path) as store:
+        before_window = build.record(
+            store, "acme", date(2026, 8, 31), people(START, build.member), hour=23
+        )
+        before_run = build.record(
+            store, "acme", date(2026, 9, 4), people(START, build.member), hour=12
+        )
+    with EvidenceStore.open(path, read_only=True) as store:
+        checked = [verify_report(b.manifest_path, store.conn) for b in (daily, period)]
+    assert all(result.ok for result in checked), [r.report() for r in checked]
+    # Both late runs change the daily report (bob's finding is first seen on 08-31 now).
+    assert before_run and all(
+        f"as it was before run {before_window} was stored" in result.report()
+        for result in checked
+    )
