@@ -22,6 +22,7 @@ from bb2sv.errors import ExitCode, classify, exit_code_for_outcomes
 from bb2sv.signals import Interrupted, interrupt_on_signals
 from bb2sv.terminal import FORMATS, labelled, literal, write_frame
 from tasks.canonical import visible_controls
+from tasks.vocabulary import ErrorKind
 
 if TYPE_CHECKING:
     from flows.outcomes import Collection, WorkspaceOutcome
@@ -178,18 +179,31 @@ def collect(
 def stop_summary(result: Collection) -> str:
     """What a stopped collection did: a stop can come after a workspace was read whole and
     stored, before its daily report was written."""
-    stopped = [o.workspace for o in result.outcomes if o.run_id and not o.complete]
-    stored = [o for o in result.outcomes if o.run_id and o.complete]
-    unreported = [o for o in stored if o.report_dir is None]
-    parts = [f"stored whole: {', '.join(o.workspace for o in stored) or 'none'}"]
+    outcomes = result.outcomes
+    stored = [o for o in outcomes if o.run_id and o.complete]
+    unreported = [o.run_id for o in stored if o.report_dir is None]
+    groups = {
+        "stored whole": [o.workspace for o in stored],
+        "stopped and stored as failed runs": [
+            o.workspace for o in outcomes if o.run_id and o.error_kind is ErrorKind.STOPPED
+        ],
+        "stored, not whole for another reason (see above)": [
+            o.workspace
+            for o in outcomes
+            if o.run_id and not o.complete and o.error_kind is not ErrorKind.STOPPED
+        ],
+        "kept in the spool, stored by the next collection": [
+            o.workspace for o in outcomes if o.spooled
+        ],
+        "not started": list(result.not_started),
+    }
+    parts = [f"{label}: {', '.join(names)}" for label, names in groups.items() if names]
     if unreported:
-        runs = " ".join(o.run_id for o in unreported)
         parts.append(
-            f"daily report not written (write it with `bb2sv daily-report RUN_ID`): {runs}"
+            "daily report not written (write it with `bb2sv daily-report RUN_ID`): "
+            + " ".join(unreported)
         )
-    parts.append(f"stopped and stored as failed runs: {', '.join(stopped) or 'none'}")
-    parts.append(f"not started: {', '.join(result.not_started) or 'none'}")
-    return "; ".join(parts) + ". Run the collection again."
+    return "; ".join(parts or ["nothing was read"]) + ". Run the collection again."
 
 
 def print_outcomes(outcomes: list[WorkspaceOutcome]) -> None:

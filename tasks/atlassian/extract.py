@@ -100,7 +100,8 @@ def extract_directory(
         )
     if reader.pages_masked:
         echoed = credentials_echoed(reader.pages_masked)
-        directory.error = f"{directory.error or ''} {echoed} {CONSEQUENCE}".strip()
+        before = (directory.error or "").removesuffix(CONSEQUENCE).strip()
+        directory.error = f"{before} {echoed} {CONSEQUENCE}".strip()
         if directory.status == RunStatus.COMPLETE:
             directory.status, directory.error_kind = RunStatus.INCOMPLETE, ErrorKind.ANOMALY
     if directory.error is None:

@@ -294,6 +294,8 @@ def test_daily_report_writes_a_stored_runs_report_again(signed, tmp_path):
 
 
 def test_a_stopped_collection_says_what_it_stored_and_what_is_missing():
+    import dataclasses
+
     from bb2sv.cli import stop_summary
     from flows.outcomes import Collection, WorkspaceOutcome
     from tasks.vocabulary import ErrorKind, RunStatus
@@ -302,17 +304,22 @@ def test_a_stopped_collection_says_what_it_stored_and_what_is_missing():
         kind = None if status == RunStatus.COMPLETE else ErrorKind.STOPPED
         return WorkspaceOutcome(workspace, status, run_id, "h", 3, None, kind, None, report_dir)
 
+    forbidden = outcome("epsilon", RunStatus.FAILED, "r-eps", "reports/z")
+    spooled = outcome("zeta", RunStatus.COMPLETE, "", None)
     result = Collection(
         [
             outcome("alpha", RunStatus.COMPLETE, "r-alpha", "reports/x"),
             outcome("beta", RunStatus.COMPLETE, "r-beta", None),
             outcome("gamma", RunStatus.FAILED, "r-gamma", "reports/y"),
+            dataclasses.replace(forbidden, error_kind=ErrorKind.PERMISSION),
+            dataclasses.replace(spooled, spooled="e.duckdb.spool/x.json"),
         ],
         stopped_by="SIGTERM",
         not_started=("delta",),
     )
     assert stop_summary(result) == (
-        "stored whole: alpha, beta; daily report not written (write it with `bb2sv "
-        "daily-report RUN_ID`): r-beta; stopped and stored as failed runs: gamma; not started: "
-        "delta. Run the collection again."
+        "stored whole: alpha, beta; stopped and stored as failed runs: gamma; stored, not "
+        "whole for another reason (see above): epsilon; kept in the spool, stored by the next "
+        "collection: zeta; not started: delta; daily report not written (write it with `bb2sv "
+        "daily-report RUN_ID`): r-beta. Run the collection again."
     )
