@@ -91,6 +91,17 @@ def test_an_attempt_that_cannot_be_stored_waits_in_the_spool_intact(db_path, syn
     assert verify_chain(db_path).ok
 
 
+def two_spooled_days(db_path, synth) -> list:
+    """A new evidence file, and two days of `acme` in its spool, sealed: their paths."""
+    EvidenceStore.open(db_path).close()
+    members = synth.synthetic_members(5)
+    days = [synth.make_extract("acme", members, day=date(2026, 3, d)) for d in (1, 2)]
+    return [
+        spool.write_spool(db_path, spool.Spooled(day, DEFAULT_POLICY, None), seal=SEAL)
+        for day in days
+    ]
+
+
 def sealed(body: dict, db_path) -> bytes:
     """A spool file of `body`, sealed as this collection seals its own for `db_path`."""
     raw = orjson.dumps(body)
@@ -191,13 +202,7 @@ def test_a_spooled_attempt_already_stored_is_set_aside(db_path, synth):
 def test_a_claim_that_cannot_be_made_does_not_stop_the_replay(db_path, synth, caplog):
     """A folder in the way of a file's claim (`<name>.storing`) made every collection fail
     before it read anything."""
-    EvidenceStore.open(db_path).close()
-    members = synth.synthetic_members(5)
-    days = [synth.make_extract("acme", members, day=date(2026, 3, d)) for d in (1, 2)]
-    first, _second = (
-        spool.write_spool(db_path, spool.Spooled(day, DEFAULT_POLICY, None), seal=SEAL)
-        for day in days
-    )
+    first, _second = two_spooled_days(db_path, synth)
     first.with_suffix(".storing").mkdir()
     replayed = spool.replay(db_path, wait_s=5, seal=SEAL)
     assert [record.started_at.date() for record in replayed] == [date(2026, 3, 2)]
@@ -248,13 +253,7 @@ def test_nothing_in_the_spool_folder_stops_the_replay_or_leaves_a_run_unanchored
 ):
     """A folder where a set-aside file would go made the replay raise after it had stored
     a genuine attempt, which was then never anchored, and every collection fail."""
-    EvidenceStore.open(db_path).close()
-    members = synth.synthetic_members(5)
-    days = [synth.make_extract("acme", members, day=date(2026, 3, d)) for d in (1, 2)]
-    first, second = (
-        spool.write_spool(db_path, spool.Spooled(day, DEFAULT_POLICY, None), seal=SEAL)
-        for day in days
-    )
+    first, second = two_spooled_days(db_path, synth)
     folder = spool.spool_dir(db_path)
     (folder / "20260301T120000000000Z-forged.json").write_bytes(b'{"format": "nope"}')
     (folder / "20260301T120000000000Z-forged.unreadable").mkdir()  # in the way
