@@ -173,7 +173,8 @@ def collect(
     print_outcomes(result.outcomes)
     if result.stopped_by:
         err.print(labelled(f"stopped by {result.stopped_by}:", stop_summary(result)))
-    raise typer.Exit(int(exit_code_for_outcomes(result.outcomes, result.stopped_by)))
+    code = exit_code_for_outcomes(result.outcomes, result.stopped_by, bool(result.spool_problem))
+    raise typer.Exit(int(code))
 
 
 def stop_summary(result: Collection) -> str:

@@ -41,7 +41,7 @@ def classify(exc: BaseException) -> ExitCode:
 
 
 def exit_code_for_outcomes(
-    outcomes: list[WorkspaceOutcome], stopped_by: str | None = None
+    outcomes: list[WorkspaceOutcome], stopped_by: str | None = None, spool_problem: bool = False
 ) -> ExitCode:
     """The collection's exit code: the most actionable problem among the workspaces and the
     organization directory (read once, but recorded with every workspace's outcome)."""
@@ -55,8 +55,10 @@ def exit_code_for_outcomes(
         return ExitCode.CONFIG
     if kinds:
         return ExitCode.INCOMPLETE
-    if any(outcome.spooled for outcome in outcomes):
-        return ExitCode.EVIDENCE  # whole, but waiting in the spool: the file was not writable
+    if spool_problem or any(outcome.spooled for outcome in outcomes):
+        # whole, but waiting in the spool (the file was not writable), or a spool file was
+        # not stored: attempts may be missing from the evidence file
+        return ExitCode.EVIDENCE
     if any(outcome.problems for outcome in outcomes):
         return ExitCode.ERROR  # stored whole, but a report, event or artifact failed
     return ExitCode.OK

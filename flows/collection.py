@@ -159,8 +159,9 @@ def run_collection(
             engine.log.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
             for unanchored in (result.reason for result in replayed if result.reason):
                 engine.log.error("%s", unanchored)
-        for aside in set_aside(options.db_path):
-            engine.log.error("%s was not stored: %s", aside, aside_note(aside))
+        aside = set_aside(options.db_path)
+        for path in aside:
+            engine.log.error("%s was not stored: %s", path, aside_note(path))
         directory = directory_read(engine, setup.directory)
         outcomes, not_started = collect_all(engine, options, setup, plan, directory)
         read = directory()
@@ -172,7 +173,15 @@ def run_collection(
     directory_problem = None
     if read is not None and read.status != RunStatus.COMPLETE:
         directory_problem = f"{read.status}: {read.error}"
-    collection = Collection(outcomes, STOP.reason, tuple(not_started), directory_problem)
+    spool_problem = None
+    if aside:
+        spool_problem = (
+            f"{len(aside)} file(s) in {aside[0].parent} were not stored (see the errors "
+            "above): attempts may be missing from the evidence file."
+        )
+    collection = Collection(
+        outcomes, STOP.reason, tuple(not_started), directory_problem, spool_problem
+    )
     engine.summary(collection)
     return collection
 

@@ -67,26 +67,34 @@ class WorkspaceOutcome:
 @dataclass(frozen=True, slots=True)
 class Collection:
     """What one collection produced: an outcome per finished workspace, and what kept it from
-    being whole (a stop and the workspaces it kept from starting, the directory's problem)."""
+    being whole (a stop and the workspaces it kept from starting, the directory's problem,
+    spool files that were not stored)."""
 
     outcomes: list[WorkspaceOutcome]
     stopped_by: str | None = None
     not_started: tuple[str, ...] = ()
     directory_problem: str | None = None
+    spool_problem: str | None = None
 
     @property
     def whole(self) -> bool:
-        """Every workspace (and the directory) read, stored and reported whole; no stop."""
+        """Every workspace (and the directory) read, stored and reported whole; no stop;
+        nothing left in the spool that was not stored."""
         return (
             self.stopped_by is None
             and not self.not_started
             and self.directory_problem is None
+            and self.spool_problem is None
             and all(outcome.clean for outcome in self.outcomes)
         )
 
     def failure(self) -> CollectionIncomplete:
         return CollectionIncomplete(
-            self.outcomes, self.stopped_by, self.not_started, self.directory_problem
+            self.outcomes,
+            self.stopped_by,
+            self.not_started,
+            self.directory_problem,
+            self.spool_problem,
         )
 
 
@@ -95,7 +103,8 @@ class CollectionIncomplete(Exception):
 
     `stopped_by` names the signal or limit that stopped the collection (None if none did);
     `not_started` lists workspaces never attempted because of it; `directory` says why the
-    organization directory was not read whole (None if it was, or is not configured).
+    organization directory was not read whole (None if it was, or is not configured);
+    `spool` what in the spool folder was not stored (None: nothing).
     """
 
     def __init__(
@@ -104,11 +113,13 @@ class CollectionIncomplete(Exception):
         stopped_by: str | None = None,
         not_started: tuple[str, ...] = (),
         directory: str | None = None,
+        spool: str | None = None,
     ) -> None:
         self.outcomes = outcomes
         self.stopped_by = stopped_by
         self.not_started = tuple(not_started)
         self.directory = directory
+        self.spool = spool
         super().__init__(self.summary())
 
     def summary(self) -> str:
@@ -127,13 +138,18 @@ class CollectionIncomplete(Exception):
         text = f"{head}Not every workspace was read and recorded whole. " + "; ".join(parts)
         if self.directory:
             text += f" The organization directory was not read whole ({self.directory})."
+        if self.spool:
+            text += f" {self.spool}"
         return text
 
     def collection(self) -> Collection:
-        return Collection(self.outcomes, self.stopped_by, self.not_started, self.directory)
+        return Collection(
+            self.outcomes, self.stopped_by, self.not_started, self.directory, self.spool
+        )
 
     def __reduce__(self):  # picklable with its outcomes (Prefect may persist the state's data)
-        return (type(self), (self.outcomes, self.stopped_by, self.not_started, self.directory))
+        fields = (self.outcomes, self.stopped_by, self.not_started, self.directory, self.spool)
+        return (type(self), fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,3 +285,24 @@ def test_a_held_file_spools_the_attempt_and_the_next_run_stores_it_first(
         ("bb2sv.spooled/1", "alpha"), ("bb2sv.anchor/1", "alpha"), ("bb2sv.anchor/1", "beta")
     ]  # fmt: skip
     assert verify_evidence(db, anchor_log=log).ok, "a spooled attempt stored since"
+
+
+def test_a_spool_file_that_is_not_stored_makes_the_collection_not_whole(
+    tmp_path, collect_local, bitbucket_env
+):
+    """Its workspaces are read and stored whole, but an attempt may be missing from the
+    evidence file: the collection is not whole (a Prefect run Fails, and alerts) and
+    `bb2sv collect` exits 7, until someone looks at the file. It used to exit 0."""
+    from bb2sv.errors import ExitCode, exit_code_for_outcomes
+
+    folder = tmp_path / "evidence.duckdb.spool"
+    folder.mkdir()
+    (folder / "20200101T000000000000Z-acme-junk0000.json").write_bytes(b"not an attempt")
+    result = collect_local(["alpha"])
+    (outcome,) = result.outcomes
+    assert outcome.clean, "the workspace itself is read, stored and reported whole"
+    failure = failure_of(result)
+    assert f"1 file(s) in {folder} were not stored" in str(failure)
+    assert (folder / "20200101T000000000000Z-acme-junk0000.unreadable").exists()
+    code = exit_code_for_outcomes(result.outcomes, result.stopped_by, bool(result.spool_problem))
+    assert code == ExitCode.EVIDENCE
