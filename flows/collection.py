@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,7 +46,14 @@ from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.run_record import RunRecord
-from tasks.evidence.spool import SpoolSeal, StoreResult, aside_note, set_aside, spooled_runs
+from tasks.evidence.spool import (
+    SpoolSeal,
+    StoreResult,
+    aside_note,
+    set_aside,
+    spool_dir,
+    spooled_runs,
+)
 from tasks.preflight import CollectionSetup, preflight
 from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
@@ -154,11 +162,14 @@ def run_collection(
         "flow's time_limit_seconds; raise it if a collection needs longer)"
     )
     with stop_on_signals(), stop_after(options.time_limit_seconds, limit):
+        unanchored: list[str] = []
         if spooled_runs(options.db_path):
             replayed = engine.call(replay_spool, destination(engine, options, setup))
             engine.log.info("stored %d attempt(s) an earlier collection had spooled", len(replayed))
-            for unanchored in (result.reason for result in replayed if result.reason):
-                engine.log.error("%s", unanchored)
+            unanchored = [result.reason for result in replayed if result.reason]
+            for reason in unanchored:
+                engine.log.error("%s", reason)
+        waiting = spooled_runs(options.db_path)
         aside = set_aside(options.db_path)
         for path in aside:
             engine.log.error("%s was not stored: %s", path, aside_note(path))
@@ -173,17 +184,30 @@ def run_collection(
     directory_problem = None
     if read is not None and read.status != RunStatus.COMPLETE:
         directory_problem = f"{read.status}: {read.error}"
-    spool_problem = None
-    if aside:
-        spool_problem = (
-            f"{len(aside)} file(s) in {aside[0].parent} were not stored (see the errors "
-            "above): attempts may be missing from the evidence file."
-        )
+    spool_problem = spool_summary(options.db_path, waiting, aside, unanchored)
     collection = Collection(
         outcomes, STOP.reason, tuple(not_started), directory_problem, spool_problem
     )
     engine.summary(collection)
     return collection
+
+
+def spool_summary(
+    db_path: str, waiting: list[Path], aside: list[Path], unanchored: list[str]
+) -> str | None:
+    """What the spool left undone, if anything (the collection is then not whole): attempts
+    still waiting (the replay stopped), files set aside, spooled runs stored but not
+    anchored."""
+    parts = []
+    if waiting:
+        parts.append(f"{len(waiting)} spooled attempt(s) still wait in {spool_dir(db_path)}")
+    if aside:
+        parts.append(f"{len(aside)} file(s) in {spool_dir(db_path)} were not stored")
+    if unanchored:
+        parts.append(f"{len(unanchored)} spooled run(s) were stored but not anchored")
+    if not parts:
+        return None
+    return "; ".join(parts) + " (see the errors above): the evidence may be missing attempts."
 
 
 def directory_read(

@@ -53,6 +53,7 @@ __all__ = [
     "Spooled",
     "StoreResult",
     "replay",
+    "STALE_AFTER_S",
     "aside_note",
     "set_aside",
     "spool_dir",
@@ -159,23 +160,42 @@ SET_ASIDE = {
     ".duplicate": "is already in the evidence file",
 }
 _WHAT_TO_DO = {
-    ".unreadable": "Inspect it; rename it back to .json to retry.",
+    ".unreadable": (
+        "Inspect it; rename it back to .json to retry, or move it out of the spool folder."
+    ),
     ".unverified": (
         "If you know it is genuine, rename it back to .json and collect with "
-        "BB2SV_SPOOL_TRUST=1; otherwise keep it as a record of what was tried."
+        "BB2SV_SPOOL_TRUST=1; if not, move it out of the spool folder (keep it elsewhere as "
+        "a record of what was tried)."
     ),
-    ".duplicate": "Its run is stored: keep it or delete it, it is not stored twice.",
+    ".duplicate": "Its run is stored: delete it.",
 }
 
 
-def set_aside(db_path: str | os.PathLike) -> list[Path]:
-    """Everything in the spool folder but the attempts waiting there (`*.json`): files set
-    aside (never deleted), claims of a replay (running, or killed), anything else put there.
-    Each is for a person to look at (`aside_note`)."""
+# A replay's claim (`.storing`) or a spool write (`.partial`) older than this was left by a
+# process that died: the writer wait (at most a week, 300 s by default) bounds a live one.
+STALE_AFTER_S = 3600.0
+
+
+def set_aside(db_path: str | os.PathLike, *, now: float | None = None) -> list[Path]:
+    """What in the spool folder a person must look at: files set aside (never deleted), and
+    claims or spool writes left by a process that died (older than STALE_AFTER_S; a live
+    one belongs to a collection running now). Anything else there is not bb2sv's."""
     folder = spool_dir(db_path)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix != ".json")
+    now = time.time() if now is None else now
+    found = []
+    for path in folder.iterdir():
+        if path.suffix in SET_ASIDE:
+            found.append(path)
+        elif path.suffix in (".storing", ".partial"):
+            try:
+                if now - path.lstat().st_mtime > STALE_AFTER_S:
+                    found.append(path)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 def aside_note(path: Path) -> str:
@@ -184,10 +204,13 @@ def aside_note(path: Path) -> str:
         return f"it {SET_ASIDE[path.suffix]}. {_WHAT_TO_DO[path.suffix]}"
     if path.suffix == ".storing":
         return (
-            "a replay claimed it (one running now, or one that was stopped). If no collection "
-            "is running, rename it back to .json to have it stored."
+            "a replay claimed it and did not finish. If no collection is running, rename it "
+            "back to .json to have it stored."
         )
-    return "it is not a spooled attempt bb2sv wrote. Inspect it."
+    return (
+        "a spool write did not finish (its process died). Inspect it: it may hold an attempt "
+        "that was never stored."
+    )
 
 
 class DuplicateAttempt(Exception):

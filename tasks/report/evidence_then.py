@@ -20,7 +20,11 @@ import duckdb
 from tasks.evidence.catalog import EVIDENCE
 from tasks.vocabulary import RunStatus
 
-__all__ = ["evidence_before", "states_written_from"]
+__all__ = ["MAX_STATES", "evidence_before", "states_written_from"]
+
+# A ceiling on the rebuilds one check may try (an honest report needs one, or a few more
+# when runs were stored late): the most recent states are tried first.
+MAX_STATES = 50
 
 
 def states_written_from(
@@ -65,7 +69,7 @@ def states_written_from(
         for run_id, seq, _, day in reversed(runs)
         if seq > last_listed and day <= end and (bound is None or seq <= bound)
     ]
-    return ([None] if bound is None else []) + since
+    return (([None] if bound is None else []) + since)[:MAX_STATES]
 
 
 def _daily_states(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, int] | None]:
@@ -79,7 +83,7 @@ def _daily_states(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[st
         "AND started_at <= ? ORDER BY seq DESC",
         list(run),
     ).fetchall()
-    return [None, *later]
+    return [None, *later][:MAX_STATES]
 
 
 # The evidence tables whose rows belong to one run (by run_id).

@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime
 
 import orjson
@@ -264,5 +265,53 @@ def test_nothing_in_the_spool_folder_stops_the_replay_or_leaves_a_run_unanchored
     assert (folder / "20260301T120000000000Z-forged.storing").exists()
     assert "could not be moved to 20260301T120000000000Z-forged.unreadable" in caplog.text
     assert not first.exists() and not second.exists()
-    notes = {p.name: spool.aside_note(p) for p in spool.set_aside(db_path)}
-    assert notes["20260301T120000000000Z-forged.storing"].startswith("a replay claimed it")
+    claim = "20260301T120000000000Z-forged.storing"
+    assert claim not in {p.name for p in spool.set_aside(db_path)}, "a live claim is not news"
+    later = time.time() + spool.STALE_AFTER_S + 1
+    notes = {p.name: spool.aside_note(p) for p in spool.set_aside(db_path, now=later)}
+    assert notes[claim].startswith("a replay claimed it and did not finish")
+
+
+def test_what_is_listed_for_a_person_to_look_at(db_path):
+    """Files set aside, and claims or spool writes left by a process that died; not a live
+    claim of a collection running now, nor files that are not bb2sv's (.DS_Store)."""
+    folder = spool.spool_dir(db_path)
+    folder.mkdir()
+    names = ["a.unverified", "b.duplicate", "c.unreadable", "d.storing", "e.partial",
+             ".DS_Store", "f.json"]  # fmt: skip
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in spool.set_aside(db_path)] == names[:3]
+    later = time.time() + spool.STALE_AFTER_S + 1
+    assert [p.name for p in spool.set_aside(db_path, now=later)] == names[:5]
+    assert spool.aside_note(folder / "e.partial").startswith("a spool write did not finish")
+    assert spool.aside_note(folder / "b.duplicate").endswith("Its run is stored: delete it.")
+
+
+def test_the_evidence_identifier_is_read_from_the_header_alone(tmp_path, monkeypatch):
+    """It needs no temporary folder (a full disk is a reason to spool): one file gives the
+    same identifier to every process, and two evidence files differ."""
+    from tasks.evidence import file_identity
+
+    first, second = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    EvidenceStore.open(first).close()
+    EvidenceStore.open(second).close()
+    monkeypatch.setattr(file_identity, "_layout_as_expected", lambda: False)
+    ids = [file_identity.identifier_of(path) for path in (first, second)]
+    assert len(ids[0]) == 32 and ids[0] != ids[1]
+    assert ids[0] == first.read_bytes()[124:140].hex()
+    assert file_identity.identifier_of(tmp_path / "none.duckdb") == ""
+
+
+def test_what_the_spool_left_undone_makes_the_collection_not_whole(tmp_path):
+    from flows.collection import spool_summary
+
+    db = str(tmp_path / "e.duckdb")
+    folder = spool.spool_dir(db)
+    assert spool_summary(db, [], [], []) is None
+    said = spool_summary(db, [folder / "a.json"], [folder / "b.unverified"], ["not anchored"])
+    assert said == (
+        f"1 spooled attempt(s) still wait in {folder}; 1 file(s) in {folder} were not stored; "
+        "1 spooled run(s) were stored but not anchored (see the errors above): the evidence "
+        "may be missing attempts."
+    )

@@ -408,6 +408,5 @@ def test_runs_stored_late_before_a_report_do_not_fail_it(evidence, tmp_path, bui
     assert all(result.ok for result in checked), [r.report() for r in checked]
     # Both late runs change the daily report (bob's finding is first seen on 08-31 now).
     assert before_run and all(
-        f"as it was before run {before_window} was stored" in result.report()
-        for result in checked
+        f"as it was before run {before_window} was stored" in result.report() for result in checked
     )
