@@ -185,13 +185,17 @@ def set_aside(db_path: str | os.PathLike, *, now: float | None = None) -> list[P
     if not folder.is_dir():
         return []
     now = time.time() if now is None else now
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return [folder]  # it cannot be read (another user's?): nothing in it can be stored
     found = []
-    for path in folder.iterdir():
+    for path in entries:
         if path.suffix in SET_ASIDE:
             found.append(path)
         elif path.suffix in (".storing", ".partial"):
-            try:
-                if now - path.lstat().st_mtime > STALE_AFTER_S:
+            try:  # ctime: a claim is a rename, which keeps the spooled file's mtime
+                if now - path.lstat().st_ctime > STALE_AFTER_S:
                     found.append(path)
             except OSError:
                 continue
@@ -202,6 +206,11 @@ def aside_note(path: Path) -> str:
     """Why `path` (from `set_aside`) was not stored, and what to do about it."""
     if path.suffix in SET_ASIDE:
         return f"it {SET_ASIDE[path.suffix]}. {_WHAT_TO_DO[path.suffix]}"
+    if path.suffix == ".spool":
+        return (
+            "the spool folder cannot be read (its owner or permissions?), so no attempt in it "
+            "can be stored. Give the collection's user access to it."
+        )
     if path.suffix == ".storing":
         return (
             "a replay claimed it and did not finish. If no collection is running, rename it "

@@ -285,6 +285,22 @@ def test_what_is_listed_for_a_person_to_look_at(db_path):
     later = time.time() + spool.STALE_AFTER_S + 1
     assert [p.name for p in spool.set_aside(db_path, now=later)] == names[:5]
     assert spool.aside_note(folder / "e.partial").startswith("a spool write did not finish")
+    # A claim is a rename, which keeps the spooled file's mtime: its age counts from the claim.
+    os.utime(folder / "f.json", (time.time() - 86400, time.time() - 86400))
+    (folder / "f.json").rename(folder / "f.storing")
+    assert "f.storing" not in {p.name for p in spool.set_aside(db_path)}
+
+
+def test_a_spool_folder_that_cannot_be_read_is_for_a_person(db_path, monkeypatch):
+    folder = spool.spool_dir(db_path)
+    folder.mkdir()
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(folder), "iterdir", refused)
+    assert spool.set_aside(db_path) == [folder]
+    assert spool.aside_note(folder).startswith("the spool folder cannot be read")
     assert spool.aside_note(folder / "b.duplicate").endswith("Its run is stored: delete it.")
 
 
