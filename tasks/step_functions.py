@@ -115,6 +115,7 @@ def record_attempt(
                 workspace=extract.workspace,
                 started_at=extract.started_at,
                 spool_file=result.spooled,
+                sha256=result.spooled_sha256,
                 evidence=Path(to.db_path),
             )
         except AnchorWriteError as exc:

@@ -33,7 +33,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import sha256_hex, utc_iso
+from tasks.canonical import utc_iso
 from tasks.evidence.errors import EvidenceError
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.problems import RunProblem
@@ -79,7 +79,7 @@ class SpooledLine:
     workspace: str
     started_at: str  # as utc_iso writes it
     spool_file: str  # its name in the spool folder
-    sha256: str | None  # of the spool file as written (None: it was claimed before it was read)
+    sha256: str | None  # of the spool file as written (None: the line does not say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,21 +133,22 @@ def append_anchor(
 
 
 def append_spooled(
-    log_path: Path, *, workspace: str, started_at: datetime, spool_file: Path, evidence: Path
+    log_path: Path,
+    *,
+    workspace: str,
+    started_at: datetime,
+    spool_file: Path,
+    sha256: str,
+    evidence: Path,
 ) -> str:
-    """Append the line of an attempt kept in the spool: if its file is lost before a
-    collection stores it, verify says so. `sha256`: the spool file's, when it could still be
-    read (another collection may have claimed it already)."""
-    try:
-        digest = sha256_hex(spool_file.read_bytes())
-    except OSError:
-        digest = None
+    """Append the line of an attempt kept in the spool (`sha256`: of the file's bytes, as
+    written): if its file is lost before a collection stores it, verify says so."""
     document = {
         "schema": SPOOLED_SCHEMA,
         "workspace": workspace,
         "started_at": utc_iso(started_at),
         "spool_file": spool_file.name,
-        "sha256": digest,
+        "sha256": sha256,
         "evidence_file": str(evidence.absolute()),
         "spooled_at": utc_iso(datetime.now(UTC)),
     }

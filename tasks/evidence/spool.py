@@ -21,6 +21,7 @@ import errno
 import logging
 import math
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.config import MAX_SECONDS
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.canonical import sha256_hex
 from tasks.evidence.errors import EvidenceLocked
 from tasks.evidence.keys import RunSigner
 from tasks.evidence.run_record import RunRecord
@@ -41,6 +43,7 @@ from tasks.evidence.spool_file import (
     read_spool,
     spool_dir,
     write_spool,
+    write_spool_file,
 )
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
@@ -58,6 +61,7 @@ __all__ = [
     "set_aside",
     "spool_dir",
     "spooled_runs",
+    "still_spooled",
     "store_or_spool",
     "write_spool",
     "writer_wait",
@@ -73,12 +77,14 @@ _SLICE_S = 1.0  # the wait is taken in slices, so a stop ends it within a second
 
 @dataclass(frozen=True, slots=True)
 class StoreResult:
-    """`record` when stored, else `spooled` (the file) and `reason`; a `reason` beside a
-    `record` says what went wrong after the store (e.g. the anchor log)."""
+    """`record` when stored, else `spooled` (the file, and the SHA-256 of its bytes) and
+    `reason`; a `reason` beside a `record` says what went wrong after the store (e.g. the
+    anchor log)."""
 
     record: RunRecord | None = None
     spooled: Path | None = None
     reason: str | None = None
+    spooled_sha256: str | None = None
 
 
 def writer_wait() -> float:
@@ -138,13 +144,13 @@ def store_or_spool(
     try:
         return StoreResult(record=_record(db_path, spooled, wait_s, signer))
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
-        path = write_spool(db_path, spooled, seal=seal)
+        path, digest = write_spool_file(db_path, spooled, seal=seal)
         reason = (
             f"{str(exc) or type(exc).__name__}. The attempt is kept in {path}; the next "
             "collection stores it first."
         )
         log.error("%s: not stored: %s", extract.workspace, reason)
-        return StoreResult(spooled=path, reason=reason)
+        return StoreResult(spooled=path, reason=reason, spooled_sha256=digest)
 
 
 def spooled_runs(db_path: str | os.PathLike) -> list[Path]:
@@ -170,6 +176,23 @@ _WHAT_TO_DO = {
     ),
     ".duplicate": "Its run is stored: delete it.",
 }
+
+
+def still_spooled(db_path: str | os.PathLike, name: str, sha256: str | None) -> bool:
+    """Whether the spool still holds the file spooled as `name`, with the SHA-256 it was
+    written with (None: any): a regular file of its name, waiting, claimed or set aside.
+    `bb2sv verify` asks, for each attempt the anchor log says was spooled and not stored."""
+    folder, stem = spool_dir(db_path), Path(name).stem
+    for suffix in (".json", ".storing", *SET_ASIDE):
+        candidate = folder / f"{stem}{suffix}"
+        try:
+            if stat.S_ISREG(candidate.lstat().st_mode) and (
+                sha256 is None or sha256_hex(candidate.read_bytes()) == sha256
+            ):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 # A replay's claim (`.storing`) or a spool write (`.partial`) older than this was left by a

@@ -37,7 +37,7 @@ import orjson
 from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.auth import BitbucketAuth
 from tasks.bitbucket.models import RawPage, WorkspaceExtract
-from tasks.canonical import as_utc, utc_iso
+from tasks.canonical import as_utc, sha256_hex, utc_iso
 from tasks.evidence.file_identity import identifier_of
 from tasks.policy import DEFAULT_POLICY, Policy, parse_policy
 from tasks.version import __version__
@@ -53,6 +53,7 @@ __all__ = [
     "read_spool",
     "spool_dir",
     "write_spool",
+    "write_spool_file",
 ]
 
 SPOOL_FORMAT = "bb2sv.spooled-run/2"
@@ -107,6 +108,14 @@ class Spooled:
 
 
 def write_spool(db_path: str | os.PathLike, attempt: Spooled, *, seal: SpoolSeal) -> Path:
+    """The attempt written to the spool, sealed: its path."""
+    return write_spool_file(db_path, attempt, seal=seal)[0]
+
+
+def write_spool_file(
+    db_path: str | os.PathLike, attempt: Spooled, *, seal: SpoolSeal
+) -> tuple[Path, str]:
+    """(path, SHA-256 of the file's bytes) of the attempt written to the spool, sealed."""
     extract, policy, directory = attempt.extract, attempt.policy, attempt.directory
     folder = spool_dir(db_path)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -135,14 +144,15 @@ def write_spool(db_path: str | os.PathLike, attempt: Spooled, *, seal: SpoolSeal
     header = orjson.dumps(
         {"format": SPOOL_FORMAT, "evidence": evidence, "seal": seal.of(body, evidence)}
     )
+    data = header + b"\n" + body
     temp = path.with_suffix(".partial")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(header + b"\n" + body)
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)  # complete or absent: replay never reads half a file
-    return path
+    return path, sha256_hex(data)
 
 
 def read_spool(

@@ -22,8 +22,6 @@ unreadable key raises ConfigError.
 from __future__ import annotations
 
 import re
-import stat
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -31,20 +29,15 @@ from pathlib import Path
 import duckdb
 
 from tasks.bitbucket.exceptions import ConfigError
-from tasks.canonical import sha256_hex, utc_iso, visible_controls
-from tasks.evidence.anchors import (
-    SpooledLine,
-    check_anchors,
-    check_spooled,
-    read_anchor_log,
-)
+from tasks.canonical import utc_iso, visible_controls
+from tasks.evidence.anchors import check_anchors, check_spooled, read_anchor_log
 from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
 from tasks.evidence.integrity import chain_problems
 from tasks.evidence.keys import load_public_keys
 from tasks.evidence.problems import RunProblem
 from tasks.evidence.signing import ChainRun, check_signatures
-from tasks.evidence.spool_file import spool_dir
+from tasks.evidence.spool import still_spooled
 from tasks.evidence.store import EvidenceStore
 
 __all__ = ["HEAD_HASH", "EvidenceVerification", "verify_evidence"]
@@ -124,16 +117,13 @@ def verify_evidence(
     with EvidenceStore.open(path, read_only=True, lock_timeout_s=lock_timeout_s) as store:
         try:
             chain = chain_problems(store.conn, path, workers)
-            runs = [
-                ChainRun(*row)
-                for row in store.conn.execute(
-                    "SELECT run_id, seq, run_hash FROM collection_runs ORDER BY seq"
-                ).fetchall()
-            ]
+            rows = store.conn.execute(
+                "SELECT run_id, seq, run_hash, workspace, started_at FROM collection_runs "
+                "ORDER BY seq"
+            ).fetchall()
+            runs = [ChainRun(run_id, seq, run_hash) for run_id, seq, run_hash, *_ in rows]
             signatures = check_signatures(store.conn, runs, trusted)
             catalog = catalog_problems(store.conn)
-            starts = store.conn.execute("SELECT workspace, started_at FROM collection_runs")
-            stored = {(workspace, utc_iso(started)) for workspace, started in starts.fetchall()}
         except duckdb.Error as exc:
             raise translate(exc, path, action="verify") from None
     result = EvidenceVerification(runs_checked=chain.runs_checked, catalog=catalog)
@@ -141,7 +131,10 @@ def verify_evidence(
     result.notes += signatures.notes
     if log is not None:
         anchors = check_anchors(runs, log, trusted)
-        found += anchors.problems + check_spooled(log, stored, _in_spool(path))
+        stored = {(workspace, utc_iso(started)) for *_, workspace, started in rows}
+        found += anchors.problems + check_spooled(
+            log, stored, lambda line: still_spooled(path, line.spool_file, line.sha256)
+        )
         result.notes += anchors.notes
     if expect_head is not None:
         found += _head_problems(runs, expect_head, result.notes)
@@ -181,24 +174,3 @@ def _head_problems(runs: list[ChainRun], expect_head: str, notes: list[str]) -> 
         )
     )
     return []
-
-
-def _in_spool(path: Path) -> Callable[[SpooledLine], bool]:
-    """Whether a spooled attempt's very file is still in the spool: a regular file by its
-    name (waiting, claimed or set aside) with the SHA-256 it was spooled with."""
-    folder = spool_dir(path)
-
-    def present(line: SpooledLine) -> bool:
-        stem = Path(line.spool_file).stem
-        for suffix in (".json", ".storing", ".unverified", ".unreadable", ".duplicate"):
-            candidate = folder / f"{stem}{suffix}"
-            try:
-                if not stat.S_ISREG(candidate.lstat().st_mode):
-                    continue
-                if line.sha256 is None or sha256_hex(candidate.read_bytes()) == line.sha256:
-                    return True
-            except OSError:
-                continue
-        return False
-
-    return present
