@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from os import PathLike
 from pathlib import Path
@@ -159,9 +160,6 @@ class EvidenceStore:
         observed = frames.observations_table(run_id, derived)
         member_count = observed.num_rows
         responses = frames.pages_table(run_id, extract.pages)
-        # Digested in a private database: a macro planted in the file (say, one named
-        # sha256) must not decide what the new run's hashes are.
-        digests = hashing.run_digests_apart(run_id, responses, observed)
         policy_row, exceptions = frames.policy_tables(run_id, policy)
         views = {
             "_bb2sv_obs": observed,
@@ -171,12 +169,23 @@ class EvidenceStore:
         }
         # The views hold the only references: they are let go once inserted, before the
         # commit, whose checkpoint is the load's peak of memory.
-        del observed, responses, policy_row, exceptions
+        del policy_row, exceptions
+        # Digested in a private database: a macro planted in the file (say, one named
+        # sha256) must not decide what the new run's hashes are. On a thread of its own,
+        # while this one stores the bodies: both are mostly DuckDB's work, outside the GIL.
+        digesting = ThreadPoolExecutor(1, thread_name_prefix="bb2sv-digests")
+        pending = digesting.submit(hashing.run_digests_apart, run_id, responses, observed)
+        del observed, responses
         try:
             for name, table in views.items():
                 self.conn.register(name, table)
             self.conn.execute("BEGIN TRANSACTION")
             try:
+                # Only bodies the file does not hold yet, most as patches of yesterday's
+                # (page_bodies.py): a daily run repeats nearly all of its pages. First, as
+                # no other table refers to them and the digests wait for the run's record.
+                page_bodies.store_bodies(self.conn, run_id, extract.workspace, extract.pages)
+                digests = pending.result()
                 record = self._seal(
                     extract,
                     run_id,
@@ -188,7 +197,7 @@ class EvidenceStore:
                     directory,
                     signing_key_id=None if signer is None else signer.key_id,
                 )
-                self._insert(record, extract)
+                self._insert(record)
                 _unregister(self.conn, views)
                 if signer is not None:  # the hash covers the key; the signature, the hash
                     store_signature(self.conn, record, signer)
@@ -203,6 +212,7 @@ class EvidenceStore:
             raise translate(exc, self.path, action=action) from None
         finally:
             _unregister(self.conn, views)
+            digesting.shutdown(wait=False)
         log.info(
             "stored run %s (%s, %d members, %d pages) in %.3f s",
             run_id,
@@ -263,7 +273,7 @@ class EvidenceStore:
             prev_signature=prev_signature,  # the next run's hash covers this run's signature
         )
 
-    def _insert(self, record: RunRecord, extract: WorkspaceExtract) -> None:
+    def _insert(self, record: RunRecord) -> None:
         self.conn.execute(
             f"INSERT INTO collection_runs ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in COLUMNS)})",
@@ -272,9 +282,6 @@ class EvidenceStore:
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
         self.conn.execute("INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses")
-        # Only bodies the file does not hold yet, most as patches of yesterday's
-        # (page_bodies.py): a daily run repeats nearly all of its pages.
-        page_bodies.store_bodies(self.conn, record.run_id, extract.workspace, extract.pages)
         # Who once, what each run saw per run (migration 0007).
         self.conn.execute(_store_observations_sql())
 
