@@ -75,6 +75,7 @@ from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.ratelimit import RequestPacer, pacer_for
 from tasks.bitbucket.retry import Deadline, backoff_delay
 from tasks.bitbucket.secret import mask_secrets
+from tasks.bitbucket.spill import BodySpill
 from tasks.bitbucket.tls import tls_context
 from tasks.signals import STOP, StopFlag
 from tasks.version import __version__
@@ -175,6 +176,7 @@ class BitbucketClient:
         self._stall_until = stall_until
         self.stalled_since: float | None = None
         self.pages: list[RawPage] = []
+        self._spill = BodySpill()  # the pages' bodies, on disk (made at the first page)
         self.request_count = 0  # API requests sent, retries included; OAuth token requests not
         self.successful_pages = 0
         self.pages_masked = 0  # responses that contained the credentials (`mask_secrets`)
@@ -426,7 +428,7 @@ class BitbucketClient:
             status_code=response.status_code,
             fetched_at=self._clock.now(),
             body=kept,
-        )
+        ).kept_in(self._spill)  # hashed as it arrived, then kept on disk until the store
         self.pages.append(page)
         return page
 

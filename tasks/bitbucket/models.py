@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tasks.bitbucket.spill import BodySpill, SpilledBody
 from tasks.canonical import sha256_hex
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
 
@@ -28,29 +29,96 @@ if TYPE_CHECKING:
 __all__ = ["ListingResult", "RawPage", "WorkspaceExtract"]
 
 
-@dataclass(frozen=True, slots=True)
 class RawPage:
     """One HTTP response exactly as received (failed attempts included, in order).
 
     `url` never contains credentials; `body` is the response body as received, after HTTP
-    content decoding (gzip, deflate) and at most `client.MAX_BODY_BYTES`.
+    content decoding (gzip, deflate) and at most `client.MAX_BODY_BYTES`. The client gives
+    it as a `SpilledBody` (kept on disk until the store, `spill.py`); `body` reads it back.
+    Immutable; equal when their metadata and sha256 are.
     """
+
+    __slots__ = ("_held", "fetched_at", "listing", "sha256", "sha256_of_body", "status_code", "url")
 
     listing: Listing
     url: str
     status_code: int
     fetched_at: datetime  # timezone-aware UTC
-    body: bytes
-    sha256: str = ""
-    # True when `sha256` was computed here from `body` (not given): the evidence store then
-    # need not hash the body again before trusting the name (an extract's pages are hashed
-    # once; a spooled page, whose sha256 is read back, is checked).
-    sha256_of_body: bool = field(default=False, init=False, repr=False, compare=False)
+    sha256: str
+    # True when `sha256` was computed here from the body as it arrived: the evidence store
+    # then need not hash the body again before trusting the name (an extract's pages are
+    # hashed once), unless it is read back from disk (`body_on_disk`). A page given its
+    # sha256 (the spool, a caller) is checked.
+    sha256_of_body: bool
 
-    def __post_init__(self) -> None:
-        if not self.sha256:
-            object.__setattr__(self, "sha256", sha256_hex(self.body))
-            object.__setattr__(self, "sha256_of_body", True)
+    def __init__(
+        self,
+        listing: Listing,
+        url: str,
+        status_code: int,
+        fetched_at: datetime,
+        body: bytes | SpilledBody,
+        sha256: str = "",
+    ) -> None:
+        spilled = isinstance(body, SpilledBody)
+        of_body = not sha256
+        if not sha256:
+            sha256 = sha256_hex(body.read() if spilled else body)
+        for name, value in (
+            ("listing", listing),
+            ("url", url),
+            ("status_code", status_code),
+            ("fetched_at", fetched_at),
+            ("sha256", sha256),
+            ("sha256_of_body", of_body),
+            ("_held", body),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def body(self) -> bytes:
+        held = self._held
+        return held.read() if isinstance(held, SpilledBody) else held
+
+    @property
+    def body_on_disk(self) -> bool:
+        """Whether `body` is read back from a temporary file (`spill.py`)."""
+        return isinstance(self._held, SpilledBody)
+
+    def kept_in(self, spill: BodySpill) -> RawPage:
+        """The same page, its body kept in `spill` (in memory still, should the file fail)."""
+        if self.body_on_disk:
+            return self
+        kept = object.__new__(RawPage)
+        for name in RawPage.__slots__:
+            object.__setattr__(kept, name, getattr(self, name))
+        object.__setattr__(kept, "_held", spill.keep(self._held))
+        return kept
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RawPage is immutable; cannot set {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawPage):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"RawPage(listing={self.listing!r}, url={self.url!r}, status_code={self.status_code}, "
+            f"fetched_at={self.fetched_at!r}, sha256={self.sha256!r})"
+        )
+
+    def __reduce__(self) -> tuple:
+        # Pickled with its bytes: a spilled body's file is this process's alone.
+        args = (self.listing, self.url, self.status_code, self.fetched_at, self.body, self.sha256)
+        return (RawPage, args)
+
+    def _key(self) -> tuple:
+        return (self.listing, self.url, self.status_code, self.fetched_at, self.sha256)
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ new tables caught by verify."""
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import replace
 from datetime import date
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from tasks.bitbucket.models import RawPage
+from tasks.bitbucket.spill import BodySpill, SpillLost
 from tasks.evidence import hashing, page_checks
 from tasks.evidence.connection import in_memory
 from tasks.evidence.errors import IntegrityError
@@ -284,4 +286,44 @@ def test_a_second_page_claiming_an_earlier_pages_sha256_is_checked_too(db_path, 
                 replace(extract, pages=[claimed, forged, *extract.pages[2:]]),
                 policy=DEFAULT_POLICY,
             )
+        assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
+
+
+def _spilled(extract, folder: Path):
+    spill = BodySpill(str(folder))
+    pages = [page.kept_in(spill) for page in extract.pages]
+    assert all(page.body_on_disk for page in pages)
+    return replace(extract, pages=pages, derived=None), spill._file.fileno()
+
+
+def test_bodies_read_back_from_disk_are_stored_as_they_arrived(tmp_path, synth):
+    extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
+    spilled, _fd = _spilled(extract, tmp_path)
+    stored = {}
+    for name, which in (("memory", extract), ("disk", spilled)):
+        with EvidenceStore.open(tmp_path / f"{name}.duckdb") as store:
+            record = store.record_run(which, policy=DEFAULT_POLICY)
+            bodies = store.conn.execute("SELECT body FROM raw_api_pages ORDER BY seq").fetchall()
+        stored[name] = (record.raw_sha256, record.observations_sha256, bodies)
+    assert stored["disk"] == stored["memory"]
+    assert [bytes(body) for (body,) in stored["disk"][2]] == [p.body for p in extract.pages]
+
+
+def test_a_body_changed_on_disk_after_it_arrived_is_not_stored(db_path, tmp_path, synth):
+    extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
+    spilled, fd = _spilled(extract, tmp_path)
+    os.pwrite(fd, b"X", spilled.pages[1]._held.offset + 20)  # same length, one byte changed
+    with EvidenceStore.open(db_path) as store:
+        with pytest.raises(IntegrityError, match="read back from the temporary file"):
+            store.record_run(spilled, policy=DEFAULT_POLICY)
+        assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
+
+
+def test_a_cut_temporary_file_says_so_and_stores_nothing(db_path, tmp_path, synth):
+    extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
+    spilled, fd = _spilled(extract, tmp_path)
+    os.ftruncate(fd, 100)
+    with EvidenceStore.open(db_path) as store:
+        with pytest.raises(SpillLost, match="was cut or its disk failed.*run the collection"):
+            store.record_run(spilled, policy=DEFAULT_POLICY)
         assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]

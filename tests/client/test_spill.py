@@ -1,0 +1,49 @@
+"""Page bodies wait on disk, not in memory, between their arrival and the store (spill.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+
+import orjson
+
+from tasks.canonical import sha256_hex
+
+
+def test_bodies_are_kept_in_a_temporary_file_without_a_name(make_settings, collect, emu):
+    extract = collect(make_settings(), "acme")
+    assert extract.status == "complete", extract.error
+    assert extract.pages and all(page.body_on_disk for page in extract.pages)
+    for page in extract.pages:  # read back as they arrived, each under the hash taken then
+        assert sha256_hex(page.body) == page.sha256
+        assert isinstance(orjson.loads(page.body)["values"], list)
+    spills = {page._held.spill for page in extract.pages}
+    assert len(spills) == 2  # one file per listing's client
+    for spill in spills:
+        where = os.readlink(f"/proc/self/fd/{spill._file.fileno()}")
+        assert where.endswith("(deleted)"), where  # nothing to leave behind, nothing to open
+    assert len(extract.derived) == len(extract.pages)  # normalised from the file as they came
+
+
+def test_without_room_for_the_file_bodies_stay_in_memory(
+    make_settings, collect, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    with caplog.at_level(logging.WARNING, logger="bb2sv.client"):
+        extract = collect(make_settings(), "acme")
+    assert extract.status == "complete", extract.error
+    assert extract.pages and not any(page.body_on_disk for page in extract.pages)
+    assert all(sha256_hex(page.body) == page.sha256 for page in extract.pages)
+    warnings = [r.getMessage() for r in caplog.records if "kept in memory" in r.getMessage()]
+    assert len(warnings) == 2  # once per client, not once per page
+    assert "not-there" in warnings[0] and "TMPDIR" in warnings[0]
+
+
+def test_a_page_pickles_with_its_bytes_and_is_checked_again(make_settings, collect):
+    page = collect(make_settings(), "acme").pages[0]
+    again = pickle.loads(pickle.dumps(page))  # noqa: S301 - its own bytes
+    assert again == page and again.body == page.body
+    assert not again.body_on_disk
+    assert not again.sha256_of_body  # its hash came with it: the store checks it
