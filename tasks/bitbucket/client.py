@@ -97,6 +97,7 @@ class FetchedPage:
 
     page: RawPage
     document: dict
+    body: bytes  # the bytes `document` was parsed from, in memory (`page.body` reads a file)
 
 
 def public_url(url: httpx.URL) -> str:
@@ -303,7 +304,7 @@ class BitbucketClient:
             rate_limit_reset=response.headers.get("X-RateLimit-Reset"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
-        return outcome, None if document is None else FetchedPage(page, document)
+        return outcome, None if document is None else FetchedPage(page, document, body)
 
     def _network_fault(self, sent: Outcome, exc: Exception, response_limit_s: float) -> Outcome:
         if self._inflight.cut_reason == "deadline":

@@ -35,7 +35,8 @@ class RawPage:
     `url` never contains credentials; `body` is the response body as received, after HTTP
     content decoding (gzip, deflate) and at most `client.MAX_BODY_BYTES`. The client gives
     it as a `SpilledBody` (kept on disk until the store, `spill.py`); `body` reads it back.
-    Immutable; equal when their metadata and sha256 are.
+    Immutable. Equal when their metadata and sha256 are: a page given a sha256 (not
+    hashed here, `sha256_of_body` False) may claim another's, and the store checks it.
     """
 
     __slots__ = ("_held", "fetched_at", "listing", "sha256", "sha256_of_body", "status_code", "url")
@@ -47,8 +48,8 @@ class RawPage:
     sha256: str
     # True when `sha256` was computed here from the body as it arrived: the evidence store
     # then need not hash the body again before trusting the name (an extract's pages are
-    # hashed once), unless it is read back from disk (`body_on_disk`). A page given its
-    # sha256 (the spool, a caller) is checked.
+    # hashed once; one read back from disk checks itself, `SpilledBody.read`). A page given
+    # its sha256 (the spool, a caller) is checked.
     sha256_of_body: bool
 
     def __init__(
@@ -92,11 +93,14 @@ class RawPage:
         kept = object.__new__(RawPage)
         for name in RawPage.__slots__:
             object.__setattr__(kept, name, getattr(self, name))
-        object.__setattr__(kept, "_held", spill.keep(self._held))
+        object.__setattr__(kept, "_held", spill.keep(self._held, self.sha256))
         return kept
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"RawPage is immutable; cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RawPage is immutable; cannot delete {name}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RawPage):

@@ -2,27 +2,31 @@
 
 A 100,000-member workspace brings about 200 MB of JSON. Held in memory, those bodies were
 half of the process's size before the store, and they were still held while DuckDB took as
-much again to store them. The client appends each body to an unnamed temporary file (in
-TMPDIR, `tempfile`'s folder) as it arrives, and the page keeps only where it is:
+much again to store them. The client hashes each body as it arrives, appends it to an
+unnamed temporary file in TMPDIR, and the page keeps only where it is:
 
     spill = BodySpill()
-    held = spill.keep(body)     # a SpilledBody (offset, length); `body` itself when the
-                                # file cannot be made or written (memory, as before)
-    held.read()                 # the bytes again, from the file (the page cache)
+    held = spill.keep(body, sha256_hex(body))   # a SpilledBody; `body` itself when the file
+                                                # cannot be made or written (memory)
+    held.read()                                 # the bytes again, checked against the hash
 
 The file has no name (O_TMPFILE, or unlinked at once): nothing is left behind when the
-process ends, however it ends, and only this process can open it. A body read back is the
-length it was written; the store checks each stored body against the SHA-256 taken when it
-arrived, as it checks a spooled page.
+process ends, however it ends. It is not beyond reach: a process of the same user allowed
+to read this one's memory can open it through /proc. So every read checks the bytes against
+the SHA-256 taken when they arrived, and a body that is not what arrived, or no longer
+there whole, raises SpillLost: nothing is derived or stored from it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
 import threading
 from typing import IO
+
+from tasks.canonical import sha256_hex
 
 logger = logging.getLogger("bb2sv.client")
 
@@ -30,26 +34,30 @@ __all__ = ["BodySpill", "SpillLost", "SpilledBody"]
 
 
 class SpillLost(OSError):
-    """A spilled body could not be read back whole (the temporary file was cut or lost)."""
+    """A spilled body could not be read back as it arrived (the temporary file was cut or
+    changed, or its disk failed)."""
 
 
 class BodySpill:
-    """One temporary file that bodies are appended to, from any thread."""
+    """One temporary file that bodies are appended to, from any thread. `folder`: where to
+    make it (default: TMPDIR when set, else `tempfile`'s choice)."""
 
     def __init__(self, folder: str | None = None) -> None:
-        self._folder = folder
+        self._folder = folder if folder is not None else os.environ.get("TMPDIR") or None
         self._file: IO[bytes] | None = None
         self._end = 0
         self._lock = threading.Lock()
         self._failed = False
 
-    def keep(self, body: bytes) -> bytes | SpilledBody:
-        """Where `body` is kept: the file, or memory when the file cannot take it."""
+    def keep(self, body: bytes, sha256: str) -> bytes | SpilledBody:
+        """Where `body` (whose SHA-256 is `sha256`) is kept: the file, or memory when the
+        file cannot take it."""
         if not body or self._failed:
             return body
         with self._lock:  # a place of its own for each body; the writes need no lock
             try:
                 if self._file is None:
+                    # A TMPDIR that is set is used or refused, never silently replaced.
                     self._file = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115
             except OSError as exc:
                 self._give_up(exc)
@@ -65,7 +73,7 @@ class BodySpill:
         except OSError as exc:
             self._give_up(exc)
             return body
-        return SpilledBody(self, offset, len(body))
+        return SpilledBody(self, offset, len(body), sha256)
 
     def read(self, offset: int, length: int) -> bytes:
         if self._file is None:
@@ -73,9 +81,8 @@ class BodySpill:
         data = os.pread(self._file.fileno(), length, offset)
         if len(data) != length:
             raise SpillLost(
-                f"the temporary file that held this extract's page bodies gave {len(data)} of "
-                f"{length} bytes at {offset}: it was cut or its disk failed. Nothing of this "
-                "attempt can be stored; run the collection again."
+                f"the temporary file that held the page bodies gave {len(data)} of {length} "
+                f"bytes at {offset}: it was cut or its disk failed. {_AGAIN}"
             )
         return data
 
@@ -83,23 +90,47 @@ class BodySpill:
         if self._failed:
             return
         self._failed = True
+        folder = self._folder or tempfile.gettempdir()
+        why = _WHY.get(exc.errno or 0, "failed")
         logger.warning(
-            "page bodies are kept in memory: the temporary file for them (in %s) failed: %s. "
-            "Set TMPDIR to a folder with room.",
-            self._folder or tempfile.gettempdir(),
+            "page bodies are kept in memory: the temporary file for them in %s %s (%s). Set "
+            "TMPDIR to a folder this process can write, with room for about 2 KB per member.",
+            folder,
+            why,
             exc.strerror or exc,
         )
 
 
+_AGAIN = "Collect again to read them anew"
+
+_WHY = {
+    errno.ENOENT: "cannot be made: the folder does not exist",
+    errno.EACCES: "cannot be made: the folder is not writable",
+    errno.EROFS: "cannot be made: the folder is read-only",
+    errno.ENOSPC: "ran out of room",
+    errno.EDQUOT: "ran out of quota",
+    errno.EFBIG: "reached the largest file allowed",
+    errno.EMFILE: "cannot be opened: the process has too many open files",
+}
+
+
 class SpilledBody:
-    """Where one body is in a BodySpill."""
+    """Where one body is in a BodySpill, and the SHA-256 it had when it arrived."""
 
-    __slots__ = ("length", "offset", "spill")
+    __slots__ = ("length", "offset", "sha256", "spill")
 
-    def __init__(self, spill: BodySpill, offset: int, length: int) -> None:
+    def __init__(self, spill: BodySpill, offset: int, length: int, sha256: str) -> None:
         self.spill = spill
         self.offset = offset
         self.length = length
+        self.sha256 = sha256
 
     def read(self) -> bytes:
-        return self.spill.read(self.offset, self.length)
+        data = self.spill.read(self.offset, self.length)
+        if sha256_hex(data) != self.sha256:
+            raise SpillLost(
+                f"the temporary file that held the page bodies gave back bytes at {self.offset} "
+                "that are not the body that arrived (its SHA-256 differs): the file was "
+                f"changed or its disk failed. {_AGAIN}"
+            )
+        return data

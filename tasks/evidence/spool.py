@@ -17,6 +17,7 @@ before its own runs. The others are set aside, never deleted (`set_aside`).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import math
@@ -31,6 +32,7 @@ from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.config import MAX_SECONDS
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.bitbucket.models import WorkspaceExtract
+from tasks.bitbucket.spill import SpillLost
 from tasks.canonical import sha256_hex
 from tasks.evidence.errors import EvidenceLocked
 from tasks.evidence.keys import RunSigner
@@ -48,6 +50,7 @@ from tasks.evidence.spool_file import (
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
 from tasks.signals import STOP
+from tasks.vocabulary import ErrorKind, RunStatus
 
 __all__ = [
     "SPOOL_FORMAT",
@@ -141,16 +144,66 @@ def store_or_spool(
     spool never holds the key: a spooled attempt is signed by the collection that stores it."""
     wait_s = writer_wait() if wait_s is None else wait_s
     spooled = Spooled(extract, policy, flow_run_id, directory)
+    lost: str | None = None  # why the pages read could not be kept, if they could not
     try:
         return StoreResult(record=_record(db_path, spooled, wait_s, signer))
+    except SpillLost as exc:
+        spooled, lost = without_lost_pages(spooled, exc), str(exc)
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
+        failure = exc
+    if lost is not None:  # on record still, as a failed run without the pages
+        try:
+            return StoreResult(record=_record(db_path, spooled, wait_s, signer), reason=lost)
+        except Exception as exc:
+            failure = exc
+    try:
         path, digest = write_spool_file(db_path, spooled, seal=seal)
-        reason = (
-            f"{str(exc) or type(exc).__name__}. The attempt is kept in {path}; the next "
-            "collection stores it first."
+    except SpillLost as exc:  # the pages could not be read back to be spooled either
+        spooled, lost = without_lost_pages(spooled, exc), str(exc)
+        path, digest = write_spool_file(db_path, spooled, seal=seal)
+    reason = (
+        f"{str(failure) or type(failure).__name__}. The attempt is kept in {path}"
+        + ("" if lost is None else " as a failed run, without the pages it read: " + lost)
+        + "; the next collection stores it first."
+    )
+    log.error("%s: not stored: %s", extract.workspace, reason)
+    return StoreResult(spooled=path, reason=reason, spooled_sha256=digest)
+
+
+def without_lost_pages(attempt: Spooled, lost: SpillLost) -> Spooled:
+    """The attempt with the part whose pages can no longer be read as they arrived (the
+    workspace's, the directory's or both: each page is read back to tell) made a failed read
+    without pages, saying why: what was read cannot be kept, but that it was tried can."""
+    why = f"the pages read could not be kept: {lost}"
+    extract, directory = attempt.extract, attempt.directory
+    if not _readable(extract.pages):
+        extract = dataclasses.replace(
+            extract,
+            status=RunStatus.FAILED,
+            pages=[],
+            derived=None,
+            error=why if extract.error is None else f"{extract.error}; {why}",
+            error_kind=ErrorKind.CRASH,
         )
-        log.error("%s: not stored: %s", extract.workspace, reason)
-        return StoreResult(spooled=path, reason=reason, spooled_sha256=digest)
+    if directory is not None and not _readable(directory.pages):
+        directory = dataclasses.replace(
+            directory,
+            status=RunStatus.FAILED,
+            pages=[],
+            error=why if directory.error is None else f"{directory.error}; {why}",
+            error_kind=ErrorKind.CRASH,
+        )
+    return dataclasses.replace(attempt, extract=extract, directory=directory)
+
+
+def _readable(pages: list) -> bool:
+    try:
+        for page in pages:
+            if page.body_on_disk:
+                page.body  # noqa: B018 - read back, and checked (SpilledBody.read)
+    except SpillLost:
+        return False
+    return True
 
 
 def spooled_runs(db_path: str | os.PathLike) -> list[Path]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Self
 
 import duckdb
+import pyarrow as pa
 
 from tasks.atlassian.models import DirectoryExtract
 from tasks.bitbucket.exceptions import ConfigError
@@ -174,7 +175,7 @@ class EvidenceStore:
         # sha256) must not decide what the new run's hashes are. On a thread of its own,
         # while this one stores the bodies: both are mostly DuckDB's work, outside the GIL.
         digesting = ThreadPoolExecutor(1, thread_name_prefix="bb2sv-digests")
-        pending = digesting.submit(hashing.run_digests_apart, run_id, responses, observed)
+        pending = digesting.submit(_digests_apart, extract.workspace, run_id, responses, observed)
         del observed, responses
         try:
             for name, table in views.items():
@@ -212,7 +213,8 @@ class EvidenceStore:
             raise translate(exc, self.path, action=action) from None
         finally:
             _unregister(self.conn, views)
-            digesting.shutdown(wait=False)
+            # At most the digests' own time (a store that failed first): never left behind.
+            digesting.shutdown(wait=True, cancel_futures=True)
         log.info(
             "stored run %s (%s, %d members, %d pages) in %.3f s",
             run_id,
@@ -284,6 +286,20 @@ class EvidenceStore:
         self.conn.execute("INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses")
         # Who once, what each run saw per run (migration 0007).
         self.conn.execute(_store_observations_sql())
+
+
+def _digests_apart(
+    workspace: str, run_id: str, pages: pa.Table, observations: pa.Table
+) -> hashing.RunDigests:
+    """`hashing.run_digests_apart`, its DuckDB errors said to be its own: the private
+    in-memory database is not the evidence file, whose errors the store translates."""
+    try:
+        return hashing.run_digests_apart(run_id, pages, observations)
+    except duckdb.Error as exc:
+        raise EvidenceError(
+            f"Could not compute the digests of the {workspace} run (in memory, before "
+            f"anything is written): {exc}. Nothing was stored."
+        ) from None
 
 
 def _unregister(conn: duckdb.DuckDBPyConnection, views: dict) -> None:

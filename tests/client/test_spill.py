@@ -8,6 +8,7 @@ import pickle
 import tempfile
 
 import orjson
+import pytest
 
 from tasks.canonical import sha256_hex
 
@@ -27,10 +28,12 @@ def test_bodies_are_kept_in_a_temporary_file_without_a_name(make_settings, colle
     assert len(extract.derived) == len(extract.pages)  # normalised from the file as they came
 
 
-def test_without_room_for_the_file_bodies_stay_in_memory(
+def test_a_tmpdir_that_cannot_take_the_file_is_not_replaced_and_bodies_stay_in_memory(
     make_settings, collect, monkeypatch, tmp_path, caplog
 ):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    # tempfile itself would quietly fall back to /tmp, another disk than the one chosen.
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "not-there"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # as a process started with that TMPDIR
     with caplog.at_level(logging.WARNING, logger="bb2sv.client"):
         extract = collect(make_settings(), "acme")
     assert extract.status == "complete", extract.error
@@ -38,7 +41,8 @@ def test_without_room_for_the_file_bodies_stay_in_memory(
     assert all(sha256_hex(page.body) == page.sha256 for page in extract.pages)
     warnings = [r.getMessage() for r in caplog.records if "kept in memory" in r.getMessage()]
     assert len(warnings) == 2  # once per client, not once per page
-    assert "not-there" in warnings[0] and "TMPDIR" in warnings[0]
+    assert "not-there" in warnings[0] and "does not exist" in warnings[0]
+    assert "Set TMPDIR" in warnings[0]
 
 
 def test_a_page_pickles_with_its_bytes_and_is_checked_again(make_settings, collect):
@@ -47,3 +51,13 @@ def test_a_page_pickles_with_its_bytes_and_is_checked_again(make_settings, colle
     assert again == page and again.body == page.body
     assert not again.body_on_disk
     assert not again.sha256_of_body  # its hash came with it: the store checks it
+
+
+def test_a_page_cannot_be_changed_or_emptied(make_settings, collect):
+    page = collect(make_settings(), "acme").pages[0]
+    for name in ("sha256", "_held", "status_code"):
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(page, name, None)
+        with pytest.raises(AttributeError, match="immutable"):
+            delattr(page, name)
+    assert sha256_hex(page.body) == page.sha256

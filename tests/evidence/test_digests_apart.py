@@ -4,11 +4,21 @@ connection per call: from several threads, or in a forked child, they are the sa
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 
+import duckdb
+import pytest
+
+from tasks.bitbucket.models import RawPage
 from tasks.evidence import frames, hashing
+from tasks.evidence.errors import EvidenceError, IntegrityError
+from tasks.evidence.store import EvidenceStore
 from tasks.normalise import observations_table
+from tasks.policy import DEFAULT_POLICY
 
 
 def _tables(synth, workspace: str, members: int):
@@ -62,3 +72,36 @@ def test_threads_and_a_forked_child_get_the_digests_of_a_fresh_database(synth):
     views = leftover.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall()
     assert views == [(0,)]
     leftover.close()
+
+
+def test_a_store_that_fails_leaves_no_digest_thread_behind(db_path, synth, monkeypatch):
+    digests = hashing.run_digests_apart
+
+    def slow_digests(*args):  # as a large run's: still at work when the store fails
+        time.sleep(0.5)
+        return digests(*args)
+
+    monkeypatch.setattr(hashing, "run_digests_apart", slow_digests)
+    extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
+    page = extract.pages[0]
+    forged = RawPage(page.listing, page.url, 200, page.fetched_at, page.body, sha256="0" * 64)
+    with EvidenceStore.open(db_path) as store, pytest.raises(IntegrityError):
+        store.record_run(
+            replace(extract, pages=[forged, *extract.pages[1:]]), policy=DEFAULT_POLICY
+        )
+    assert not [t for t in threading.enumerate() if t.name.startswith("bb2sv-digests")]
+
+
+def test_a_failure_of_the_digests_is_not_blamed_on_the_evidence_file(db_path, synth, monkeypatch):
+    def out_of_memory(*_args):  # what the private database raises when memory runs out
+        raise duckdb.OutOfMemoryException("failed to allocate data of size 64.0 MiB")
+
+    monkeypatch.setattr(hashing, "run_digests_apart", out_of_memory)
+    extract = synth.make_extract("acme", synth.synthetic_members(30), day=date(2026, 3, 1))
+    with EvidenceStore.open(db_path) as store:
+        with pytest.raises(EvidenceError) as raised:
+            store.record_run(extract, policy=DEFAULT_POLICY)
+        assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
+    message = str(raised.value)
+    assert message.startswith("Could not compute the digests of the acme run (in memory")
+    assert "64.0 MiB" in message and str(db_path) not in message

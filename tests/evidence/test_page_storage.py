@@ -314,7 +314,7 @@ def test_a_body_changed_on_disk_after_it_arrived_is_not_stored(db_path, tmp_path
     spilled, fd = _spilled(extract, tmp_path)
     os.pwrite(fd, b"X", spilled.pages[1]._held.offset + 20)  # same length, one byte changed
     with EvidenceStore.open(db_path) as store:
-        with pytest.raises(IntegrityError, match="read back from the temporary file"):
+        with pytest.raises(SpillLost, match="not the body that arrived.*Collect again"):
             store.record_run(spilled, policy=DEFAULT_POLICY)
         assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
 
@@ -324,6 +324,6 @@ def test_a_cut_temporary_file_says_so_and_stores_nothing(db_path, tmp_path, synt
     spilled, fd = _spilled(extract, tmp_path)
     os.ftruncate(fd, 100)
     with EvidenceStore.open(db_path) as store:
-        with pytest.raises(SpillLost, match="was cut or its disk failed.*run the collection"):
+        with pytest.raises(SpillLost, match="was cut or its disk failed.*Collect again"):
             store.record_run(spilled, policy=DEFAULT_POLICY)
         assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]

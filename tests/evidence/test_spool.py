@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from emulator import WorkspaceSpec
 from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
 from tasks.bitbucket.auth import BearerToken
+from tasks.bitbucket.spill import BodySpill
 from tasks.evidence import spool
 from tasks.evidence.file_identity import identifier_of
 from tasks.evidence.integrity import verify_chain
@@ -331,3 +333,65 @@ def test_what_the_spool_left_undone_makes_the_collection_not_whole(tmp_path):
         "1 spooled run(s) were stored but not anchored (see the errors above): the evidence "
         "may be missing attempts."
     )
+
+
+def _on_disk(pages, folder):
+    """The pages with their bodies in a temporary file, as the client keeps them; the fd."""
+    spill = BodySpill(str(folder))
+    kept = [page.kept_in(spill) for page in pages]
+    assert all(page.body_on_disk for page in kept)
+    return kept, spill._file.fileno()
+
+
+def test_pages_no_longer_as_they_arrived_are_on_record_as_a_failed_read(db_path, synth, tmp_path):
+    members = synth.synthetic_members(250)
+    EvidenceStore.open(db_path).close()
+    day1 = synth.make_extract("acme", members, day=date(2026, 3, 1))
+    assert spool.store_or_spool(db_path, day1, DEFAULT_POLICY, None, seal=SEAL).record
+    # The next day's read brings the same bodies: the file holds them already, so the store
+    # would not read them to store them, but it derives the observations from them.
+    day2 = synth.make_extract("acme", members, day=date(2026, 3, 2))
+    pages, fd = _on_disk(day2.pages, tmp_path)
+    body = pages[0].body
+    flipped = body.replace(b'"has_2fa_enabled":false', b'"has_2fa_enabled":true ')
+    assert flipped != body and len(flipped) == len(body)
+    os.pwrite(fd, flipped, pages[0]._held.offset)
+    attempt = replace(day2, pages=pages, derived=None)
+    result = spool.store_or_spool(db_path, attempt, DEFAULT_POLICY, None, seal=SEAL)
+    assert result.record is not None and result.record.status == "failed"
+    assert result.record.member_count == 0
+    assert "not the body that arrived" in result.reason  # the collection says so: not whole
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        (error, pages_kept) = store.conn.execute(
+            "SELECT error, (SELECT count(*) FROM raw_api_responses AS r WHERE r.run_id = c.run_id)"
+            " FROM collection_runs AS c WHERE seq = 2"
+        ).fetchone()
+    assert "the pages read could not be kept" in error and pages_kept == 0
+    assert verify_chain(db_path, workers=0).ok
+
+
+def test_a_directory_read_cut_on_disk_fails_alone_and_a_spooled_attempt_keeps_no_lost_page(
+    db_path, synth, tmp_path
+):
+    EvidenceStore.open(db_path).close()
+    attempt = synth.make_extract("acme", synth.synthetic_members(30), day=date(2026, 3, 2))
+    users = directory_users(
+        [WorkspaceSpec("acme", members=5, seed=1)], date(2026, 3, 2), DEFAULT_ORG
+    )
+    directory = offline_directory(users, at=datetime(2026, 3, 2, 6, tzinfo=UTC))
+    pages, fd = _on_disk(directory.pages, tmp_path)
+    os.ftruncate(fd, 10)
+    directory = replace(directory, pages=pages)
+    held = reader(db_path, 30)  # the file cannot take it: spooled, without the lost pages
+    try:
+        result = spool.store_or_spool(
+            db_path, attempt, DEFAULT_POLICY, None, directory, wait_s=0.3, seal=SEAL
+        )
+    finally:
+        held.kill()
+        held.wait()
+    assert result.record is None and result.spooled is not None
+    assert "without the pages it read" in result.reason and "was cut" in result.reason
+    (stored,) = spool.replay(db_path, wait_s=5, seal=SEAL)
+    assert stored.status == "complete" and stored.member_count == 30  # the workspace's read
+    assert stored.directory_status == "failed" and "was cut" in stored.directory_error
