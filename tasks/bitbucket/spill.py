@@ -91,6 +91,9 @@ class BodySpill:
             return
         self._failed = True
         folder = self._folder or tempfile.gettempdir()
+        if (folder, exc.errno) in _WARNED:  # once per process: every listing would say it
+            return
+        _WARNED.add((folder, exc.errno))
         why = _WHY.get(exc.errno or 0, "failed")
         logger.warning(
             "page bodies are kept in memory: the temporary file for them in %s %s (%s). Set "
@@ -102,6 +105,7 @@ class BodySpill:
 
 
 _AGAIN = "Collect again to read them anew"
+_WARNED: set[tuple[str, int | None]] = set()
 
 _WHY = {
     errno.ENOENT: "cannot be made: the folder does not exist",

@@ -40,7 +40,7 @@ def test_a_tmpdir_that_cannot_take_the_file_is_not_replaced_and_bodies_stay_in_m
     assert extract.pages and not any(page.body_on_disk for page in extract.pages)
     assert all(sha256_hex(page.body) == page.sha256 for page in extract.pages)
     warnings = [r.getMessage() for r in caplog.records if "kept in memory" in r.getMessage()]
-    assert len(warnings) == 2  # once per client, not once per page
+    assert len(warnings) == 1  # once, not once per listing or page
     assert "not-there" in warnings[0] and "does not exist" in warnings[0]
     assert "Set TMPDIR" in warnings[0]
 
