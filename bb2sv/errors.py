@@ -47,6 +47,8 @@ def exit_code_for_outcomes(
     organization directory (read once, but recorded with every workspace's outcome)."""
     kinds = {outcome.error_kind for outcome in outcomes if not outcome.complete}
     kinds |= {o.directory_error_kind for o in outcomes if not o.directory_complete}
+    if any(outcome.pages_lost for outcome in outcomes):  # what was read is not all on record
+        kinds.add(ErrorKind.CRASH)
     if stopped_by is not None or ErrorKind.STOPPED in kinds:
         return ExitCode.STOPPED
     if kinds & {ErrorKind.AUTH, ErrorKind.PERMISSION}:

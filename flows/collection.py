@@ -26,6 +26,7 @@ as `failed` runs naming the signal, and nothing new starts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -184,6 +185,9 @@ def run_collection(
     directory_problem = None
     if read is not None and read.status != RunStatus.COMPLETE:
         directory_problem = f"{read.status}: {read.error}"
+    elif lost := [o for o in outcomes if not o.directory_complete]:
+        # Read whole, but not kept whole with some workspace (its pages were lost).
+        directory_problem = f"{lost[0].directory_status}: {lost[0].directory_error}"
     spool_problem = spool_summary(options.db_path, waiting, aside, unanchored)
     collection = Collection(
         outcomes, STOP.reason, tuple(not_started), directory_problem, spool_problem
@@ -248,6 +252,7 @@ def collect_all(
     queue: deque[Attempt] = deque(Attempt(workspace) for workspace in setup.workspaces)
     outcomes: list[WorkspaceOutcome] = []
     problems: dict[str, list[str]] = {}  # what went wrong with earlier attempts' steps
+    pages_lost: set[str] = set()  # workspaces with an earlier attempt stored without its pages
     finished_attempts = sliding_window(
         queue,
         options.max_concurrent_workspaces,
@@ -265,10 +270,15 @@ def collect_all(
         )
         if again is not None:
             # Stored before the next read starts: a retry never discards what the API saw.
-            store(extract, attempt.number, noted, storing)
+            earlier = store(extract, attempt.number, noted, storing)
+            if earlier is not None and earlier.kept is not None:
+                pages_lost.add(attempt.workspace)
             queue.append(again)
             continue
-        outcomes.append(store_and_report(extract, attempt.number, noted, storing))
+        outcome = store_and_report(extract, attempt.number, noted, storing)
+        if attempt.workspace in pages_lost:
+            outcome = dataclasses.replace(outcome, pages_lost=True)
+        outcomes.append(outcome)
     return outcomes, list(dict.fromkeys(attempt.workspace for attempt in queue))
 
 
@@ -367,6 +377,9 @@ def store_and_report(
     engine, to, directory = storing.engine, storing.to, storing.to.directory
     result = store(extract, attempts, problems, storing)
     stored = None if result is None else result.record
+    kept = None if result is None else result.kept
+    if kept is not None:  # pages it read could not be kept: stored or spooled without them
+        extract, directory = kept.extract, kept.directory
     if stored is None:
         return WorkspaceOutcome(
             workspace=extract.workspace,
@@ -384,6 +397,7 @@ def store_and_report(
             directory_status=None if directory is None else RunStatus(directory.status),
             directory_error=None if directory is None else directory.error,
             directory_error_kind=None if directory is None else directory.error_kind,
+            pages_lost=kept is not None,
         )
     bundle = None
     if not STOP.requested:
@@ -409,6 +423,7 @@ def store_and_report(
         directory_status=stored.directory_status,
         directory_error=stored.directory_error,
         directory_error_kind=None if directory is None else directory.error_kind,
+        pages_lost=kept is not None,
     )
 
 

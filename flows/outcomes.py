@@ -48,6 +48,9 @@ class WorkspaceOutcome:
     directory_status: RunStatus | None = None  # None: no organization directory configured
     directory_error: str | None = None
     directory_error_kind: ErrorKind | None = None
+    # An attempt (this one or an earlier one) was stored or spooled without pages it read:
+    # they could not be read back as they arrived (tasks/bitbucket/spill.py).
+    pages_lost: bool = False
 
     @property
     def complete(self) -> bool:
@@ -61,7 +64,13 @@ class WorkspaceOutcome:
     @property
     def clean(self) -> bool:
         """Complete with its directory, stored, and every step after it succeeded."""
-        return self.complete and self.directory_complete and not self.problems and not self.spooled
+        return (
+            self.complete
+            and self.directory_complete
+            and not self.problems
+            and not self.spooled
+            and not self.pages_lost
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,8 +146,9 @@ def anchored(
         line = append_anchor(
             to.anchor_log, result.record, evidence=Path(to.db_path), signer=to.signer
         )
-    except AnchorWriteError as exc:
-        return dataclasses.replace(result, reason=str(exc))
+    except AnchorWriteError as exc:  # beside what the store had to say, if anything
+        reason = str(exc) if result.reason is None else f"{result.reason}; {exc}"
+        return dataclasses.replace(result, reason=reason)
     if witness is not None:
         witness(result.record, line)
     return result

@@ -117,7 +117,7 @@ class RawPage:
         )
 
     def __reduce__(self) -> tuple:
-        # Pickled with its bytes: a spilled body's file is this process's alone.
+        # Pickled with its bytes: a spilled body's file is open in this process only.
         args = (self.listing, self.url, self.status_code, self.fetched_at, self.body, self.sha256)
         return (RawPage, args)
 

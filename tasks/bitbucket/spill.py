@@ -78,7 +78,13 @@ class BodySpill:
     def read(self, offset: int, length: int) -> bytes:
         if self._file is None:
             raise SpillLost("no temporary file holds the page bodies of this extract")
-        data = os.pread(self._file.fileno(), length, offset)
+        try:
+            data = os.pread(self._file.fileno(), length, offset)
+        except OSError as exc:  # EIO: the disk failed under it
+            raise SpillLost(
+                f"the temporary file that held the page bodies could not be read at {offset} "
+                f"({exc.strerror or exc}): its disk failed. {_AGAIN}"
+            ) from None
         if len(data) != length:
             raise SpillLost(
                 f"the temporary file that held the page bodies gave {len(data)} of {length} "

@@ -88,6 +88,9 @@ class StoreResult:
     spooled: Path | None = None
     reason: str | None = None
     spooled_sha256: str | None = None
+    # The attempt as it was stored or spooled, when pages it read could not be kept
+    # (`without_lost_pages`): a failed read without them. None: as it was given.
+    kept: Spooled | None = None
 
 
 def writer_wait() -> float:
@@ -144,66 +147,77 @@ def store_or_spool(
     spool never holds the key: a spooled attempt is signed by the collection that stores it."""
     wait_s = writer_wait() if wait_s is None else wait_s
     spooled = Spooled(extract, policy, flow_run_id, directory)
-    lost: str | None = None  # why the pages read could not be kept, if they could not
+    kept: Spooled | None = None  # the attempt without the pages that were lost, if any were
     try:
         return StoreResult(record=_record(db_path, spooled, wait_s, signer))
-    except SpillLost as exc:
-        spooled, lost = without_lost_pages(spooled, exc), str(exc)
+    except SpillLost:
+        spooled = kept = without_lost_pages(spooled)
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
         failure = exc
-    if lost is not None:  # on record still, as a failed run without the pages
+    if kept is not None:  # on record still, as a failed read without its pages
         try:
-            return StoreResult(record=_record(db_path, spooled, wait_s, signer), reason=lost)
+            record = _record(db_path, kept, wait_s, signer)
+            return StoreResult(record=record, reason=lost_reason(kept), kept=kept)
         except Exception as exc:
             failure = exc
     try:
         path, digest = write_spool_file(db_path, spooled, seal=seal)
-    except SpillLost as exc:  # the pages could not be read back to be spooled either
-        spooled, lost = without_lost_pages(spooled, exc), str(exc)
-        path, digest = write_spool_file(db_path, spooled, seal=seal)
+    except SpillLost:  # the pages could not be read back to be spooled either
+        spooled = kept = without_lost_pages(spooled)
+        path, digest = write_spool_file(db_path, kept, seal=seal)
     reason = (
         f"{str(failure) or type(failure).__name__}. The attempt is kept in {path}"
-        + ("" if lost is None else " as a failed run, without the pages it read: " + lost)
+        + ("" if kept is None else f" as a failed read ({lost_reason(kept)})")
         + "; the next collection stores it first."
     )
     log.error("%s: not stored: %s", extract.workspace, reason)
-    return StoreResult(spooled=path, reason=reason, spooled_sha256=digest)
+    return StoreResult(spooled=path, reason=reason, spooled_sha256=digest, kept=kept)
 
 
-def without_lost_pages(attempt: Spooled, lost: SpillLost) -> Spooled:
-    """The attempt with the part whose pages can no longer be read as they arrived (the
-    workspace's, the directory's or both: each page is read back to tell) made a failed read
-    without pages, saying why: what was read cannot be kept, but that it was tried can."""
-    why = f"the pages read could not be kept: {lost}"
+LOST = "the pages read could not be kept: "
+
+
+def without_lost_pages(attempt: Spooled) -> Spooled:
+    """The attempt with each part (the workspace's read, the directory's) whose pages can no
+    longer be read as they arrived made a failed read without pages, saying why: what was
+    read cannot be kept, but that it was tried can. Each page is read back to tell."""
     extract, directory = attempt.extract, attempt.directory
-    if not _readable(extract.pages):
-        extract = dataclasses.replace(
-            extract,
-            status=RunStatus.FAILED,
-            pages=[],
-            derived=None,
-            error=why if extract.error is None else f"{extract.error}; {why}",
-            error_kind=ErrorKind.CRASH,
-        )
-    if directory is not None and not _readable(directory.pages):
-        directory = dataclasses.replace(
-            directory,
-            status=RunStatus.FAILED,
-            pages=[],
-            error=why if directory.error is None else f"{directory.error}; {why}",
-            error_kind=ErrorKind.CRASH,
-        )
+    if (lost := _lost(extract.pages)) is not None:
+        extract = dataclasses.replace(extract, pages=[], derived=None, **_failed(extract, lost))
+    if directory is not None and (lost := _lost(directory.pages)) is not None:
+        directory = dataclasses.replace(directory, pages=[], **_failed(directory, lost))
     return dataclasses.replace(attempt, extract=extract, directory=directory)
 
 
-def _readable(pages: list) -> bool:
+def lost_reason(attempt: Spooled) -> str:
+    """What `without_lost_pages` took out of `attempt`, in a sentence."""
+    parts = [
+        f"{read.label}: {read.error[read.error.index(LOST) :]}"
+        for read in (attempt.extract, attempt.directory)
+        if read is not None and read.error and LOST in read.error
+    ]
+    return "; ".join(parts)
+
+
+def _failed(read: WorkspaceExtract | DirectoryExtract, lost: SpillLost) -> dict:
+    why = LOST + str(lost)
+    return {
+        "status": RunStatus.FAILED,
+        "error": why if read.error is None else f"{read.error}; {why}",
+        # The read's own reason, when it had one (a 401, a stop), still says most.
+        "error_kind": read.error_kind or ErrorKind.CRASH,
+    }
+
+
+def _lost(pages: list) -> SpillLost | None:
+    """Why the first page of `pages` that cannot be read back as it arrived cannot, if any."""
     try:
         for page in pages:
             if page.body_on_disk:
                 page.body  # noqa: B018 - read back, and checked (SpilledBody.read)
-    except SpillLost:
-        return False
-    return True
+    except SpillLost as lost:
+        return lost
+    return None
 
 
 def spooled_runs(db_path: str | os.PathLike) -> list[Path]:

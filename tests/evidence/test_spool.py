@@ -360,7 +360,9 @@ def test_pages_no_longer_as_they_arrived_are_on_record_as_a_failed_read(db_path,
     result = spool.store_or_spool(db_path, attempt, DEFAULT_POLICY, None, seal=SEAL)
     assert result.record is not None and result.record.status == "failed"
     assert result.record.member_count == 0
+    assert "workspace 'acme': the pages read could not be kept" in result.reason
     assert "not the body that arrived" in result.reason  # the collection says so: not whole
+    assert result.kept.extract.pages == [] and result.kept.extract.error_kind == "crash"
     with EvidenceStore.open(db_path, read_only=True) as store:
         (error, pages_kept) = store.conn.execute(
             "SELECT error, (SELECT count(*) FROM raw_api_responses AS r WHERE r.run_id = c.run_id)"
@@ -391,7 +393,28 @@ def test_a_directory_read_cut_on_disk_fails_alone_and_a_spooled_attempt_keeps_no
         held.kill()
         held.wait()
     assert result.record is None and result.spooled is not None
-    assert "without the pages it read" in result.reason and "was cut" in result.reason
+    assert "as a failed read (the directory of organization" in result.reason
+    assert "was cut" in result.reason and result.kept.directory.status == "failed"
+    assert result.kept.extract.status == "complete"  # the workspace's own read is kept
     (stored,) = spool.replay(db_path, wait_s=5, seal=SEAL)
     assert stored.status == "complete" and stored.member_count == 30  # the workspace's read
     assert stored.directory_status == "failed" and "was cut" in stored.directory_error
+
+
+def test_a_read_that_failed_for_its_own_reason_keeps_it_when_its_pages_are_lost(
+    db_path, synth, tmp_path
+):
+    EvidenceStore.open(db_path).close()
+    refused = replace(
+        synth.make_extract("acme", synth.synthetic_members(30), day=date(2026, 3, 2)),
+        status="failed",
+        error="HTTP 401 on page 1 of members",
+        error_kind="auth",
+    )
+    pages, fd = _on_disk(refused.pages, tmp_path)
+    os.ftruncate(fd, 0)
+    result = spool.store_or_spool(
+        db_path, replace(refused, pages=pages, derived=None), DEFAULT_POLICY, None, seal=SEAL
+    )
+    assert (result.record.status, result.record.error_kind) == ("failed", "auth")
+    assert result.record.error.startswith("HTTP 401 on page 1 of members; the pages read")

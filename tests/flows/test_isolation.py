@@ -9,6 +9,7 @@ runs it without a Prefect API.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -306,3 +307,50 @@ def test_a_spool_file_that_is_not_stored_makes_the_collection_not_whole(
     assert (folder / "20200101T000000000000Z-acme-junk0000.unreadable").exists()
     code = exit_code_for_outcomes(result.outcomes, result.stopped_by, bool(result.spool_problem))
     assert code == ExitCode.EVIDENCE
+
+
+class _DiskFailingReads:
+    """`os` for the page bodies' temporary file, with reads that fail as a dying disk's do."""
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    @staticmethod
+    def pread(_fd: int, _length: int, _offset: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_a_disk_that_fails_under_the_page_bodies_leaves_a_failed_run_on_record(
+    tmp_path, collect_local, bitbucket_env, monkeypatch
+):
+    from bb2sv.errors import ExitCode, exit_code_for_outcomes
+    from tasks.bitbucket import spill
+    from tasks.evidence.verification import verify_evidence
+
+    monkeypatch.setattr(spill, "os", _DiskFailingReads())  # written whole, never read back
+    result = collect_local(["alpha"])
+    (outcome,) = result.outcomes
+    assert (outcome.status, outcome.error_kind, outcome.pages_lost) == (
+        RunStatus.FAILED, ErrorKind.CRASH, True,
+    )  # fmt: skip
+    assert "the pages read could not be kept" in outcome.error
+    assert "Input/output error" in outcome.error and outcome.run_id and outcome.report_dir
+    runs, pages = stored(tmp_path, "workspace, status, member_count")
+    assert runs == [("alpha", "failed", 0)] and pages == 0  # tried, on record; nothing made up
+    code = exit_code_for_outcomes(result.outcomes, result.stopped_by, bool(result.spool_problem))
+    assert code == ExitCode.INCOMPLETE
+    assert verify_evidence(tmp_path / "evidence.duckdb").ok
+
+
+def test_an_earlier_attempt_stored_without_its_pages_keeps_the_collection_from_being_whole():
+    from dataclasses import replace
+
+    from bb2sv.errors import ExitCode, exit_code_for_outcomes
+    from flows.outcomes import WorkspaceOutcome
+
+    whole = WorkspaceOutcome(
+        "alpha", RunStatus.COMPLETE, "run-2", "h", 120, None, None, "complete", "r", attempts=2
+    )
+    assert whole.clean and exit_code_for_outcomes([whole]) == ExitCode.OK
+    lost = replace(whole, pages_lost=True)  # attempt 1's pages could not be read back
+    assert not lost.clean and exit_code_for_outcomes([lost]) == ExitCode.INCOMPLETE
