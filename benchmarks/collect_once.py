@@ -37,7 +37,7 @@ def main(members: int, latency_s: float) -> dict:
         with Timer() as extract_t:
             extract = extract_workspace(settings, "bench")
         assert extract.status == RunStatus.COMPLETE, extract.error
-        extraction_rss = peak_rss_mib()  # the extract holds every page's body until the load
+        extraction_rss = peak_rss_mib()  # the extract holds its pages (bodies: on disk) to the load
         db = Path(tmp) / "evidence.duckdb"
         with EvidenceStore.open(db) as store, Timer() as load_t:
             stored = store.record_run(extract, policy=DEFAULT_POLICY)

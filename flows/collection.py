@@ -252,7 +252,7 @@ def collect_all(
     queue: deque[Attempt] = deque(Attempt(workspace) for workspace in setup.workspaces)
     outcomes: list[WorkspaceOutcome] = []
     problems: dict[str, list[str]] = {}  # what went wrong with earlier attempts' steps
-    pages_lost: set[str] = set()  # workspaces with an earlier attempt stored without its pages
+    pages_lost: set[str] = set()  # an earlier attempt stored or spooled without its pages
     finished_attempts = sliding_window(
         queue,
         options.max_concurrent_workspaces,

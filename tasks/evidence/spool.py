@@ -12,12 +12,12 @@ before its own runs. The others are set aside, never deleted (`set_aside`).
     result = store_or_spool("evidence.duckdb", extract, policy, flow_run_id, seal=seal)
     result.record            # the RunRecord, when stored
     result.spooled, result.reason     # the spool file and why, when not
+    result.kept              # the attempt as kept, when pages it read were lost (else None)
     replay("evidence.duckdb", seal=seal)   # [RunRecord, …] of the spooled attempts now stored
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import math
@@ -36,6 +36,7 @@ from tasks.bitbucket.spill import SpillLost
 from tasks.canonical import sha256_hex
 from tasks.evidence.errors import EvidenceLocked
 from tasks.evidence.keys import RunSigner
+from tasks.evidence.lost_pages import lost_reason, without_lost_pages
 from tasks.evidence.run_record import RunRecord
 from tasks.evidence.spool_file import (
     SPOOL_FORMAT,
@@ -50,7 +51,6 @@ from tasks.evidence.spool_file import (
 from tasks.evidence.store import EvidenceStore
 from tasks.policy import Policy
 from tasks.signals import STOP
-from tasks.vocabulary import ErrorKind, RunStatus
 
 __all__ = [
     "SPOOL_FORMAT",
@@ -81,15 +81,16 @@ _SLICE_S = 1.0  # the wait is taken in slices, so a stop ends it within a second
 @dataclass(frozen=True, slots=True)
 class StoreResult:
     """`record` when stored, else `spooled` (the file, and the SHA-256 of its bytes) and
-    `reason`; a `reason` beside a `record` says what went wrong after the store (e.g. the
-    anchor log)."""
+    `reason`; a `reason` beside a `record` says what went wrong: pages that could not be
+    kept (`kept`), or a step after the store (the anchor log)."""
 
     record: RunRecord | None = None
     spooled: Path | None = None
     reason: str | None = None
     spooled_sha256: str | None = None
-    # The attempt as it was stored or spooled, when pages it read could not be kept
-    # (`without_lost_pages`): a failed read without them. None: as it was given.
+    # The attempt as it was stored or spooled when pages it read could not be read back as
+    # they arrived (lost_pages.py): the reads they belong to failed, without them. None: the
+    # attempt as it was given.
     kept: Spooled | None = None
 
 
@@ -144,17 +145,19 @@ def store_or_spool(
 ) -> StoreResult:
     """Record (and with `signer` sign) the attempt, with the collection's directory read if
     any, in the evidence file, or keep it in the spool, sealed with `seal`, and say why. The
-    spool never holds the key: a spooled attempt is signed by the collection that stores it."""
+    spool never holds the key: a spooled attempt is signed by the collection that stores it.
+    A read whose pages can no longer be read back as they arrived is recorded (or spooled) as
+    a failed read without them (`StoreResult.kept`)."""
     wait_s = writer_wait() if wait_s is None else wait_s
     spooled = Spooled(extract, policy, flow_run_id, directory)
-    kept: Spooled | None = None  # the attempt without the pages that were lost, if any were
     try:
         return StoreResult(record=_record(db_path, spooled, wait_s, signer))
-    except SpillLost:
-        spooled = kept = without_lost_pages(spooled)
     except Exception as exc:  # whatever kept it out of the file, the attempt must survive
         failure = exc
-    if kept is not None:  # on record still, as a failed read without its pages
+    # Pages that cannot be read back as they arrived: the attempt is on record without them.
+    kept = without_lost_pages(spooled) if isinstance(failure, SpillLost) else None
+    if kept is not None:
+        spooled = kept
         try:
             record = _record(db_path, kept, wait_s, signer)
             return StoreResult(record=record, reason=lost_reason(kept), kept=kept)
@@ -162,9 +165,9 @@ def store_or_spool(
             failure = exc
     try:
         path, digest = write_spool_file(db_path, spooled, seal=seal)
-    except SpillLost:  # the pages could not be read back to be spooled either
-        spooled = kept = without_lost_pages(spooled)
-        path, digest = write_spool_file(db_path, kept, seal=seal)
+    except SpillLost:  # a page, read back to be written to the spool, is not as it arrived
+        kept = without_lost_pages(spooled) or kept
+        path, digest = write_spool_file(db_path, kept or spooled, seal=seal)
     reason = (
         f"{str(failure) or type(failure).__name__}. The attempt is kept in {path}"
         + ("" if kept is None else f" as a failed read ({lost_reason(kept)})")
@@ -172,52 +175,6 @@ def store_or_spool(
     )
     log.error("%s: not stored: %s", extract.workspace, reason)
     return StoreResult(spooled=path, reason=reason, spooled_sha256=digest, kept=kept)
-
-
-LOST = "the pages read could not be kept: "
-
-
-def without_lost_pages(attempt: Spooled) -> Spooled:
-    """The attempt with each part (the workspace's read, the directory's) whose pages can no
-    longer be read as they arrived made a failed read without pages, saying why: what was
-    read cannot be kept, but that it was tried can. Each page is read back to tell."""
-    extract, directory = attempt.extract, attempt.directory
-    if (lost := _lost(extract.pages)) is not None:
-        extract = dataclasses.replace(extract, pages=[], derived=None, **_failed(extract, lost))
-    if directory is not None and (lost := _lost(directory.pages)) is not None:
-        directory = dataclasses.replace(directory, pages=[], **_failed(directory, lost))
-    return dataclasses.replace(attempt, extract=extract, directory=directory)
-
-
-def lost_reason(attempt: Spooled) -> str:
-    """What `without_lost_pages` took out of `attempt`, in a sentence."""
-    parts = [
-        f"{read.label}: {read.error[read.error.index(LOST) :]}"
-        for read in (attempt.extract, attempt.directory)
-        if read is not None and read.error and LOST in read.error
-    ]
-    return "; ".join(parts)
-
-
-def _failed(read: WorkspaceExtract | DirectoryExtract, lost: SpillLost) -> dict:
-    why = LOST + str(lost)
-    return {
-        "status": RunStatus.FAILED,
-        "error": why if read.error is None else f"{read.error}; {why}",
-        # The read's own reason, when it had one (a 401, a stop), still says most.
-        "error_kind": read.error_kind or ErrorKind.CRASH,
-    }
-
-
-def _lost(pages: list) -> SpillLost | None:
-    """Why the first page of `pages` that cannot be read back as it arrived cannot, if any."""
-    try:
-        for page in pages:
-            if page.body_on_disk:
-                page.body  # noqa: B018 - read back, and checked (SpilledBody.read)
-    except SpillLost as lost:
-        return lost
-    return None
 
 
 def spooled_runs(db_path: str | os.PathLike) -> list[Path]:

@@ -5,7 +5,8 @@
     with EvidenceStore.open(db_path) as store:
         store.record_run(extract, policy=DEFAULT_POLICY)
 
-`synth` is `emulator.offline` (its `__all__`) plus `plain_connect` and `copy_file`.
+`synth` is `emulator.offline` (its `__all__`) plus `plain_connect`, `copy_file` and
+`on_disk`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import duckdb
 import pytest
 
 from emulator import offline
+from tasks.bitbucket.spill import BodySpill
 
 
 @pytest.fixture
@@ -38,12 +40,23 @@ def copy_file(source: Path, target: Path) -> Path:
     return target
 
 
+def on_disk(pages: list, folder: Path) -> tuple[list, int]:
+    """(the pages with their bodies in a temporary file in `folder`, as the client keeps
+    them; that file's descriptor, for a test that changes or cuts it)."""
+    spill = BodySpill(str(folder))
+    kept = [page.kept_in(spill) for page in pages]
+    assert all(page.body_on_disk for page in kept)
+    return kept, spill._file.fileno()
+
+
 @pytest.fixture(scope="session")
 def synth() -> SimpleNamespace:
     """`emulator.offline`'s builders plus the test-only helpers above (test modules cannot
     import conftest by name)."""
     builders = {name: getattr(offline, name) for name in offline.__all__}
-    return SimpleNamespace(**builders, plain_connect=plain_connect, copy_file=copy_file)
+    return SimpleNamespace(
+        **builders, plain_connect=plain_connect, copy_file=copy_file, on_disk=on_disk
+    )
 
 
 @pytest.fixture(scope="module")

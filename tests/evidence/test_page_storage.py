@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from tasks.bitbucket.models import RawPage
-from tasks.bitbucket.spill import BodySpill, SpillLost
+from tasks.bitbucket.spill import SpillLost
 from tasks.evidence import hashing, page_checks
 from tasks.evidence.connection import in_memory
 from tasks.evidence.errors import IntegrityError
@@ -289,16 +289,14 @@ def test_a_second_page_claiming_an_earlier_pages_sha256_is_checked_too(db_path, 
         assert store.conn.execute("SELECT count(*) FROM collection_runs").fetchall() == [(0,)]
 
 
-def _spilled(extract, folder: Path):
-    spill = BodySpill(str(folder))
-    pages = [page.kept_in(spill) for page in extract.pages]
-    assert all(page.body_on_disk for page in pages)
-    return replace(extract, pages=pages, derived=None), spill._file.fileno()
+def _spilled(synth, extract, folder: Path):
+    pages, fd = synth.on_disk(extract.pages, folder)
+    return replace(extract, pages=pages, derived=None), fd
 
 
 def test_bodies_read_back_from_disk_are_stored_as_they_arrived(tmp_path, synth):
     extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
-    spilled, _fd = _spilled(extract, tmp_path)
+    spilled, _fd = _spilled(synth, extract, tmp_path)
     stored = {}
     for name, which in (("memory", extract), ("disk", spilled)):
         with EvidenceStore.open(tmp_path / f"{name}.duckdb") as store:
@@ -311,7 +309,7 @@ def test_bodies_read_back_from_disk_are_stored_as_they_arrived(tmp_path, synth):
 
 def test_a_body_changed_on_disk_after_it_arrived_is_not_stored(db_path, tmp_path, synth):
     extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
-    spilled, fd = _spilled(extract, tmp_path)
+    spilled, fd = _spilled(synth, extract, tmp_path)
     os.pwrite(fd, b"X", spilled.pages[1]._held.offset + 20)  # same length, one byte changed
     with EvidenceStore.open(db_path) as store:
         with pytest.raises(SpillLost, match="not the body that arrived.*Collect again"):
@@ -321,7 +319,7 @@ def test_a_body_changed_on_disk_after_it_arrived_is_not_stored(db_path, tmp_path
 
 def test_a_cut_temporary_file_says_so_and_stores_nothing(db_path, tmp_path, synth):
     extract = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 1))
-    spilled, fd = _spilled(extract, tmp_path)
+    spilled, fd = _spilled(synth, extract, tmp_path)
     os.ftruncate(fd, 100)
     with EvidenceStore.open(db_path) as store:
         with pytest.raises(SpillLost, match="was cut or its disk failed.*Collect again"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import subprocess
 import sys
@@ -14,8 +15,8 @@ import orjson
 
 from emulator import WorkspaceSpec
 from emulator.directory import DEFAULT_ORG, directory_users, offline_directory
+from tasks.bitbucket import spill
 from tasks.bitbucket.auth import BearerToken
-from tasks.bitbucket.spill import BodySpill
 from tasks.evidence import spool
 from tasks.evidence.file_identity import identifier_of
 from tasks.evidence.integrity import verify_chain
@@ -335,14 +336,6 @@ def test_what_the_spool_left_undone_makes_the_collection_not_whole(tmp_path):
     )
 
 
-def _on_disk(pages, folder):
-    """The pages with their bodies in a temporary file, as the client keeps them; the fd."""
-    spill = BodySpill(str(folder))
-    kept = [page.kept_in(spill) for page in pages]
-    assert all(page.body_on_disk for page in kept)
-    return kept, spill._file.fileno()
-
-
 def test_pages_no_longer_as_they_arrived_are_on_record_as_a_failed_read(db_path, synth, tmp_path):
     members = synth.synthetic_members(250)
     EvidenceStore.open(db_path).close()
@@ -351,7 +344,7 @@ def test_pages_no_longer_as_they_arrived_are_on_record_as_a_failed_read(db_path,
     # The next day's read brings the same bodies: the file holds them already, so the store
     # would not read them to store them, but it derives the observations from them.
     day2 = synth.make_extract("acme", members, day=date(2026, 3, 2))
-    pages, fd = _on_disk(day2.pages, tmp_path)
+    pages, fd = synth.on_disk(day2.pages, tmp_path)
     body = pages[0].body
     flipped = body.replace(b'"has_2fa_enabled":false', b'"has_2fa_enabled":true ')
     assert flipped != body and len(flipped) == len(body)
@@ -381,7 +374,7 @@ def test_a_directory_read_cut_on_disk_fails_alone_and_a_spooled_attempt_keeps_no
         [WorkspaceSpec("acme", members=5, seed=1)], date(2026, 3, 2), DEFAULT_ORG
     )
     directory = offline_directory(users, at=datetime(2026, 3, 2, 6, tzinfo=UTC))
-    pages, fd = _on_disk(directory.pages, tmp_path)
+    pages, fd = synth.on_disk(directory.pages, tmp_path)
     os.ftruncate(fd, 10)
     directory = replace(directory, pages=pages)
     held = reader(db_path, 30)  # the file cannot take it: spooled, without the lost pages
@@ -411,10 +404,43 @@ def test_a_read_that_failed_for_its_own_reason_keeps_it_when_its_pages_are_lost(
         error="HTTP 401 on page 1 of members",
         error_kind="auth",
     )
-    pages, fd = _on_disk(refused.pages, tmp_path)
+    pages, fd = synth.on_disk(refused.pages, tmp_path)
     os.ftruncate(fd, 0)
     result = spool.store_or_spool(
         db_path, replace(refused, pages=pages, derived=None), DEFAULT_POLICY, None, seal=SEAL
     )
     assert (result.record.status, result.record.error_kind) == ("failed", "auth")
     assert result.record.error.startswith("HTTP 401 on page 1 of members; the pages read")
+
+
+class _OneReadFails:
+    """`os` for the page bodies' temporary file whose first read fails, as a disk may once."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        if not self.failed:
+            self.failed = True
+            raise OSError(errno.EIO, "Input/output error")
+        return os.pread(fd, length, offset)
+
+
+def test_a_read_that_fails_once_loses_no_page_and_the_attempt_waits_whole(
+    db_path, synth, tmp_path, monkeypatch
+):
+    EvidenceStore.open(db_path).close()
+    attempt = synth.make_extract("acme", synth.synthetic_members(250), day=date(2026, 3, 2))
+    pages, _fd = synth.on_disk(attempt.pages, tmp_path)
+    monkeypatch.setattr(spill, "os", _OneReadFails())
+    result = spool.store_or_spool(
+        db_path, replace(attempt, pages=pages, derived=None), DEFAULT_POLICY, None, seal=SEAL
+    )
+    # Read back again, every page is as it arrived: nothing was lost, nothing is dropped.
+    assert result.record is None and result.kept is None
+    assert "could not be read" in result.reason and "as a failed read" not in result.reason
+    (stored,) = spool.replay(db_path, wait_s=5, seal=SEAL)
+    assert (stored.status, stored.member_count) == ("complete", 250)

@@ -342,15 +342,63 @@ def test_a_disk_that_fails_under_the_page_bodies_leaves_a_failed_run_on_record(
     assert verify_evidence(tmp_path / "evidence.duckdb").ok
 
 
-def test_an_earlier_attempt_stored_without_its_pages_keeps_the_collection_from_being_whole():
-    from dataclasses import replace
+def _cut(pages) -> None:
+    """Empty the temporary files that hold `pages`' bodies, as a full or failing disk can."""
+    for spill in {page._held.spill for page in pages if page.body_on_disk}:
+        os.ftruncate(spill._file.fileno(), 0)
 
+
+def test_an_earlier_attempt_stored_without_its_pages_keeps_the_collection_from_being_whole(
+    tmp_path, collect_local, bitbucket_env, monkeypatch
+):
+    import flows.collection as collection
     from bb2sv.errors import ExitCode, exit_code_for_outcomes
-    from flows.outcomes import WorkspaceOutcome
 
-    whole = WorkspaceOutcome(
-        "alpha", RunStatus.COMPLETE, "run-2", "h", 120, None, None, "complete", "r", attempts=2
-    )
-    assert whole.clean and exit_code_for_outcomes([whole]) == ExitCode.OK
-    lost = replace(whole, pages_lost=True)  # attempt 1's pages could not be read back
-    assert not lost.clean and exit_code_for_outcomes([lost]) == ExitCode.INCOMPLETE
+    emu = bitbucket_env
+    emu.set_scenario(Scenario(html_errors=2, fault_listing="permissions", fault_workspace="alpha"))
+    monkeypatch.setenv("BITBUCKET_MAX_ATTEMPTS", "2")  # two 502s end attempt 1
+    read = collection.extract_attempt
+
+    def first_read_then_lost(settings, attempt):
+        extract = read(settings, attempt)
+        if attempt.number == 1:
+            _cut(extract.pages)
+        return extract
+
+    monkeypatch.setattr(collection, "extract_attempt", first_read_then_lost)
+    result = collect_local(["alpha"])
+    (outcome,) = result.outcomes
+    assert outcome.complete and outcome.attempts == 2, "attempt 2 read alpha whole"
+    assert outcome.pages_lost and not outcome.clean and not result.whole
+    runs, _pages = stored(tmp_path, "status, error_kind, error")
+    assert [(status, kind) for status, kind, _error in runs] == [
+        ("failed", "transient"), ("complete", None),
+    ]  # fmt: skip
+    assert "the pages read could not be kept" in runs[0][2]
+    code = exit_code_for_outcomes(result.outcomes, result.stopped_by, bool(result.spool_problem))
+    assert code == ExitCode.INCOMPLETE
+
+
+def test_a_directory_read_whole_but_lost_on_disk_is_the_collections_directory_problem(
+    tmp_path, collect_local, bitbucket_env, monkeypatch
+):
+    import flows.collection as collection
+
+    emu = bitbucket_env
+    monkeypatch.setenv("ATLASSIAN_ORG_ID", emu.org_id)
+    monkeypatch.setenv("ATLASSIAN_ADMIN_API_KEY", emu.admin_api_key)
+    monkeypatch.setenv("ATLASSIAN_ADMIN_API_URL", emu.admin_api_url)
+    read = collection.extract_directory_once
+
+    def read_then_lost(*args, **kwargs):
+        directory = read(*args, **kwargs)
+        assert directory.status == "complete"
+        _cut(directory.pages)
+        return directory
+
+    monkeypatch.setattr(collection, "extract_directory_once", read_then_lost)
+    result = collect_local(["alpha"])
+    (outcome,) = result.outcomes
+    assert outcome.complete and outcome.directory_status == "failed"  # alpha itself is whole
+    assert result.directory_problem.startswith("failed: the pages read could not be kept")
+    assert "organization directory" in str(result.failure())
