@@ -95,9 +95,8 @@ _SECRET_PARAMS = ("access_token", "token", "client_secret")
 class FetchedPage:
     """A page that arrived whole: the raw response kept as evidence, and its parsed body."""
 
-    page: RawPage
+    page: RawPage  # its body in memory: the extract's copy of it waits on disk (spill.py)
     document: dict
-    body: bytes  # the bytes `document` was parsed from, in memory (`page.body` reads a file)
 
 
 def public_url(url: httpx.URL) -> str:
@@ -304,7 +303,7 @@ class BitbucketClient:
             rate_limit_reset=response.headers.get("X-RateLimit-Reset"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
-        return outcome, None if document is None else FetchedPage(page, document, body)
+        return outcome, None if document is None else FetchedPage(page, document)
 
     def _network_fault(self, sent: Outcome, exc: Exception, response_limit_s: float) -> Outcome:
         if self._inflight.cut_reason == "deadline":
@@ -414,6 +413,8 @@ class BitbucketClient:
         return min(self.settings.response_deadline, remaining), httpx.Timeout(read, connect=connect)
 
     def _record(self, response: httpx.Response, listing: Listing, body: bytes) -> RawPage:
+        """Keep the response as a page of the extract, its body on disk; the page returned
+        holds the body in memory, for the checks and normalising done as it arrives."""
         kept = mask_secrets(body, self.settings.auth.secret_values())
         if kept is not body:
             self.pages_masked += 1
@@ -429,8 +430,8 @@ class BitbucketClient:
             status_code=response.status_code,
             fetched_at=self._clock.now(),
             body=kept,
-        ).kept_in(self._spill)  # hashed as it arrived, then kept on disk until the store
-        self.pages.append(page)
+        )
+        self.pages.append(page.kept_in(self._spill))  # hashed as it arrived; then on disk
         return page
 
     def _note_near_limit(self, near: str | None, slowdowns_when_sent: int) -> None:

@@ -132,7 +132,7 @@ def walk_listing(
             users = [value.get("user") if isinstance(value, dict) else None for value in values]
             keys = [member_key(user) if isinstance(user, dict) else None for user in users]
             page_number = paginator.count_page(keys)
-            refuse_ambiguous(fetched.body, page=page_number)
+            refuse_ambiguous(fetched.page.body, page=page_number)
             if page_number == 1:
                 walk.result.reported_size = _reported_size(bb.workspace, listing, document)
             logger.debug(
@@ -142,7 +142,7 @@ def walk_listing(
                 page_number,
                 len(values),
                 fetched.page.status_code,
-                len(fetched.body),
+                len(fetched.page.body),
             )
             for user, key in zip(users, keys, strict=True):
                 _check_member(user, key, page_number, walk)

@@ -10,6 +10,7 @@ import tempfile
 import orjson
 import pytest
 
+from tasks.bitbucket import spill
 from tasks.canonical import sha256_hex
 
 
@@ -20,12 +21,12 @@ def test_bodies_are_kept_in_a_temporary_file_without_a_name(make_settings, colle
     for page in extract.pages:  # read back as they arrived, each under the hash taken then
         assert sha256_hex(page.body) == page.sha256
         assert isinstance(orjson.loads(page.body)["values"], list)
-    spills = {page._held.spill for page in extract.pages}
-    assert len(spills) == 2  # one file per listing's client
-    for spill in spills:
-        where = os.readlink(f"/proc/self/fd/{spill._file.fileno()}")
+    files = {page._held.spill for page in extract.pages}
+    assert len(files) == 2  # one file per listing's client
+    for held in files:
+        where = os.readlink(f"/proc/self/fd/{held._file.fileno()}")
         assert where.endswith("(deleted)"), where  # nothing to leave behind, nothing to open
-    assert len(extract.derived) == len(extract.pages)  # normalised from the file as they came
+    assert len(extract.derived) == len(extract.pages)  # normalised as they came, in memory
 
 
 def test_a_tmpdir_that_cannot_take_the_file_is_not_replaced_and_bodies_stay_in_memory(
@@ -61,3 +62,27 @@ def test_a_page_cannot_be_changed_or_emptied(make_settings, collect):
         with pytest.raises(AttributeError, match="immutable"):
             delattr(page, name)
     assert sha256_hex(page.body) == page.sha256
+
+
+class _CountingReads:
+    """`os` for the temporary file, counting the reads back."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    def pread(self, fd: int, length: int, offset: int) -> bytes:
+        self.reads += 1
+        return os.pread(fd, length, offset)
+
+
+def test_extraction_checks_and_normalises_the_bytes_in_hand(make_settings, collect, monkeypatch):
+    counting = _CountingReads()
+    monkeypatch.setattr(spill, "os", counting)
+    extract = collect(make_settings(), "acme")
+    assert extract.status == "complete" and len(extract.derived) == len(extract.pages)
+    assert counting.reads == 0  # nothing read back while reading: the store reads them
+    assert all(sha256_hex(page.body) == page.sha256 for page in extract.pages)
+    assert counting.reads == len(extract.pages)
