@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from tasks import page_encoding
 from tasks.bitbucket.spill import BodySpill, SpilledBody
 from tasks.canonical import sha256_hex
 from tasks.vocabulary import ErrorKind, Listing, RunStatus
@@ -80,6 +81,14 @@ class RawPage:
     def body(self) -> bytes:
         held = self._held
         return held.read() if isinstance(held, SpilledBody) else held
+
+    def compressed_body(self) -> bytes:
+        """The body compressed as the store keeps a whole body (`tasks.page_encoding`): read
+        back from the spill as compressed on arrival, or compressed now."""
+        held = self._held
+        if isinstance(held, SpilledBody):
+            return held.read_compressed()
+        return page_encoding.compress(held)
 
     @property
     def body_on_disk(self) -> bool:

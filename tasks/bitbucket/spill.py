@@ -2,13 +2,15 @@
 
 A 100,000-member workspace brings about 200 MB of JSON. Held in memory, those bodies were
 half of the process's size before the store, and they were still held while DuckDB took as
-much again to store them. The client hashes each body as it arrives, appends it to an
+much again to store them. The client hashes each body as it arrives, compresses it as the
+store keeps a whole body (`tasks.page_encoding`, ~23 MB for those 200), appends that to an
 unnamed temporary file in TMPDIR, and the page keeps only where it is:
 
     spill = BodySpill()
     held = spill.keep(body, sha256_hex(body))   # a SpilledBody; `body` itself when the file
                                                 # cannot be made or written (memory)
     held.read()                                 # the bytes again, checked against the hash
+    held.read_compressed()                      # as stored, checked against its own hash
 
 The file has no name (O_TMPFILE, or unlinked at once): nothing is left behind when the
 process ends, however it ends. It is not beyond reach: a process of the same user allowed
@@ -26,6 +28,7 @@ import tempfile
 import threading
 from typing import IO
 
+from tasks import page_encoding
 from tasks.canonical import sha256_hex
 
 logger = logging.getLogger("bb2sv.client")
@@ -54,6 +57,10 @@ class BodySpill:
         file cannot take it."""
         if not body or self._failed:
             return body
+        # Compressed here, on the listing's own thread during its network wait (zlib lets
+        # go of the GIL), so that the store's load has nothing left to compress.
+        stored = page_encoding.compress(body)
+        stored_sha256 = sha256_hex(stored)
         with self._lock:  # a place of its own for each body; the writes need no lock
             try:
                 if self._file is None:
@@ -63,17 +70,17 @@ class BodySpill:
                 self._give_up(exc)
                 return body
             offset = self._end
-            self._end += len(body)
+            self._end += len(stored)
             fd = self._file.fileno()
         try:
             written = 0
-            view = memoryview(body)
-            while written < len(body):
+            view = memoryview(stored)
+            while written < len(stored):
                 written += os.pwrite(fd, view[written:], offset + written)
         except OSError as exc:
             self._give_up(exc)
             return body
-        return SpilledBody(self, offset, len(body), sha256)
+        return SpilledBody(self, offset, len(stored), sha256, stored_sha256)
 
     def read(self, offset: int, length: int) -> bytes:
         if self._file is None:
@@ -125,22 +132,40 @@ _WHY = {
 
 
 class SpilledBody:
-    """Where one body is in a BodySpill, and the SHA-256 it had when it arrived."""
+    """Where one body is in a BodySpill, compressed (`page_encoding`), with the SHA-256 the
+    body had when it arrived and that of its compressed bytes."""
 
-    __slots__ = ("length", "offset", "sha256", "spill")
+    __slots__ = ("length", "offset", "sha256", "spill", "stored_sha256")
 
-    def __init__(self, spill: BodySpill, offset: int, length: int, sha256: str) -> None:
+    def __init__(
+        self, spill: BodySpill, offset: int, length: int, sha256: str, stored_sha256: str
+    ) -> None:
         self.spill = spill
         self.offset = offset
         self.length = length
         self.sha256 = sha256
+        self.stored_sha256 = stored_sha256
+
+    def read_compressed(self) -> bytes:
+        """The body compressed, as the store keeps it: the bytes made from the body that
+        arrived, checked against their own SHA-256 (taken then)."""
+        data = self.spill.read(self.offset, self.length)
+        if sha256_hex(data) != self.stored_sha256:
+            raise self._changed()
+        return data
 
     def read(self) -> bytes:
-        data = self.spill.read(self.offset, self.length)
-        if sha256_hex(data) != self.sha256:
-            raise SpillLost(
-                f"the temporary file that held the page bodies gave back bytes at {self.offset} "
-                "that are not the body that arrived (its SHA-256 differs): the file was "
-                f"changed or its disk failed. {_AGAIN}"
-            )
-        return data
+        try:
+            body = page_encoding.decompress(self.read_compressed())
+        except ValueError:  # cannot be: the bytes are those compress() gave
+            raise self._changed() from None
+        if sha256_hex(body) != self.sha256:
+            raise self._changed()
+        return body
+
+    def _changed(self) -> SpillLost:
+        return SpillLost(
+            f"the temporary file that held the page bodies gave back bytes at {self.offset} "
+            "that are not the body that arrived (its SHA-256 differs): the file was "
+            f"changed or its disk failed. {_AGAIN}"
+        )

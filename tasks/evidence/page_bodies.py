@@ -8,12 +8,13 @@ A body already in the file is not stored again. A new body is patched against th
 page had in the workspace's previous complete run (same listing and URL, else the same
 place in the listing), or rather against the whole body that one is a patch of, so that a
 patch never needs another patch to come back; when no patch is small enough the body is
-stored whole, and becomes the base of the days after it.
+stored whole, compressed (`body_zlib`, `tasks.page_encoding`; migration 0008), and becomes
+the base of the days after it.
 
 Reading (verify, rederive)::
 
     for row in body_rows(conn, table, "WHERE sha256 IN (SELECT unnest(?))", [shas]):
-        # BodyRow: sha256, run_id, base_sha256, body, patch
+        # BodyRow: sha256, run_id, base_sha256, body (expanded), patch
         body = rebuild(row, bases)          # None when its base is missing or the patch is bad
 """
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from tasks import page_encoding
 from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
 from tasks.evidence.errors import IntegrityError
@@ -35,7 +37,7 @@ class BodyRow:
     sha256: str
     run_id: str
     base_sha256: str | None
-    body: bytes | None
+    body: bytes | None  # expanded; None for a patch, or a stored body that cannot be expanded
     patch: list[dict] | None
 
 
@@ -46,8 +48,9 @@ def store_bodies(
 
     Bound as parameters, ROWS_PER_INSERT rows a statement, not read from Arrow: DuckDB keeps
     a bound `bytes` once, while a body read from an Arrow column cost it two to three times
-    the body's size until the commit (a 100,000-member run carries about 190 MB of JSON).
-    `executemany` would bind them too, but re-plans each row (four times slower).
+    the body's size until the commit (a 100,000-member run carries about 190 MB of JSON,
+    ~23 MB compressed). `executemany` would bind them too, but re-plans each row (four
+    times slower).
     """
     new: dict[str, RawPage] = {}
     for page in pages:
@@ -74,10 +77,10 @@ def store_bodies(
     for start in range(0, len(items), ROWS_PER_INSERT):
         part = items[start : start + ROWS_PER_INSERT]
         rows = [_row(run_id, sha, page, bases) for sha, page in part]
-        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+        values = ", ".join(["(?, ?, ?, NULL, ?, ?)"] * len(rows))  # body: only before 0.5
         conn.execute(
-            "INSERT INTO raw_page_bodies (sha256, run_id, base_sha256, body, patch) "
-            f"VALUES {values}",
+            "INSERT INTO raw_page_bodies (sha256, run_id, base_sha256, body, patch, "
+            f"body_zlib) VALUES {values}",
             [value for row in rows for value in row],
         )
 
@@ -86,13 +89,13 @@ ROWS_PER_INSERT = 50
 
 
 def _row(run_id: str, sha: str, page: RawPage, bases: dict) -> tuple:
-    """(sha256, run_id, base_sha256, body, patch): the body whole, or a patch of its base."""
-    body = page.body  # one read back from disk is checked against its arrival (spill.py)
+    """(sha256, run_id, base_sha256, patch, body_zlib): the body whole and compressed, or a
+    patch of its base. Reads back from disk check themselves (spill.py)."""
     base = bases.get(sha)
-    ops = None if base is None else make_patch(base[1], body)
+    ops = None if base is None else make_patch(base[1], page.body)
     if ops is None:
-        return (sha, run_id, None, body, None)
-    return (sha, run_id, base[0], None, [op._asdict() for op in ops])
+        return (sha, run_id, None, None, page.compressed_body())
+    return (sha, run_id, base[0], [op._asdict() for op in ops], None)
 
 
 def _previous_bases(
@@ -140,30 +143,78 @@ def _previous_bases(
             wanted[page.sha256] = whole
     if not wanted:
         return {}
-    found = dict(
-        conn.execute(
-            "SELECT sha256, any_value(body) FROM raw_page_bodies "
-            "WHERE patch IS NULL AND sha256 IN (SELECT unnest(?)) GROUP BY sha256",
-            [sorted(set(wanted.values()))],
-        ).fetchall()
+    found = body_rows(
+        conn,
+        "raw_page_bodies",
+        "WHERE patch IS NULL AND sha256 IN (SELECT unnest(?))",
+        [sorted(set(wanted.values()))],
     )
     # A stored base that does not hash to its name (edited) is not built upon.
-    good = {sha: bytes(body) for sha, body in found.items() if sha256_hex(bytes(body)) == sha}
+    good = {row.sha256: row.body for row in found if _gives_back(row.body, row.sha256)}
     return {sha: (whole, good[whole]) for sha, whole in wanted.items() if whole in good}
+
+
+def _gives_back(body: bytes | None, sha: str) -> bool:
+    return body is not None and sha256_hex(body) == sha
 
 
 def body_rows(
     conn: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
 ) -> Iterable[BodyRow]:
-    """raw_page_bodies rows of `table` (the stored table's qualified name), streamed; bodies
-    fetched a few at a time (one fetchall of ~100 MB of bodies is pathologically slow in
-    duckdb 2.0.1)."""
+    """raw_page_bodies rows of `table` (the stored table's qualified name), streamed, their
+    bodies expanded; bodies fetched a few at a time (one fetchall of ~100 MB of bodies is
+    pathologically slow in duckdb 2.0.1)."""
     result = conn.execute(
-        f"SELECT sha256, run_id, base_sha256, body, patch FROM {table} {where}", params or []
+        f"SELECT sha256, run_id, base_sha256, body, patch, body_zlib FROM {table} {where}",
+        params or [],
     )
     while rows := result.fetchmany(256):
-        for sha, run_id, base, body, patch in rows:
-            yield BodyRow(sha, run_id, base, None if body is None else bytes(body), patch)
+        for sha, run_id, base, body, patch, body_zlib in rows:
+            whole = bytes(body) if body is not None else expanded_page_body(body_zlib)
+            yield BodyRow(sha, run_id, base, whole, patch)
+
+
+def expanded_page_body(body_zlib: bytes | None) -> bytes | None:
+    """A body stored compressed (raw_page_bodies.body_zlib) as it arrived; None when there
+    is none, or it cannot be expanded (an edited row: its page fails verify)."""
+    if body_zlib is None:
+        return None
+    try:
+        return page_encoding.decompress(bytes(body_zlib))
+    except ValueError:
+        return None
+
+
+# The function a reader's `expanded_page_body` macro calls (catalog.READER_PAGE_BODY).
+PAGE_BODY_FUNCTION = "bb2sv_expanded_page_body"
+
+
+def give_page_body_function(conn: duckdb.DuckDBPyConnection) -> None:
+    """`expanded_page_body` (Python) as the function PAGE_BODY_FUNCTION of `conn`."""
+    conn.create_function(
+        PAGE_BODY_FUNCTION,
+        expanded_page_body,
+        ["BLOB"],
+        "BLOB",
+        null_handling="special",
+        side_effects=False,
+    )
+
+
+def expand_in_plain_duckdb(conn: duckdb.DuckDBPyConnection) -> None:
+    """Let a plain DuckDB connection to an evidence file read raw_api_pages' bodies: the
+    function, and a temporary `expanded_page_body` macro that calls it in place of the
+    file's (which raises for a compressed body). For people who open the file in Python::
+
+        conn = duckdb.connect("evidence.duckdb", read_only=True)
+        expand_in_plain_duckdb(conn)
+        conn.sql("SELECT body FROM raw_api_pages")
+    """
+    give_page_body_function(conn)
+    conn.execute(
+        "CREATE OR REPLACE TEMP MACRO expanded_page_body(body_zlib) AS "
+        f"{PAGE_BODY_FUNCTION}(body_zlib)"
+    )
 
 
 def rebuild(row: BodyRow, wholes: dict[str, bytes]) -> bytes | None:

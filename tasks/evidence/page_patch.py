@@ -10,7 +10,8 @@ much smaller than the body)::
     assert apply_patch(yesterday_body, ops) == today_body
 
 The same operations are applied in SQL by the `raw_api_pages` view
-(views/01_raw_api_pages.sql), so a plain DuckDB user gets the bodies back too.
+(views/01_raw_api_pages.sql), so SQL gets the bodies back too (a base stored compressed is
+expanded first: page_bodies.expanded_page_body).
 
 Matching is by JSON array element (`},{` boundaries): an unchanged member is one copy,
 wherever it moved; a changed one is a copy of its common prefix and suffix around the

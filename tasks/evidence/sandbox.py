@@ -12,7 +12,9 @@ so names, functions and macros resolve to bb2sv's definitions and DuckDB's built
 to something stored in the file. Then the connection is locked down: no file access beyond
 the attached file (`enable_external_access=false`: no read_text, COPY, ATTACH, INSTALL or
 LOAD) and `lock_configuration=true`, so SQL cannot turn that back on. Reports, `bb2sv
-query`, events and verify all read this way.
+query`, events and verify all read this way. A reader's connection has one function of
+bb2sv's own: it expands a compressed page body for `raw_api_pages`
+(`page_bodies.expanded`, bounded in size).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
+from tasks.evidence.catalog import (
+    EVIDENCE,
+    SHIPPED,
+    create_shipped,
+    reader_catalog,
+)
 from tasks.evidence.connection import (
     closed_on_failure,
     in_memory,
@@ -29,6 +36,7 @@ from tasks.evidence.connection import (
     path_literal,
     wait_for_lock,
 )
+from tasks.evidence.page_bodies import give_page_body_function
 
 __all__ = ["attach", "open_sandboxed", "sandbox"]
 
@@ -71,6 +79,7 @@ def attach(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.Duck
         )
         if catalog is not None:
             conn.execute(f"ATTACH {path_literal(catalog)} AS {SHIPPED} (READ_ONLY)")
+            give_page_body_function(conn)
         # Spill where a connection to the file would (next to it), not the cwd.
         conn.execute(f"SET temp_directory = {path_literal(Path(f'{path}.tmp'))}")
         conn.execute("SET enable_external_access = false")

@@ -74,6 +74,8 @@ class EvidenceStore:
         self.conn = conn
         self.path = path
         self.read_only = read_only
+        if not read_only:  # readers have it from the sandbox; the writer reads the file's views
+            page_bodies.expand_in_plain_duckdb(conn)
 
     @classmethod
     def open(

@@ -10,7 +10,9 @@ import tempfile
 import orjson
 import pytest
 
+from tasks import page_encoding
 from tasks.bitbucket import spill
+from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
 
 
@@ -27,6 +29,21 @@ def test_bodies_are_kept_in_a_temporary_file_without_a_name(make_settings, colle
         where = os.readlink(f"/proc/self/fd/{held._file.fileno()}")
         assert where.endswith("(deleted)"), where  # nothing to leave behind, nothing to open
     assert len(extract.derived) == len(extract.pages)  # normalised as they came, in memory
+
+
+def test_bodies_wait_compressed_as_the_store_keeps_them(make_settings, collect):
+    extract = collect(make_settings(), "acme")
+    spilled = sum(page._held.length for page in extract.pages)
+    assert spilled * 4 < sum(len(page.body) for page in extract.pages)  # JSON: ~9 times less
+    for page in extract.pages:
+        stored = page.compressed_body()
+        assert page_encoding.decompress(stored) == page.body
+        in_memory = RawPage(page.listing, page.url, 200, page.fetched_at, page.body)
+        assert in_memory.compressed_body() == stored  # the same bytes, wherever it waited
+    held = extract.pages[0]._held
+    os.pwrite(held.spill._file.fileno(), b"\0", held.offset + held.length - 1)
+    with pytest.raises(spill.SpillLost, match="not the body that arrived"):
+        extract.pages[0].compressed_body()  # checked against the hash of what was written
 
 
 def test_a_tmpdir_that_cannot_take_the_file_is_not_replaced_and_bodies_stay_in_memory(

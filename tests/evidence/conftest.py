@@ -20,6 +20,7 @@ import pytest
 
 from emulator import offline
 from tasks.bitbucket.spill import BodySpill
+from tasks.evidence.page_bodies import expand_in_plain_duckdb
 
 
 @pytest.fixture
@@ -28,8 +29,11 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def plain_connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """A plain writable DuckDB connection, as someone tampering with the file would use."""
-    return duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
+    """A plain writable DuckDB connection, as someone tampering with the file would use; it
+    reads compressed page bodies, as such a person can (zlib)."""
+    conn = duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
+    expand_in_plain_duckdb(conn)
+    return conn
 
 
 def copy_file(source: Path, target: Path) -> Path:

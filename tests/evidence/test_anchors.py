@@ -141,7 +141,8 @@ def test_a_consistently_recomputed_chain_passes_alone_but_not_against_references
         "CREATE TEMP TABLE forged AS SELECT seq, encode(replace(decode(body), "
         "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) AS body "
         f"FROM raw_api_pages WHERE run_id = '{target}'",
-        f"INSERT INTO raw_page_bodies SELECT DISTINCT sha256(body), '{target}', NULL, body, NULL "
+        f"INSERT INTO raw_page_bodies SELECT DISTINCT sha256(body), '{target}', NULL, body, NULL, "
+        "NULL "
         "FROM forged WHERE sha256(body) NOT IN (SELECT sha256 FROM raw_page_bodies)",
         "UPDATE raw_api_responses SET sha256 = (SELECT sha256(f.body) FROM forged AS f "
         f"WHERE f.seq = raw_api_responses.seq) WHERE run_id = '{target}'",

@@ -70,8 +70,10 @@ def chain(db_path, synth, chain_file) -> list[str]:
 # Bodies are stored once: the first three runs read the same first page, so all three (and
 # the incomplete fourth, which read only that page) hold the edited body.
 FLIP_2SV_IN_BODY = (
-    "UPDATE raw_page_bodies SET body = encode(replace(decode(body), "
-    "'\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')) "
+    # Expanded (zlib: plain_connect can), edited and stored back as it arrives.
+    "UPDATE raw_page_bodies SET body = encode(replace(decode(coalesce(body, "
+    "expanded_page_body(body_zlib))), '\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')), "
+    "body_zlib = NULL "
     "WHERE sha256 = (SELECT sha256 FROM raw_api_responses WHERE run_id = '{run}' AND seq = 1)"
 )
 

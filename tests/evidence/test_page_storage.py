@@ -120,8 +120,8 @@ def copy(history, db_path, synth) -> tuple[Path, list, list[str]]:
 def test_bodies_are_stored_once_mostly_as_patches_and_come_back_exact(history):
     path, extracts, ids = history
     with EvidenceStore.open(path, read_only=True) as store:
-        whole, patched = store.conn.execute(
-            "SELECT count(body), count(patch) FROM raw_page_bodies"
+        as_arrived, whole, patched = store.conn.execute(
+            "SELECT count(body), count(body_zlib), count(patch) FROM raw_page_bodies"
         ).fetchall()[0]
         for extract, run_id in zip(extracts, ids, strict=True):
             stored = store.conn.execute(
@@ -131,7 +131,8 @@ def test_bodies_are_stored_once_mostly_as_patches_and_come_back_exact(history):
                 (page.body, page.sha256) for page in extract.pages
             ]
             assert rederive(store.conn, run_id).matches
-    assert whole == 10  # the first day's pages (5 of members, 5 of permissions)
+    assert whole == 10  # the first day's pages (5 of members, 5 of permissions), compressed
+    assert as_arrived == 0  # only files from before bb2sv 0.5 hold bodies uncompressed
     assert patched > 0
     assert whole + patched < sum(len(extract.pages) for extract in extracts)
     assert verify_chain(path, workers=0).ok
@@ -212,7 +213,8 @@ def test_a_deleted_base_breaks_every_page_patched_from_it(copy, synth):
     ("statement", "first_bad", "said"),
     [
         pytest.param(  # a second row claiming a stored body's hash, with other bytes
-            "INSERT INTO raw_page_bodies SELECT sha256, run_id, NULL, body || 'x'::BLOB, NULL "
+            "INSERT INTO raw_page_bodies SELECT sha256, run_id, NULL, NULL, NULL, "
+            "body_zlib || 'x'::BLOB "
             "FROM raw_page_bodies WHERE run_id = '{0}' AND patch IS NULL LIMIT 1",
             0,
             "body does not match its sha256",
@@ -227,7 +229,7 @@ def test_a_deleted_base_breaks_every_page_patched_from_it(copy, synth):
         ),
         pytest.param(
             "INSERT INTO raw_page_bodies VALUES (sha256('planted'), '{2}', NULL, "
-            "'planted'::BLOB, NULL)",
+            "'planted'::BLOB, NULL, NULL)",
             2,
             "is no page's body nor any patch's base",
             id="planted body",

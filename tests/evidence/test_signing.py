@@ -91,7 +91,8 @@ def test_a_file_from_before_signing_upgrades_and_keeps_verifying(db_path, synth,
     )
     conn.execute(
         "CREATE TEMP TABLE raw_page_bodies (sha256 VARCHAR, run_id VARCHAR, base_sha256 VARCHAR,"
-        ' body BLOB, patch STRUCT("offset" BIGINT, "length" BIGINT, "data" BLOB)[])'
+        ' body BLOB, patch STRUCT("offset" BIGINT, "length" BIGINT, "data" BLOB)[],'
+        " body_zlib BLOB)"
     )
     # Observations, likewise: who once (member_identities), what per run (member_run_states).
     conn.execute(
@@ -114,7 +115,9 @@ def test_a_file_from_before_signing_upgrades_and_keeps_verifying(db_path, synth,
     )
     conn.execute(
         "INSERT INTO main.raw_api_pages SELECT r.run_id, r.seq, r.listing, r.url, "
-        "r.status_code, r.fetched_at, b.body, r.sha256 FROM temp.raw_api_responses AS r "
+        "r.status_code, r.fetched_at, coalesce(b.body, expanded_page_body(b.body_zlib)), "
+        "r.sha256 "
+        "FROM temp.raw_api_responses AS r "
         "JOIN temp.raw_page_bodies AS b USING (sha256) ORDER BY r.fetched_at, r.seq"
     )
     old.close()

@@ -16,6 +16,7 @@ from emulator import Scenario
 from flows.audit_report import bitbucket_2sv_audit_report
 from flows.collect import collect_bitbucket_2sv
 from flows.collection import sliding_window
+from tasks.evidence.page_bodies import expand_in_plain_duckdb
 from tasks.vocabulary import RunStatus
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -207,6 +208,7 @@ def test_credentials_from_a_secret_block_never_logged(tmp_path, bitbucket_env, m
     assert state.is_completed(), state.message
     assert emu.admin_token not in caplog.text
     with duckdb.connect(str(tmp_path / "evidence.duckdb"), read_only=True) as conn:
+        expand_in_plain_duckdb(conn)  # page bodies as they arrived, not compressed
         for table in ("collection_runs", "raw_api_pages", "member_2sv_observations"):
             dump = conn.execute(f"select * from {table}").fetchall()
             assert emu.admin_token not in repr(dump)

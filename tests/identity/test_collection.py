@@ -17,6 +17,7 @@ from bb2sv.cli import app
 from emulator import Scenario, WorkspaceSpec, run_emulator
 from flows.collect import collect_bitbucket_2sv
 from tasks.evidence.integrity import verify_chain
+from tasks.evidence.page_bodies import expand_in_plain_duckdb
 from tasks.vocabulary import RunStatus
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -100,6 +101,7 @@ def test_directory_read_once_and_stored_with_every_run_key_from_a_secret_block(
 
     db = tmp_path / "e.duckdb"
     with duckdb.connect(str(db), read_only=True) as conn:
+        expand_in_plain_duckdb(conn)  # page bodies as they arrived, not compressed
         per_run = conn.execute(
             "SELECT r.workspace, count(*) FROM raw_api_pages p JOIN collection_runs r "
             "USING (run_id) WHERE p.listing = 'directory' GROUP BY 1 ORDER BY 1"

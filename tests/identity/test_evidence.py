@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from tasks.evidence.integrity import rederive, verify_chain
+from tasks.evidence.page_bodies import expand_in_plain_duckdb
 from tasks.evidence.store import EvidenceStore
 
 
@@ -161,8 +162,9 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
     assert verify_chain(path, workers=0).ok
     with tamper(path) as conn:  # a directory page's body edited: mfaEnabled false → true
         conn.execute(
-            "UPDATE raw_page_bodies SET body = encode(replace(decode(body), "
-            "'\"mfaEnabled\":false', '\"mfaEnabled\":true')) WHERE sha256 IN "
+            "UPDATE raw_page_bodies SET body = encode(replace(decode(coalesce(body, "
+            "expanded_page_body(body_zlib))), '\"mfaEnabled\":false', '\"mfaEnabled\":true')), "
+            "body_zlib = NULL WHERE sha256 IN "
             "(SELECT sha256 FROM raw_api_responses WHERE listing = 'directory')"
         )
     result = verify_chain(path, workers=0)
@@ -219,5 +221,8 @@ def test_verify_rederives_identity_columns_from_the_pages(tmp_path, sso_file):
 
 
 def tamper(path: Path):
-    """A plain writable connection, as someone editing the file would use."""
-    return duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
+    """A plain writable connection, as someone editing the file would use; it reads
+    compressed page bodies, as such a person can (zlib)."""
+    conn = duckdb.connect(str(path), config={"autoinstall_known_extensions": False})
+    expand_in_plain_duckdb(conn)
+    return conn

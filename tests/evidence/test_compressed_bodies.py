@@ -1,0 +1,151 @@
+"""Page bodies stored whole are kept compressed (migration 0008): exact bodies back through
+bb2sv's readers and, on request, plain DuckDB; plain DuckDB alone says how to read them;
+files written before keep their bodies as they were; every edit of a compressed row caught.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tasks import page_encoding
+from tasks.evidence.integrity import verify_chain
+from tasks.evidence.page_bodies import expand_in_plain_duckdb
+from tasks.evidence.store import EvidenceStore
+from tasks.policy import DEFAULT_POLICY
+
+
+def _extract(synth, day: int, members: int = 250):
+    rows = synth.synthetic_members(members)
+    rows[day]["has_2fa_enabled"] = False  # a change a day: the next day's page is a patch
+    return synth.make_extract("acme", rows, day=date(2026, 3, day), pagelen=50)
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory, synth) -> tuple[Path, list]:
+    path = tmp_path_factory.mktemp("compressed") / "evidence.duckdb"
+    extracts = [_extract(synth, 1), _extract(synth, 2)]
+    with EvidenceStore.open(path) as store:
+        for extract in extracts:
+            store.record_run(extract, policy=DEFAULT_POLICY)
+    return path, extracts
+
+
+def _bodies(conn: duckdb.DuckDBPyConnection) -> list[bytes | None]:
+    rows = conn.execute("SELECT body FROM raw_api_pages ORDER BY run_id, seq").fetchall()
+    return [None if body is None else bytes(body) for (body,) in rows]
+
+
+def _sent(extracts: list) -> list[bytes]:
+    return [page.body for extract in extracts for page in extract.pages]
+
+
+def test_whole_bodies_are_stored_compressed_and_come_back_exact(two_days):
+    path, extracts = two_days
+    with duckdb.connect(str(path), read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT sha256, body_zlib, body FROM raw_page_bodies WHERE patch IS NULL"
+        ).fetchall()
+        patches = conn.execute(
+            "SELECT count(*) FROM raw_page_bodies WHERE patch IS NOT NULL AND body_zlib IS NULL"
+        ).fetchall()[0][0]
+        (storage,) = conn.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info('raw_page_bodies') "
+            "WHERE column_name = 'body_zlib' AND segment_type = 'BLOB'"
+        ).fetchall()
+    sent = {page.sha256: page.body for extract in extracts for page in extract.pages}
+    assert len(rows) == 10 and patches > 0  # day 1's pages whole, day 2's changes as patches
+    assert storage == ("Uncompressed",)  # DuckDB does not look for what zlib left
+    for sha, stored, as_arrived in rows:
+        assert as_arrived is None
+        assert len(stored) * 4 < len(sent[sha])
+        assert zlib.decompress(stored) == sent[sha]  # any zlib reads them
+    with EvidenceStore.open(path, read_only=True) as store:  # as `bb2sv query` reads
+        assert _bodies(store.conn) == _sent(extracts)
+    assert verify_chain(path, workers=0).ok
+
+
+def test_plain_duckdb_says_how_to_read_them_and_reads_them_when_asked(two_days):
+    path, extracts = two_days
+    with duckdb.connect(str(path), read_only=True) as conn:
+        pages = conn.execute("SELECT count(*), count(DISTINCT sha256) FROM raw_api_pages")
+        assert pages.fetchall()[0][0] == len(_sent(extracts))  # what needs no body still works
+        with pytest.raises(duckdb.InvalidInputException, match="zlib-compressed.*bb2sv query"):
+            _bodies(conn)
+        expand_in_plain_duckdb(conn)
+        assert _bodies(conn) == _sent(extracts)
+
+
+def test_a_file_with_bodies_stored_before_compression_reads_and_grows_as_one(db_path, synth):
+    with EvidenceStore.open(db_path) as store:
+        store.record_run(_extract(synth, 1), policy=DEFAULT_POLICY)
+    with duckdb.connect(str(db_path)) as conn:  # as a bb2sv before 0.5 stored them
+        expand_in_plain_duckdb(conn)
+        conn.execute(
+            "UPDATE raw_page_bodies SET body = expanded_page_body(body_zlib), body_zlib = NULL "
+            "WHERE body_zlib IS NOT NULL"
+        )
+    old = [_extract(synth, 1)]
+    with duckdb.connect(str(db_path), read_only=True) as conn:
+        assert _bodies(conn) == _sent(old)  # plain DuckDB reads such a file as before
+    later = [_extract(synth, 2), _extract(synth, 3, members=320)]
+    with EvidenceStore.open(db_path) as store:
+        for extract in later:
+            store.record_run(extract, policy=DEFAULT_POLICY)
+        rows = store.conn.execute(
+            "SELECT run_id, CASE WHEN body IS NOT NULL THEN 'as arrived' "
+            "WHEN body_zlib IS NOT NULL THEN 'zlib' ELSE 'patch' END "
+            "FROM raw_page_bodies GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    runs = sorted({run_id for run_id, _kind in rows})
+    assert rows == [
+        (runs[0], "as arrived"),  # the old bodies, kept as they were
+        (runs[1], "patch"),  # patches of them
+        (runs[2], "patch"),
+        (runs[2], "zlib"),  # its new last pages, whole
+    ]
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        assert _bodies(store.conn) == _sent(old + later)
+    assert verify_chain(db_path, workers=0).ok
+
+
+BOMB = zlib.compress(b" " * (page_encoding.MAX_EXPANDED_BYTES + 1), 9)
+
+
+@pytest.mark.parametrize(
+    ("edit", "value"),
+    [
+        ("body_zlib = ?", "one byte changed"),
+        ("body = body_zlib, body_zlib = NULL", None),  # the compressed bytes as the body
+        ("body_zlib = ?", b"not zlib"),
+        ("body_zlib = ?", BOMB),  # a small blob that expands beyond any page
+    ],
+    ids=["byte changed", "taken as it arrived", "not zlib", "expands without end"],
+)
+def test_an_edited_compressed_body_is_caught_and_read_as_missing(
+    two_days, synth, db_path, edit, value
+):
+    path, extracts = two_days
+    synth.copy_file(path, db_path)
+    target = extracts[0].pages[1].sha256
+    conn = synth.plain_connect(db_path)
+    if value == "one byte changed":
+        (stored,) = conn.execute(
+            "SELECT body_zlib FROM raw_page_bodies WHERE sha256 = ?", [target]
+        ).fetchall()[0]
+        value = bytes(stored[:40]) + bytes([stored[40] ^ 0x01]) + bytes(stored[41:])
+    params = [] if value is None else [value]
+    conn.execute(f"UPDATE raw_page_bodies SET {edit} WHERE sha256 = ?", [*params, target])
+    conn.close()
+    result = verify_chain(db_path, workers=0)
+    assert result.first_bad_run_id == min(r.run_id for r in result.problems)
+    assert "body does not match its sha256" in result.summary()
+    with EvidenceStore.open(db_path, read_only=True) as store:  # no error, no other bytes
+        bodies = _bodies(store.conn)
+    expected = _sent(extracts)
+    changed = [i for i, (got, sent) in enumerate(zip(bodies, expected, strict=True)) if got != sent]
+    assert changed and all(bodies[i] is None or value is None for i in changed)
