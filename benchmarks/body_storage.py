@@ -1,4 +1,4 @@
-"""What one run's page bodies cost DuckDB as the store writes them, five ways.
+"""What one run's page bodies cost DuckDB as the store writes them, ten ways.
 
     python benchmarks/body_storage.py 100000     → one JSON line per way
 
@@ -9,9 +9,12 @@ process, which reads them back and stores them in a new file in one transaction,
 a checkpoint as the store's (`creation.commit_by_checkpoint`). Figures: DuckDB's memory above
 the process's before the transaction (at the commit and at its peak), seconds, file size.
 
-- `whole`: as the store does today: each body one BLOB, bound 50 rows per INSERT.
+- `whole`: as the store did before 0.5: each body one BLOB, bound 50 rows per INSERT.
 - `zlib`: the same, each body compressed by Python first (zlib level 1, timed apart as
-  `compress_s`; the `raw_api_pages` view could no longer give the body back in SQL).
+  `compress_s`; plain DuckDB cannot expand it: bb2sv's readers do).
+- `zlib_uncompressed`: as the store does since 0.5 (migration 0008): `zlib` into a column
+  declared `USING COMPRESSION uncompressed`, so DuckDB's checkpoint does not look for
+  compression in zlib data.
 - `parts`: each body in 16 KiB parts (`sha256, part, bytes`), one INSERT ... SELECT from an
   Arrow stream that reads the spill file a body at a time.
 - `parts_rg2048`: the same into a file attached with ROW_GROUP_SIZE 2048: DuckDB writes
@@ -47,6 +50,7 @@ import pyarrow as pa
 WAYS = (
     "whole",
     "zlib",
+    "zlib_uncompressed",
     "parts",
     "parts_rg2048",
     "whole_in_batches",
@@ -105,11 +109,11 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
     with spill.open("rb") as source:
         if "parts" in way:
             bodies = []
-        elif way == "zlib":
+        elif way.startswith("zlib"):
             bodies = [zlib.compress(source.read(length), 1) for _offset, length in places]
         else:
             bodies = [source.read(length) for _offset, length in places]
-    compress_s = time.perf_counter() - compressing if way == "zlib" else 0.0
+    compress_s = time.perf_counter() - compressing if way.startswith("zlib") else 0.0
     memory = PeakRss()
     time.sleep(0.05)
     base = memory.peak = memory.now()
@@ -133,7 +137,7 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
         stream = _parts_stream(spill, places)  # noqa: F841 (read by the SQL below)
         conn.execute("INSERT INTO bodies SELECT * FROM stream")
     elif way != "whole_in_batches":
-        _insert_whole(conn, bodies)
+        _insert_whole(conn, bodies, stored_as_is=way == "zlib_uncompressed")
     inserted = time.perf_counter() - started
     before_commit = memory.since(base)
     conn.execute("COMMIT")
@@ -151,9 +155,12 @@ def store(way: str, spill: Path, places: list[tuple[int, int]], db: Path) -> dic
     }
 
 
-def _insert_whole(conn: duckdb.DuckDBPyConnection, bodies: list[bytes]) -> None:
+def _insert_whole(
+    conn: duckdb.DuckDBPyConnection, bodies: list[bytes], *, stored_as_is: bool = False
+) -> None:
     """Each body one BLOB row, ROWS_PER_INSERT bound per statement, as the store does."""
-    conn.execute("CREATE TABLE bodies (sha256 VARCHAR, body BLOB)")
+    compression = " USING COMPRESSION uncompressed" if stored_as_is else ""
+    conn.execute(f"CREATE TABLE bodies (sha256 VARCHAR, body BLOB{compression})")
     for start in range(0, len(bodies), ROWS_PER_INSERT):
         rows = bodies[start : start + ROWS_PER_INSERT]
         conn.execute(
