@@ -7,6 +7,7 @@ import zlib
 import pytest
 
 from tasks import page_encoding
+from tasks.bitbucket import client
 
 BODY = (
     b'{"values":[' + b",".join(b'{"n":%d,"has_2fa_enabled":true}' % n for n in range(500)) + b"]}"
@@ -33,6 +34,10 @@ def test_a_body_comes_back_byte_for_byte_and_smaller():
 def test_what_is_not_one_whole_stream_is_refused(stored, said):
     with pytest.raises(ValueError, match=said):
         page_encoding.decompress(stored)
+
+
+def test_the_bound_is_the_largest_body_the_client_keeps():
+    assert page_encoding.MAX_EXPANDED_BYTES == client.MAX_BODY_BYTES
 
 
 def test_a_small_blob_that_would_expand_without_end_stops_at_the_bound():

@@ -178,7 +178,8 @@ def _remove_left_behind() -> None:
 # Readers expand compressed page bodies (views/00_expanded_page_body.sql) with a function
 # of their own, which `sandbox.attach` gives each reader's connection.
 READER_PAGE_BODY = (
-    f"CREATE OR REPLACE MACRO expanded_page_body(body_zlib) AS {PAGE_BODY_FUNCTION}(body_zlib)"
+    "CREATE OR REPLACE MACRO expanded_page_body(body_zlib, sha256) AS "
+    f"{PAGE_BODY_FUNCTION}(body_zlib, sha256)"
 )
 
 

@@ -37,8 +37,15 @@ class BodyRow:
     sha256: str
     run_id: str
     base_sha256: str | None
-    body: bytes | None  # expanded; None for a patch, or a stored body that cannot be expanded
+    stored: bytes | None  # the row's body (as it arrived) or body_zlib; None for a patch
+    compressed: bool  # `stored` is body_zlib
     patch: list[dict] | None
+
+    @property
+    def body(self) -> bytes | None:
+        """The body as it arrived, expanded on each call (not kept: an edited file may hold
+        many rows that expand large); None for a patch, or a body that cannot be expanded."""
+        return expanded_page_body(self.stored) if self.compressed else self.stored
 
 
 def store_bodies(
@@ -149,29 +156,31 @@ def _previous_bases(
         "WHERE patch IS NULL AND sha256 IN (SELECT unnest(?))",
         [sorted(set(wanted.values()))],
     )
-    # A stored base that does not hash to its name (edited) is not built upon.
-    good = {row.sha256: row.body for row in found if _gives_back(row.body, row.sha256)}
+    good = {}
+    for row in found:
+        body = row.body
+        if body is not None and sha256_hex(body) == row.sha256:
+            good[row.sha256] = body  # a base that does not hash to its name is not used
     return {sha: (whole, good[whole]) for sha, whole in wanted.items() if whole in good}
-
-
-def _gives_back(body: bytes | None, sha: str) -> bool:
-    return body is not None and sha256_hex(body) == sha
 
 
 def body_rows(
     conn: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
 ) -> Iterable[BodyRow]:
-    """raw_page_bodies rows of `table` (the stored table's qualified name), streamed, their
-    bodies expanded; bodies fetched a few at a time (one fetchall of ~100 MB of bodies is
-    pathologically slow in duckdb 2.0.1)."""
+    """raw_page_bodies rows of `table` (the stored table's qualified name), streamed (a body
+    is expanded when `BodyRow.body` is read); bodies fetched a few at a time (one fetchall
+    of ~100 MB of bodies is pathologically slow in duckdb 2.0.1)."""
     result = conn.execute(
         f"SELECT sha256, run_id, base_sha256, body, patch, body_zlib FROM {table} {where}",
         params or [],
     )
     while rows := result.fetchmany(256):
         for sha, run_id, base, body, patch, body_zlib in rows:
-            whole = bytes(body) if body is not None else expanded_page_body(body_zlib)
-            yield BodyRow(sha, run_id, base, whole, patch)
+            stored = body if body_zlib is None else body_zlib
+            yield BodyRow(
+                sha, run_id, base, None if stored is None else bytes(stored),
+                body_zlib is not None, patch,
+            )  # fmt: skip
 
 
 def expanded_page_body(body_zlib: bytes | None) -> bytes | None:
@@ -189,12 +198,20 @@ def expanded_page_body(body_zlib: bytes | None) -> bytes | None:
 PAGE_BODY_FUNCTION = "bb2sv_expanded_page_body"
 
 
+def checked_page_body(body_zlib: bytes | None, sha256: str | None) -> bytes | None:
+    """`expanded_page_body`, or None unless it hashes to `sha256`: a reader never shows an
+    edited compressed body as the page's (verify reports it), and a vector of rows edited to
+    expand large holds none of them."""
+    body = expanded_page_body(body_zlib)
+    return body if body is not None and sha256_hex(body) == sha256 else None
+
+
 def give_page_body_function(conn: duckdb.DuckDBPyConnection) -> None:
-    """`expanded_page_body` (Python) as the function PAGE_BODY_FUNCTION of `conn`."""
+    """`checked_page_body` as the function PAGE_BODY_FUNCTION of `conn`."""
     conn.create_function(
         PAGE_BODY_FUNCTION,
-        expanded_page_body,
-        ["BLOB"],
+        checked_page_body,
+        ["BLOB", "VARCHAR"],
         "BLOB",
         null_handling="special",
         side_effects=False,
@@ -212,8 +229,8 @@ def expand_in_plain_duckdb(conn: duckdb.DuckDBPyConnection) -> None:
     """
     give_page_body_function(conn)
     conn.execute(
-        "CREATE OR REPLACE TEMP MACRO expanded_page_body(body_zlib) AS "
-        f"{PAGE_BODY_FUNCTION}(body_zlib)"
+        "CREATE OR REPLACE TEMP MACRO expanded_page_body(body_zlib, sha256) AS "
+        f"{PAGE_BODY_FUNCTION}(body_zlib, sha256)"
     )
 
 

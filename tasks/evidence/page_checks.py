@@ -148,9 +148,12 @@ class BodyCache:
     its base is missing or edited) or no row has it. Also the parse memo of those bodies.
 
     Any query of `raw_page_bodies` costs a scan of its bodies (a filter on sha256 or even
-    rowid still decompresses the row group's bodies: ~15 ms a query for a year of 10,000
-    members), so when the stored rows fit in `max_bytes` they are all read in one scan on
-    first use and kept (`stored`); otherwise each load queries the rows it needs.
+    rowid still reads the row group's bodies: ~15 ms a query for a year of 10,000 members),
+    so when the stored rows fit in `max_bytes` (as stored: compressed bodies count their
+    compressed size) they are all read in one scan on first use and kept (`stored`);
+    otherwise each load queries the rows it needs. A row is expanded as it is checked and
+    only a body that hashes to its name is kept, so rows edited to expand large (at most
+    page_encoding.MAX_EXPANDED_BYTES each) cost time, not memory.
     """
 
     def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:
@@ -178,9 +181,10 @@ class BodyCache:
         # Patches of one base span many days: a base already read is not read again.
         missing = sorted(bases - self.bases.keys())
         for row in self._rows(conn, missing, wholes_only=True):
-            if row.body is not None and sha256_hex(row.body) == row.sha256:
-                self.bases[row.sha256] = row.body
-                self._held += len(row.body)
+            body = row.body
+            if body is not None and sha256_hex(body) == row.sha256:
+                self.bases[row.sha256] = body
+                self._held += len(body)
         wholes = {sha: self.bases[sha] for sha in bases if sha in self.bases}
         found: dict[str, bytes | None] = dict.fromkeys(wanted)
         seen: set[str] = set()
@@ -216,7 +220,7 @@ def _all_rows(
     out: dict[str, list[page_bodies.BodyRow]] = {}
     held = 0
     for row in page_bodies.body_rows(conn, BODIES):
-        held += len(row.body or b"") + sum(len(op["data"] or b"") for op in row.patch or ())
+        held += len(row.stored or b"") + sum(len(op["data"] or b"") for op in row.patch or ())
         if held > max_bytes:
             return None
         out.setdefault(row.sha256, []).append(row)

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from tasks import page_encoding
+from tasks.evidence import page_bodies
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.page_bodies import expand_in_plain_duckdb
 from tasks.evidence.store import EvidenceStore
@@ -86,8 +87,8 @@ def test_a_file_with_bodies_stored_before_compression_reads_and_grows_as_one(db_
     with duckdb.connect(str(db_path)) as conn:  # as a bb2sv before 0.5 stored them
         expand_in_plain_duckdb(conn)
         conn.execute(
-            "UPDATE raw_page_bodies SET body = expanded_page_body(body_zlib), body_zlib = NULL "
-            "WHERE body_zlib IS NOT NULL"
+            "UPDATE raw_page_bodies SET body = expanded_page_body(body_zlib, sha256), "
+            "body_zlib = NULL WHERE body_zlib IS NOT NULL"
         )
     old = [_extract(synth, 1)]
     with duckdb.connect(str(db_path), read_only=True) as conn:
@@ -110,21 +111,52 @@ def test_a_file_with_bodies_stored_before_compression_reads_and_grows_as_one(db_
     ]
     with EvidenceStore.open(db_path, read_only=True) as store:
         assert _bodies(store.conn) == _sent(old + later)
+    with duckdb.connect(str(db_path), read_only=True) as conn:  # a compressed body beside
+        old_run = conn.execute(
+            "SELECT body FROM raw_api_pages WHERE run_id = ? ORDER BY seq", [runs[0]]
+        )
+        assert [bytes(body) for (body,) in old_run.fetchall()] == _sent(old)
+        with pytest.raises(duckdb.InvalidInputException, match="zlib-compressed"):
+            conn.execute("SELECT body FROM raw_api_pages WHERE run_id = ?", [runs[2]]).fetchall()
     assert verify_chain(db_path, workers=0).ok
 
 
+def test_a_query_expands_only_the_bodies_of_the_pages_it_reads(two_days, monkeypatch):
+    path, extracts = two_days
+    expanded = []
+    checked = page_bodies.checked_page_body
+
+    def counted(body_zlib, sha256):
+        if body_zlib is not None:
+            expanded.append(sha256)
+        return checked(body_zlib, sha256)
+
+    monkeypatch.setattr(page_bodies, "checked_page_body", counted)  # as readers register it
+    with EvidenceStore.open(path, read_only=True) as store:
+        store.conn.execute("SELECT count(*), max(url) FROM raw_api_pages").fetchall()
+        assert expanded == []
+        (first,) = store.conn.execute("SELECT min(run_id) FROM collection_runs").fetchall()[0]
+        store.conn.execute(
+            "SELECT body FROM raw_api_pages WHERE run_id = ? AND seq = 2", [first]
+        ).fetchall()
+    assert expanded == [extracts[0].pages[1].sha256]
+
+
 BOMB = zlib.compress(b" " * (page_encoding.MAX_EXPANDED_BYTES + 1), 9)
+AT_THE_BOUND = zlib.compress(b" " * page_encoding.MAX_EXPANDED_BYTES, 9)
 
 
 @pytest.mark.parametrize(
     ("edit", "value"),
     [
         ("body_zlib = ?", "one byte changed"),
+        ("body_zlib = ?", "edited and compressed again"),
         ("body = body_zlib, body_zlib = NULL", None),  # the compressed bytes as the body
         ("body_zlib = ?", b"not zlib"),
         ("body_zlib = ?", BOMB),  # a small blob that expands beyond any page
+        ("body_zlib = ?", AT_THE_BOUND),  # expands, to other bytes than the page's
     ],
-    ids=["byte changed", "taken as it arrived", "not zlib", "expands without end"],
+    ids=["byte changed", "recompressed", "taken as it arrived", "not zlib", "bomb", "at the bound"],
 )
 def test_an_edited_compressed_body_is_caught_and_read_as_missing(
     two_days, synth, db_path, edit, value
@@ -133,19 +165,36 @@ def test_an_edited_compressed_body_is_caught_and_read_as_missing(
     synth.copy_file(path, db_path)
     target = extracts[0].pages[1].sha256
     conn = synth.plain_connect(db_path)
+    (stored,) = conn.execute(
+        "SELECT body_zlib FROM raw_page_bodies WHERE sha256 = ?", [target]
+    ).fetchall()[0]
     if value == "one byte changed":
-        (stored,) = conn.execute(
-            "SELECT body_zlib FROM raw_page_bodies WHERE sha256 = ?", [target]
-        ).fetchall()[0]
         value = bytes(stored[:40]) + bytes([stored[40] ^ 0x01]) + bytes(stored[41:])
+    elif value == "edited and compressed again":  # a valid stream of another body
+        sent = extracts[0].pages[1].body
+        flipped = sent.replace(b'"has_2fa_enabled":false', b'"has_2fa_enabled":true')
+        assert flipped != sent
+        value = zlib.compress(flipped)
     params = [] if value is None else [value]
     conn.execute(f"UPDATE raw_page_bodies SET {edit} WHERE sha256 = ?", [*params, target])
     conn.close()
     result = verify_chain(db_path, workers=0)
-    assert result.first_bad_run_id == min(r.run_id for r in result.problems)
+    assert result.first_bad_run_id == _first_run(db_path)  # the run that stored it
     assert "body does not match its sha256" in result.summary()
     with EvidenceStore.open(db_path, read_only=True) as store:  # no error, no other bytes
         bodies = _bodies(store.conn)
     expected = _sent(extracts)
     changed = [i for i, (got, sent) in enumerate(zip(bodies, expected, strict=True)) if got != sent]
-    assert changed and all(bodies[i] is None or value is None for i in changed)
+    assert changed == [i for i, page in enumerate(_pages(extracts)) if page.sha256 == target]
+    # What is stored as it arrived is shown as stored; what is compressed, only if whole.
+    assert all(bodies[i] == (bytes(stored) if value is None else None) for i in changed)
+
+
+def _pages(extracts: list) -> list:
+    return [page for extract in extracts for page in extract.pages]
+
+
+def _first_run(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        first = conn.execute("SELECT run_id FROM collection_runs ORDER BY seq LIMIT 1")
+        return first.fetchall()[0][0]

@@ -72,8 +72,8 @@ def chain(db_path, synth, chain_file) -> list[str]:
 FLIP_2SV_IN_BODY = (
     # Expanded (zlib: plain_connect can), edited and stored back as it arrives.
     "UPDATE raw_page_bodies SET body = encode(replace(decode(coalesce(body, "
-    "expanded_page_body(body_zlib))), '\"has_2fa_enabled\":false', '\"has_2fa_enabled\":true')), "
-    "body_zlib = NULL "
+    "expanded_page_body(body_zlib, sha256))), '\"has_2fa_enabled\":false', "
+    "'\"has_2fa_enabled\":true')), body_zlib = NULL "
     "WHERE sha256 = (SELECT sha256 FROM raw_api_responses WHERE run_id = '{run}' AND seq = 1)"
 )
 

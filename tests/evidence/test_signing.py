@@ -115,7 +115,7 @@ def test_a_file_from_before_signing_upgrades_and_keeps_verifying(db_path, synth,
     )
     conn.execute(
         "INSERT INTO main.raw_api_pages SELECT r.run_id, r.seq, r.listing, r.url, "
-        "r.status_code, r.fetched_at, coalesce(b.body, expanded_page_body(b.body_zlib)), "
+        "r.status_code, r.fetched_at, coalesce(b.body, expanded_page_body(b.body_zlib, b.sha256)), "
         "r.sha256 "
         "FROM temp.raw_api_responses AS r "
         "JOIN temp.raw_page_bodies AS b USING (sha256) ORDER BY r.fetched_at, r.seq"

@@ -163,8 +163,8 @@ def test_directory_pages_are_raw_pages_in_the_chain(tmp_path, sso_file):
     with tamper(path) as conn:  # a directory page's body edited: mfaEnabled false → true
         conn.execute(
             "UPDATE raw_page_bodies SET body = encode(replace(decode(coalesce(body, "
-            "expanded_page_body(body_zlib))), '\"mfaEnabled\":false', '\"mfaEnabled\":true')), "
-            "body_zlib = NULL WHERE sha256 IN "
+            "expanded_page_body(body_zlib, sha256))), '\"mfaEnabled\":false', "
+            "'\"mfaEnabled\":true')), body_zlib = NULL WHERE sha256 IN "
             "(SELECT sha256 FROM raw_api_responses WHERE listing = 'directory')"
         )
     result = verify_chain(path, workers=0)

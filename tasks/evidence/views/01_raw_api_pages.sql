@@ -1,33 +1,34 @@
 -- Every HTTP response with its body, byte for byte: the metadata of raw_api_responses and
 -- the body from raw_page_bodies, stored as it arrived, compressed (body_zlib, expanded by
 -- expanded_page_body; migration 0008), or rebuilt from its patch (copy bytes
--- [offset, offset + length) of the base, or insert data, in order; migration 0006). Each
--- stored body is expanded and rebuilt once per query, not once per page that has it.
--- body is NULL when no stored body has the page's sha256 (`bb2sv verify` reports it).
+-- [offset, offset + length) of the base, or insert data, in order; migration 0006).
+-- Bodies are expanded for the pages a query reads (a filter on run_id reads only that
+-- run's), once per page and base: a query that needs no body expands none.
+-- body is NULL when no stored body has the page's sha256, or a compressed one does not
+-- give it back (`bb2sv verify` reports both).
 CREATE OR REPLACE VIEW raw_api_pages AS
-WITH wholes AS (
-    SELECT sha256, coalesce(body, expanded_page_body(body_zlib)) AS body
-    FROM raw_page_bodies
-    WHERE patch IS NULL
-),
-bodies AS (
+WITH joined AS (
     SELECT
-        b.sha256,
-        CASE
-            WHEN b.patch IS NULL THEN coalesce(b.body, expanded_page_body(b.body_zlib))
-            ELSE list_reduce(
-                list_transform(
-                    b.patch,
-                    lambda op: coalesce(
-                        op.data, array_slice(base.body, op."offset" + 1, op."offset" + op."length")
-                    )
-                ),
-                lambda x, y: x || y
-            )
-        END AS body
-    FROM raw_page_bodies AS b
-    LEFT JOIN wholes AS base ON base.sha256 = b.base_sha256 AND b.patch IS NOT NULL
+        r.run_id, r.seq, r.listing, r.url, r.status_code, r.fetched_at, r.sha256, b.patch,
+        coalesce(b.body, expanded_page_body(b.body_zlib, b.sha256)) AS whole,
+        coalesce(base.body, expanded_page_body(base.body_zlib, base.sha256)) AS base_body
+    FROM raw_api_responses AS r
+    LEFT JOIN raw_page_bodies AS b ON b.sha256 = r.sha256
+    LEFT JOIN raw_page_bodies AS base ON base.sha256 = b.base_sha256 AND base.patch IS NULL
 )
-SELECT r.run_id, r.seq, r.listing, r.url, r.status_code, r.fetched_at, b.body, r.sha256
-FROM raw_api_responses AS r
-LEFT JOIN bodies AS b ON b.sha256 = r.sha256;
+SELECT
+    run_id, seq, listing, url, status_code, fetched_at,
+    CASE
+        WHEN patch IS NULL THEN whole
+        ELSE list_reduce(
+            list_transform(
+                patch,
+                lambda op: coalesce(
+                    op.data, array_slice(base_body, op."offset" + 1, op."offset" + op."length")
+                )
+            ),
+            lambda x, y: x || y
+        )
+    END AS body,
+    sha256
+FROM joined;
