@@ -36,6 +36,18 @@ def test_what_is_not_one_whole_stream_is_refused(stored, said):
         page_encoding.decompress(stored)
 
 
+def test_a_blob_far_more_compressible_than_a_page_is_not_expanded_unless_asked():
+    spaces = b" " * 300_000  # what a hostile API may send: ~1,000 times smaller compressed
+    stored = page_encoding.compress(spaces)
+    assert not page_encoding.expands_back(stored, len(spaces))  # the store keeps it as is
+    with pytest.raises(ValueError, match="expands beyond"):
+        page_encoding.decompress(stored)
+    assert page_encoding.decompress(stored, limit=len(spaces)) == spaces  # the spill's read
+    assert page_encoding.expands_back(page_encoding.compress(BODY), len(BODY))
+    large = bytes(range(256)) * (page_encoding.MAX_EXPANDED_BYTES // 256 + 1)
+    assert not page_encoding.expands_back(page_encoding.compress(large), len(large))
+
+
 def test_the_bound_is_the_largest_body_the_client_keeps():
     assert page_encoding.MAX_EXPANDED_BYTES == client.MAX_BODY_BYTES
 

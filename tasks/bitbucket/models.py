@@ -91,6 +91,12 @@ class RawPage:
         return page_encoding.compress(held)
 
     @property
+    def body_size(self) -> int:
+        """len(body), without reading it back."""
+        held = self._held
+        return held.size if isinstance(held, SpilledBody) else len(held)
+
+    @property
     def body_on_disk(self) -> bool:
         """Whether `body` is read back from a temporary file (`spill.py`)."""
         return isinstance(self._held, SpilledBody)

@@ -80,7 +80,7 @@ class BodySpill:
         except OSError as exc:
             self._give_up(exc)
             return body
-        return SpilledBody(self, offset, len(stored), sha256, stored_sha256)
+        return SpilledBody(self, offset, len(stored), sha256, stored_sha256, len(body))
 
     def read(self, offset: int, length: int) -> bytes:
         if self._file is None:
@@ -133,18 +133,25 @@ _WHY = {
 
 class SpilledBody:
     """Where one body is in a BodySpill, compressed (`page_encoding`), with the SHA-256 the
-    body had when it arrived and that of its compressed bytes."""
+    body had when it arrived, that of its compressed bytes, and its size."""
 
-    __slots__ = ("length", "offset", "sha256", "spill", "stored_sha256")
+    __slots__ = ("length", "offset", "sha256", "size", "spill", "stored_sha256")
 
     def __init__(
-        self, spill: BodySpill, offset: int, length: int, sha256: str, stored_sha256: str
+        self,
+        spill: BodySpill,
+        offset: int,
+        length: int,
+        sha256: str,
+        stored_sha256: str,
+        size: int,
     ) -> None:
         self.spill = spill
         self.offset = offset
         self.length = length
         self.sha256 = sha256
         self.stored_sha256 = stored_sha256
+        self.size = size
 
     def read_compressed(self) -> bytes:
         """The body compressed, as the store keeps it: the bytes made from the body that
@@ -156,7 +163,7 @@ class SpilledBody:
 
     def read(self) -> bytes:
         try:
-            body = page_encoding.decompress(self.read_compressed())
+            body = page_encoding.decompress(self.read_compressed(), limit=self.size)
         except ValueError:  # cannot be: the bytes are those compress() gave
             raise self._changed() from None
         if sha256_hex(body) != self.sha256:

@@ -270,6 +270,12 @@ def catalog_problems(
                 f"{kind} {name} is not part of bb2sv's schema (added to the file by hand; "
                 "plain DuckDB users of the file would see or call it)"
             )
+        elif found[key] != shipped[key] and kind == "table":
+            problems.append(
+                f"table {name} differs from the definition shipped with bb2sv {__version__} "
+                "(rebuilt in the file, its constraints or storage changed: bb2sv never "
+                "re-creates a table. Restore the file from a backup)"
+            )
         elif found[key] != shipped[key]:
             problems.append(
                 f"{kind} {name} differs from the definition shipped with bb2sv {__version__} "

@@ -151,9 +151,9 @@ class BodyCache:
     rowid still reads the row group's bodies: ~15 ms a query for a year of 10,000 members),
     so when the stored rows fit in `max_bytes` (as stored: compressed bodies count their
     compressed size) they are all read in one scan on first use and kept (`stored`);
-    otherwise each load queries the rows it needs. A row is expanded as it is checked and
-    only a body that hashes to its name is kept, so rows edited to expand large (at most
-    page_encoding.MAX_EXPANDED_BYTES each) cost time, not memory.
+    otherwise each load queries the rows it needs. A row is expanded as it is checked, to at
+    most MAX_RATIO times its stored size (`page_encoding`), and only a body that hashes to
+    its name is kept.
     """
 
     def __init__(self, max_bytes: int = BODY_CACHE_BYTES) -> None:

@@ -14,7 +14,7 @@ the attached file (`enable_external_access=false`: no read_text, COPY, ATTACH, I
 LOAD) and `lock_configuration=true`, so SQL cannot turn that back on. Reports, `bb2sv
 query`, events and verify all read this way. A reader's connection has one function of
 bb2sv's own: it expands a compressed page body for `raw_api_pages`
-(`page_bodies.expanded_page_body`: bounded in size, and NULL unless it hashes to its name).
+(`page_bodies.checked_page_body`: bounded in size, and NULL unless it hashes to its name).
 """
 
 from __future__ import annotations

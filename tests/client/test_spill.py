@@ -46,6 +46,13 @@ def test_bodies_wait_compressed_as_the_store_keeps_them(make_settings, collect):
         extract.pages[0].compressed_body()  # checked against the hash of what was written
 
 
+def test_a_body_far_more_compressible_than_a_page_comes_back_whole(tmp_path):
+    body = b"[" + b" " * 2_000_000 + b"]"  # within the client's bound, ~2,000 times smaller
+    held = spill.BodySpill(str(tmp_path)).keep(body, sha256_hex(body))
+    assert isinstance(held, spill.SpilledBody) and held.length * 100 < len(body)
+    assert held.read() == body
+
+
 def test_a_tmpdir_that_cannot_take_the_file_is_not_replaced_and_bodies_stay_in_memory(
     make_settings, collect, monkeypatch, tmp_path, caplog
 ):

@@ -6,6 +6,7 @@ files written before keep their bodies as they were; every edit of a compressed 
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import duckdb
 import pytest
 
 from tasks import page_encoding
+from tasks.bitbucket.models import RawPage
 from tasks.evidence import page_bodies
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.page_bodies import expand_in_plain_duckdb
 from tasks.evidence.store import EvidenceStore
+from tasks.evidence.verification import verify_evidence
 from tasks.policy import DEFAULT_POLICY
 
 
@@ -135,11 +138,21 @@ def test_a_query_expands_only_the_bodies_of_the_pages_it_reads(two_days, monkeyp
     with EvidenceStore.open(path, read_only=True) as store:
         store.conn.execute("SELECT count(*), max(url) FROM raw_api_pages").fetchall()
         assert expanded == []
-        (first,) = store.conn.execute("SELECT min(run_id) FROM collection_runs").fetchall()[0]
+        first, second = (
+            run_id for (run_id,) in store.conn.execute(
+                "SELECT run_id FROM collection_runs ORDER BY seq"
+            ).fetchall()
+        )  # fmt: skip
         store.conn.execute(
             "SELECT body FROM raw_api_pages WHERE run_id = ? AND seq = 2", [first]
         ).fetchall()
-    assert expanded == [extracts[0].pages[1].sha256]
+        assert expanded == [extracts[0].pages[1].sha256]
+        expanded.clear()
+        (patched,) = store.conn.execute(  # day 2's first page: a patch of day 1's
+            "SELECT body FROM raw_api_pages WHERE run_id = ? AND seq = 1", [second]
+        ).fetchall()[0]
+    assert bytes(patched) == extracts[1].pages[0].body != extracts[0].pages[0].body
+    assert expanded == [extracts[0].pages[0].sha256]  # its base, once, not once per copy
 
 
 BOMB = zlib.compress(b" " * (page_encoding.MAX_EXPANDED_BYTES + 1), 9)
@@ -198,3 +211,46 @@ def _first_run(path: Path) -> str:
     with duckdb.connect(str(path), read_only=True) as conn:
         first = conn.execute("SELECT run_id FROM collection_runs ORDER BY seq LIMIT 1")
         return first.fetchall()[0][0]
+
+
+def test_a_body_far_more_compressible_than_a_page_is_kept_as_it_arrived(db_path, synth):
+    extract = _extract(synth, 1)
+    page = extract.pages[-1]  # a hostile API's page: within the client's bound, all spaces
+    spaces = RawPage(page.listing, page.url, 200, page.fetched_at, b" " * 3_000_000)
+    extract = replace(extract, pages=[*extract.pages[:-1], spaces], derived=None)
+    with EvidenceStore.open(db_path) as store:
+        store.record_run(extract, policy=DEFAULT_POLICY)
+        kept = store.conn.execute(
+            "SELECT body IS NOT NULL, body_zlib IS NULL FROM raw_page_bodies WHERE sha256 = ?",
+            [spaces.sha256],
+        ).fetchall()
+    assert kept == [(True, True)]  # no reader would expand it that far
+    with duckdb.connect(str(db_path), read_only=True) as conn:
+        (body,) = conn.execute(
+            "SELECT body FROM raw_api_pages WHERE sha256 = ?", [spaces.sha256]
+        ).fetchall()[0]
+    assert bytes(body) == spaces.body  # plain DuckDB reads it too
+    assert verify_chain(db_path, workers=0).ok
+
+
+def test_a_row_with_two_kinds_of_body_shows_none_and_fails_verify(two_days, synth, db_path):
+    path, extracts = two_days
+    synth.copy_file(path, db_path)
+    page = extracts[0].pages[1]
+    edited = page.body.replace(b'"has_2fa_enabled":false', b'"has_2fa_enabled":true')
+    conn = synth.plain_connect(db_path)  # rebuilt without its CHECK, then both kinds kept
+    conn.execute("CREATE TABLE loose AS SELECT * FROM raw_page_bodies ORDER BY rowid")
+    conn.execute("DROP TABLE raw_page_bodies")
+    conn.execute("ALTER TABLE loose RENAME TO raw_page_bodies")
+    conn.execute("UPDATE raw_page_bodies SET body = ? WHERE sha256 = ?", [edited, page.sha256])
+    conn.close()
+    with EvidenceStore.open(db_path, read_only=True) as store:
+        shown = store.conn.execute(
+            "SELECT DISTINCT body FROM raw_api_pages WHERE sha256 = ?", [page.sha256]
+        ).fetchall()
+    assert shown == [(None,)]  # neither the edited body nor the compressed one
+    result = verify_chain(db_path, workers=0)
+    assert result.first_bad_run_id == _first_run(db_path)
+    assert "body does not match its sha256" in result.summary()
+    catalog = verify_evidence(db_path, workers=0).catalog
+    assert any("table raw_page_bodies differs" in p and "never re-creates" in p for p in catalog)

@@ -7,7 +7,8 @@
 -- * body_zlib: a body stored whole, compressed; it is stored as it is (USING COMPRESSION
 --   uncompressed): DuckDB's own compression finds nothing to gain in zlib data, and looking
 --   for it took 0.5 s of a 100,000-member run's commit. Each row holds exactly one of body
---   (a body as it arrived: the rows stored before this migration), patch (of a whole
+--   (a body as it arrived: the rows stored before this migration, and a body that would
+--   not expand back within a reader's bounds, tasks/page_encoding.py), patch (of a whole
 --   body, expanded first) or body_zlib.
 -- * raw_api_pages gives every body back byte for byte through bb2sv (`bb2sv query`, and
 --   the readers of reports and verify), which expand body_zlib; plain DuckDB has no zlib,
@@ -21,7 +22,7 @@ CREATE TABLE raw_page_bodies_0008 (
     sha256      VARCHAR NOT NULL,  -- SHA-256 of the body this row gives back
     run_id      VARCHAR NOT NULL,  -- the run that stored it
     base_sha256 VARCHAR,           -- NULL: the row holds the body; else `patch` applies to it
-    body        BLOB,              -- the body as it arrived (stored before bb2sv 0.5)
+    body        BLOB,              -- the body as it arrived (before bb2sv 0.5; see above)
     patch       STRUCT("offset" BIGINT, "length" BIGINT, "data" BLOB)[],
     body_zlib   BLOB USING COMPRESSION uncompressed,  -- the body, zlib-compressed
     CHECK ((base_sha256 IS NULL) = (patch IS NULL)),
