@@ -8,26 +8,19 @@
 -- back, or a row holds more than one of body, patch and body_zlib (only a table rebuilt
 -- without its CHECK can); `bb2sv verify` reports each.
 CREATE OR REPLACE VIEW raw_api_pages AS
-WITH stored AS (
+WITH joined AS (  -- referenced once: a query that needs no body evaluates none of this
     SELECT
-        sha256, base_sha256, patch,
-        (body IS NOT NULL)::INTEGER + (patch IS NOT NULL)::INTEGER
-            + (body_zlib IS NOT NULL)::INTEGER = 1 AS one_kind,
-        body, body_zlib
-    FROM raw_page_bodies
-),
-joined AS (
-    SELECT
-        r.run_id, r.seq, r.listing, r.url, r.status_code, r.fetched_at, r.sha256,
-        b.patch, b.one_kind,
-        CASE WHEN b.one_kind AND b.patch IS NULL
+        r.run_id, r.seq, r.listing, r.url, r.status_code, r.fetched_at, r.sha256, b.patch,
+        (b.body IS NOT NULL)::INTEGER + (b.patch IS NOT NULL)::INTEGER
+            + (b.body_zlib IS NOT NULL)::INTEGER = 1 AS one_kind,
+        CASE WHEN b.patch IS NULL AND (b.body IS NULL OR b.body_zlib IS NULL)
             THEN coalesce(b.body, expanded_page_body(b.body_zlib, b.sha256)) END AS whole,
-        CASE WHEN base.one_kind
+        CASE WHEN base.body IS NULL OR base.body_zlib IS NULL
             THEN coalesce(base.body, expanded_page_body(base.body_zlib, base.sha256))
         END AS base_body
     FROM raw_api_responses AS r
-    LEFT JOIN stored AS b ON b.sha256 = r.sha256
-    LEFT JOIN stored AS base ON base.sha256 = b.base_sha256 AND base.patch IS NULL
+    LEFT JOIN raw_page_bodies AS b ON b.sha256 = r.sha256
+    LEFT JOIN raw_page_bodies AS base ON base.sha256 = b.base_sha256 AND base.patch IS NULL
 )
 SELECT
     run_id, seq, listing, url, status_code, fetched_at,
