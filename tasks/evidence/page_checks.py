@@ -180,8 +180,15 @@ class BodyCache:
         bases = {row.base_sha256 for row in rows if row.base_sha256 is not None}
         # Patches of one base span many days: a base already read is not read again.
         missing = sorted(bases - self.bases.keys())
+        if self.stored is not None:  # a base checked whole already: its body is in `good`
+            for sha in missing:
+                body = self.good.get(sha)
+                if body is not None and any(r.patch is None for r in self.stored.get(sha, ())):
+                    self.bases[sha] = body
+            missing = [sha for sha in missing if sha not in self.bases]
+        expanded: dict[int, bytes | None] = {}  # by id(row): a stored row read as a base too
         for row in self._rows(conn, missing, wholes_only=True):
-            body = row.body
+            body = expanded[id(row)] = row.body
             if body is not None and sha256_hex(body) == row.sha256:
                 self.bases[row.sha256] = body
                 self._held += len(body)
@@ -189,7 +196,8 @@ class BodyCache:
         found: dict[str, bytes | None] = dict.fromkeys(wanted)
         seen: set[str] = set()
         for row in rows:
-            body = page_bodies.rebuild(row, wholes)
+            # The same row object (`stored`) may have been expanded just above, as a base.
+            body = expanded[id(row)] if id(row) in expanded else page_bodies.rebuild(row, wholes)
             ok = body is not None and sha256_hex(body) == row.sha256
             if row.sha256 in seen and (found[row.sha256] is None or not ok):
                 found[row.sha256] = None  # any bad row of a hash makes it bad

@@ -15,7 +15,7 @@ import pytest
 
 from tasks.bitbucket.models import RawPage
 from tasks.bitbucket.spill import SpillLost
-from tasks.evidence import hashing, page_checks
+from tasks.evidence import hashing, page_checks, page_pool
 from tasks.evidence.connection import in_memory
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import rederive, verify_chain
@@ -207,6 +207,38 @@ def test_a_deleted_base_breaks_every_page_patched_from_it(copy, synth):
             ][0]
             > 0
         )
+
+
+def test_a_base_turned_into_a_patch_breaks_the_pages_patched_from_it(copy, synth, monkeypatch):
+    # Its own pages still rebuild (one literal op), but a patch is never a base: the view
+    # gives the pages patched from it no body, and verify must not build them either, even
+    # when it checked that body in an earlier chunk (a run a chunk, here).
+    monkeypatch.setattr(page_pool, "chunks", lambda runs: page_checks.chunks(runs, max_pages=10))
+    path, _extracts, ids = copy
+    conn = synth.plain_connect(path)
+    base, other = conn.execute(
+        "SELECT b.sha256, (SELECT min(sha256) FROM raw_page_bodies WHERE patch IS NULL "
+        "AND sha256 <> b.sha256) FROM raw_page_bodies AS b WHERE b.sha256 IN "
+        "(SELECT base_sha256 FROM raw_page_bodies WHERE patch IS NOT NULL) LIMIT 1"
+    ).fetchall()[0]
+    conn.execute(
+        "UPDATE raw_page_bodies SET patch = [{'offset': NULL, 'length': NULL, "
+        "'data': expanded_page_body(body_zlib, sha256)}], base_sha256 = ?, body_zlib = NULL "
+        "WHERE sha256 = ?",
+        [other, base],
+    )
+    conn.close()
+    with EvidenceStore.open(path, read_only=True) as store:
+        own, patched = store.conn.execute(
+            "SELECT count(*) FILTER (WHERE sha256 = ? AND body IS NOT NULL), "
+            "count(*) FILTER (WHERE body IS NULL) FROM raw_api_pages",
+            [base],
+        ).fetchall()[0]
+    assert own > 0 and patched > 0
+    result = verify_chain(path, workers=0)
+    assert not result.ok
+    bad_runs = {p.run_id for p in result.problems if "body does not match" in p.what}
+    assert bad_runs and ids[0] not in bad_runs  # the first run's own pages are whole
 
 
 @pytest.mark.parametrize(
