@@ -46,6 +46,7 @@ __all__ = [
     "create_shipped",
     "empty_evidence_file",
     "foreign_macros",
+    "rebuilt_tables",
     "read_catalog",
     "require_shipped_tables",
     "shipped_catalog",
@@ -251,6 +252,18 @@ def foreign_macros(found: dict[CatalogKey, str]) -> list[str]:
     the built-in there), so bb2sv does not write to a file that has them."""
     shipped = {name for kind, name in shipped_catalog() if kind.endswith("macro")}
     return sorted({name for kind, name in found if kind.endswith("macro")} - shipped)
+
+
+def rebuilt_tables(found: dict[CatalogKey, str]) -> list[str]:
+    """Tables of an evidence file's catalog (`read_catalog(conn, EVIDENCE)`, at the latest
+    schema) whose definition is not the shipped one: rebuilt, their constraints or storage
+    changed (a CHECK dropped lets rows in that bb2sv's readers and verify then judge)."""
+    shipped = shipped_catalog()
+    return sorted(
+        name
+        for (kind, name), text in found.items()
+        if kind == "table" and (kind, name) in shipped and shipped[(kind, name)] != text
+    )
 
 
 def catalog_problems(

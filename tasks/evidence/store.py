@@ -39,6 +39,7 @@ from tasks.evidence.catalog import (
     catalog_problems,
     foreign_macros,
     read_catalog,
+    rebuilt_tables,
     require_shipped_tables,
 )
 from tasks.evidence.connection import (
@@ -349,6 +350,7 @@ def _attach_inspected(
         _refuse_planted_macros(found, path)
         if version == LATEST_VERSION:  # an older file gains its columns from the migrations
             require_shipped_tables(conn)
+            _refuse_rebuilt_tables(found, path)
         as_shipped = not catalog_problems(conn, found)
         if wal_left:
             conn.close()
@@ -405,6 +407,17 @@ def _require_latest(version: int, path: Path) -> None:
             f"Evidence file {path} has schema version {version}, older than this "
             f"bb2sv's {LATEST_VERSION}. Open it once for writing (bb2sv collect) to "
             "upgrade it, then query it."
+        )
+
+
+def _refuse_rebuilt_tables(found: dict, path: Path) -> None:
+    rebuilt = rebuilt_tables(found)
+    if rebuilt:
+        raise IntegrityError(
+            f"Evidence file {path} has tables whose definition is not bb2sv's "
+            f"({', '.join(rebuilt)}): they were rebuilt, and their constraints or storage "
+            "changed, so bb2sv will not add evidence to it. Run `bb2sv verify` to see every "
+            "change, then restore the file from a backup. The file was left unchanged."
         )
 
 

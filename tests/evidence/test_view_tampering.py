@@ -133,6 +133,22 @@ def test_dropped_and_added_objects_are_named(filled, synth):
     assert not run_query(filled, "SELECT * FROM evidence_coverage").empty
 
 
+def test_the_writer_refuses_a_file_whose_table_was_rebuilt(filled, synth):
+    # Without its CHECK, raw_page_bodies takes rows bb2sv never writes (two kinds of body).
+    tamper(
+        filled,
+        synth,
+        "CREATE TABLE loose AS SELECT * FROM raw_page_bodies ORDER BY rowid",
+        "DROP TABLE raw_page_bodies",
+        "ALTER TABLE loose RENAME TO raw_page_bodies",
+    )
+    before = filled.read_bytes()
+    with pytest.raises(IntegrityError, match=r"not bb2sv's \(raw_page_bodies\): they were rebuilt"):
+        EvidenceStore.open(filled)
+    assert filled.read_bytes() == before
+    assert any("table raw_page_bodies differs" in p for p in problems_of(filled))  # verify
+
+
 def test_a_table_replaced_by_a_view_is_refused(filled, synth):
     tamper(
         filled,
