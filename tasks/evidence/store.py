@@ -347,10 +347,9 @@ def _attach_inspected(
             _require_latest(version, path)
             return sandbox(conn, path), True  # reads go on under the shipped catalog
         found = read_catalog(conn, EVIDENCE)
-        _refuse_planted_macros(found, path)
         if version == LATEST_VERSION:  # an older file gains its columns from the migrations
             require_shipped_tables(conn)
-            _refuse_rebuilt_tables(found, path)
+        _refuse_edited_catalog(found, path, latest=version == LATEST_VERSION)
         as_shipped = not catalog_problems(conn, found)
         if wal_left:
             conn.close()
@@ -410,24 +409,21 @@ def _require_latest(version: int, path: Path) -> None:
         )
 
 
-def _refuse_rebuilt_tables(found: dict, path: Path) -> None:
-    rebuilt = rebuilt_tables(found)
-    if rebuilt:
-        raise IntegrityError(
-            f"Evidence file {path} has tables whose definition is not bb2sv's "
-            f"({', '.join(rebuilt)}): they were rebuilt, and their constraints or storage "
-            "changed, so bb2sv will not add evidence to it. Run `bb2sv verify` to see every "
-            "change, then restore the file from a backup. The file was left unchanged."
-        )
-
-
-def _refuse_planted_macros(found: dict, path: Path) -> None:
-    planted = foreign_macros(found)
-    if planted:
+def _refuse_edited_catalog(found: dict, path: Path, *, latest: bool) -> None:
+    """Refuse to write to a file with macros bb2sv did not create, or (at the latest
+    schema, where the migrations are done) tables whose definition is not bb2sv's."""
+    if planted := foreign_macros(found):
         raise IntegrityError(
             f"Evidence file {path} holds macros that bb2sv did not create "
             f"({', '.join(planted)}): someone edited the file, and such macros change what "
             "SQL run in it means, so bb2sv will not write to it. Run `bb2sv verify` to see "
             "every change, then restore the file from a backup (or, once you know what "
             "happened, DROP MACRO them). The file was left unchanged."
+        )
+    if latest and (rebuilt := rebuilt_tables(found)):
+        raise IntegrityError(
+            f"Evidence file {path} has tables whose definition is not bb2sv's "
+            f"({', '.join(rebuilt)}): they were rebuilt, and their constraints or storage "
+            "changed, so bb2sv will not add evidence to it. Run `bb2sv verify` to see every "
+            "change, then restore the file from a backup. The file was left unchanged."
         )
