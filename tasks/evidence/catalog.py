@@ -34,7 +34,7 @@ import duckdb
 
 from tasks.evidence.connection import connect, in_memory, path_literal
 from tasks.evidence.errors import IntegrityError
-from tasks.evidence.page_bodies import PAGE_BODY_FUNCTION, give_page_body_function
+from tasks.evidence.page_bodies import give_page_body_function, page_body_macro
 from tasks.evidence.schema import create_views, migrate
 from tasks.version import __version__
 
@@ -136,8 +136,10 @@ def _build_shipped() -> _Shipped:
         # Bound when a query uses them; the table macros are bound here, against the empty
         # file's tables, which `require_shipped_tables` holds every file a reader opens to.
         create_views(builder, defer_binding=True)
-        give_page_body_function(builder)  # DuckDB checks a macro's functions exist
-        builder.execute(READER_PAGE_BODY)
+        # Readers expand compressed page bodies with a function of their own, which
+        # `sandbox.attach` gives each reader's connection (DuckDB checks it exists here too).
+        give_page_body_function(builder)
+        builder.execute(page_body_macro(temporary=False))
     finally:
         builder.close()
     image = empty.read_bytes()  # kept in memory: nobody can swap it for another
@@ -174,14 +176,6 @@ def _remove_left_behind() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except OSError:  # another user's process, or the folder went meanwhile
             continue
-
-
-# Readers expand compressed page bodies (views/00_expanded_page_body.sql) with a function
-# of their own, which `sandbox.attach` gives each reader's connection.
-READER_PAGE_BODY = (
-    "CREATE OR REPLACE MACRO expanded_page_body(body_zlib, sha256) AS "
-    f"{PAGE_BODY_FUNCTION}(body_zlib, sha256)"
-)
 
 
 def reader_catalog() -> Path:

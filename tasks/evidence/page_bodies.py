@@ -20,6 +20,7 @@ Reading (verify, rederive)::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -204,7 +205,7 @@ def expanded_page_body(body_zlib: bytes | None) -> bytes | None:
         return None
 
 
-# The function a reader's `expanded_page_body` macro calls (catalog.READER_PAGE_BODY).
+# The function a reader's `expanded_page_body` macro calls (`page_body_macro`).
 PAGE_BODY_FUNCTION = "bb2sv_expanded_page_body"
 
 
@@ -217,14 +218,28 @@ def checked_page_body(body_zlib: bytes | None, sha256: str | None) -> bytes | No
 
 
 def give_page_body_function(conn: duckdb.DuckDBPyConnection) -> None:
-    """`checked_page_body` as the function PAGE_BODY_FUNCTION of `conn`."""
-    conn.create_function(
-        PAGE_BODY_FUNCTION,
-        checked_page_body,
-        ["BLOB", "VARCHAR"],
-        "BLOB",
-        null_handling="special",
-        side_effects=False,
+    """`checked_page_body` as the function PAGE_BODY_FUNCTION of `conn` (once: a second
+    call finds it there)."""
+    # DuckDB says "already created" as NotImplementedException: this connection has it.
+    with contextlib.suppress(duckdb.NotImplementedException):
+        conn.create_function(
+            PAGE_BODY_FUNCTION,
+            checked_page_body,
+            ["BLOB", "VARCHAR"],
+            "BLOB",
+            null_handling="special",
+            side_effects=False,
+        )
+
+
+def page_body_macro(*, temporary: bool) -> str:
+    """The `expanded_page_body` macro that calls PAGE_BODY_FUNCTION, in place of the file's
+    (views/00_expanded_page_body.sql): the readers' catalog holds it, and a plain connection
+    gets it as a temporary macro (`expand_in_plain_duckdb`)."""
+    kind = "TEMP MACRO" if temporary else "MACRO"
+    return (
+        f"CREATE OR REPLACE {kind} expanded_page_body(body_zlib, sha256) AS "
+        f"{PAGE_BODY_FUNCTION}(body_zlib, sha256)"
     )
 
 
@@ -238,10 +253,7 @@ def expand_in_plain_duckdb(conn: duckdb.DuckDBPyConnection) -> None:
         conn.sql("SELECT body FROM raw_api_pages")
     """
     give_page_body_function(conn)
-    conn.execute(
-        "CREATE OR REPLACE TEMP MACRO expanded_page_body(body_zlib, sha256) AS "
-        f"{PAGE_BODY_FUNCTION}(body_zlib, sha256)"
-    )
+    conn.execute(page_body_macro(temporary=True))
 
 
 def rebuild(row: BodyRow, wholes: dict[str, bytes]) -> bytes | None:
