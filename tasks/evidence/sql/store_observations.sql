@@ -1,41 +1,64 @@
 -- A new run's observations (registered as _bb2sv_obs, the table's old columns) stored as
 -- identities and states (migration 0007), inside the run's transaction.
--- _bb2sv_obs_ids: each observation at its position in the run, with the id of its stored
--- identity (the lowest id, should an edited file hold the same identity twice; NULL while
--- the identity is not stored). A view, so step 2 reads it again after step 1 stored the new
--- identities: the observations are matched to identities in this one place.
-CREATE OR REPLACE TEMP VIEW _bb2sv_obs_ids AS
-SELECT o.*, i.id
-FROM (SELECT row_number() OVER () AS position, * FROM _bb2sv_obs) AS o
-LEFT JOIN (
-    SELECT min(id) AS id, workspace, account_id, uuid, nickname, display_name, account_type, kind
-    FROM member_identities
-    WHERE workspace IN (SELECT workspace FROM _bb2sv_obs)
-    GROUP BY ALL
-) AS i
-  ON (i.workspace, i.account_id, i.uuid, i.nickname, i.display_name, i.account_type, i.kind)
-     IS NOT DISTINCT FROM
-     (o.workspace, o.account_id, o.uuid, o.nickname, o.display_name, o.account_type, o.kind);
+-- The observations are matched to identities in one place, _bb2sv_obs_ids: each
+-- observation's identity id, by position in the run, and whether the run stores that
+-- identity (at its first sighting). Both inserts then read it beside the observations
+-- (POSITIONAL JOIN), so the matching runs once, and nothing is sorted but two integers.
 
--- 1. Identities not stored yet get the next ids, in the order the run first saw them.
-INSERT INTO member_identities
-SELECT (SELECT coalesce(max(id), 0) FROM member_identities) + row_number() OVER (ORDER BY first),
-       workspace, account_id, uuid, nickname, display_name, account_type, kind
-FROM (
-    SELECT workspace, account_id, uuid, nickname, display_name, account_type, kind,
-           min(position) AS first
-    FROM _bb2sv_obs_ids
-    WHERE id IS NULL
-    GROUP BY ALL
+-- The workspace's stored identities, one id each (the lowest, should an edited file hold
+-- the same identity twice).
+CREATE OR REPLACE TEMP TABLE _bb2sv_known AS
+SELECT min(id) AS id, workspace, account_id, uuid, nickname, display_name, account_type, kind
+FROM member_identities
+WHERE workspace IN (SELECT workspace FROM _bb2sv_obs)
+GROUP BY ALL;
+
+-- An identity not stored yet gets the next id, in the order the run first saw it.
+CREATE OR REPLACE TEMP TABLE _bb2sv_obs_ids AS
+WITH observed AS (
+    SELECT row_number() OVER () AS position, workspace, account_id, uuid, nickname,
+           display_name, account_type, kind
+    FROM _bb2sv_obs
+), matched AS (
+    SELECT o.*, k.id
+    FROM observed AS o
+    LEFT JOIN _bb2sv_known AS k
+      ON (k.workspace, k.account_id, k.uuid, k.nickname, k.display_name, k.account_type, k.kind)
+         IS NOT DISTINCT FROM
+         (o.workspace, o.account_id, o.uuid, o.nickname, o.display_name, o.account_type, o.kind)
+), new AS (
+    SELECT *, (SELECT coalesce(max(id), 0) FROM member_identities)
+              + row_number() OVER (ORDER BY first) AS id
+    FROM (
+        SELECT workspace, account_id, uuid, nickname, display_name, account_type, kind,
+               min(position) AS first
+        FROM matched
+        WHERE id IS NULL
+        GROUP BY ALL
+    )
 )
-ORDER BY first;
+SELECT m.position, coalesce(m.id, n.id) AS id, m.position = n.first AS first_sighting
+FROM matched AS m
+LEFT JOIN new AS n
+  ON (n.workspace, n.account_id, n.uuid, n.nickname, n.display_name, n.account_type, n.kind)
+     IS NOT DISTINCT FROM
+     (m.workspace, m.account_id, m.uuid, m.nickname, m.display_name, m.account_type, m.kind)
+ORDER BY m.position;
 
--- 2. One state per observation, pointing at its identity.
+-- 1. The identities not stored yet, at their first sightings: in position order, which is
+--    the order of their new ids.
+INSERT INTO member_identities
+SELECT i.id, o.workspace, o.account_id, o.uuid, o.nickname, o.display_name, o.account_type,
+       o.kind
+FROM _bb2sv_obs AS o POSITIONAL JOIN _bb2sv_obs_ids AS i
+WHERE i.first_sighting;
+
+-- 2. One state per observation, in position order, pointing at its identity.
 INSERT INTO member_run_states
-SELECT run_id, id, observed_at, permission, has_2fa_enabled, two_step_state, in_directory,
-       directory_account_status, directory_claim_status, directory_mfa_enabled,
-       directory_email_domain
-FROM _bb2sv_obs_ids
-ORDER BY position;
+SELECT o.run_id, i.id, o.observed_at, o.permission, o.has_2fa_enabled, o.two_step_state,
+       o.in_directory, o.directory_account_status, o.directory_claim_status,
+       o.directory_mfa_enabled, o.directory_email_domain
+FROM _bb2sv_obs AS o POSITIONAL JOIN _bb2sv_obs_ids AS i;
 
-DROP VIEW _bb2sv_obs_ids;
+DROP TABLE _bb2sv_obs_ids;
+DROP TABLE _bb2sv_known;
