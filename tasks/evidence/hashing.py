@@ -11,11 +11,10 @@ Definitions (also in README.md):
 * `run_hash`          = see `tasks.evidence.run_record.RunRecord` (prev_run_hash is the
   previous run's run_hash (seq - 1), or GENESIS_HASH for the first run).
 
-On load, DuckDB makes the lines of a relation (the registered frames) with the SQL above.
-Verify makes a run's observation lines from its pages' JSON parts (`row_lines.py`, checked
-against the same SQL on every kind of text), and uses the SQL over stored rows where that
-does not apply. Either way `sorted_lines_digests` sorts, joins and hashes each run's
-lines::
+On load, the lines of the new run's rows are made from its Arrow columns (`json_lines.py`);
+verify makes a run's lines from its pages' JSON parts (`row_lines.py`). Both are checked
+against the SQL above on every kind of text, and both leave to the SQL, over the rows, what
+they cannot make. Either way `sorted_digest` sorts, joins and hashes one run's lines::
 
     digests(conn, "observations", "member_2sv_observations")  # {run_id: hex}
 """
@@ -39,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.canonical import sha256_hex
+from tasks.evidence import json_lines
 from tasks.evidence.connection import in_memory
 
 GENESIS_HASH = "0" * 64
@@ -64,28 +64,39 @@ def digests(conn: duckdb.DuckDBPyConnection, kind: DigestKind, relation: str) ->
 
 
 def sorted_lines_digests(lines: pa.Table) -> dict[str, str]:
-    """{run_id: SHA-256 of its `line`s sorted (byte order) and joined by "\n"} of a table of
-    (run_id, line). Arrow sorts strings by their UTF-8 bytes, as DuckDB's ORDER BY on
-    VARCHAR does, and joins them in one buffer that is hashed in place."""
+    """{run_id: `sorted_digest` of its `line`s} of a table of (run_id, line)."""
     if lines.num_rows == 0:
         return {}
-    runs = lines["run_id"].to_numpy(zero_copy_only=False)
+    encoded = lines["run_id"].combine_chunks().dictionary_encode()
+    runs = encoded.indices.to_numpy(zero_copy_only=False)
     starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
-    if len(set(runs[starts[:-1]].tolist())) != len(starts) - 1:  # a run's lines apart
-        lines = lines.take(pc.sort_indices(lines["run_id"]))
-        runs = lines["run_id"].to_numpy(zero_copy_only=False)
+    column = lines["line"].combine_chunks()
+    if len(starts) - 1 != len(encoded.dictionary):  # a run's lines apart: bring them together
+        order = pc.sort_indices(encoded.indices)
+        runs, column = runs[order.to_numpy()], column.take(order)
         starts = [0, *(np.flatnonzero(runs[1:] != runs[:-1]) + 1).tolist(), len(runs)]
-    column = lines["line"].combine_chunks().cast(pa.large_string())
-    out = {}
-    for start, end in itertools.pairwise(starts):
-        part = column.slice(start, end - start)
-        part = part.take(pc.sort_indices(part))
-        one = pa.LargeListArray.from_arrays(pa.array([0, len(part)], pa.int64()), part)
-        joined = pc.binary_join(one, _NEWLINE)  # one string: the run's lines, sorted
-        _validity, offsets, data = joined.buffers()
-        first, last = np.frombuffer(offsets, np.int64)[joined.offset : joined.offset + 2]
-        out[runs[start]] = hashlib.sha256(memoryview(data)[first:last]).hexdigest()
-    return out
+    names = encoded.dictionary.to_pylist()
+    return {
+        names[runs[start]]: sorted_digest(column.slice(start, end - start))
+        for start, end in itertools.pairwise(starts)
+    }
+
+
+def sorted_digest(lines: pa.Array) -> str:
+    """SHA-256 (hex) of the lines sorted (by their UTF-8 bytes, as DuckDB's ORDER BY on
+    VARCHAR sorts them) and joined by "\n", in one buffer hashed in place."""
+    if len(lines) == 0:
+        return EMPTY_SHA256
+    lines = lines.take(pc.sort_indices(lines))
+    wide = lines.nbytes >= 2**31 - len(lines)  # offsets of the joined text past int32
+    lines = lines.cast(pa.large_string() if wide else pa.string())
+    lists = pa.LargeListArray if wide else pa.ListArray
+    offsets = pa.array([0, len(lines)], pa.int64() if wide else pa.int32())
+    joined = pc.binary_join(lists.from_arrays(offsets, lines), _NEWLINE.cast(lines.type))
+    _validity, offsets, data = joined.buffers()
+    width = np.int64 if wide else np.int32
+    first, last = np.frombuffer(offsets, width)[joined.offset : joined.offset + 2]
+    return hashlib.sha256(memoryview(data)[first:last]).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +107,27 @@ class RunDigests:
 
 
 def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> RunDigests:
-    """A new run's digests from its Arrow tables (pages without bodies), computed in a
-    private in-memory database of this process: nothing stored in an evidence file takes
-    part. Each call has a connection of its own, so calls from several threads do not meet
-    (the tables registered here are the connection's)."""
+    """A new run's digests from its Arrow tables (pages without bodies; the run's own
+    observations), computed in a private in-memory database of this process: nothing stored
+    in an evidence file takes part. Each call has a connection of its own, so calls from
+    several threads do not meet (the tables registered here are the connection's)."""
     conn = _private_database().cursor()
     try:
         conn.register("_bb2sv_pages", pages)
         conn.register("_bb2sv_obs", observations)
+        raw = digests(conn, "raw", "_bb2sv_pages").get(run_id, EMPTY_SHA256)
+        made = {
+            "observations": json_lines.observation_lines(conn, observations),
+            "identity": json_lines.identity_lines(conn, observations),
+        }
         return RunDigests(
+            raw,
             *(
-                digests(conn, kind, relation).get(run_id, EMPTY_SHA256)
-                for kind, relation in (
-                    ("raw", "_bb2sv_pages"),
-                    ("observations", "_bb2sv_obs"),
-                    ("identity", "_bb2sv_obs"),
-                )
-            )
+                digests(conn, kind, "_bb2sv_obs").get(run_id, EMPTY_SHA256)
+                if lines is None
+                else sorted_digest(lines)
+                for kind, lines in made.items()
+            ),
         )
     finally:
         conn.close()

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.evidence import hashing
+from tasks.evidence.json_lines import json_times
 from tasks.normalise import IDENTITY_COLUMNS, MEMBER_FIELDS, PageMemo, page_members
 from tasks.vocabulary import Listing
 
@@ -119,7 +118,7 @@ def run_digests(
     """(observations_sha256, identity_sha256) of `derived` (normalise's rows of `pages`, every
     page intact), or None when its rows are not the members pages' rows in order."""
     members = _members(pages)
-    observed = _observed(derived["observed_at"])
+    observed = json_times(derived["observed_at"])
     if not members or derived.num_rows == 0 or observed is None:
         return None
     found = [parts.get(conn, page) for page in members]
@@ -144,32 +143,11 @@ def run_digests(
         directory_part = _inner(_query(conn, _DIRECTORY_SQL, directory).column(0))
         directory_part = directory_part.combine_chunks()
     identity_lines = pc.binary_join_element_wise("[", identity, comma, directory_part, "]", "")
-    return _digest(observation_lines), _digest(identity_lines)
-
-
-def _digest(lines: pa.Array) -> str:
-    """The digest of one run's lines, by the one helper the load uses. All lines are of one
-    run: a constant integer stands for its run_id (a text column would be turned into as
-    many Python strings to find where runs change)."""
-    table = pa.table({"run_id": np.zeros(len(lines), np.int8), "line": lines})
-    return hashing.sorted_lines_digests(table)[0]
+    return hashing.sorted_digest(observation_lines), hashing.sorted_digest(identity_lines)
 
 
 def _members(pages: list[RawPage]) -> list[RawPage]:
     return [page for page in pages if page.listing == Listing.MEMBERS and page.status_code == 200]
-
-
-def _observed(column: pa.ChunkedArray) -> pa.Array | None:
-    """The JSON of each observed_at as the digest SQL writes it (strftime
-    '%Y-%m-%dT%H:%M:%S.%fZ' in UTC), made in Python once per distinct value (a run has one
-    per members page); None for a null or a year outside 1000-9999, where the two might
-    not write the same digits."""
-    encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
-    values = encoded.dictionary.to_pylist()
-    if any(value is None or not 1000 <= value.year <= 9999 for value in values):
-        return None
-    texts = [f'"{value.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}Z"' for value in values]
-    return pa.array(texts, pa.string()).take(encoded.indices)
 
 
 def _query(conn: duckdb.DuckDBPyConnection, sql: str, rows: pa.Table) -> pa.Table:
