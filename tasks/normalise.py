@@ -85,18 +85,19 @@ def member_key(user: dict) -> str | None:
 def roles_of(
     roles: Mapping[str, R],
     keys: Sequence[str],
-    uuids: Callable[[], Sequence[object]] | None,
+    uuids: Callable[[list[int]], Sequence[object]] | None,
 ) -> list[R | None]:
     """The one rule joining the /permissions listing to members: each member's entry under
     its key (account_id, else uuid), else its entry under its uuid: an entry without an
     account_id, as in Atlassian's own example of that listing, has its uuid for key.
-    `roles`: entries by their `member_key`; `uuids()`: the members' uuids in the order of
-    `keys`, asked for only when some key finds no entry; None: by key alone, the rule of
-    runs stored before bb2sv 0.2 (`joins_roles_by_uuid`)."""
+    `roles`: entries by their `member_key`; `uuids(places)`: the uuids of the members at
+    those places of `keys`, asked for only for the members whose key finds no entry; None:
+    by key alone, the rule of runs stored before bb2sv 0.2 (`joins_roles_by_uuid`)."""
     found = list(map(roles.get, keys))
     if uuids is not None and None in found:
-        for index, uuid in enumerate(uuids()):
-            if found[index] is None and isinstance(uuid, str):
+        places = [index for index, role in enumerate(found) if role is None]
+        for index, uuid in zip(places, uuids(places), strict=True):
+            if isinstance(uuid, str):
                 found[index] = roles.get(uuid)
     return found
 
@@ -330,10 +331,9 @@ def observations_table(
     if columns is None:
         columns = page_members(RawPage(Listing.MEMBERS, "", 200, _EPOCH, b"")).columns
     counts = [part.size for _page, part in parts]
-    observed_at = pa.array(
-        np.repeat(np.array([page.fetched_at for page, _ in parts], dtype=object), counts),
-        _UTC_US,
-    )
+    # One timestamp per page, repeated for its members in Arrow (not one datetime per member).
+    fetched = pa.array([page.fetched_at for page, _ in parts], _UTC_US)
+    observed_at = fetched.take(np.repeat(np.arange(len(parts)), counts))
     if len(set(keys)) != len(keys):  # a member listed twice: its first sighting counts
         seen: set = set()
         first = [not (key in seen or seen.add(key)) for key in keys]
@@ -351,8 +351,11 @@ def observations_table(
         claim = _strings(tuple(entry.claim_status for entry in entries))
         mfa = pa.array([entry.mfa_enabled for entry in entries], pa.bool_())
         domain = _strings(tuple(entry.email_domain for entry in entries))
-    uuids = (lambda: columns["uuid"].to_pylist()) if roles_by_uuid else None
-    permission = roles_of(roles, keys, uuids)
+
+    def uuids_at(places: list[int]) -> list:
+        return columns["uuid"].take(pa.array(places, pa.int64())).to_pylist()
+
+    permission = roles_of(roles, keys, uuids_at if roles_by_uuid else None)
     table = {
         "workspace": pa.array([workspace] * rows, pa.string()),
         "observed_at": observed_at,

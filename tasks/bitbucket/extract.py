@@ -392,7 +392,7 @@ def _listings_disagree(walks: list[ListingWalk]) -> str | None:
     # each member's permissions entry, named by that entry's own key.
     keys = list(members.seen)
     entries = {key: key for key in permissions.seen}
-    found = roles_of(entries, keys, lambda: [members.uuid_of.get(key) for key in keys])
+    found = roles_of(entries, keys, lambda places: [members.uuid_of.get(keys[i]) for i in places])
     roleless = {key for key, entry in zip(keys, found, strict=True) if entry is None}
     matched = set(found) - {None}
     apart = [
