@@ -21,6 +21,7 @@ Reading (verify, rederive)::
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -81,34 +82,42 @@ def store_bodies(
         for (sha,) in held:
             del new[sha]
     bases = _previous_bases(conn, run_id, workspace, list(new.values()), pages)
-    items = list(new.items())
-    for start in range(0, len(items), ROWS_PER_INSERT):
-        part = items[start : start + ROWS_PER_INSERT]
-        rows = [_row(run_id, sha, page, bases) for sha, page in part]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
-        conn.execute(
-            "INSERT INTO raw_page_bodies (sha256, run_id, base_sha256, body, patch, "
-            f"body_zlib) VALUES {values}",
-            [value for row in rows for value in row],
-        )
+    rows = (_row(sha, page, bases) for sha, page in new.items())
+    # Rows of one kind at a time, in order, each naming only its own columns (and run_id
+    # once): fewer parameters for DuckDB to plan.
+    for columns, alike in itertools.groupby(rows, key=lambda row: row[0]):
+        while part := list(itertools.islice(alike, ROWS_PER_INSERT)):
+            width = len(columns)
+            places = (
+                "($1, " + ", ".join(f"${2 + width * n + k}" for k in range(width)) + ")"
+                for n in range(len(part))
+            )
+            conn.execute(
+                f"INSERT INTO raw_page_bodies (run_id, {', '.join(columns)}) "
+                f"VALUES {', '.join(places)}",
+                [run_id, *(value for _columns, *values in part for value in values)],
+            )
 
 
 ROWS_PER_INSERT = 50
+_WHOLE_ZLIB = ("sha256", "body_zlib")
+_WHOLE = ("sha256", "body")
+_PATCH = ("sha256", "base_sha256", "patch")
 
 
-def _row(run_id: str, sha: str, page: RawPage, bases: dict) -> tuple:
-    """(sha256, run_id, base_sha256, body, patch, body_zlib): a patch of its base, or the
-    body whole: compressed, unless it would not expand back within a reader's bounds
-    (`page_encoding.expands_back`: larger than any page, or far more compressible than
-    one), then as it arrived. Reads back from disk check themselves (spill.py)."""
+def _row(sha: str, page: RawPage, bases: dict) -> tuple:
+    """(its columns, their values): a patch of its base, or the body whole: compressed,
+    unless it would not expand back within a reader's bounds (`page_encoding.expands_back`:
+    larger than any page, or far more compressible than one), then as it arrived. Reads
+    back from disk check themselves (spill.py)."""
     base = bases.get(sha)
     ops = None if base is None else make_patch(base[1], page.body)
     if ops is not None:
-        return (sha, run_id, base[0], None, [op._asdict() for op in ops], None)
+        return (_PATCH, sha, base[0], [op._asdict() for op in ops])
     stored = page.compressed_body()
     if page_encoding.expands_back(stored, page.body_size):
-        return (sha, run_id, None, None, None, stored)
-    return (sha, run_id, None, page.body, None, None)
+        return (_WHOLE_ZLIB, sha, stored)
+    return (_WHOLE, sha, page.body)
 
 
 def _previous_bases(
