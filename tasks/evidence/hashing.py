@@ -115,25 +115,28 @@ def run_digests_apart(run_id: str, pages: pa.Table, observations: pa.Table) -> R
     try:
         conn.register("_bb2sv_pages", pages)
         conn.register("_bb2sv_obs", observations)
-        raw = digests(conn, "raw", "_bb2sv_pages").get(run_id, EMPTY_SHA256)
-        made = {
-            "observations": json_lines.observation_lines(conn, observations),
-            "identity": json_lines.identity_lines(conn, observations),
-        }
         return RunDigests(
-            raw,
-            *(
-                digests(conn, kind, "_bb2sv_obs").get(run_id, EMPTY_SHA256)
-                if lines is None
-                else sorted_digest(lines)
-                for kind, lines in made.items()
-            ),
+            digests(conn, "raw", "_bb2sv_pages").get(run_id, EMPTY_SHA256),
+            _lines_digest(conn, run_id, observations, "observations"),
+            _lines_digest(conn, run_id, observations, "identity"),
         )
     finally:
         conn.close()
         # The lines sorted and joined above were Arrow buffers: give their memory back now,
         # before the store's commit needs its own (~50 MiB at 100,000 members).
         pa.default_memory_pool().release_unused()
+
+
+def _lines_digest(
+    conn: duckdb.DuckDBPyConnection, run_id: str, observations: pa.Table, kind: DigestKind
+) -> str:
+    """One kind of a new run's digest: its lines made with Arrow, or in SQL where those
+    cannot be (`json_lines`). The lines are let go on return, before the next are made."""
+    make = json_lines.observation_lines if kind == "observations" else json_lines.identity_lines
+    lines = make(conn, observations)
+    if lines is None:
+        return digests(conn, kind, "_bb2sv_obs").get(run_id, EMPTY_SHA256)
+    return sorted_digest(lines)
 
 
 # By process id: a forked child makes its own. The parent's stays referenced in the child:
