@@ -148,9 +148,18 @@ class PageMemo:
     def __init__(self, capacity: int | None = 4_096) -> None:
         self.capacity = capacity  # None: keep everything (one run's pages)
         self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._roles: tuple[tuple, dict] | None = None  # the last run's roles, merged
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def merged_roles(self, listed: list[RawPage], merge: Callable[[], dict]) -> dict:
+        """The roles of a run's permissions pages merged (`merge()`), kept for the next run
+        while its pages are the same bodies."""
+        key = tuple(page.sha256 for page in listed)
+        if self._roles is None or self._roles[0] != key:
+            self._roles = (key, merge())
+        return self._roles[1]
 
     def get(self, page: RawPage, what: str, extract: Callable[[RawPage], tuple]) -> tuple:
         key = (what, page.listing, page.status_code, page.sha256)
@@ -221,15 +230,21 @@ def page_roles(page: RawPage) -> dict[str, str]:
 
 
 def permissions_by_member(pages: Iterable[RawPage], memo: PageMemo | None = None) -> dict[str, str]:
-    """member key → permission from the /permissions listing (first sighting wins)."""
-    found = [
-        _extracted(memo, page, "roles", page_roles)
-        for page in pages
-        if page.listing == Listing.PERMISSIONS and page.status_code == 200
+    """member key → permission from the /permissions listing (first sighting wins). With a
+    memo, the dict of the run before is given again (not to be changed) when this run's
+    permissions pages are the same bodies: a year of daily runs repeats them for weeks."""
+    listed = [
+        page for page in pages if page.listing == Listing.PERMISSIONS and page.status_code == 200
     ]
+    if memo is None:
+        return _merged_roles(listed, None)
+    return memo.merged_roles(listed, lambda: _merged_roles(listed, memo))
+
+
+def _merged_roles(listed: list[RawPage], memo: PageMemo | None) -> dict[str, str]:
     roles: dict[str, str] = {}
-    for on_page in reversed(found):  # pages in reverse: an earlier page's role wins
-        roles.update(on_page)
+    for page in reversed(listed):  # pages in reverse: an earlier page's role wins
+        roles.update(_extracted(memo, page, "roles", page_roles))
     return roles
 
 

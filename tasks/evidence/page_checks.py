@@ -33,6 +33,7 @@ from tasks.bitbucket.models import RawPage
 from tasks.canonical import sha256_hex
 from tasks.evidence import frames, hashing, page_bodies, row_lines
 from tasks.evidence.catalog import stored_table
+from tasks.evidence.stored_rows import StoredIdentities, stored_rows
 from tasks.normalise import (
     IDENTITY_COLUMNS,
     OBSERVATION_COLUMNS,
@@ -162,6 +163,7 @@ class BodyCache:
         self.max_bytes = max_bytes
         self.memo = PageMemo()
         self.parts = row_lines.PageParts(self.memo)
+        self.identities = StoredIdentities()
         self.stored: dict[str, list[page_bodies.BodyRow]] | None = None
         self._scanned = False
         self._held = 0
@@ -243,7 +245,7 @@ def check_chunk(
     by_run = _read_chunk(conn, chunk, cache)
     intact = [stored.page for pages in by_run.values() for stored in pages if stored.intact]
     cache.parts.prepare(conn, intact)  # one query for the chunk's new members pages
-    rows = _stored_rows(conn, [run.run_id for run in chunk.runs])
+    rows = stored_rows(conn, [run.run_id for run in chunk.runs], cache.identities)
     stored = _by_run(rows)
     checks = [
         check_pages(conn, run, by_run.get(run.run_id, []), cache, stored.get(run.run_id))
@@ -337,17 +339,6 @@ def _same_rows(derived: pa.Table, stored: pa.Table | None, columns: list[str]) -
         return True
     order = [(name, "ascending") for name in columns]
     return mine.sort_by(order).equals(theirs.sort_by(order))
-
-
-def _stored_rows(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> pa.Table:
-    """The runs' stored observations (Arrow). The run_id range first: runs ids grow with
-    time and rows are stored in run order, so DuckDB skips the row groups outside it."""
-    return conn.sql(
-        f"SELECT run_id, {', '.join(OBSERVATION_COLUMNS + IDENTITY_COLUMNS)} "
-        "FROM member_2sv_observations "
-        "WHERE run_id BETWEEN $lo AND $hi AND run_id IN (SELECT unnest($ids))",
-        params={"lo": min(run_ids), "hi": max(run_ids), "ids": run_ids},
-    ).to_arrow_table()
 
 
 def _by_run(table: pa.Table) -> dict[str, pa.Table]:
