@@ -82,12 +82,25 @@ def sorted_lines_digests(lines: pa.Table) -> dict[str, str]:
     }
 
 
-def sorted_digest(lines: pa.Array) -> str:
+def sorted_digest(lines: pa.Array, *, ended: bool = False) -> str:
     """SHA-256 (hex) of the lines sorted (by their UTF-8 bytes, as DuckDB's ORDER BY on
-    VARCHAR sorts them) and joined by "\n", in one buffer hashed in place."""
+    VARCHAR sorts them) and joined by "\n", in one buffer hashed in place.
+
+    `ended`: each line already ends with "\n" (`json_lines`' `ending`). The sorted lines'
+    own buffer is then the text to hash, but for its last byte; the order is the same, as a
+    digest line holds no byte below 0x20 (JSON escapes them), so "\n" sorts below any byte
+    that could follow it."""
     if len(lines) == 0:
         return EMPTY_SHA256
     lines = lines.take(pc.sort_indices(lines))
+    if ended:
+        _validity, offsets, data = lines.buffers()
+        width = np.int32 if pa.types.is_string(lines.type) else np.int64
+        bounds = np.frombuffer(offsets, width)[lines.offset : lines.offset + len(lines) + 1]
+        text = memoryview(data)[bounds[0] : bounds[-1]]
+        if text[-1:] != b"\n":
+            raise ValueError("sorted_digest(ended=True) was given a line without its newline")
+        return hashlib.sha256(text[:-1]).hexdigest()
     wide = lines.nbytes >= 2**31 - len(lines)  # offsets of the joined text past int32
     lines = lines.cast(pa.large_string() if wide else pa.string())
     lists = pa.LargeListArray if wide else pa.ListArray
@@ -133,10 +146,10 @@ def _lines_digest(
     """One kind of a new run's digest: its lines made with Arrow, or in SQL where those
     cannot be (`json_lines`). The lines are let go on return, before the next are made."""
     make = json_lines.observation_lines if kind == "observations" else json_lines.identity_lines
-    lines = make(conn, observations)
+    lines = make(conn, observations, ending="\n")
     if lines is None:
         return digests(conn, kind, "_bb2sv_obs").get(run_id, EMPTY_SHA256)
-    return sorted_digest(lines)
+    return sorted_digest(lines, ended=True)
 
 
 # By process id: a forked child makes its own. The parent's stays referenced in the child:

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.normalise import IDENTITY_COLUMNS, OBSERVATION_COLUMNS
+
 # What to_json escapes in a text (checked on every code point by the tests).
 _ESCAPED = r'[\x00-\x1f"\\]'
 _TEXT_SQL = "SELECT to_json([value]::VARCHAR[])::VARCHAR FROM _bb2sv_json_texts"
@@ -108,48 +110,43 @@ def json_times(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return pa.array(texts, pa.string()).take(encoded.indices)
 
 
-def observation_lines(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Array | None:
+def observation_lines(
+    conn: duckdb.DuckDBPyConnection, rows: pa.Table, *, ending: str = ""
+) -> pa.Array | None:
     """digests/observations_sha256.sql's `line` of each row of `rows` (the observations'
-    columns), or None where only the SQL says what it is."""
-    observed = json_times(rows["observed_at"])
-    if observed is None:
-        return None
-    texts = [_text_element(conn, rows[name]) for name in _OBSERVATION_TEXTS]
-    flag = _Element(json_flags(rows["has_2fa_enabled"]))
-    state = _text_element(conn, rows["two_step_state"])
-    return _array_lines([texts[0], _Element(observed), *texts[1:], flag, state], rows.num_rows)
+    columns), each followed by `ending`, or None where only the SQL says what it is."""
+    return _lines(conn, rows, OBSERVATION_COLUMNS, ending)
 
 
-def identity_lines(conn: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Array:
-    """digests/identity_sha256.sql's `line` of each row of `rows`."""
-    texts = {name: _text_element(conn, rows[name]) for name in _IDENTITY_TEXTS}
-    flags = {
-        name: _Element(json_flags(rows[name])) for name in ("in_directory", "directory_mfa_enabled")
-    }
-    made = texts | flags
-    return _array_lines([made[name] for name in _IDENTITY_LINE], rows.num_rows)
+def identity_lines(
+    conn: duckdb.DuckDBPyConnection, rows: pa.Table, *, ending: str = ""
+) -> pa.Array | None:
+    """digests/identity_sha256.sql's `line` of each row of `rows`, each followed by
+    `ending` (never None: these lines hold no timestamp)."""
+    return _lines(conn, rows, ["account_id", "uuid", *IDENTITY_COLUMNS], ending)
 
 
-_OBSERVATION_TEXTS = ("workspace", "account_id", "uuid", "nickname", "display_name", "permission")
-_IDENTITY_LINE = (
-    "account_id",
-    "uuid",
-    "account_type",
-    "kind",
-    "in_directory",
-    "directory_account_status",
-    "directory_claim_status",
-    "directory_mfa_enabled",
-    "directory_email_domain",
-)
-_IDENTITY_TEXTS = tuple(
-    name for name in _IDENTITY_LINE if "in_directory" != name != "directory_mfa_enabled"
-)
+def _lines(
+    conn: duckdb.DuckDBPyConnection, rows: pa.Table, columns: list[str], ending: str
+) -> pa.Array | None:
+    """The JSON array of the text of `columns` (in that order, as the digest SQL lists them)
+    of each row; None when a timestamp cannot be written here."""
+    elements = []
+    for name in columns:
+        column = rows[name]
+        if pa.types.is_timestamp(column.type):
+            times = json_times(column)
+            if times is None:
+                return None
+            elements.append(_Element(times))
+        elif pa.types.is_boolean(column.type):
+            elements.append(_Element(json_flags(column)))
+        else:
+            elements.append(_text_element(conn, column))
+    return _array_lines(elements, rows.num_rows, around=("[", "]" + ending))
 
 
-def _array_lines(
-    elements: list[_Element], rows: int, around: tuple[str, str] = ("[", "]")
-) -> pa.Array:
+def _array_lines(elements: list[_Element], rows: int, around: tuple[str, str]) -> pa.Array:
     """`[` + the elements' JSON joined by `,` + `]`, row by row (the quotes of a quoted
     element, and a constant element, go into the text between the columns)."""
     pieces: list = []

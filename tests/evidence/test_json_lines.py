@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tasks.evidence import hashing, json_lines
@@ -170,3 +171,24 @@ def test_the_load_digests_are_the_sql_digests(conn):
         assert made.identity_sha256 == hashing.digests(conn, "identity", "_rows")["r"]
     finally:
         conn.unregister("_rows")
+
+
+def test_lines_made_with_their_newline_give_the_same_digest(conn):
+    """The load makes each line with its "\n" and hashes the sorted lines' own buffer; a
+    line that is the start of another (a shorter name) still sorts first."""
+    rows = _rows(random.Random(4), 400)
+    prefix = pa.array(["ab", "a", "abc", 'a"', "a\\", "", "b"] * 3, pa.string())
+    for lines, ended in (
+        (
+            json_lines.observation_lines(conn, rows),
+            json_lines.observation_lines(conn, rows, ending="\n"),
+        ),
+        (json_lines.identity_lines(conn, rows), json_lines.identity_lines(conn, rows, ending="\n")),
+        (prefix, pc.binary_join_element_wise(prefix, "\n", "")),
+    ):
+        assert hashing.sorted_digest(ended, ended=True) == hashing.sorted_digest(lines)
+        assert hashing.sorted_digest(ended.cast(pa.large_string()), ended=True) == (
+            hashing.sorted_digest(lines)
+        )
+    with pytest.raises(ValueError, match="without its newline"):
+        hashing.sorted_digest(pa.array(["b", "a"]), ended=True)
