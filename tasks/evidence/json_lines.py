@@ -96,6 +96,9 @@ def json_times(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     '%Y-%m-%dT%H:%M:%S.%fZ' in UTC), made in Python once per distinct value (a run has one
     per members page); None for a null or a year outside 1000-9999, where the two might
     not write the same digits."""
+    kind = column.type
+    if kind.tz is None or kind.unit not in ("s", "ms", "us"):  # never the case: left to SQL
+        return None
     encoded = _one_array(column).dictionary_encode(null_encoding="encode")
     micros = encoded.dictionary.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     if micros.null_count:

@@ -88,3 +88,33 @@ def test_finishing_waits_for_the_pages_given_or_drops_those_not_started(synth, c
         assert len(memo) == len(pages)  # 5 members pages, 5 permissions pages
     # Whatever was dropped, the rows are those of the pages.
     assert observations_table("acme", pages, memo=memo).equals(observations_table("acme", pages))
+
+
+def test_roles_merged_for_one_run_are_given_again_only_while_its_pages_are_the_same(synth):
+    """A memo keeps the last run's merged roles (`PageMemo.merged_roles`): the next run
+    with the same permissions bodies gets them, a run whose pages changed (a role, or the
+    pages' order: the first sighting wins) gets its own, the same as without a memo."""
+    memo = normalise.PageMemo()
+    members = awkward_members(synth)
+    promoted = [*members[:3], synth.member(4, permission="owner"), *members[4:]]
+    days = [
+        synth.make_extract("acme", members, day=DAY, pagelen=50),
+        synth.make_extract("acme", members, day=date(2026, 3, 2), pagelen=50),
+        synth.make_extract("acme", promoted, day=date(2026, 3, 3), pagelen=50),
+    ]
+    found = [normalise.permissions_by_member(day.pages, memo) for day in days]
+    assert found[1] is found[0]  # the same bodies: merged once
+    assert (
+        found[2] is not found[0]
+        and found[2]["557058:00000004-aaaa-4bbb-8ccc-000000000004"] == "owner"
+    )
+    reordered = [*days[2].pages[::-1]]
+    for pages in (day.pages for day in days), [reordered]:
+        for run in pages:
+            assert normalise.permissions_by_member(run, memo) == (
+                normalise.permissions_by_member(run)
+            )
+    for day in days:  # the rows too
+        assert observations_table("acme", day.pages, memo=memo).equals(
+            observations_table("acme", day.pages)
+        )

@@ -3,14 +3,17 @@ migrations 0007 and 0009): who once, numbered in the order first seen; what per 
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import UTC, date, datetime
 
 import duckdb
+import pyarrow as pa
 
+from tasks.evidence import frames
 from tasks.evidence.connection import connect
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.schema import migrate
-from tasks.evidence.store import EvidenceStore
+from tasks.evidence.store import EvidenceStore, _store_observations_sql
 from tasks.policy import DEFAULT_POLICY
 
 
@@ -119,3 +122,57 @@ def test_identities_stored_before_0009_move_to_text_stored_as_it_is(db_path):
     with duckdb.connect(str(db_path), read_only=True) as plain:
         assert plain.execute("SELECT * FROM member_identities ORDER BY rowid").fetchall() == rows
         assert compressions(plain) == {"Uncompressed"}
+
+
+def test_observations_cut_unevenly_on_two_threads_keep_their_own_identities(db_path):
+    """Both inserts read each observation's id beside it by position (POSITIONAL JOIN):
+    rows must stay aligned however the observations' Arrow table is cut (empty pieces
+    too), with more rows than a row group, on two DuckDB threads."""
+    count = 130_000
+    texts = {
+        name: [f"{name}-{n}" for n in range(count)]
+        for name in ("account_id", "uuid", "nickname", "display_name")
+    }
+    for name in texts:  # one identity, observed twice
+        texts[name][70_000] = texts[name][90_000] = "twin"
+    derived = pa.table(
+        {
+            "workspace": ["acme"] * count,
+            "observed_at": pa.array([datetime(2026, 3, 1, tzinfo=UTC)] * count),
+            **texts,
+            "permission": [("member", "owner", None)[n % 3] for n in range(count)],
+            "has_2fa_enabled": [n % 2 == 0 for n in range(count)],
+            "two_step_state": [("enabled", "disabled")[n % 2] for n in range(count)],
+            "account_type": ["user"] * count,
+            "kind": pa.nulls(count, pa.string()),
+            "in_directory": pa.nulls(count, pa.bool_()),
+            "directory_account_status": pa.nulls(count, pa.string()),
+            "directory_claim_status": pa.nulls(count, pa.string()),
+            "directory_mfa_enabled": pa.nulls(count, pa.bool_()),
+            "directory_email_domain": pa.nulls(count, pa.string()),
+        }
+    )
+    rows = frames.observations_table("r", derived)
+    cuts = [0, 1, 1, 7_000, 7_000, 7_013, 90_000, 130_000]
+    uneven = pa.concat_tables([rows.slice(a, b - a) for a, b in itertools.pairwise(cuts)])
+    assert uneven.column(0).num_chunks == len(cuts) - 1
+    with EvidenceStore.open(db_path) as store:
+        conn = store.conn
+        conn.execute("SET threads = 2")
+        conn.register("_bb2sv_obs", uneven)
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(_store_observations_sql())
+        stored = conn.execute(
+            "SELECT i.account_id, i.nickname, s.permission FROM member_run_states AS s "
+            "JOIN member_identities AS i ON i.id = s.member_id ORDER BY s.rowid"
+        ).fetchall()
+        count = conn.execute("SELECT count(*) FROM member_identities").fetchall()[0][0]
+        conn.execute("ROLLBACK")
+    sent = list(
+        zip(
+            *(rows[name].to_pylist() for name in ("account_id", "nickname", "permission")),
+            strict=True,
+        )
+    )
+    assert stored == sent
+    assert count == rows.num_rows - 1  # the twins are one identity

@@ -192,3 +192,13 @@ def test_lines_made_with_their_newline_give_the_same_digest(conn):
         )
     with pytest.raises(ValueError, match="without its newline"):
         hashing.sorted_digest(pa.array(["b", "a"]), ended=True)
+
+
+@pytest.mark.parametrize(
+    "kind", [pa.timestamp("us"), pa.timestamp("ns", tz="UTC")], ids=["naive", "nanoseconds"]
+)
+def test_a_time_without_zone_or_finer_than_microseconds_is_left_to_the_sql(conn, kind):
+    rows = _rows(random.Random(5), 3)
+    column = rows["observed_at"].cast(kind)
+    rows = rows.set_column(rows.schema.get_field_index("observed_at"), "observed_at", column)
+    assert json_lines.observation_lines(conn, rows) is None

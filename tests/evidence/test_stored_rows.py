@@ -24,13 +24,15 @@ def three_runs(db_path, synth):
     return db_path
 
 
-def _both(path) -> tuple[list, list, list[str]]:
+def _both(path) -> tuple[list, list, list[str], bool]:
     with EvidenceStore.open(path, read_only=True) as store:
         conn = store.conn
         runs = [
             r for (r,) in conn.execute("SELECT run_id FROM collection_runs ORDER BY seq").fetchall()
         ]
-        mine = stored_rows(conn, runs[1:], StoredIdentities()).to_pylist()
+        identities = StoredIdentities()
+        mine = stored_rows(conn, runs[1:], identities).to_pylist()
+        joined_here = identities.get(conn) is not None
         view = (
             conn.sql(
                 f"SELECT {', '.join(COLUMNS)} FROM member_2sv_observations WHERE run_id IN "
@@ -40,7 +42,7 @@ def _both(path) -> tuple[list, list, list[str]]:
             .to_arrow_table()
             .to_pylist()
         )
-    return mine, view, runs
+    return mine, view, runs, joined_here
 
 
 def _key(row: dict) -> tuple:
@@ -63,7 +65,8 @@ def test_the_rows_are_the_views(three_runs, synth, edit):
     if edit is not None:
         with synth.plain_connect(three_runs) as conn:
             conn.execute(edit)
-    mine, view, runs = _both(three_runs)
+    mine, view, runs, joined_here = _both(three_runs)
     assert sorted(mine, key=_key) == sorted(view, key=_key)
+    assert joined_here is not (edit is not None and "intruder" in edit)  # else: the view
     assert len(mine) == 80 + (2 if edit and "intruder" in edit else 0)  # two runs of 40
     assert {row["run_id"] for row in mine} == set(runs[1:])
