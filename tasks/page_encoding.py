@@ -4,7 +4,7 @@ A 100,000-member workspace's first run brings about 200 MB of JSON that no earli
 holds. Given to DuckDB as it is, the run's one transaction held all of it until the commit,
 and the commit's checkpoint as much again (a peak of ~800 MiB); compressed on arrival
 (level 1: ~0.4 ms a 100 KB page, beside the network wait) they are ~23 MB, and the peak
-~470 MiB. The evidence file keeps them in `raw_page_bodies.body_zlib` (migration 0008);
+~430-480 MiB. The evidence file keeps them in `raw_page_bodies.body_zlib` (migration 0008);
 `body` holds bodies as they arrived, stored before bb2sv 0.5::
 
     stored = compress(body)                     # what the store and the spill keep

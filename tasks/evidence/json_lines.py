@@ -118,7 +118,7 @@ def observation_lines(
 ) -> pa.Array | None:
     """digests/observations_sha256.sql's `line` of each row of `rows` (the observations'
     columns), each followed by `ending`, or None where only the SQL says what it is."""
-    return _lines(conn, rows, OBSERVATION_COLUMNS, ending)
+    return _lines(conn, rows, OBSERVATION_COLUMNS, ("[", "]" + ending))
 
 
 def identity_lines(
@@ -126,14 +126,23 @@ def identity_lines(
 ) -> pa.Array | None:
     """digests/identity_sha256.sql's `line` of each row of `rows`, each followed by
     `ending` (never None: these lines hold no timestamp)."""
-    return _lines(conn, rows, ["account_id", "uuid", *IDENTITY_COLUMNS], ending)
+    return _lines(conn, rows, ["account_id", "uuid", *IDENTITY_COLUMNS], ("[", "]" + ending))
+
+
+def json_items(conn: duckdb.DuckDBPyConnection, rows: pa.Table, columns: list[str]) -> pa.Array:
+    """The elements' JSON of each row's list of `columns` as text, without its brackets:
+    a part of a digest line (`row_lines`) for columns of text and booleans."""
+    items = _lines(conn, rows, columns, ("", ""))
+    if items is None:
+        raise ValueError(f"json_items of a timestamp column ({columns}): use json_times")
+    return items
 
 
 def _lines(
-    conn: duckdb.DuckDBPyConnection, rows: pa.Table, columns: list[str], ending: str
+    conn: duckdb.DuckDBPyConnection, rows: pa.Table, columns: list[str], around: tuple[str, str]
 ) -> pa.Array | None:
     """The JSON array of the text of `columns` (in that order, as the digest SQL lists them)
-    of each row; None when a timestamp cannot be written here."""
+    of each row, between `around`; None when a timestamp cannot be written here."""
     elements = []
     for name in columns:
         column = rows[name]
@@ -146,7 +155,7 @@ def _lines(
             elements.append(_Element(json_flags(column)))
         else:
             elements.append(_text_element(conn, column))
-    return _array_lines(elements, rows.num_rows, around=("[", "]" + ending))
+    return _array_lines(elements, rows.num_rows, around)
 
 
 def _array_lines(elements: list[_Element], rows: int, around: tuple[str, str]) -> pa.Array:

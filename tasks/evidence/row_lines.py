@@ -1,7 +1,7 @@
 """The row digests of re-derived observations, from lines assembled out of per-page parts.
 
 observations_sha256 and identity_sha256 hash one JSON array per row (digests/*.sql). Made
-in SQL, that is ~0.7 µs a row and two passes over every run: a third of `bb2sv verify`
+in SQL, that was ~0.7 µs a row and two passes over every run: a third of `bb2sv verify`
 over a year. But a member's values come from one members page, and a year of daily runs
 holds each distinct page body ~30 times; so the JSON of the values a members page gives
 (account_id, uuid, nickname, display_name, has_2fa_enabled, two_step_state, account_type,
@@ -11,9 +11,10 @@ directory columns)::
 
     found = run_digests(conn, pages, derived, parts)   # (obs, identity) or None
 
-Splicing is exact because a JSON array in DuckDB's `to_json` is `[` + its elements' JSON
-joined by `,` + `]` (no spaces), each element written on its own: `to_json([a, b, c])` is
-`[` + `to_json([a, b])[1:-1]` + `,` + `to_json([c])[1:-1]` + `]`
+The parts are made as the load makes its lines (`json_lines.json_items`, byte for byte
+`to_json`'s). Splicing is exact because a JSON array in DuckDB's `to_json` is `[` + its
+elements' JSON joined by `,` + `]` (no spaces), each element written on its own:
+`to_json([a, b, c])` is `[` + `to_json([a, b])[1:-1]` + `,` + `to_json([c])[1:-1]` + `]`
 (tests/evidence/test_row_lines.py checks it on every kind of text). The parts are lined
 up with the rows only after checking that the rows' member columns ARE the pages' member
 columns in order (else None: the caller digests the rows in SQL, as before): the result
@@ -31,27 +32,17 @@ import pyarrow.compute as pc
 
 from tasks.bitbucket.models import RawPage
 from tasks.evidence import hashing
-from tasks.evidence.json_lines import json_times
+from tasks.evidence.json_lines import json_items, json_texts, json_times
 from tasks.normalise import IDENTITY_COLUMNS, MEMBER_FIELDS, PageMemo, page_members
 from tasks.vocabulary import Listing
 
-# The same expressions as digests/observations_sha256.sql and identity_sha256.sql, a list
-# split where the parts come from different places.
-_PAGE_PARTS_SQL = """
-SELECT
-    to_json([account_id, uuid, nickname, display_name]::VARCHAR[])::VARCHAR AS who,
-    to_json([CAST(has_2fa_enabled AS VARCHAR), two_step_state]::VARCHAR[])::VARCHAR AS state,
-    to_json([account_id, uuid, account_type, kind]::VARCHAR[])::VARCHAR AS identity
-FROM {rows}
-"""
-_TEXT_SQL = "SELECT to_json([value]::VARCHAR[])::VARCHAR FROM {rows}"
-_DIRECTORY_SQL = """
-SELECT to_json([
-    CAST(in_directory AS VARCHAR), directory_account_status, directory_claim_status,
-    CAST(directory_mfa_enabled AS VARCHAR), directory_email_domain
-]::VARCHAR[])::VARCHAR FROM {rows}
-"""
-_NO_DIRECTORY = "null,null,null,null,null"  # the directory part when none was read
+# The parts of a line that a members page gives, each a list of columns split where the
+# line's other values (workspace, observed_at, permission, directory) come between.
+_PARTS = {
+    "who": ["account_id", "uuid", "nickname", "display_name"],
+    "state": ["has_2fa_enabled", "two_step_state"],
+    "identity": ["account_id", "uuid", "account_type", "kind"],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +56,8 @@ class _PageParts:
 class PageParts:
     """The parts of each members page body, by its sha256 (least recently used out), and the
     JSON of each text value seen (workspaces, permissions). Only for pages whose body was
-    re-hashed to that sha256 (verify's intact pages). A DuckDB query costs ~3 ms however
-    small: parts are made for many pages at once (`prepare`)."""
+    re-hashed to that sha256 (verify's intact pages). Parts are made for many pages at once
+    (`prepare`): a few Arrow operations per column, whatever the number of rows."""
 
     def __init__(self, memo: PageMemo, capacity: int = 2_048) -> None:
         self.memo = memo
@@ -75,19 +66,17 @@ class PageParts:
         self._texts: dict[str | None, str] = {}
 
     def prepare(self, conn: duckdb.DuckDBPyConnection, pages: list[RawPage]) -> None:
-        """Make the parts of those members pages not held yet, in one query."""
+        """Make the parts of those members pages not held yet, all at once."""
         new = {page.sha256: page for page in _members(pages) if page.sha256 not in self._items}
         if not new:
             return
         columns = [self.memo.get(page, "members", page_members).columns for page in new.values()]
-        made = _query(conn, _PAGE_PARTS_SQL, pa.concat_tables(columns))
-        made = {name: _inner(made[name]).combine_chunks() for name in ("who", "state", "identity")}
+        rows = pa.concat_tables(columns)
+        made = {name: json_items(conn, rows, names) for name, names in _PARTS.items()}
         start = 0
         for sha, table in zip(new, columns, strict=True):
             end = start + table.num_rows
-            self._items[sha] = _PageParts(
-                table, *(made[name][start:end] for name in ("who", "state", "identity"))
-            )
+            self._items[sha] = _PageParts(table, *(made[name][start:end] for name in _PARTS))
             start = end
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
@@ -104,8 +93,8 @@ class PageParts:
         values = encoded.dictionary.to_pylist()
         new = [value for value in values if value not in self._texts]
         if new:
-            made = _query(conn, _TEXT_SQL, pa.table({"value": pa.array(new, pa.string())}))
-            self._texts.update(zip(new, _inner(made.column(0)).to_pylist(), strict=True))
+            made = json_texts(conn, pa.array(new, pa.string())).to_pylist()
+            self._texts.update(zip(new, made, strict=True))
         return pa.array([self._texts[value] for value in values], pa.string()).take(encoded.indices)
 
 
@@ -133,32 +122,17 @@ def run_digests(
     workspace = parts.texts(conn, derived["workspace"])
     permission = parts.texts(conn, derived["permission"])
     comma = ","
+    # Each line made with its newline: sorted_digest hashes the sorted lines' own buffer.
     observation_lines = pc.binary_join_element_wise(
-        "[", workspace, comma, observed, comma, who, comma, permission, comma, state, "]", ""
+        "[", workspace, comma, observed, comma, who, comma, permission, comma, state, "]\n", ""
     )
-    directory = derived.select(IDENTITY_COLUMNS[2:])
-    if all(column.null_count == directory.num_rows for column in directory.columns):
-        directory_part: pa.Array | str = _NO_DIRECTORY
-    else:
-        directory_part = _inner(_query(conn, _DIRECTORY_SQL, directory).column(0))
-        directory_part = directory_part.combine_chunks()
-    identity_lines = pc.binary_join_element_wise("[", identity, comma, directory_part, "]", "")
-    return hashing.sorted_digest(observation_lines), hashing.sorted_digest(identity_lines)
+    directory = json_items(conn, derived, IDENTITY_COLUMNS[2:])
+    identity_lines = pc.binary_join_element_wise("[", identity, comma, directory, "]\n", "")
+    return (
+        hashing.sorted_digest(observation_lines, ended=True),
+        hashing.sorted_digest(identity_lines, ended=True),
+    )
 
 
 def _members(pages: list[RawPage]) -> list[RawPage]:
     return [page for page in pages if page.listing == Listing.MEMBERS and page.status_code == 200]
-
-
-def _query(conn: duckdb.DuckDBPyConnection, sql: str, rows: pa.Table) -> pa.Table:
-    """`sql` over `rows`, registered for the query only."""
-    conn.register("_bb2sv_row_lines", rows)
-    try:
-        return conn.sql(sql.replace("{rows}", "_bb2sv_row_lines")).to_arrow_table()
-    finally:
-        conn.unregister("_bb2sv_row_lines")
-
-
-def _inner(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """JSON arrays without their brackets: the elements, joined by commas."""
-    return pc.utf8_slice_codeunits(column, 1, -1)

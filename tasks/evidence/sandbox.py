@@ -23,12 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.evidence.catalog import (
-    EVIDENCE,
-    SHIPPED,
-    create_shipped,
-    reader_catalog,
-)
+from tasks.evidence.catalog import EVIDENCE, SHIPPED, create_shipped, reader_catalog
 from tasks.evidence.connection import (
     closed_on_failure,
     in_memory,
