@@ -274,8 +274,11 @@ def daily_report(
     failed collection did not write (written again, it gives the same files)."""
     from tasks.bitbucket.exceptions import ConfigError
     from tasks.evidence.store import EvidenceStore
+    from tasks.heap import freeze_imported_objects
     from tasks.preflight import check_reports_dir
     from tasks.report import ReportConflict, ReportError, write_daily_report
+
+    freeze_imported_objects()
 
     try:
         folder = check_reports_dir(reports_dir)
@@ -313,7 +316,9 @@ def verify(
     """Recompute every hash and the chain; check the views and macros, the signatures, the
     anchor log and the expected head. Exit 6 naming the first run that does not match."""
     from tasks.evidence.verification import verify_evidence
+    from tasks.heap import freeze_imported_objects
 
+    freeze_imported_objects()
     try:
         result = verify_evidence(
             db, anchor_log=anchor_log, public_keys=public_key, expect_head=expect_head

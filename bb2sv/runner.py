@@ -57,10 +57,12 @@ def audit_as_configured(
     in-process. Raises `AuditIncomplete` (outcomes and all) if a workspace's failed."""
     from flows.audit import write_audit_reports
     from tasks.evidence.store import EvidenceStore
+    from tasks.heap import freeze_imported_objects
     from tasks.period import check_window
     from tasks.prefect_api import prefect_api_configured
     from tasks.preflight import check_reports_dir
 
+    freeze_imported_objects()
     check_window(start, end)
     check_reports_dir(reports_dir)
     with EvidenceStore.open(db_path, read_only=True):  # a missing or corrupt file fails here

@@ -21,6 +21,7 @@ from tasks.bitbucket.config import BitbucketSettings
 from tasks.bitbucket.extract import extract_workspace
 from tasks.bitbucket.tls import warm_tls_context
 from tasks.evidence.store import EvidenceStore
+from tasks.heap import freeze_imported_objects
 from tasks.normalise import observations_from_pages
 from tasks.policy import DEFAULT_POLICY
 from tasks.report import write_daily_report
@@ -29,6 +30,7 @@ from tasks.vocabulary import RunStatus
 
 def main(members: int, latency_s: float) -> dict:
     warm_tls_context()  # as `bb2sv collect` does when it starts
+    freeze_imported_objects()  # and once it has imported its steps (tasks/heap.py)
     with emulator_process(members, latency_s) as base_url, tempfile.TemporaryDirectory() as tmp:
         # A budget above what the run needs: the pacer must not slow a benchmark of latency.
         settings = BitbucketSettings(

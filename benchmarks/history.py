@@ -28,6 +28,7 @@ import common  # noqa: F401  (puts the repository on sys.path, as for the other 
 from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.evidence.store import EvidenceStore
+from tasks.heap import freeze_imported_objects
 from tasks.policy import DEFAULT_POLICY
 
 AT = (10, 100, 1000)
@@ -36,6 +37,7 @@ START = date(2024, 1, 1)
 
 
 def main(members: int, runs: int) -> dict:
+    freeze_imported_objects()  # as the commands do once they have imported (tasks/heap.py)
     spec = WorkspaceSpec("history", members=members, seed=7)
     at = [n for n in AT if n <= runs]
 

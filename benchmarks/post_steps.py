@@ -28,6 +28,7 @@ from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.bitbucket.models import WorkspaceExtract
 from tasks.evidence.spool_file import SpoolSeal
+from tasks.heap import freeze_imported_objects
 from tasks.normalise import PageDeriver
 from tasks.policy import DEFAULT_POLICY
 from tasks.step_functions import Destination, daily_report, record_attempt
@@ -123,6 +124,7 @@ def _total(figures: dict) -> float:
 
 
 def main(members: int) -> dict:
+    freeze_imported_objects()  # as the commands do once they have imported (tasks/heap.py)
     with tempfile.TemporaryDirectory() as tmp:
         local = plain(members, Path(tmp))
         prefect = in_flow(members, Path(tmp))

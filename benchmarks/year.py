@@ -20,11 +20,13 @@ from emulator.offline import make_extract
 from emulator.world import WorkspaceSpec
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.store import EvidenceStore
+from tasks.heap import freeze_imported_objects
 from tasks.policy import DEFAULT_POLICY
 from tasks.report import write_period_report
 
 
 def main(members: int, days: int) -> dict:
+    freeze_imported_objects()  # as the commands do once they have imported (tasks/heap.py)
     end = datetime.now(UTC).date()
     start = end - timedelta(days=days - 1)
     spec = WorkspaceSpec("year", members=members, seed=7)

@@ -55,6 +55,7 @@ from tasks.evidence.spool import (
     spool_dir,
     spooled_runs,
 )
+from tasks.heap import freeze_imported_objects
 from tasks.preflight import CollectionSetup, preflight
 from tasks.report import ReportBundle
 from tasks.signals import STOP, stop_after, stop_on_signals
@@ -156,6 +157,7 @@ def run_collection(
 ) -> Collection:
     """Collect every workspace of `setup` (preflight's result for `options`)."""
     warm_tls_context()  # the clients' TLS context, made while the spool and policy are read
+    freeze_imported_objects()  # full collections would walk every imported object
     plan = AttemptPlan(options.attempts, options.retry_delay_seconds, options.give_up_after_seconds)
     STOP.clear()  # a new collection: an earlier one's stop in this process is history
     limit = (
