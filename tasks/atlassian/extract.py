@@ -131,7 +131,7 @@ def _walk(reader: BitbucketClient, settings: DirectorySettings) -> ListingWalk:
             ids = [user.get("accountId") if isinstance(user, dict) else None
                    for user in document["data"]]  # fmt: skip
             number = paginator.count_page(ids)
-            refuse_ambiguous(fetched.page.body, page=number)
+            refuse_ambiguous(fetched.page.body, page=number, document=fetched.document_of_body)
             logger.debug("%s page %d: %d users", settings.org_id, number, len(ids))
             for account_id in ids:
                 if not isinstance(account_id, str) or not account_id:

@@ -97,6 +97,13 @@ class FetchedPage:
 
     page: RawPage  # its body in memory: the extract's copy of it waits on disk (spill.py)
     document: dict
+    # `document` was parsed from `page.body` itself: no credential was masked in the body.
+    as_received: bool = False
+
+    @property
+    def document_of_body(self) -> dict | None:
+        """`document` when it is the parse of `page.body` itself, else None."""
+        return self.document if self.as_received else None
 
 
 def public_url(url: httpx.URL) -> str:
@@ -125,7 +132,8 @@ class Api:
     """What differs between the APIs this client reads.
 
     `subject` names what is read in messages (formatted with the client's `workspace`),
-    `parse` returns the page document of a body (None when it is not a whole page), and
+    `parse` returns the page document of a body (None when it is not a whole page; orjson's
+    parse as it is, which the check for keys given twice counts against), and
     `explain` words an answer that retrying cannot fix (see `decisions.Context`).
     """
 
@@ -290,6 +298,7 @@ class BitbucketClient:
                 body, broken = _read_body(response)
             finally:
                 response.close()
+        masked = self.pages_masked
         page = self._record(response, listing, body)
         if broken is not None:
             return self._network_fault(sent, broken, response_limit_s), None
@@ -303,7 +312,9 @@ class BitbucketClient:
             rate_limit_reset=response.headers.get("X-RateLimit-Reset"),
             near_limit=response.headers.get("X-RateLimit-NearLimit"),
         )
-        return outcome, None if document is None else FetchedPage(page, document)
+        if document is None:
+            return outcome, None
+        return outcome, FetchedPage(page, document, as_received=self.pages_masked == masked)
 
     def _network_fault(self, sent: Outcome, exc: Exception, response_limit_s: float) -> Outcome:
         if self._inflight.cut_reason == "deadline":
