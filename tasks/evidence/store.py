@@ -189,6 +189,9 @@ class EvidenceStore:
                 # (page_bodies.py): a daily run repeats nearly all of its pages. First, as
                 # no other table refers to them and the digests wait for the run's record.
                 page_bodies.store_bodies(self.conn, run_id, extract.workspace, extract.pages)
+                # Then the responses and observations, which no key ties to the run row,
+                # while the digests are still being made (the run row waits for them).
+                self._insert_observed()
                 digests = pending.result()
                 record = self._seal(
                     extract,
@@ -286,6 +289,8 @@ class EvidenceStore:
         )
         self.conn.execute("INSERT INTO run_policies BY NAME SELECT * FROM _bb2sv_policy")
         self.conn.execute("INSERT INTO policy_exceptions BY NAME SELECT * FROM _bb2sv_exceptions")
+
+    def _insert_observed(self) -> None:
         self.conn.execute("INSERT INTO raw_api_responses BY NAME SELECT * FROM _bb2sv_responses")
         # Who once, what each run saw per run (migration 0007).
         self.conn.execute(_store_observations_sql())

@@ -194,6 +194,21 @@ def test_lines_made_with_their_newline_give_the_same_digest(conn):
         hashing.sorted_digest(pa.array(["b", "a"]), ended=True)
 
 
+@pytest.mark.parametrize("stretch", [1, 7, 400, 401])
+def test_lines_sorted_a_stretch_at_a_time_give_the_same_digest(conn, monkeypatch, stretch):
+    """The load sorts its lines into stretches of _SORTED_STRETCH, hashed one after another:
+    the digest is that of all the lines sorted at once, whatever the stretch."""
+    rows = _rows(random.Random(5), 400)
+    lines = json_lines.observation_lines(conn, rows)
+    whole = hashing.sorted_digest(lines)
+    monkeypatch.setattr(hashing, "_SORTED_STRETCH", stretch)
+    ended = json_lines.observation_lines(conn, rows, ending="\n")
+    assert hashing.sorted_digest(ended, ended=True) == whole
+    assert hashing.sorted_digest(ended.slice(1, 399), ended=True) == hashing.sorted_digest(
+        lines.slice(1, 399)
+    )
+
+
 @pytest.mark.parametrize(
     "kind", [pa.timestamp("us"), pa.timestamp("ns", tz="UTC")], ids=["naive", "nanoseconds"]
 )
