@@ -9,8 +9,10 @@ on it for their next request. `gc.freeze()` moves the objects alive now into a g
 collections skip (Python's documentation suggests it for objects a process keeps).
 
 A command calls `freeze_imported_objects()` once it has imported what it runs (a collection,
-verify, a report). Only the first call freezes: a process that runs many collections (a
-test session) freezes its imports once, not every later collection's leftovers::
+verify, a report). It collects first (~50 ms, once), so that no garbage is frozen with them:
+a cycle holding a file or a connection would never be freed. Only the first call freezes: a
+process that runs many collections (a test session) freezes its imports once, not every
+later collection's objects::
 
     freeze_imported_objects()   # True: frozen now
     freeze_imported_objects()   # False: already done in this process
@@ -28,14 +30,13 @@ _frozen = False
 
 
 def freeze_imported_objects() -> bool:
-    """Freeze the objects tracked now, the first time it is called; True if it froze them.
-
-    Cyclic garbage alive at that moment is frozen with them and never freed: call it after
-    imports and settings, before the work that allocates."""
+    """Collect, then freeze the objects still tracked, the first time it is called; True if
+    it froze them. Call it after imports and settings, before the work that allocates."""
     global _frozen
     with _lock:
         if _frozen:
             return False
+        gc.collect()
         gc.freeze()
         _frozen = True
         return True

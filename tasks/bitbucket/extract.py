@@ -18,8 +18,9 @@ bounds each listing until a page of it arrives (both start at once, as the membe
 alone did when the listings were read one after the other).
 Whatever the timing, the extract's pages are in the same order: every response of the members
 listing as received, then every response of the permissions listing as received. Each page
-that arrives whole is normalised at once, in a thread of its own, while the listings wait
-for their next page (`normalise.PageDeriver`); the extract carries the results (`derived`),
+that arrives whole is normalised once its listing has checked it, in a thread of its own,
+while the listings wait for their next page (`normalise.PageDeriver`); the extract carries
+the results (`derived`),
 so the store need not parse the run's pages again.
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
@@ -117,7 +118,7 @@ def walk_listing(
     bb: BitbucketClient, listing: Listing, arrived: Callable[[RawPage], None] | None = None
 ) -> ListingWalk:
     """Follow one listing to its end, checking that the population is whole. `arrived` is
-    given each page that arrived whole, at once (`PageDeriver.add`)."""
+    given each page that arrived whole, once this thread has checked it (`PageDeriver.add`)."""
     paginator = NextLinkPaginator(listing_url(bb.settings.api_url, bb.workspace, listing))
     walk = ListingWalk(ListingResult(listing=listing, complete=False))
     seen = walk.seen

@@ -21,9 +21,11 @@ import orjson
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S
 from tasks.evidence.page_checks import BodyCache, Chunk, RunPages, check_chunk
 from tasks.evidence.sandbox import open_sandboxed
+from tasks.heap import freeze_imported_objects
 
 
 def serve(path: Path) -> None:
+    freeze_imported_objects()  # as the parent does (tasks/heap.py)
     # One DuckDB thread per worker: the workers already use every CPU between them.
     conn = open_sandboxed(path, lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S, threads=1)
     cache = BodyCache()  # chunks come in chain order: the next run repeats most bodies
