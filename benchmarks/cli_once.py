@@ -32,6 +32,8 @@ def main(members: int) -> dict:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")},
             "PREFECT_HOME": str(Path(tmp) / "prefect"),
+            # Prefect gives its temporary server 20 s to start, which a slow hour can pass.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "BITBUCKET_API_URL": base_url,
             "BITBUCKET_TOKEN": TOKEN,
         }

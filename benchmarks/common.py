@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import socket
 import subprocess
@@ -15,6 +16,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# As `bb2sv` itself (bb2sv/cli.py main): the temporary Prefect servers of the benchmarks
+# send no usage telemetry (the post-steps' server tried to, at 12:14 on 2026-11-29).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 TOKEN = "bench-admin-token"  # noqa: S105 (the emulator's fake token)
 

@@ -21,6 +21,8 @@ BUDGET = 1000
 def main(workspaces: int, members: int, latency_s: float) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bb2sv-bench-"))
     os.environ["PREFECT_HOME"] = str(tmp / "prefect")
+    # Prefect gives its temporary server 20 s to start, which a slow hour can pass.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from common import ROOT  # noqa: F401 (puts the repo on sys.path)
 
     from emulator import Scenario, WorkspaceSpec, run_emulator

@@ -245,8 +245,13 @@ def main() -> None:
 
     figures: dict[str, object] = {"machine": machine(), "date": date.today().isoformat()}
     rows: Rows = []
+    failures: list[str] = []
     for section in SECTIONS:
-        rows += section(args, figures)
+        try:
+            rows += section(args, figures)
+        except SystemExit as failed:  # one measurement failed: the others are still taken
+            failures.append(str(failed))
+            rows.append((f"{section.__name__}: FAILED", str(failed).splitlines()[0], ""))
 
     table = "\n".join(
         ["| measure | result | target |", "|---|---|---|"]
@@ -261,6 +266,8 @@ def main() -> None:
     (out / "latest.md").write_text(f"{header}\n\n{table}\n", encoding="utf-8")
     (out / "latest.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
     print(f"\n{header}\n\n{table}")
+    if failures:
+        raise SystemExit("\n\n".join(failures))
 
 
 if __name__ == "__main__":
