@@ -2,11 +2,11 @@
 
 CPython collects its oldest generation over every object it tracks. Once Prefect, pandas,
 pyarrow, DuckDB and httpx are imported, a process tracks ~80,000 objects that live as long
-as it does, and a full collection walks them all: 20–70 ms on the benchmark machine. Reading
-pages allocates enough to start one every second or so of parsing: 4,300 collections,
-2.4 s, while 100,000 members were read; each one holds the GIL, so the listings wait
-on it for their next request. `gc.freeze()` moves the objects alive now into a generation
-collections skip (Python's documentation suggests it for objects a process keeps).
+as it does, and a full collection walks them all: 50–90 ms on the benchmark machine, about
+35 times while 100,000 members were read (2.4 s of collecting in all, 0.86 s frozen); each
+holds the GIL, so the listings wait on it for their next request. `gc.freeze()` moves the
+objects alive now into a generation collections skip (Python's documentation suggests it
+for objects a process keeps).
 
 A command calls `freeze_imported_objects()` once it has imported what it runs (a collection,
 verify, a report). It collects first (~50 ms, once), so that no garbage is frozen with them:

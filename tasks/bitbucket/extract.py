@@ -20,8 +20,7 @@ Whatever the timing, the extract's pages are in the same order: every response o
 listing as received, then every response of the permissions listing as received. Each page
 that arrives whole is normalised once its listing has checked it, in a thread of its own,
 while the listings wait for their next page (`normalise.PageDeriver`); the extract carries
-the results (`derived`),
-so the store need not parse the run's pages again.
+the results (`derived`), so the store need not parse the run's pages again.
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
 links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
@@ -129,8 +128,8 @@ def walk_listing(
             try:
                 url = _check_page(fetched, paginator, walk, bb.workspace)
             finally:
-                # Normalised after this thread's own work on the page, not beside it: the
-                # next request goes out sooner (one thread at a time runs Python).
+                # Handed over once this thread is done with the page, so that the deriver
+                # does not take turns with its checks on the GIL.
                 if arrived is not None:
                     arrived(fetched.page)
     except PaginationAnomaly as exc:
