@@ -111,10 +111,7 @@ def sorted_digest(lines: pa.Array, *, ended: bool = False) -> str:
     lists = pa.LargeListArray if wide else pa.ListArray
     offsets = pa.array([0, len(lines)], pa.int64() if wide else pa.int32())
     joined = pc.binary_join(lists.from_arrays(offsets, lines), _NEWLINE.cast(lines.type))
-    _validity, offsets, data = joined.buffers()
-    width = np.int64 if wide else np.int32
-    first, last = np.frombuffer(offsets, width)[joined.offset : joined.offset + 2]
-    return hashlib.sha256(memoryview(data)[first:last]).hexdigest()
+    return hashlib.sha256(_text_of(joined)).hexdigest()
 
 
 _SORTED_STRETCH = 8_192  # lines
