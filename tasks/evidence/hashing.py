@@ -37,6 +37,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.arrow_text import text_of
 from tasks.canonical import sha256_hex
 from tasks.evidence import json_lines
 from tasks.evidence.connection import in_memory
@@ -100,7 +101,7 @@ def sorted_digest(lines: pa.Array, *, ended: bool = False) -> str:
         for start in range(0, len(lines), _SORTED_STRETCH):
             if text:
                 digest.update(text)
-            text = _text_of(lines.take(order.slice(start, _SORTED_STRETCH)))
+            text = text_of(lines.take(order.slice(start, _SORTED_STRETCH)))
         if text[-1:] != b"\n":
             raise ValueError("sorted_digest(ended=True) was given a line without its newline")
         digest.update(text[:-1])
@@ -111,18 +112,10 @@ def sorted_digest(lines: pa.Array, *, ended: bool = False) -> str:
     lists = pa.LargeListArray if wide else pa.ListArray
     offsets = pa.array([0, len(lines)], pa.int64() if wide else pa.int32())
     joined = pc.binary_join(lists.from_arrays(offsets, lines), _NEWLINE.cast(lines.type))
-    return hashlib.sha256(_text_of(joined)).hexdigest()
+    return hashlib.sha256(text_of(joined)).hexdigest()
 
 
 _SORTED_STRETCH = 8_192  # lines
-
-
-def _text_of(lines: pa.Array) -> memoryview:
-    """The bytes of the lines, one after the other, in the array's own buffer."""
-    _validity, offsets, data = lines.buffers()
-    width = np.int32 if pa.types.is_string(lines.type) else np.int64
-    bounds = np.frombuffer(offsets, width)[lines.offset : lines.offset + len(lines) + 1]
-    return memoryview(data)[bounds[0] : bounds[-1]]
 
 
 @dataclass(frozen=True, slots=True)

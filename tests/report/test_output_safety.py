@@ -9,10 +9,17 @@ import re
 import shutil
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from tasks.evidence.store import EvidenceStore
 from tasks.report import ReportConflict, write_daily_report, write_period_report
+from tasks.report.controls import EMULATOR_NOTICE
+from tasks.report.daily import load_daily
+from tasks.report.formatting import iso_utc
+from tasks.report.member_csv import MEMBER_CSV_COLUMNS
+from tasks.report.queries import frame_of, temp_table
+from tasks.report.render import render_csv
 
 PAYLOADS = {
     "xss": "<script>alert(1)</script>",
@@ -62,6 +69,40 @@ def test_html_escapes_every_hostile_value(evidence, tmp_path):
     assert "=HYPERLINK(&#34;http://evil.example/x&#34;,&#34;click&#34;)" in html
     assert "[link](http://evil.example)" in html  # shown as text, not a link
     assert 'href="http://evil.example' not in html
+
+
+def test_member_csv_is_what_pandas_writes_for_the_same_rows(evidence, tmp_path):
+    """DuckDB builds the daily CSV's lines (member_csv.py); pandas' writer (render_csv) is
+    the reference for quoting, neutralising, booleans and missing cells, byte for byte."""
+    conn, ids = evidence
+    bundle = write_daily_report(conn, ids[1], tmp_path)
+    report = load_daily(conn, ids[1])
+    with temp_table(conn, "run_members", run_id=ids[1]) as population:
+        members = frame_of(conn, f"SELECT * FROM {population}")
+    finding = ["member_key", "first_seen", "due_at", "days_open", "in_grace", "sla_breached"]
+    rows = members.drop(columns=finding[1:], errors="ignore").merge(
+        report.findings[finding], on="member_key", how="left"
+    )
+    assert rows["first_seen"].notna().sum() == len(PAYLOADS)  # the hostile members' findings
+    for column in ("first_seen", "due_at"):
+        rows[column] = [iso_utc(value) for value in rows[column]]
+    rows["days_open"] = rows["days_open"].astype("Int64")
+    for column in ("in_grace", "sla_breached"):
+        rows[column] = rows[column].astype("boolean")
+    rows["exception_expires_on"] = [
+        None if pd.isna(day) else f"{day:%Y-%m-%d}" for day in rows["exception_expires_on"]
+    ]
+    run = report.run
+    rows = rows.assign(
+        workspace=run.workspace,
+        run_id=run.run_id,
+        run_started_at=iso_utc(run.started_at),
+        notice=EMULATOR_NOTICE if run.emulated else None,
+    )
+    rows = rows.sort_values("member_key", kind="mergesort")[MEMBER_CSV_COLUMNS]
+    expected = render_csv(rows.reset_index(drop=True))
+    assert bundle.files["csv"].read_bytes() == expected
+    assert report.members_csv == expected
 
 
 def test_csv_neutralises_formula_cells(evidence, tmp_path):
