@@ -123,6 +123,7 @@ def year_rows(args: argparse.Namespace, figures: dict) -> Rows:
         ('"as of date" member state', f"{year['as_of_s']:.3f} s", ""),
         ("`findings` over the year", f"{year['findings_s']:.3f} s", ""),
         ("audit-period report over the year", f"{year['period_report_s']:.2f} s", ""),
+        ("daily report of the year's last run", f"{year['daily_report_s']:.2f} s", ""),
         ("`bb2sv verify` over the year", f"{year['verify_s']:.1f} s", "< 10 s"),
         (
             "evidence file bytes per member-day (raw pages included)",

@@ -200,6 +200,29 @@ def test_incomplete_run_does_not_split_or_resolve_findings(store):
     assert count == 1
 
 
+def test_a_member_without_2sv_again_has_a_new_finding(tmp_path, synth):
+    """A finding spans consecutive complete runs only: fixed, or absent from a run, and then
+    without 2SV again, a member has a second finding, first seen on its own run."""
+    m = synth.member
+    off_on_off = [False, False, True, False, False]  # user1: fixed on day 3, off again on 4
+    here = [True, True, False, True, True]  # user2 (no 2SV): not listed on day 3
+    with EvidenceStore.open(tmp_path / "evidence.duckdb") as store:
+        for day, (has_2fa, listed) in enumerate(zip(off_on_off, here, strict=True), start=1):
+            people = [m(1, has_2fa_enabled=has_2fa, permission="owner")]
+            people += [m(2, has_2fa_enabled=False)] if listed else []
+            store.record_run(synth.make_extract("acme", people, at=at(day)), policy=DEFAULT_POLICY)
+        rows = store.conn.execute(
+            "SELECT nickname, first_seen, last_seen, resolved_at, resolution, runs "
+            "FROM findings ORDER BY nickname, first_seen"
+        ).fetchall()
+    assert rows == [
+        ("user1", at(1), at(2), at(3), "fixed", 2),
+        ("user1", at(4), at(5), None, None, 2),
+        ("user2", at(1), at(2), at(3), "left", 2),
+        ("user2", at(4), at(5), None, None, 2),
+    ]
+
+
 def test_evidence_coverage_lists_gaps(store):
     rows = store.conn.execute(
         "SELECT day, has_complete_evidence, runs, complete_runs FROM evidence_coverage "
