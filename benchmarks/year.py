@@ -55,7 +55,8 @@ def main(members: int, days: int) -> dict:
             # The daily run's own report after a year: its findings reach back to each
             # member's first violation, so it reads the history.
             last_run = conn.execute(
-                "SELECT run_id FROM collection_runs ORDER BY started_at DESC LIMIT 1"
+                "SELECT run_id FROM collection_runs WHERE status = 'complete' "
+                "ORDER BY started_at DESC LIMIT 1"
             ).fetchone()[0]
             with Timer() as daily_report_t:
                 write_daily_report(conn, last_run, Path(tmp) / "reports")

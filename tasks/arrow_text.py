@@ -17,7 +17,10 @@ __all__ = ["text_of"]
 
 
 def text_of(lines: pa.Array) -> memoryview:
-    """The bytes of the lines (string or large_string, nulls as nothing), in order."""
+    """The bytes of the lines (string or large_string, whose nulls hold no bytes, as
+    DuckDB's and pyarrow's own), in order."""
+    if not (pa.types.is_string(lines.type) or pa.types.is_large_string(lines.type)):
+        raise TypeError(f"text_of reads string arrays, not {lines.type}")
     _validity, offsets, data = lines.buffers()
     if len(lines) == 0 or data is None:  # no value holds a byte
         return memoryview(b"")

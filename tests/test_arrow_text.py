@@ -30,3 +30,10 @@ def test_no_values_no_text():
 def test_the_text_is_the_arrays_own_buffer_not_a_copy():
     lines = pa.array(["x" * 1_000, "y"])
     assert text_of(lines).obj.address == lines.buffers()[2].address
+
+
+@pytest.mark.parametrize("kind", [pa.binary(), pa.string_view(), pa.int32()])
+def test_other_arrays_are_refused(kind):
+    values = [b"ab", b"cd"] if kind == pa.binary() else ["ab", "cd"] if kind != pa.int32() else [1]
+    with pytest.raises(TypeError, match="string arrays"):
+        text_of(pa.array(values, kind))

@@ -27,7 +27,6 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,6 @@ __all__ = [
     "CatalogKey",
     "catalog_problems",
     "create_shipped",
-    "earlier_shipped",
     "empty_evidence_file",
     "foreign_macros",
     "rebuilt_tables",
@@ -263,21 +261,15 @@ def rebuilt_tables(found: dict[CatalogKey, str]) -> list[str]:
 
 
 def catalog_problems(
-    conn: duckdb.DuckDBPyConnection,
-    found: dict[CatalogKey, str] | None = None,
-    *,
-    apart: Collection[CatalogKey] = (),
+    conn: duckdb.DuckDBPyConnection, found: dict[CatalogKey, str] | None = None
 ) -> list[str]:
     """How the attached evidence file's catalog differs from the shipped one (empty: same);
-    `found`: its catalog, when already read; `apart`: objects left out (`earlier_shipped`'s,
-    which verify names in a note)."""
+    `found`: its catalog, when already read."""
     found = read_catalog(conn, EVIDENCE) if found is None else found
     shipped = shipped_catalog()
     problems = []
     for kind, name in sorted(found.keys() | shipped.keys()):
         key = (kind, name)
-        if key in apart:
-            continue
         if key not in found:
             problems.append(f"{kind} {name} is missing from the file (dropped)")
         elif key not in shipped:
@@ -298,68 +290,3 @@ def catalog_problems(
                 "uses the shipped one, and the next `bb2sv collect` re-creates it)"
             )
     return problems
-
-
-# Views and macros as earlier bb2sv versions shipped them, where this one ships them
-# otherwise: views/superseded/<version>/*.sql. A file keeps its writer's definitions until
-# the next writable open re-creates them (bb2sv never reads through them).
-_SUPERSEDED = Path(__file__).parent / "views" / "superseded"
-
-
-def earlier_shipped(found: dict[CatalogKey, str]) -> dict[CatalogKey, str]:
-    """{(kind, name): version} for the views and macros of an evidence file's catalog that
-    differ from the shipped ones by being, exactly, what an earlier bb2sv shipped: a file
-    last written before an upgrade, not an edit. Tables never count (bb2sv never re-creates
-    one; a changed table comes with a migration)."""
-    shipped = shipped_catalog()
-    differing = [
-        key
-        for key, text in found.items()
-        if key[0] != "table" and key in shipped and shipped[key] != text
-    ]
-    if not differing:
-        return {}
-    earlier = {}
-    for version, catalog in _superseded_catalogs().items():
-        earlier |= {key: version for key in differing if catalog.get(key) == found[key]}
-    return earlier
-
-
-def _superseded_catalogs() -> dict[str, dict[CatalogKey, str]]:
-    """{version: catalog} of each earlier version's definitions over the shipped empty file,
-    read back attached as `_build_shipped` reads the shipped ones; made when first asked."""
-    with _BUILDING_EARLIER:  # not _BUILDING: _catalog_with asks for the shipped one
-        built = _EARLIER.get(os.getpid())
-        if built is None:
-            built = _EARLIER[os.getpid()] = {
-                folder.name: _catalog_with(sorted(folder.glob("*.sql")))
-                for folder in sorted(_SUPERSEDED.iterdir())
-                if folder.is_dir()
-            }
-        return built
-
-
-_EARLIER: dict[int, dict[str, dict[CatalogKey, str]]] = {}  # by process id, as _BUILT
-_BUILDING_EARLIER = threading.Lock()
-
-
-def _catalog_with(files: list[Path]) -> dict[CatalogKey, str]:
-    """The catalog of the shipped empty file once `files` are run on a copy of it."""
-    copy = _shipped().readers.with_name(f"earlier-{threading.get_ident()}.duckdb")
-    copy.write_bytes(empty_evidence_file())
-    try:
-        writer = connect(copy, read_only=False)
-        try:
-            for file in files:
-                writer.execute(file.read_text("utf-8"))
-        finally:
-            writer.close()
-        reader = in_memory(external_access=True)
-        try:
-            reader.execute(f"ATTACH {path_literal(copy)} AS {EVIDENCE} (READ_ONLY)")
-            return read_catalog(reader, EVIDENCE)
-        finally:
-            reader.close()
-    finally:
-        copy.unlink(missing_ok=True)
-        copy.with_name(copy.name + ".wal").unlink(missing_ok=True)

@@ -31,7 +31,7 @@ import duckdb
 from tasks.bitbucket.exceptions import ConfigError
 from tasks.canonical import utc_iso, visible_controls
 from tasks.evidence.anchors import check_anchors, check_spooled, read_anchor_log
-from tasks.evidence.catalog import EVIDENCE, catalog_problems, earlier_shipped, read_catalog
+from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import DEFAULT_LOCK_TIMEOUT_S, translate
 from tasks.evidence.integrity import chain_problems
 from tasks.evidence.keys import load_public_keys
@@ -39,7 +39,6 @@ from tasks.evidence.problems import RunProblem
 from tasks.evidence.signing import ChainRun, check_signatures
 from tasks.evidence.spool import still_spooled
 from tasks.evidence.store import EvidenceStore
-from tasks.version import __version__
 
 __all__ = ["HEAD_HASH", "EvidenceVerification", "verify_evidence"]
 
@@ -124,20 +123,12 @@ def verify_evidence(
             ).fetchall()
             runs = [ChainRun(run_id, seq, run_hash) for run_id, seq, run_hash, *_ in rows]
             signatures = check_signatures(store.conn, runs, trusted)
-            in_file = read_catalog(store.conn, EVIDENCE)
-            earlier = earlier_shipped(in_file)
-            catalog = catalog_problems(store.conn, in_file, apart=earlier)
+            catalog = catalog_problems(store.conn)
         except duckdb.Error as exc:
             raise translate(exc, path, action="verify") from None
     result = EvidenceVerification(runs_checked=chain.runs_checked, catalog=catalog)
     found = chain.problems + signatures.problems
     result.notes += signatures.notes
-    result.notes += [
-        f"{kind} {name} is the one bb2sv {version} shipped, not this bb2sv's ({__version__}): "
-        "the file was last written before an upgrade, and the next `bb2sv collect` re-creates "
-        "it (bb2sv itself only uses the shipped one)"
-        for (kind, name), version in sorted(earlier.items())
-    ]
     if log is not None:
         anchors = check_anchors(runs, log, trusted)
         stored = {(workspace, utc_iso(started)) for *_, workspace, started in rows}

@@ -4,18 +4,16 @@ and verify names every object that differs from the shipped catalog."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from tasks.evidence.catalog import _superseded_catalogs, catalog_problems, shipped_catalog
+from tasks.evidence.catalog import catalog_problems
 from tasks.evidence.connection import connect
 from tasks.evidence.errors import IntegrityError
 from tasks.evidence.integrity import verify_chain
 from tasks.evidence.query import run_query
 from tasks.evidence.schema import migrate
 from tasks.evidence.store import EvidenceStore
-from tasks.evidence.verification import verify_evidence
 from tasks.policy import DEFAULT_POLICY
 
 REAL_SHA256_OF_A = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
@@ -194,37 +192,3 @@ def test_a_writable_open_restores_the_shipped_views(filled, synth):
     assert problems_of(filled)
     EvidenceStore.open(filled).close()
     assert problems_of(filled) == []
-
-
-SUPERSEDED = Path(__file__).resolve().parents[2] / "tasks/evidence/views/superseded"
-
-
-def test_a_view_an_earlier_bb2sv_shipped_is_a_note_until_the_next_write(filled, synth):
-    """A file last written before an upgrade holds that version's views: verify says so and
-    passes, where an edit fails; the next writable open re-creates them."""
-    earlier = (SUPERSEDED / "0.6.0" / "50_findings.sql").read_text("utf-8")
-    tamper(filled, synth, earlier)
-    assert any(p.startswith("view findings differs") for p in problems_of(filled))
-    result = verify_evidence(filled)
-    assert result.ok and result.catalog == []
-    assert any(n.startswith("view findings is the one bb2sv 0.6.0 shipped") for n in result.notes)
-
-    tamper(filled, synth, earlier.replace("WHERE in_scope AND NOT compliant", "WHERE false"))
-    edited = verify_evidence(filled)
-    assert not edited.ok and not any("0.6.0" in note for note in edited.notes)
-    assert any(item.startswith("view findings differs") for item in edited.catalog)
-
-    tamper(filled, synth, earlier)
-    EvidenceStore.open(filled).close()
-    assert problems_of(filled) == []
-    assert not any("shipped, not this" in note for note in verify_evidence(filled).notes)
-
-
-@pytest.mark.parametrize("folder", sorted(p.name for p in SUPERSEDED.iterdir() if p.is_dir()))
-def test_each_superseded_definition_is_not_the_shipped_one(folder):
-    """A folder of views/superseded holds only objects this bb2sv ships otherwise."""
-    shipped = shipped_catalog()
-    catalog = _superseded_catalogs()[folder]
-    changed = {key for key, text in catalog.items() if shipped.get(key) != text}
-    assert changed, f"views/superseded/{folder} changes nothing"
-    assert all(key[0] != "table" and key in shipped for key in changed)

@@ -15,6 +15,9 @@
 -- obs is read three times; NOT MATERIALIZED lets each read stream, and lets a filter on
 -- the members reach the scan, where a materialized obs held every observation of the
 -- history at once (a year of 10,000 members: 1.8 GB for a daily report's findings).
+-- bb2sv's readers keep it (their catalog, reader_catalog); the copy stored in an evidence
+-- file loses it (the file is written for DuckDB 1.4, connection.py), so plain DuckDB
+-- still materialises obs there, and the stored text is the same as before.
 CREATE OR REPLACE VIEW findings AS
 WITH obs AS NOT MATERIALIZED (
     SELECT m.*, r.run_no
@@ -26,14 +29,19 @@ first_observed AS (
     FROM obs
     GROUP BY workspace, member_key
 ),
--- Islands: along a member's runs without compliance, run_no minus the row number is
--- constant exactly while the runs are consecutive (one window, one sort).
-numbered AS (
+violations AS (
     SELECT *,
-        run_no - row_number() OVER (PARTITION BY workspace, member_key ORDER BY run_no)
-            AS finding_no
+        CASE WHEN lag(run_no) OVER (PARTITION BY workspace, member_key ORDER BY run_no)
+                  = run_no - 1
+             THEN 0 ELSE 1 END AS starts_finding
     FROM obs
     WHERE in_scope AND NOT compliant
+),
+numbered AS (
+    SELECT *,
+        sum(starts_finding) OVER (PARTITION BY workspace, member_key ORDER BY run_no
+                                  ROWS UNBOUNDED PRECEDING) AS finding_no
+    FROM violations
 ),
 grouped AS (
     SELECT
