@@ -24,9 +24,9 @@ the results (`derived`), so the store need not parse the run's pages again.
 
 `extract_workspace` never raises for API faults. A listing is incomplete when its `next`
 links loop or leave the API's host (`NextLinkPaginator`), a member appears twice (the
-membership changed while paging), an entry has no user, a member has neither account_id
-nor uuid or has one that is not a JSON string, or the first page's `size` disagrees with
-the distinct members read (a missing or non-integer `size` is logged, never trusted). A
+membership changed while paging), an entry has no user, a member has neither account_id nor
+uuid or has one that is not a JSON string or is empty, or the first page's `size` disagrees
+with the distinct members read (a missing or non-integer `size` is logged, never trusted). A
 stop (tasks/signals.py) ends both listings and the attempt as `failed`, with every page
 received kept. A listing that fails (an error answer, a retry budget spent) stops the other
 one too, as soon as its request in flight is answered (that response is kept) or at once if
@@ -191,6 +191,11 @@ def _check_member(user: object, key: str | None, page_number: int, walk: Listing
         return
     if not key:  # none, or an empty string: nothing to tell this member from another by
         walk.problems.append(f"page {page_number} has a member with neither account_id nor uuid")
+        return
+    if empty := [name for name in ("account_id", "uuid") if user.get(name) == ""]:
+        # Keyed by its uuid here (`account_id or uuid`) but by '' in the views (coalesce):
+        # two such members would be one there.
+        walk.problems.append(f"page {page_number} has a member whose {empty[0]} is empty")
         return
     if key in walk.seen:
         walk.duplicates.append((key, walk.seen[key], page_number))
