@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ("*.sql", "*.css", "*.html", "*.j2", "*.json", "*.md", "*.yaml")  # pyproject's globs
+SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+DATA = SETUPTOOLS["package-data"]["*"]  # the globs of the files a wheel carries
+PACKAGES = [name.rstrip("*") for name in SETUPTOOLS["packages"]["find"]["include"]]
 
 
 def test_no_data_file_lies_in_a_folder_the_wheel_leaves_out():
@@ -14,7 +17,7 @@ def test_no_data_file_lies_in_a_folder_the_wheel_leaves_out():
     an installed bb2sv, and the code reading them would fail there only."""
     outside = [
         str(path.relative_to(ROOT))
-        for package in ("tasks", "flows", "bb2sv", "emulator")
+        for package in PACKAGES
         for pattern in DATA
         for path in (ROOT / package).rglob(pattern)
         if not all(part.isidentifier() for part in path.relative_to(ROOT).parent.parts)

@@ -9,7 +9,7 @@ line ends. At 20,000 members pandas took a quarter of a second to format it; Duc
 each row's line in one vectorised query, and the population never becomes a DataFrame. The
 lines come back as Arrow and their buffers are the CSV: at 100,000 members, one text built
 with `string_agg` took the report ~250 MiB above its start (a DuckDB string, a Python str, a
-concatenation and its encoding); the lines take ~100 MiB.
+concatenation and its encoding); the lines take ~25–35 MiB.
 """
 
 from __future__ import annotations
