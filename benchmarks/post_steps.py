@@ -1,13 +1,16 @@
 """The steps after extraction for N members: store, daily report, violation events, artifacts.
 
-    python benchmarks/post_steps.py 20000    → one JSON line of figures
+    python benchmarks/post_steps.py 20000 flow    → one JSON line of figures
+    python benchmarks/post_steps.py 20000 plain
 
 The extract is handed over as extraction hands it over: each page already normalised as it
 arrived (`normalise.PageDeriver`, which extraction runs while it waits for the next page;
 that time is in the extraction figures of `collect_once.py`). Each step as the collection
 runs it: as Prefect tasks inside a flow run against a temporary
-local API (Prefect's start is not counted), and as plain calls (`bb2sv collect` with no
-Prefect API: store and report only). Two runs a day apart, so the second opens and
+local API (Prefect's start is not counted), or as plain calls (`bb2sv collect` with no
+Prefect API: store and report only), each in a process of its own: the first report of a
+process also compiles the report templates, which a path run after the other would not
+pay for. Two runs a day apart, so the second opens and
 resolves violations as a daily run does; the second is the one measured. Each step's CPU
 seconds (this process, all threads) are given beside its wall time: on a shared machine
 they move less than the wall time does.
@@ -123,21 +126,15 @@ def _total(figures: dict) -> float:
     return sum(value for key, value in figures.items() if key.endswith("_s"))
 
 
-def main(members: int) -> dict:
+def main(members: int, path: str) -> dict:
     freeze_imported_objects()  # as the commands do once they have imported (tasks/heap.py)
     with tempfile.TemporaryDirectory() as tmp:
-        local = plain(members, Path(tmp))
-        prefect = in_flow(members, Path(tmp))
+        figures = {"plain": plain, "flow": in_flow}[path](members, Path(tmp))
     return {
         "members": members,
-        "plain": {**local, "total_s": _total(local), "cpu_total_s": _total(local["cpu"])},
-        "flow": {
-            **prefect,
-            "total_s": _total(prefect),
-            "cpu_total_s": _total(prefect["cpu"]),
-        },
+        path: {**figures, "total_s": _total(figures), "cpu_total_s": _total(figures["cpu"])},
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]))))
+    print(json.dumps(main(int(sys.argv[1]), sys.argv[2])))

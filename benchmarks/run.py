@@ -178,7 +178,7 @@ def cli_rows(args: argparse.Namespace, figures: dict) -> Rows:
 def post_step_rows(args: argparse.Namespace, figures: dict) -> Rows:
     """Store, report, events and artifacts at 20,000 members."""
     print("post-extraction steps at 20,000 members…", file=sys.stderr, flush=True)
-    post = child("post_steps.py", "20000")
+    post = {path: child("post_steps.py", "20000", path)[path] for path in ("flow", "plain")}
     figures["post_steps"] = post
     flow_steps = post["flow"]
     return [
