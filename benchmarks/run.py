@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 LATENCY_S = 0.050
-SMALL_RUNS = 3  # collections below 10,000 members: the median of this many
+SMALL_RUNS = 3  # the median of this many: collections below 10,000 members, post-steps
 
 Rows = list[tuple[str, str, str]]  # (measure, result, target)
 
@@ -62,6 +63,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
+def median_run(count: int, key: Callable[[dict], float], script: str, *args: str):
+    """`child(script, *args)` `count` times: the run with the median `key`, and every run
+    sorted by it."""
+    runs = sorted((child(script, *args) for _ in range(count)), key=key)
+    return runs[len(runs) // 2], runs
+
+
 def collection_rows(args: argparse.Namespace, figures: dict) -> Rows:
     """One collection at 1k, 10k (and 100k) members: requests, extraction, load, report, RSS."""
     sizes = [1_000, 10_000] + ([100_000] if args.full else [])
@@ -74,14 +82,13 @@ def collection_rows(args: argparse.Namespace, figures: dict) -> Rows:
         # 1,000 members are 10 pages a listing: one page held up by a busy host moves the
         # ratio by ~0.03, so the run with the median extraction of three stands for it (each
         # in a fresh process, as `bb2sv collect` is, and all three are shown).
-        runs = sorted(
-            (
-                child("collect_once.py", str(members), str(args.latency))
-                for _ in range(SMALL_RUNS if members < 10_000 else 1)
-            ),
-            key=lambda run: run["extract_s"],
+        run, runs = median_run(
+            SMALL_RUNS if members < 10_000 else 1,
+            lambda run: run["extract_s"],
+            "collect_once.py",
+            str(members),
+            str(args.latency),
         )
-        run = runs[len(runs) // 2]
         figures[f"collect_{members}"] = run
         minimum = 2 * math.ceil(members / 100)
         extraction = f"{run['extract_s']:.2f} s ({bound:.2f} s, ×{run['extract_s'] / bound:.2f})"
@@ -178,15 +185,22 @@ def cli_rows(args: argparse.Namespace, figures: dict) -> Rows:
 def post_step_rows(args: argparse.Namespace, figures: dict) -> Rows:
     """Store, report, events and artifacts at 20,000 members."""
     print("post-extraction steps at 20,000 members…", file=sys.stderr, flush=True)
-    post = {path: child("post_steps.py", "20000", path)[path] for path in ("flow", "plain")}
-    figures["post_steps"] = post
-    flow_steps = post["flow"]
+    # Each path in a process of its own (post_steps.py); the flow path's figure moves with
+    # the host by ~0.2 s from one run to the next, so the median of SMALL_RUNS stands for it.
+    flow_steps, flow_runs = median_run(
+        SMALL_RUNS, lambda run: run["flow"]["total_s"], "post_steps.py", "20000", "flow"
+    )
+    flow_steps, flow_runs = flow_steps["flow"], [run["flow"] for run in flow_runs]
+    post = {"flow": flow_steps, "plain": child("post_steps.py", "20000", "plain")["plain"]}
+    figures["post_steps"] = {**post, "flow_totals_s": [run["total_s"] for run in flow_runs]}
+    totals = ", ".join(f"{run['total_s']:.2f}" for run in flow_runs)
     return [
         (
             "20,000: store + report + events + artifacts, as Prefect tasks",
             f"{flow_steps['total_s']:.2f} s (store {flow_steps['store_s']:.2f}, report "
             f"{flow_steps['report_s']:.2f}, {flow_steps['events']} events "
-            f"{flow_steps['events_s']:.2f}, artifacts {flow_steps['artifacts_s']:.2f})",
+            f"{flow_steps['events_s']:.2f}, artifacts {flow_steps['artifacts_s']:.2f}); "
+            f"median of {len(flow_runs)}: {totals} s",
             "≤ 1.5 s",
         ),
         (
