@@ -126,10 +126,19 @@ def _total(figures: dict) -> float:
     return sum(value for key, value in figures.items() if key.endswith("_s"))
 
 
+PATHS = {"plain": plain, "flow": in_flow}
+
+
 def main(members: int, path: str) -> dict:
+    if path == "flow":
+        # Imported before the freeze, as flows/collect.py imports Prefect and the tasks
+        # before `run_collection` freezes what it imported.
+        import prefect.testing.utilities  # noqa: F401
+
+        import tasks.steps  # noqa: F401
     freeze_imported_objects()  # as the commands do once they have imported (tasks/heap.py)
     with tempfile.TemporaryDirectory() as tmp:
-        figures = {"plain": plain, "flow": in_flow}[path](members, Path(tmp))
+        figures = PATHS[path](members, Path(tmp))
     return {
         "members": members,
         path: {**figures, "total_s": _total(figures), "cpu_total_s": _total(figures["cpu"])},
@@ -137,4 +146,6 @@ def main(members: int, path: str) -> dict:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or not sys.argv[1].isdigit() or sys.argv[2] not in PATHS:
+        raise SystemExit(f"usage: post_steps.py MEMBERS {{{'|'.join(PATHS)}}}")
     print(json.dumps(main(int(sys.argv[1]), sys.argv[2])))
