@@ -11,10 +11,11 @@ is not counted), or as plain calls (`bb2sv collect` with no Prefect API: store a
 only), each in a process of its own: the first report of a process also compiles the
 report templates, which a path run after the other would not pay for. Each stored run is
 appended to the anchor log, as both paths do by default (and in a flow run published as
-the anchor artifact). Two runs a day apart, so the second opens and resolves violations as
-a daily run does; the second is the one measured. Each step's CPU seconds (this process,
-all threads) are given beside its wall time: on a shared machine they move less than the
-wall time does.
+the anchor artifact). In the flow, a task that waits EXTRACTION_STAND_IN_S stands in for
+the extraction the steps follow. Two runs a day apart, so the second opens and resolves
+violations as a daily run does; the second is the one measured. Each step's CPU seconds
+(this process, all threads) are given beside its wall time: on a shared machine they move
+less than the wall time does.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def as_extracted(extract: WorkspaceExtract) -> WorkspaceExtract:
     return extract
 
 
-def anchored(result: StoreResult, to: Destination) -> RunRecord:
+def anchored_record(result: StoreResult, to: Destination) -> RunRecord:
     """The stored run, once it is certain its anchor line was appended (a failed append is
     only a `reason`: the figures would leave its cost out unseen)."""
     assert result.record is not None and result.reason is None, result.reason
@@ -91,7 +92,7 @@ def plain(members: int, folder: Path) -> dict:
     extract = as_extracted(make_extract(spec, day=DAY))
     with Clock() as store_t:
         result = record_attempt(extract, to)
-    stored = anchored(result, to)
+    stored = anchored_record(result, to)
     with Clock() as report_t:
         daily_report(stored, db, reports)
     return {
@@ -130,7 +131,7 @@ def in_flow(members: int, folder: Path) -> dict:
         extraction_stand_in()
         with Clock() as store_t:
             result = record_run_task(extract, to)
-        stored = anchored(result, to)
+        stored = anchored_record(result, to)
         with Clock() as report_t:
             bundle = daily_report_task(stored, db, reports)
         with Clock() as events_t:
