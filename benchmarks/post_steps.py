@@ -76,20 +76,26 @@ def anchored_record(result: StoreResult, to: Destination) -> RunRecord:
     return result.record
 
 
-def destination(db: str, reports: str) -> Destination:
-    """Where the steps store, as `bb2sv collect` and the flow store by default: each stored
-    run is also appended to `<reports>/anchors.jsonl` (in a flow run, also published as the
-    workspace's anchor artifact)."""
-    anchor_log = Path(reports) / DEFAULT_ANCHOR_LOG
-    return Destination(db, DEFAULT_POLICY, SpoolSeal(b"bench"), anchor_log=anchor_log)
+def day_before_stored(members: int, folder: Path) -> tuple[Destination, str, WorkspaceExtract]:
+    """Where the steps store (as `bb2sv collect` and the flow store by default: each stored
+    run is also appended to `<reports>/anchors.jsonl`, in a flow run also published as the
+    workspace's anchor artifact), with the day before stored; the reports folder; and the
+    day's extract, as extraction hands it over."""
+    spec = WorkspaceSpec("bench", members=members, seed=11)
+    reports = folder / "reports"
+    to = Destination(
+        str(folder / "evidence.duckdb"),
+        DEFAULT_POLICY,
+        SpoolSeal(b"bench"),
+        anchor_log=reports / DEFAULT_ANCHOR_LOG,
+    )
+    record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
+    return to, str(reports), as_extracted(make_extract(spec, day=DAY))
 
 
 def plain(members: int, folder: Path) -> dict:
-    spec = WorkspaceSpec("bench", members=members, seed=11)
-    db, reports = str(folder / "plain.duckdb"), str(folder / "plain-reports")
-    to = destination(db, reports)
-    record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
-    extract = as_extracted(make_extract(spec, day=DAY))
+    to, reports, extract = day_before_stored(members, folder)
+    db = to.db_path
     with Clock() as store_t:
         result = record_attempt(extract, to)
     stored = anchored_record(result, to)
@@ -113,11 +119,8 @@ def in_flow(members: int, folder: Path) -> dict:
         record_run_task,
     )
 
-    spec = WorkspaceSpec("bench", members=members, seed=11)
-    db, reports = str(folder / "flow.duckdb"), str(folder / "flow-reports")
-    to = destination(db, reports)
-    record_attempt(make_extract(spec, day=DAY.replace(day=19)), to)
-    extract = as_extracted(make_extract(spec, day=DAY))
+    to, reports, extract = day_before_stored(members, folder)
+    db = to.db_path
 
     @task(name="extraction-stand-in")
     def extraction_stand_in() -> None:
